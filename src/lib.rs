@@ -1,0 +1,8 @@
+//! `migrator` moves Apache Pegasus tables between clusters while their clients keep running.
+//!
+//! Modules: [`pegasus`] talks to Pegasus servers; [`sim`] is the protocol-faithful simulated
+//! cluster used by tests, benchmarks and `migrator sandbox`; [`cli`] runs the subcommands.
+
+#![deny(clippy::all)]
+
+pub mod pegasus;

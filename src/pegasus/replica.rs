@@ -1,0 +1,138 @@
+//! Owns calls to replica servers: data RPCs addressed to a partition, remote commands, and
+//! the HTTP endpoints served on the same port.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::base::Gpid;
+use super::connection::Pool;
+use super::error::{Error, Result};
+use super::frame::RequestHeader;
+use super::messages::command::{Command, RemoteCommand};
+use super::messages::Rpc;
+
+/// The v0 header of a request to partition `gpid` for a key with routing hash `hash`.
+#[must_use]
+pub fn data_header(gpid: Gpid, hash: u64) -> RequestHeader {
+    RequestHeader {
+        app_id: gpid.app_id,
+        partition_index: gpid.partition_index,
+        client_timeout_ms: 0,
+        thread_hash: gpid.thread_hash(),
+        partition_hash: hash,
+    }
+}
+
+/// A client of replica servers (any number, pooled connections).
+#[derive(Debug, Clone)]
+pub struct ReplicaClient {
+    pool: Pool,
+    timeout: Duration,
+}
+
+impl ReplicaClient {
+    /// A client whose calls wait at most `timeout`.
+    #[must_use]
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            pool: Pool::new(timeout),
+            timeout,
+        }
+    }
+
+    /// The per-call deadline.
+    #[must_use]
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Sends data RPC `R` to `addr` for partition `gpid`.
+    ///
+    /// # Errors
+    /// Transport failures and RPC-level errors (`ERR_INVALID_STATE`, `ERR_OBJECT_NOT_FOUND`, ...).
+    pub async fn call<R: Rpc>(
+        &self,
+        addr: SocketAddr,
+        gpid: Gpid,
+        hash: u64,
+        req: &R::Request,
+    ) -> Result<R::Response> {
+        let result = self
+            .pool
+            .call::<R>(addr, data_header(gpid, hash), req, self.timeout)
+            .await;
+        if let Err(e) = &result {
+            if matches!(e, Error::ConnectionLost { .. } | Error::Connect { .. }) {
+                self.pool.evict(addr).await;
+            }
+        }
+        result
+    }
+
+    /// Runs a remote command on any server (meta or replica) and returns its output.
+    ///
+    /// # Errors
+    /// Transport and RPC-level failures.
+    pub async fn command(&self, addr: SocketAddr, cmd: &str, args: &[&str]) -> Result<String> {
+        let req = Command {
+            cmd: cmd.to_string(),
+            arguments: args.iter().map(|a| (*a).to_string()).collect(),
+        };
+        self.pool
+            .call::<RemoteCommand>(addr, RequestHeader::default(), &req, self.timeout)
+            .await
+    }
+
+    /// `GET path` on the server's HTTP endpoint (same port as RPC); returns status and body.
+    ///
+    /// # Errors
+    /// [`Error::Http`] on transport failure or a malformed response.
+    pub async fn http_get(&self, addr: SocketAddr, path: &str) -> Result<(u16, String)> {
+        let fail = |reason: String| Error::Http {
+            addr,
+            path: path.to_string(),
+            reason,
+            status: None,
+        };
+        let fetch = async {
+            let mut s = TcpStream::connect(addr)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+            s.write_all(req.as_bytes())
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            let mut raw = Vec::new();
+            s.take(16 << 20)
+                .read_to_end(&mut raw)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            parse_http_response(&raw).ok_or_else(|| fail("malformed HTTP response".into()))
+        };
+        tokio::time::timeout(self.timeout, fetch)
+            .await
+            .map_err(|_| fail(format!("no answer within {:?}", self.timeout)))?
+    }
+}
+
+fn parse_http_response(raw: &[u8]) -> Option<(u16, String)> {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_response_status_and_body_are_split() {
+        let raw = b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nno!";
+        assert_eq!(parse_http_response(raw), Some((404, "no!".into())));
+        assert_eq!(parse_http_response(b"garbage"), None);
+    }
+}
