@@ -6,3 +6,4 @@
 #![deny(clippy::all)]
 
 pub mod pegasus;
+pub mod sim;

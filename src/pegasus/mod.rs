@@ -12,6 +12,7 @@ pub mod key;
 pub mod messages;
 pub mod meta;
 pub mod replica;
+pub mod table;
 pub mod thrift;
 
 pub use base::{Blob, ErrorCode, Gpid, HostPort, RpcAddress};

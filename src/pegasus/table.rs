@@ -1,0 +1,200 @@
+//! Owns the data client of one table as official clients behave: resolve the partition
+//! configuration through the meta servers (or meta-proxy), route each key by its hash to the
+//! primary, and on `ERR_INVALID_STATE` / `ERR_OBJECT_NOT_FOUND` / a lost connection re-resolve
+//! and retry until the call's deadline. A timeout is not retried (the write may have landed).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::base::{err, Blob, Gpid};
+use super::error::{Error, Result};
+use super::key;
+use super::messages::data::{rocksdb, Get, Put, Remove, UpdateRequest};
+use super::messages::Rpc;
+use super::meta::MetaClient;
+use super::replica::ReplicaClient;
+
+/// The routing of one table at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routing {
+    pub app_id: i32,
+    pub partition_count: i32,
+    pub primaries: Vec<Option<SocketAddr>>,
+}
+
+/// Timeouts of a table client.
+#[derive(Debug, Clone, Copy)]
+pub struct TableOptions {
+    /// Deadline of one operation, retries included.
+    pub op_timeout: Duration,
+    /// Pause between a refresh and the retry.
+    pub retry_backoff: Duration,
+}
+
+impl Default for TableOptions {
+    fn default() -> Self {
+        Self { op_timeout: Duration::from_secs(5), retry_backoff: Duration::from_millis(20) }
+    }
+}
+
+/// A client of one table.
+#[derive(Debug, Clone)]
+pub struct TableClient {
+    table: String,
+    meta: MetaClient,
+    replica: ReplicaClient,
+    routing: Arc<RwLock<Option<Arc<Routing>>>>,
+    opts: TableOptions,
+}
+
+impl TableClient {
+    /// A client of `table` resolved through `meta` (a cluster's metas or a meta-proxy).
+    #[must_use]
+    pub fn new(table: &str, meta: MetaClient, opts: TableOptions) -> Self {
+        Self {
+            table: table.to_string(),
+            meta,
+            replica: ReplicaClient::new(opts.op_timeout),
+            routing: Arc::default(),
+            opts,
+        }
+    }
+
+    /// The table name.
+    #[must_use]
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Re-reads the partition configuration.
+    ///
+    /// # Errors
+    /// The meta query failed or returned an unusable configuration.
+    pub async fn refresh(&self) -> Result<Arc<Routing>> {
+        let cfg = self.meta.query_config(&self.table).await?;
+        let count = usize::try_from(cfg.partition_count).unwrap_or(0);
+        if count == 0 || cfg.partitions.len() != count {
+            return Err(Error::App {
+                addr: self.meta.leader(),
+                rpc: super::messages::apps::QueryConfig::NAME,
+                code: super::base::ErrorCode::new(err::INVALID_DATA),
+                hint: Some(format!("{} partitions for a count of {count}", cfg.partitions.len())),
+            });
+        }
+        let mut primaries = vec![None; count];
+        for p in &cfg.partitions {
+            if let Some(slot) = usize::try_from(p.pid.partition_index).ok().and_then(|i| primaries.get_mut(i)) {
+                *slot = p.primary.to_socket();
+            }
+        }
+        let routing = Arc::new(Routing { app_id: cfg.app_id, partition_count: cfg.partition_count, primaries });
+        *self.routing.write().expect("routing lock") = Some(routing.clone());
+        Ok(routing)
+    }
+
+    async fn routing(&self) -> Result<Arc<Routing>> {
+        let cached = self.routing.read().expect("routing lock").clone();
+        match cached {
+            Some(r) => Ok(r),
+            None => self.refresh().await,
+        }
+    }
+
+    /// Sends `req` for a key with routing hash `hash`, re-resolving on routing errors.
+    async fn call<R: Rpc>(&self, hash: u64, req: &R::Request) -> Result<R::Response> {
+        let deadline = Instant::now() + self.opts.op_timeout;
+        loop {
+            let result = self.call_once::<R>(hash, req).await;
+            match result {
+                Err(e) if retriable(&e) && Instant::now() + self.opts.retry_backoff < deadline => {
+                    tokio::time::sleep(self.opts.retry_backoff).await;
+                    // A failed refresh is retried on the next round until the deadline.
+                    let _ = self.refresh().await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn call_once<R: Rpc>(&self, hash: u64, req: &R::Request) -> Result<R::Response> {
+        let routing = self.routing().await?;
+        let pidx = key::partition_index(hash, routing.partition_count);
+        let Some(addr) = routing.primaries[usize::try_from(pidx).unwrap_or(0)] else {
+            return Err(Error::Rpc {
+                addr: self.meta.leader(),
+                rpc: R::NAME,
+                code: super::base::ErrorCode::new(err::OBJECT_NOT_FOUND),
+            });
+        };
+        self.replica.call::<R>(addr, Gpid::new(routing.app_id, pidx), hash, req).await
+    }
+
+    /// Writes `value` at (`hash_key`, `sort_key`); returns the decree it was committed at.
+    ///
+    /// # Errors
+    /// Routing, transport or storage failure.
+    pub async fn put(&self, hash_key: &[u8], sort_key: &[u8], value: &[u8]) -> Result<i64> {
+        let key = composite(hash_key, sort_key)?;
+        let hash = key::key_hash(&key);
+        let req = UpdateRequest { key: Blob(key), value: Blob::new(value), expire_ts_seconds: 0 };
+        let resp = self.call::<Put>(hash, &req).await?;
+        self.storage_ok::<Put>(resp.error)?;
+        Ok(resp.decree)
+    }
+
+    /// Reads (`hash_key`, `sort_key`); `None` when absent.
+    ///
+    /// # Errors
+    /// Routing, transport or storage failure.
+    pub async fn get(&self, hash_key: &[u8], sort_key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let key = composite(hash_key, sort_key)?;
+        let hash = key::key_hash(&key);
+        let resp = self.call::<Get>(hash, &Blob(key)).await?;
+        match resp.error {
+            rocksdb::NOT_FOUND => Ok(None),
+            code => self.storage_ok::<Get>(code).map(|()| Some(resp.value.0)),
+        }
+    }
+
+    /// Deletes (`hash_key`, `sort_key`).
+    ///
+    /// # Errors
+    /// Routing, transport or storage failure.
+    pub async fn remove(&self, hash_key: &[u8], sort_key: &[u8]) -> Result<()> {
+        let key = composite(hash_key, sort_key)?;
+        let hash = key::key_hash(&key);
+        let resp = self.call::<Remove>(hash, &Blob(key)).await?;
+        self.storage_ok::<Remove>(resp.error)
+    }
+
+    fn storage_ok<R: Rpc>(&self, code: i32) -> Result<()> {
+        if code == rocksdb::OK {
+            return Ok(());
+        }
+        Err(Error::App {
+            addr: self.meta.leader(),
+            rpc: R::NAME,
+            code: super::base::ErrorCode::new(&format!("rocksdb error {code}")),
+            hint: None,
+        })
+    }
+}
+
+fn composite(hash_key: &[u8], sort_key: &[u8]) -> Result<Vec<u8>> {
+    key::composite_key(hash_key, sort_key).map_err(|e| Error::App {
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        rpc: "key",
+        code: super::base::ErrorCode::new(err::INVALID_PARAMETERS),
+        hint: Some(e.to_string()),
+    })
+}
+
+/// Errors after which official clients refresh the configuration and try again.
+fn retriable(e: &Error) -> bool {
+    matches!(e, Error::ConnectionLost { .. } | Error::Connect { .. })
+        || e.is(err::INVALID_STATE)
+        || e.is(err::OBJECT_NOT_FOUND)
+}

@@ -1,0 +1,96 @@
+//! Defines the simulator's knobs: server version, node counts and every interval and rate.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The Pegasus release a simulated cluster behaves like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Version {
+    /// 2.4/2.5: perf counters, silent duplication re-add (dupid 0 quirk), no host_port fields.
+    V2_5,
+    /// 2.6 (master): `partition_states`, `ERR_DUP_EXIST`, `/metrics`, host_port fields.
+    V2_6,
+}
+
+impl Version {
+    /// Whether 2.6-only features and fields are on.
+    #[must_use]
+    pub fn is_2_6(self) -> bool {
+        self == Self::V2_6
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::V2_5 => "2.5",
+            Self::V2_6 => "2.6",
+        })
+    }
+}
+
+impl FromStr for Version {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "2.4" | "2.5" => Ok(Self::V2_5),
+            "2.6" => Ok(Self::V2_6),
+            other => Err(format!("unknown Pegasus version {other:?} (expected 2.5 or 2.6)")),
+        }
+    }
+}
+
+/// Timings and sizes of one simulated cluster.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub version: Version,
+    /// Number of meta servers (one is leader).
+    pub metas: usize,
+    /// Number of replica servers.
+    pub replicas: usize,
+    /// Replicas per partition (primary + secondaries), capped at `replicas`.
+    pub replica_count: usize,
+    /// How often replica servers pull app envs from meta (`config_sync_interval_ms`).
+    pub config_sync_interval: Duration,
+    /// How often the duplication engine advances states and ships (`duplication_sync`).
+    pub dup_tick: Duration,
+    /// Time a primary needs to prepare its checkpoint in DS_PREPARE.
+    pub checkpoint_delay: Duration,
+    /// Most mutations shipped per second per partition.
+    pub ship_rate: u32,
+    /// Most mutations in one duplicate RPC.
+    pub ship_batch: usize,
+    /// Deadline of RPCs the simulator itself sends (create follower, duplicate).
+    pub rpc_timeout: Duration,
+}
+
+impl SimConfig {
+    /// Settings for fast tests: 100 ms config sync, quick checkpoints.
+    #[must_use]
+    pub fn fast(version: Version) -> Self {
+        Self {
+            version,
+            metas: 3,
+            replicas: 3,
+            replica_count: 3,
+            config_sync_interval: Duration::from_millis(100),
+            dup_tick: Duration::from_millis(20),
+            checkpoint_delay: Duration::from_millis(100),
+            ship_rate: 50_000,
+            ship_batch: 200,
+            rpc_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            config_sync_interval: Duration::from_secs(1),
+            checkpoint_delay: Duration::from_millis(500),
+            dup_tick: Duration::from_millis(50),
+            ..Self::fast(Version::V2_5)
+        }
+    }
+}

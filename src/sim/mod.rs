@@ -1,0 +1,123 @@
+//! Owns the simulated Pegasus clusters and meta-proxy used by tests, benchmarks and
+//! `migrator sandbox`.
+//!
+//! A [`SimCluster`] binds its meta and replica servers on `127.0.0.1:0`, serves the real
+//! protocol on them, and runs config sync and the duplication engine in the background until
+//! it is dropped. Clusters that share a [`Directory`] know each other, as
+//! `[pegasus.clusters]` and `[duplication-group]` make real clusters do.
+
+pub mod config;
+pub mod duplication;
+pub mod envsync;
+pub mod faults;
+pub mod meta;
+pub mod replica;
+pub mod replica_views;
+pub mod server;
+pub mod shipping;
+pub mod state;
+pub mod storage;
+pub mod tables;
+pub mod zk_server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use config::{SimConfig, Version};
+pub use state::{Cluster, Directory, Peer};
+
+use crate::pegasus::messages::apps::CreateAppOptions;
+
+/// A running simulated cluster; dropping it stops every server and background task.
+pub struct SimCluster {
+    cluster: Arc<Cluster>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl SimCluster {
+    /// Starts cluster `name` with duplication-group id `cluster_id`, registered in `directory`.
+    ///
+    /// # Errors
+    /// A loopback port could not be bound.
+    pub async fn start(name: &str, cluster_id: i8, config: SimConfig, directory: &Directory) -> std::io::Result<Self> {
+        let metas = bind_all(config.metas.max(1)).await?;
+        let replicas = bind_all(config.replicas.max(1)).await?;
+        let addrs = |ls: &[TcpListener]| ls.iter().map(TcpListener::local_addr).collect::<std::io::Result<Vec<_>>>();
+        let cluster = Arc::new(Cluster::new(name, cluster_id, config, addrs(&metas)?, addrs(&replicas)?, directory.clone()));
+        directory.insert(name, Peer { metas: cluster.metas.clone(), cluster_id });
+        let (shutdown, stop) = watch::channel(false);
+        let drops = cluster.faults.drop_connections.subscribe();
+        for (index, l) in metas.into_iter().enumerate() {
+            let node = Arc::new(meta::MetaNode { cluster: cluster.clone(), index });
+            tokio::spawn(server::serve(l, node, stop.clone(), drops.clone()));
+        }
+        for (index, l) in replicas.into_iter().enumerate() {
+            let node = Arc::new(replica::ReplicaNode { cluster: cluster.clone(), index });
+            tokio::spawn(server::serve(l, node, stop.clone(), drops.clone()));
+            tokio::spawn(envsync::run(cluster.clone(), index, stop.clone()));
+        }
+        tokio::spawn(shipping::run(cluster.clone(), stop));
+        Ok(Self { cluster, shutdown })
+    }
+
+    /// The shared cluster state (for tests and the sandbox).
+    #[must_use]
+    pub fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    /// Meta server addresses.
+    #[must_use]
+    pub fn metas(&self) -> Vec<SocketAddr> {
+        self.cluster.metas.clone()
+    }
+
+    /// Replica server addresses.
+    #[must_use]
+    pub fn replicas(&self) -> Vec<SocketAddr> {
+        self.cluster.replicas.clone()
+    }
+
+    /// Creates a table directly (no RPC); `data_version` 0 emulates a table from before v1.
+    ///
+    /// # Errors
+    /// The meta's create errors (`ERR_APP_EXIST`, bad counts).
+    pub fn create_table(&self, name: &str, partitions: i32, data_version: u32) -> Result<i32, tables::AppError> {
+        let c = &self.cluster;
+        let mut state = c.lock();
+        let opts = CreateAppOptions {
+            partition_count: partitions,
+            replica_count: i32::try_from(c.config.replica_count).unwrap_or(3),
+            app_type: "pegasus".into(),
+            is_stateful: true,
+            ..Default::default()
+        };
+        let id = tables::create_app(c, &mut state, name, &opts)?;
+        if let Some(app) = state.apps.get_mut(&id) {
+            app.data_version = data_version;
+        }
+        Ok(id)
+    }
+
+    /// Stops the servers and background tasks.
+    pub fn stop(&self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+impl Drop for SimCluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn bind_all(n: usize) -> std::io::Result<Vec<TcpListener>> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(TcpListener::bind("127.0.0.1:0").await?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,223 @@
+//! Owns replica-server behaviour: data RPCs routed by the header's gpid with the real checks
+//! (hosted, `replica.deny_client_request`, primary), the duplicate receiver, query app info,
+//! and the read-only views (perf counters, HTTP) in `replica_views`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::meta::respond;
+use super::server::{Handler, Outcome};
+use super::state::{App, Cluster, State};
+use super::storage::{self, Write};
+use super::{replica_views, tables};
+use crate::pegasus::base::{err, Blob, ErrorCode};
+use crate::pegasus::frame::{self, Request};
+use crate::pegasus::messages::apps::{QueryAppInfo, QueryAppInfoResponse};
+use crate::pegasus::messages::command::RemoteCommand;
+use crate::pegasus::messages::data::{
+    rocksdb, Duplicate, DuplicateRequest, DuplicateResponse, Get, KeyValue, MultiGet, MultiGetRequest,
+    MultiGetResponse, MultiPut, Put, ReadResponse, Remove, UpdateResponse,
+};
+use crate::pegasus::messages::Rpc;
+use crate::pegasus::key;
+use crate::pegasus::thrift::Wire;
+
+/// One replica server of a simulated cluster.
+#[derive(Clone)]
+pub struct ReplicaNode {
+    pub cluster: Arc<Cluster>,
+    pub index: usize,
+}
+
+/// A request that passed the replica's checks: the table and partition it targets.
+struct Target {
+    app_id: i32,
+    pidx: usize,
+}
+
+impl ReplicaNode {
+    fn server(&self) -> String {
+        self.cluster.replicas[self.index].to_string()
+    }
+
+    fn error(req: &Request, code: &str) -> Option<Vec<u8>> {
+        Some(frame::encode_error_reply(code, &req.name, req.seqid))
+    }
+
+    /// The checks of `on_client_write`/`on_client_read`, in the server's order: hosted here,
+    /// deny env (as applied at the last config sync), primary.
+    fn check(&self, state: &State, req: &Request, write: bool) -> Result<Target, Option<Vec<u8>>> {
+        let (app_id, pidx) = (req.header.app_id, req.header.partition_index);
+        let app = state.apps.get(&app_id).filter(|a| a.status == crate::pegasus::messages::apps::AppStatus::AS_AVAILABLE);
+        let part = usize::try_from(pidx).ok().and_then(|p| app.and_then(|a| a.partitions.get(p)));
+        let Some(part) = part.filter(|p| p.primary == self.index || p.secondaries.contains(&self.index)) else {
+            return Err(Self::error(req, err::OBJECT_NOT_FOUND));
+        };
+        if let Some(deny) = state.nodes[self.index].deny.get(&app_id) {
+            if (write && deny.write) || (!write && deny.read) {
+                // timeout*: drop without a reply; reconfig*: make the client re-resolve.
+                return Err(if deny.reconfig { Self::error(req, err::INVALID_STATE) } else { None });
+            }
+        }
+        if part.primary != self.index {
+            return Err(Self::error(req, err::INVALID_STATE));
+        }
+        Ok(Target { app_id, pidx: usize::try_from(pidx).unwrap_or(0) })
+    }
+
+    /// Applies a client write; `None` means no reply.
+    fn write(&self, req: &Request) -> Option<Vec<u8>> {
+        let Some(write) = Write::decode(&req.name, &req.args) else {
+            return Self::error(req, err::INVALID_DATA);
+        };
+        let mut state = self.cluster.lock();
+        let t = match self.check(&state, req, true) {
+            Ok(t) => t,
+            Err(reply) => return reply,
+        };
+        let app = state.apps.get_mut(&t.app_id).expect("checked");
+        let decree = storage::apply_client_write(app, t.pidx, req, &write, self.cluster.cluster_id);
+        let resp = UpdateResponse {
+            error: rocksdb::OK,
+            app_id: t.app_id,
+            partition_index: req.header.partition_index,
+            decree,
+            server: self.server(),
+        };
+        Some(frame::encode_reply(&req.name, req.seqid, &resp))
+    }
+
+    fn duplicate(&self, req: &Request) -> Option<Vec<u8>> {
+        let Ok(dup) = req.decode_args::<DuplicateRequest>() else {
+            return Self::error(req, err::INVALID_DATA);
+        };
+        let mut state = self.cluster.lock();
+        let t = match self.check(&state, req, true) {
+            Ok(t) => t,
+            Err(reply) => return reply,
+        };
+        let app = state.apps.get_mut(&t.app_id).expect("checked");
+        let dir = &self.cluster.directory;
+        let entries = dup.entries.unwrap_or_default();
+        let result = storage::apply_duplicate(app, t.pidx, &entries, self.cluster.cluster_id, |id| dir.knows_id(id));
+        let resp = match result {
+            Ok(_) => DuplicateResponse { error: Some(0), error_hint: None },
+            Err((code, hint)) => DuplicateResponse { error: Some(code), error_hint: Some(hint) },
+        };
+        Some(frame::encode_reply(Duplicate::NAME, req.seqid, &resp))
+    }
+
+    fn read<T: Wire>(&self, req: &Request, f: impl FnOnce(&App, usize) -> T) -> Option<Vec<u8>> {
+        let state = self.cluster.lock();
+        match self.check(&state, req, false) {
+            Ok(t) => Some(frame::encode_reply(&req.name, req.seqid, &f(&state.apps[&t.app_id], t.pidx))),
+            Err(reply) => reply,
+        }
+    }
+
+    fn get(&self, req: &Request) -> Option<Vec<u8>> {
+        let Ok(key) = req.decode_args::<Blob>() else { return Self::error(req, err::INVALID_DATA) };
+        self.read(req, |app, pidx| {
+            let rec = app.partitions[pidx].data.get(&key.0);
+            ReadResponse {
+                error: if rec.is_some() { rocksdb::OK } else { rocksdb::NOT_FOUND },
+                value: Blob(rec.map(|r| r.value.clone()).unwrap_or_default()),
+                app_id: app.id,
+                partition_index: i32::try_from(pidx).unwrap_or(0),
+                server: self.server(),
+            }
+        })
+    }
+
+    fn multi_get(&self, req: &Request) -> Option<Vec<u8>> {
+        let Ok(q) = req.decode_args::<MultiGetRequest>() else { return Self::error(req, err::INVALID_DATA) };
+        self.read(req, |app, pidx| {
+            let (error, kvs) = multi_get_rows(&app.partitions[pidx].data, &q);
+            MultiGetResponse { error, kvs, app_id: app.id, partition_index: i32::try_from(pidx).unwrap_or(0), server: self.server() }
+        })
+    }
+
+    fn query_app_info(&self, req: &Request) -> Outcome {
+        let state = self.cluster.lock();
+        let v2_6 = self.cluster.config.version.is_2_6();
+        let hosted = |a: &&App| a.partitions.iter().any(|p| p.primary == self.index || p.secondaries.contains(&self.index));
+        let apps = state.apps.values().filter(hosted).map(|a| tables::app_info(a, v2_6)).collect();
+        respond::<QueryAppInfo>(req, |_| QueryAppInfoResponse { err: ErrorCode::ok(), apps })
+    }
+
+    fn data(&self, req: Request) -> Outcome {
+        let delay = self.cluster.faults.write_delay();
+        let is_write = matches!(req.name.as_str(), Put::NAME | Remove::NAME | MultiPut::NAME | Duplicate::NAME);
+        if is_write && !delay.is_zero() {
+            let node = self.clone();
+            return Outcome::Later(Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                node.data_now(&req)
+            }));
+        }
+        self.data_now(&req).map_or(Outcome::NoReply, Outcome::Reply)
+    }
+
+    fn data_now(&self, req: &Request) -> Option<Vec<u8>> {
+        match req.name.as_str() {
+            Put::NAME | Remove::NAME | MultiPut::NAME => self.write(req),
+            Duplicate::NAME => self.duplicate(req),
+            Get::NAME => self.get(req),
+            MultiGet::NAME => self.multi_get(req),
+            _ => Self::error(req, err::HANDLER_NOT_FOUND),
+        }
+    }
+}
+
+/// Rows of one hash key: the listed sort keys, or the `[start, stop]` range.
+fn multi_get_rows(data: &BTreeMap<Vec<u8>, super::state::Record>, q: &MultiGetRequest) -> (i32, Vec<KeyValue>) {
+    let kv = |sort: &[u8], value: &[u8]| KeyValue {
+        key: Blob::new(sort),
+        value: Blob::new(if q.no_value { Vec::new() } else { value.to_vec() }),
+        expire_ts_seconds: None,
+    };
+    if !q.sort_keys.is_empty() {
+        let rows = q.sort_keys.iter().filter_map(|s| {
+            let k = key::composite_key(&q.hash_key.0, &s.0).ok()?;
+            data.get(&k).map(|r| kv(&s.0, &r.value))
+        });
+        return (rocksdb::OK, rows.collect());
+    }
+    let Ok(prefix) = key::composite_key(&q.hash_key.0, b"") else { return (rocksdb::INVALID_ARGUMENT, vec![]) };
+    let limit = usize::try_from(q.max_kv_count).ok().filter(|&n| n > 0).unwrap_or(usize::MAX);
+    let in_range = |sort: &[u8]| {
+        let after_start = q.start_sortkey.0.is_empty() || sort > q.start_sortkey.0.as_slice() || (q.start_inclusive && sort == q.start_sortkey.0.as_slice());
+        let before_stop = q.stop_sortkey.0.is_empty() || sort < q.stop_sortkey.0.as_slice() || (q.stop_inclusive && sort == q.stop_sortkey.0.as_slice());
+        after_start && before_stop
+    };
+    let mut rows: Vec<_> = data
+        .range(prefix.clone()..)
+        .take_while(|(k, _)| k.starts_with(&prefix))
+        .filter(|(k, _)| in_range(&k[prefix.len()..]))
+        .map(|(k, r)| kv(&k[prefix.len()..], &r.value))
+        .collect();
+    if q.reverse {
+        rows.reverse();
+    }
+    let error = if rows.len() > limit { rocksdb::INCOMPLETE } else { rocksdb::OK };
+    rows.truncate(limit);
+    (error, rows)
+}
+
+impl Handler for ReplicaNode {
+    fn handle(&self, req: Request) -> Outcome {
+        match req.name.as_str() {
+            QueryAppInfo::NAME => self.query_app_info(&req),
+            RemoteCommand::NAME => respond::<RemoteCommand>(&req, |c| replica_views::command(self, &c.cmd, &c.arguments)),
+            _ => self.data(req),
+        }
+    }
+
+    fn http(&self, path: &str) -> (u16, String) {
+        replica_views::http(self, path)
+    }
+
+    fn refuses(&self) -> bool {
+        self.cluster.faults.is_unreachable()
+    }
+}

@@ -1,0 +1,154 @@
+//! Owns the read-only views a replica server offers about duplication and data: the 2.5
+//! perf counters (`perf-counters-by-substr`), `/replica/data_version`, `/replica/duplication`
+//! and the 2.6 `/metrics` endpoint.
+
+use serde_json::{json, Value};
+
+use super::replica::ReplicaNode;
+use super::server::parse_query;
+use super::state::{App, Dup};
+use crate::pegasus::messages::duplication::DuplicationStatus;
+
+/// Primary partitions of `app` hosted on `node`.
+fn primaries<'a>(node: &'a ReplicaNode, app: &'a App) -> impl Iterator<Item = usize> + 'a {
+    (0..app.partitions.len()).filter(move |&p| app.partitions[p].primary == node.index)
+}
+
+fn pending(app: &App, dup: &Dup, pidx: usize) -> i64 {
+    (app.partitions[pidx].last_committed - dup.confirmed[pidx]).max(0)
+}
+
+/// Runs a remote command on a replica server.
+#[must_use]
+pub fn command(node: &ReplicaNode, cmd: &str, args: &[String]) -> String {
+    match cmd {
+        "perf-counters-by-substr" => perf_counters(node, |name| args.iter().any(|a| name.contains(a.as_str()))),
+        "perf-counters-by-prefix" => perf_counters(node, |name| args.iter().any(|a| name.starts_with(a.as_str()))),
+        other => format!("unknown command '{other}'"),
+    }
+}
+
+fn perf_counters(node: &ReplicaNode, wanted: impl Fn(&str) -> bool) -> String {
+    let mut counters = vec![];
+    let v2_5 = !node.cluster.config.version.is_2_6();
+    {
+        let state = node.cluster.lock();
+        let mut node_pending = 0;
+        for app in state.apps.values() {
+            for dup in app.dups.values() {
+                for p in primaries(node, app) {
+                    node_pending += pending(app, dup, p);
+                    if v2_5 && dup.status == DuplicationStatus::DS_LOG {
+                        let name = format!("replica*app.pegasus*dup_shipped_ops@{}.{p}", app.id);
+                        counters.push(json!({"name": name, "type": "RATE", "value": dup.ship_rate[p]}));
+                    }
+                }
+            }
+        }
+        if v2_5 {
+            let name = "replica*eon.replica_stub*dup.pending_mutations_count";
+            counters.push(json!({"name": name, "type": "VOLATILE_NUMBER", "value": node_pending}));
+        }
+    }
+    counters.push(json!({"name": "replica*eon.replica_stub*replica(Count)", "type": "NUMBER", "value": 0}));
+    counters.retain(|c| wanted(c["name"].as_str().unwrap_or_default()));
+    let now = super::state::now_secs();
+    json!({"result": "OK", "timestamp": now, "timestamp_str": now.to_string(), "counters": counters}).to_string()
+}
+
+/// Serves the replica HTTP endpoints.
+#[must_use]
+pub fn http(node: &ReplicaNode, path: &str) -> (u16, String) {
+    let (path, query) = parse_query(path);
+    let param = |k: &str| query.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+    match path {
+        "/replica/data_version" => data_version(node, param("app_id")),
+        "/replica/duplication" => duplication(node, param("appid")),
+        "/metrics" if node.cluster.config.version.is_2_6() => metrics(node, param("attributes")),
+        _ => (404, format!("{{\"error\":\"not found: {path}\"}}")),
+    }
+}
+
+fn parse_id(raw: Option<&str>, name: &str) -> Result<i32, (u16, String)> {
+    raw.and_then(|v| v.parse().ok()).ok_or((400, format!("invalid {name}")))
+}
+
+fn data_version(node: &ReplicaNode, app_id: Option<&str>) -> (u16, String) {
+    let id = match parse_id(app_id, "app_id") {
+        Ok(id) => id,
+        Err(e) => return e,
+    };
+    let state = node.cluster.lock();
+    let Some(app) = state.apps.get(&id) else { return (404, format!("app_id={id} not found")) };
+    let hosted: serde_json::Map<String, Value> = app
+        .partitions
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.primary == node.index || p.secondaries.contains(&node.index))
+        .map(|(i, _)| (i.to_string(), json!({"data_version": app.data_version.to_string()})))
+        .collect();
+    if hosted.is_empty() {
+        return (404, format!("app_id={id} not found"));
+    }
+    (200, Value::Object(hosted).to_string())
+}
+
+fn duplication(node: &ReplicaNode, appid: Option<&str>) -> (u16, String) {
+    let id = match parse_id(appid, "appid") {
+        Ok(id) => id,
+        Err(e) => return e,
+    };
+    let state = node.cluster.lock();
+    let Some(app) = state.apps.get(&id) else { return (404, format!("appid={id} not found")) };
+    let v2_6 = node.cluster.config.version.is_2_6();
+    let mut out = serde_json::Map::new();
+    for dup in app.dups.values() {
+        let mut parts = serde_json::Map::new();
+        for p in primaries(node, app) {
+            let n = pending(app, dup, p);
+            let mut st = json!({
+                "duplicating": dup.status == DuplicationStatus::DS_LOG,
+                "not_confirmed_mutations_num": n,
+                "not_duplicated_mutations_num": n,
+                "fail_mode": dup.fail_mode.name(),
+            });
+            if v2_6 {
+                st["remote_app_name"] = json!(dup.remote_app_name);
+            }
+            parts.insert(format!("{}.{p}", app.id), st);
+        }
+        out.insert(dup.dupid.to_string(), Value::Object(parts));
+    }
+    (200, Value::Object(out).to_string())
+}
+
+/// `/metrics?attributes=table_id,<id>`: replica entities with dup metrics (2.6).
+fn metrics(node: &ReplicaNode, attributes: Option<&str>) -> (u16, String) {
+    let table_filter: Option<i32> = attributes.and_then(|a| {
+        let parts: Vec<&str> = a.split(',').collect();
+        parts.chunks(2).find(|c| c[0] == "table_id").and_then(|c| c.get(1)?.parse().ok())
+    });
+    let state = node.cluster.lock();
+    let mut entities = vec![];
+    for app in state.apps.values().filter(|a| table_filter.is_none_or(|t| t == a.id)) {
+        for p in primaries(node, app) {
+            let pend: i64 = app.dups.values().map(|d| pending(app, d, p)).sum();
+            let shipped: u64 = app.dups.values().map(|d| d.shipped[p]).sum();
+            entities.push(json!({
+                "type": "replica",
+                "id": format!("replica@{}.{p}", app.id),
+                "attributes": {"table_id": app.id.to_string(), "partition_id": p.to_string()},
+                "metrics": [
+                    {"name": "dup_pending_mutations", "value": pend},
+                    {"name": "dup_shipped_successful_requests", "value": shipped},
+                ],
+            }));
+        }
+    }
+    let addr = node.cluster.replicas[node.index];
+    let body = json!({
+        "cluster": node.cluster.name, "role": "replica", "host": addr.ip().to_string(),
+        "port": addr.port(), "timestamp_ns": super::state::now_us() * 1000, "entities": entities,
+    });
+    (200, body.to_string())
+}

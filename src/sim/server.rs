@@ -1,0 +1,170 @@
+//! Owns the simulator's TCP serving: accept loop, one task per connection, THFT and HTTP on
+//! the same port, replies in any order, graceful shutdown and fault-driven disconnects.
+//!
+//! Per-connection errors are logged and close that connection only.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+use crate::pegasus::frame::{self, FrameError, Request};
+
+/// A reply that is computed later (slow servers, proxies).
+pub type Deferred = Pin<Box<dyn Future<Output = Option<Vec<u8>>> + Send>>;
+
+/// What a handler does with a request.
+pub enum Outcome {
+    /// Send these bytes back.
+    Reply(Vec<u8>),
+    /// Never answer (a `timeout*` denied request, or an RPC meta-proxy ignores).
+    NoReply,
+    /// Answer when the future completes (or never, if it yields `None`).
+    Later(Deferred),
+}
+
+/// Behaviour of one simulated node.
+pub trait Handler: Send + Sync + 'static {
+    /// Handles one decoded THFT request.
+    fn handle(&self, req: Request) -> Outcome;
+    /// Handles `GET path` on the same port; returns status and JSON body.
+    fn http(&self, path: &str) -> (u16, String);
+    /// Whether the node currently refuses connections (fault).
+    fn refuses(&self) -> bool;
+}
+
+/// Serves `listener` until `shutdown` turns true; `drops` bumps make every open connection
+/// close (the dropped-connections fault).
+pub async fn serve(
+    listener: TcpListener,
+    handler: Arc<dyn Handler>,
+    mut shutdown: watch::Receiver<bool>,
+    drops: watch::Receiver<u64>,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                if handler.refuses() {
+                    drop(stream);
+                    continue;
+                }
+                let _ = stream.set_nodelay(true);
+                let conn = serve_connection(stream, handler.clone(), drops.clone());
+                let mut stop = shutdown.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = stop.changed() => {}
+                        () = conn => {}
+                    }
+                });
+            }
+        }
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    handler: Arc<dyn Handler>,
+    mut drops: watch::Receiver<u64>,
+) {
+    drops.mark_unchanged();
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let writer = tokio::spawn(async move {
+        while let Some(bytes) = rx.recv().await {
+            if wr.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = tokio::select! {
+            _ = drops.changed() => break,
+            n = rd.read(&mut chunk) => match n { Ok(0) | Err(_) => break, Ok(n) => n },
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.starts_with(b"GET ") || buf.starts_with(b"POST") {
+            serve_http(&buf, handler.as_ref(), &tx);
+            break;
+        }
+        if handler.refuses() || process_frames(&mut buf, handler.as_ref(), &tx).is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    // A deferred reply keeps its own sender; the writer ends once all of them are done.
+    let _ = writer.await;
+}
+
+/// Handles every complete frame in `buf`; replies that are ready go out in one write.
+fn process_frames(
+    buf: &mut Vec<u8>,
+    handler: &dyn Handler,
+    tx: &mpsc::UnboundedSender<Vec<u8>>,
+) -> Result<(), FrameError> {
+    let mut out = Vec::new();
+    loop {
+        let len = match frame::check_request(buf) {
+            Ok(len) => len,
+            Err(FrameError::Incomplete) => break,
+            Err(e) => {
+                tracing::debug!("closing connection: {e}");
+                return Err(e);
+            }
+        };
+        let req = frame::parse_request(&buf[..len]);
+        buf.drain(..len);
+        let req = req.inspect_err(|e| tracing::debug!("closing connection: {e}"))?;
+        let oneway = req.oneway;
+        match handler.handle(req) {
+            Outcome::Reply(_) | Outcome::NoReply if oneway => {}
+            Outcome::Reply(bytes) => out.extend_from_slice(&bytes),
+            Outcome::NoReply => {}
+            Outcome::Later(fut) => {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    if let Some(bytes) = fut.await {
+                        let _ = tx.send(bytes);
+                    }
+                });
+            }
+        }
+    }
+    if !out.is_empty() {
+        let _ = tx.send(out);
+    }
+    Ok(())
+}
+
+fn serve_http(buf: &[u8], handler: &dyn Handler, tx: &mpsc::UnboundedSender<Vec<u8>>) {
+    let line = String::from_utf8_lossy(buf.split(|&b| b == b'\n').next().unwrap_or_default()).into_owned();
+    let path = line.split_whitespace().nth(1).unwrap_or("/");
+    let (status, body) = handler.http(path);
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        _ => "Error",
+    };
+    let response = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tx.send(response.into_bytes());
+}
+
+/// Splits `path?a=1&b=2` into the path and its query pairs.
+#[must_use]
+pub fn parse_query(path: &str) -> (&str, Vec<(&str, &str)>) {
+    let (p, q) = path.split_once('?').unwrap_or((path, ""));
+    let pairs = q.split('&').filter(|s| !s.is_empty()).map(|kv| kv.split_once('=').unwrap_or((kv, ""))).collect();
+    (p, pairs)
+}

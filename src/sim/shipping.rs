@@ -1,0 +1,299 @@
+//! Owns the duplication engine of a source cluster: DS_PREPARE → (create the follower table on
+//! the target with `RPC_CM_CREATE_APP`) → DS_APP → (copy the checkpoint, wait until the follower
+//! is healthy) → DS_LOG → ship logged mutations with `RPC_RRDB_RRDB_DUPLICATE` to the target's
+//! primaries at the configured rate and batch size, advancing confirmed decrees.
+//!
+//! Each tick decides under the state lock what to do and runs the network steps as tasks
+//! outside it; a step that fails is simply tried again on a later tick, as the server does.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use super::state::{Cluster, Dup, Record, FOLLOWER_STATUS_ENV, MASTER_APP_NAME_ENV, MASTER_CLUSTER_ENV, MASTER_METAS_ENV};
+use crate::pegasus::base::{Blob, Gpid, TaskCode};
+use crate::pegasus::key;
+use crate::pegasus::messages::apps::CreateAppOptions;
+use crate::pegasus::messages::data::{Duplicate, DuplicateEntry, DuplicateRequest, Put, UpdateRequest};
+use crate::pegasus::messages::duplication::DuplicationStatus::{self, DS_APP, DS_LOG, DS_PREPARE};
+use crate::pegasus::meta::{MetaClient, MetaOptions};
+use crate::pegasus::replica::ReplicaClient;
+use crate::pegasus::thrift::to_bytes;
+
+/// Runs the engine of `cluster` until `shutdown` turns true.
+pub async fn run(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
+    let engine = Arc::new(Engine {
+        replica: ReplicaClient::new(cluster.config.rpc_timeout),
+        metas: std::sync::Mutex::default(),
+        cluster,
+    });
+    let mut tick = tokio::time::interval(engine.cluster.config.dup_tick);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_shipped: HashMap<(i32, i32), Vec<u64>> = HashMap::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = tick.tick() => {
+                for step in engine.plan_tick(&mut last_shipped) {
+                    tokio::spawn(engine.clone().run_step(step));
+                }
+            }
+        }
+    }
+}
+
+struct Engine {
+    cluster: Arc<Cluster>,
+    replica: ReplicaClient,
+    metas: std::sync::Mutex<HashMap<String, MetaClient>>,
+}
+
+/// Where a step applies.
+#[derive(Debug, Clone)]
+struct DupRef {
+    app_id: i32,
+    dupid: i32,
+    remote: String,
+    remote_app: String,
+}
+
+enum Step {
+    CreateFollower(DupRef, CreateAppOptions),
+    CopyCheckpoint(DupRef, Vec<BTreeMap<Vec<u8>, Record>>),
+    Ship(DupRef, usize, Vec<DuplicateEntry>, i64, u64),
+}
+
+impl Engine {
+    fn meta(&self, remote: &str) -> Option<MetaClient> {
+        let peer = self.cluster.directory.get(remote)?;
+        let mut metas = self.metas.lock().expect("meta cache lock");
+        let opts = MetaOptions { call_timeout: self.cluster.config.rpc_timeout, ..MetaOptions::default() };
+        Some(metas.entry(remote.to_string()).or_insert_with(|| MetaClient::new(peer.metas, opts)).clone())
+    }
+
+    /// Decides this tick's steps; refreshes what the meta has heard from primaries.
+    fn plan_tick(&self, last_shipped: &mut HashMap<(i32, i32), Vec<u64>>) -> Vec<Step> {
+        let c = &self.cluster;
+        let tick_secs = c.config.dup_tick.as_secs_f64();
+        let budget = ((f64::from(c.config.ship_rate) * tick_secs) as usize).clamp(1, c.config.ship_batch);
+        let mut steps = Vec::new();
+        let mut state = c.lock();
+        for app in state.apps.values_mut() {
+            let (app_id, envs, max_replicas, name) = (app.id, app.envs.clone(), app.max_replica_count, app.name.clone());
+            let partitions = &app.partitions;
+            for dup in app.dups.values_mut() {
+                dup.reported = dup.confirmed.iter().zip(partitions).map(|(&c, p)| (c, p.last_committed)).collect();
+                let prev = last_shipped.entry((app_id, dup.dupid)).or_insert_with(|| dup.shipped.clone());
+                for (p, rate) in dup.ship_rate.iter_mut().enumerate() {
+                    let delta = dup.shipped[p].saturating_sub(prev[p]) as f64;
+                    *rate = 0.5 * *rate + 0.5 * delta / tick_secs;
+                }
+                prev.clone_from(&dup.shipped);
+                let r = DupRef { app_id, dupid: dup.dupid, remote: dup.remote.clone(), remote_app: dup.remote_app_name.clone() };
+                match dup.status {
+                    DS_PREPARE if !dup.busy && dup.status_since.elapsed() >= c.config.checkpoint_delay => {
+                        dup.busy = true;
+                        let replicas = dup.remote_replica_count.clamp(1, max_replicas.max(1));
+                        let opts = follower_options(c, &envs, partitions.len(), replicas, &name);
+                        steps.push(Step::CreateFollower(r, opts));
+                    }
+                    DS_APP if !dup.busy && !c.faults.stuck_in_app.load(Ordering::Relaxed) => {
+                        dup.busy = true;
+                        steps.push(Step::CopyCheckpoint(r, partitions.iter().map(|p| p.data.clone()).collect()));
+                    }
+                    DS_LOG => steps.extend(ship_steps(dup, partitions, &r, budget, c.cluster_id)),
+                    _ => {}
+                }
+            }
+        }
+        steps
+    }
+
+    async fn run_step(self: Arc<Self>, step: Step) {
+        match step {
+            Step::CreateFollower(r, opts) => {
+                let ok = self.create_follower(&r, opts).await;
+                self.finish_status_step(&r, DS_PREPARE, ok.then_some(DS_APP));
+            }
+            Step::CopyCheckpoint(r, data) => {
+                let ok = self.copy_checkpoint(&r, data).await;
+                self.finish_status_step(&r, DS_APP, ok.then_some(DS_LOG));
+            }
+            Step::Ship(r, pidx, entries, last_decree, hash) => {
+                let n = entries.len() as u64;
+                let ok = self.ship(&r, entries, hash).await;
+                self.finish_ship(&r, pidx, ok.then_some((last_decree, n)));
+            }
+        }
+    }
+
+    async fn create_follower(&self, r: &DupRef, opts: CreateAppOptions) -> bool {
+        let Some(meta) = self.meta(&r.remote) else { return false };
+        match meta.create_app(&r.remote_app, opts).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::debug!(table = r.remote_app, "created follower app failed: {e}");
+                false
+            }
+        }
+    }
+
+    async fn copy_checkpoint(&self, r: &DupRef, data: Vec<BTreeMap<Vec<u8>, Record>>) -> bool {
+        let Some(meta) = self.meta(&r.remote) else { return false };
+        let Some(target) = self.remote_table(&meta, r).await else { return false };
+        if target.primaries.len() != data.len() {
+            tracing::warn!(table = r.remote_app, "follower partition count differs from the source");
+            return false;
+        }
+        for records in &data {
+            for chunk in records.iter().collect::<Vec<_>>().chunks(self.cluster.config.ship_batch) {
+                let entries: Vec<_> = chunk.iter().map(|(k, rec)| self.checkpoint_entry(k, rec)).collect();
+                let hash = key::key_hash(chunk.last().map(|(k, _)| k.as_slice()).unwrap_or_default());
+                if !self.send(&target, entries, hash).await {
+                    return false;
+                }
+            }
+        }
+        if self.cluster.config.version.is_2_6() {
+            return meta.set_app_envs(&r.remote_app, &[(FOLLOWER_STATUS_ENV, "created")]).await.is_ok();
+        }
+        true
+    }
+
+    fn checkpoint_entry(&self, key: &[u8], rec: &Record) -> DuplicateEntry {
+        let put = UpdateRequest { key: Blob::new(key), value: Blob::new(rec.value.clone()), expire_ts_seconds: 0 };
+        let mut raw = vec![0x0c, 0, 1];
+        raw.extend(to_bytes(&put));
+        raw.push(0);
+        DuplicateEntry {
+            timestamp: Some((rec.timetag >> 8) as i64),
+            task_code: Some(TaskCode(<Put as crate::pegasus::messages::Rpc>::NAME.into())),
+            raw_message: Some(Blob(raw)),
+            cluster_id: Some(self.cluster.cluster_id),
+            verify_timetag: None,
+        }
+    }
+
+    async fn ship(&self, r: &DupRef, entries: Vec<DuplicateEntry>, hash: u64) -> bool {
+        let Some(meta) = self.meta(&r.remote) else { return false };
+        let Some(target) = self.remote_table(&meta, r).await else { return false };
+        self.send(&target, entries, hash).await
+    }
+
+    async fn send(&self, target: &RemoteTable, entries: Vec<DuplicateEntry>, hash: u64) -> bool {
+        let count = i32::try_from(target.primaries.len()).unwrap_or(1);
+        let pidx = key::partition_index(hash, count);
+        let addr = target.primaries[usize::try_from(pidx).unwrap_or(0)];
+        let req = DuplicateRequest { entries: Some(entries) };
+        match self.replica.call::<Duplicate>(addr, Gpid::new(target.app_id, pidx), hash, &req).await {
+            Ok(resp) if resp.error.unwrap_or(0) == 0 => true,
+            Ok(resp) => {
+                tracing::debug!("duplicate refused: {:?} {:?}", resp.error, resp.error_hint);
+                false
+            }
+            Err(e) => {
+                tracing::debug!("duplicate failed: {e}");
+                false
+            }
+        }
+    }
+
+    async fn remote_table(&self, meta: &MetaClient, r: &DupRef) -> Option<RemoteTable> {
+        let cfg = meta.query_config(&r.remote_app).await.ok()?;
+        let primaries: Option<Vec<SocketAddr>> = cfg.partitions.iter().map(|p| p.primary.to_socket()).collect();
+        let primaries = primaries?;
+        (usize::try_from(cfg.partition_count).ok() == Some(primaries.len()) && !primaries.is_empty())
+            .then_some(RemoteTable { app_id: cfg.app_id, primaries })
+    }
+
+    fn finish_status_step(&self, r: &DupRef, from: DuplicationStatus, to: Option<DuplicationStatus>) {
+        let mut state = self.cluster.lock();
+        let Some(dup) = dup_mut(&mut state, r) else { return };
+        dup.busy = false;
+        if let Some(to) = to.filter(|_| dup.status == from) {
+            dup.status = to;
+            dup.status_since = Instant::now();
+        }
+    }
+
+    fn finish_ship(&self, r: &DupRef, pidx: usize, done: Option<(i64, u64)>) {
+        let mut state = self.cluster.lock();
+        let Some(app) = state.apps.get_mut(&r.app_id) else { return };
+        if let Some(dup) = app.dups.get_mut(&r.dupid) {
+            dup.shipping[pidx] = false;
+            if let Some((decree, n)) = done {
+                dup.confirmed[pidx] = dup.confirmed[pidx].max(decree);
+                dup.shipped[pidx] += n;
+            }
+        }
+        let floor = app.min_confirmed(pidx).unwrap_or(i64::MAX);
+        let log = &mut app.partitions[pidx].log;
+        while log.front().is_some_and(|m| m.decree <= floor) {
+            log.pop_front();
+        }
+    }
+}
+
+struct RemoteTable {
+    app_id: i32,
+    primaries: Vec<SocketAddr>,
+}
+
+fn dup_mut<'a>(state: &'a mut super::state::State, r: &DupRef) -> Option<&'a mut Dup> {
+    state.apps.get_mut(&r.app_id)?.dups.get_mut(&r.dupid)
+}
+
+/// What the source meta sends to create the follower: source envs plus the master markers.
+fn follower_options(c: &Cluster, envs: &BTreeMap<String, String>, partitions: usize, replicas: i32, source_app: &str) -> CreateAppOptions {
+    let mut envs = envs.clone();
+    envs.insert(MASTER_CLUSTER_ENV.into(), c.name.clone());
+    envs.insert(MASTER_METAS_ENV.into(), c.meta_list());
+    if c.config.version.is_2_6() {
+        envs.insert(MASTER_APP_NAME_ENV.into(), source_app.to_string());
+        envs.insert(FOLLOWER_STATUS_ENV.into(), "creating".into());
+    }
+    CreateAppOptions {
+        partition_count: i32::try_from(partitions).unwrap_or(i32::MAX),
+        replica_count: replicas,
+        success_if_exist: false,
+        app_type: "pegasus".into(),
+        is_stateful: true,
+        envs,
+        atomic_idempotent: None,
+    }
+}
+
+/// Shipping steps for partitions of `dup` that have unshipped mutations and nothing in flight.
+fn ship_steps(dup: &mut Dup, partitions: &[super::state::Partition], r: &DupRef, budget: usize, own_id: i8) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for (pidx, p) in partitions.iter().enumerate() {
+        if dup.shipping[pidx] || dup.confirmed[pidx] >= p.last_committed {
+            continue;
+        }
+        let from = dup.confirmed[pidx];
+        let batch: Vec<_> = p.log.iter().filter(|m| m.decree > from).take(budget).collect();
+        let Some(last) = batch.last() else {
+            // Nothing logged past the confirmed decree (e.g. writes before the checkpoint).
+            dup.confirmed[pidx] = p.last_committed;
+            continue;
+        };
+        let (last_decree, hash) = (last.decree, last.hash);
+        let entries = batch
+            .iter()
+            .map(|m| DuplicateEntry {
+                timestamp: Some(m.timestamp_us),
+                task_code: Some(TaskCode(m.code.to_string())),
+                raw_message: Some(Blob(m.raw.clone())),
+                cluster_id: Some(own_id),
+                verify_timetag: None,
+            })
+            .collect();
+        dup.shipping[pidx] = true;
+        steps.push(Step::Ship(r.clone(), pidx, entries, last_decree, hash));
+    }
+    steps
+}
