@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per area.
 
+mod dup;
 mod sim;
 mod support;
 mod wire;
