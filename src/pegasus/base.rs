@@ -7,7 +7,7 @@
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
-use super::thrift::{ttype, DecodeError, Reader, Wire, Writer};
+use super::thrift::{ttype, DecodeError, Gen, Reader, Sample, Wire, Writer};
 
 /// An `ERR_*` name as it travels on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
@@ -297,6 +297,47 @@ impl Wire for Blob {
             let hex: String = self.0.iter().map(|b| format!("{b:02x}")).collect();
             serde_json::json!({ "hex": hex })
         }
+    }
+}
+
+impl Sample for ErrorCode {
+    fn sample(g: &mut Gen) -> Self {
+        Self(String::sample(g))
+    }
+}
+
+impl Sample for TaskCode {
+    fn sample(g: &mut Gen) -> Self {
+        Self(String::sample(g))
+    }
+}
+
+impl Sample for Gpid {
+    fn sample(g: &mut Gen) -> Self {
+        Self::new(i32::sample(g), i32::sample(g))
+    }
+}
+
+impl Sample for RpcAddress {
+    fn sample(g: &mut Gen) -> Self {
+        // Type 0 reads back as the all-zero invalid address, so only generate that form.
+        if bool::sample(g) {
+            Self { ip: u32::sample(g), port: u16::sample(g), kind: 1 }
+        } else {
+            Self::INVALID
+        }
+    }
+}
+
+impl Sample for HostPort {
+    fn sample(g: &mut Gen) -> Self {
+        Self { host: String::sample(g), port: u16::sample(g), kind: i8::from(bool::sample(g)) }
+    }
+}
+
+impl Sample for Blob {
+    fn sample(g: &mut Gen) -> Self {
+        Self(Vec::<u8>::sample(g))
     }
 }
 

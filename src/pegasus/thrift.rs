@@ -518,6 +518,13 @@ macro_rules! thrift_struct {
                 serde_json::Value::Object(m)
             }
         }
+
+        impl $crate::pegasus::thrift::Sample for $name {
+            fn sample(g: &mut $crate::pegasus::thrift::Gen) -> Self {
+                let _ = &g;
+                Self { $( $field: $crate::pegasus::thrift::Sample::sample(g), )* }
+            }
+        }
     };
 }
 
@@ -634,7 +641,88 @@ macro_rules! thrift_enum {
                 serde_json::Value::String(self.name())
             }
         }
+
+        impl $crate::pegasus::thrift::Sample for $name {
+            fn sample(g: &mut $crate::pegasus::thrift::Gen) -> Self {
+                Self::from_value(g.below(10) as i32 - 1)
+            }
+        }
     };
+}
+
+/// A small deterministic generator of values, for property tests of the codec.
+#[derive(Debug, Clone)]
+pub struct Gen(u64);
+
+impl Gen {
+    /// A generator seeded with `seed`.
+    #[must_use]
+    pub fn new(seed: u64) -> Self {
+        Self(seed | 1)
+    }
+    /// The next 64 random bits (xorshift).
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+}
+
+/// Values that can be generated at random (every wire type and message).
+pub trait Sample {
+    fn sample(g: &mut Gen) -> Self;
+}
+
+macro_rules! sample_int {
+    ($($t:ty),*) => {$(
+        impl Sample for $t {
+            fn sample(g: &mut Gen) -> Self {
+                g.next_u64() as $t
+            }
+        }
+    )*};
+}
+sample_int!(i8, i16, i32, i64, u16, u32);
+
+impl Sample for bool {
+    fn sample(g: &mut Gen) -> Self {
+        g.next_u64() & 1 == 1
+    }
+}
+
+impl Sample for String {
+    fn sample(g: &mut Gen) -> Self {
+        (0..g.below(8)).map(|_| char::from(b'a' + g.below(26) as u8)).collect()
+    }
+}
+
+impl Sample for Vec<u8> {
+    fn sample(g: &mut Gen) -> Self {
+        (0..g.below(8)).map(|_| g.next_u64() as u8).collect()
+    }
+}
+
+impl<T: Sample + Wire> Sample for Vec<T> {
+    fn sample(g: &mut Gen) -> Self {
+        (0..g.below(4)).map(|_| T::sample(g)).collect()
+    }
+}
+
+impl<K: Sample + Ord, V: Sample> Sample for BTreeMap<K, V> {
+    fn sample(g: &mut Gen) -> Self {
+        (0..g.below(4)).map(|_| (K::sample(g), V::sample(g))).collect()
+    }
+}
+
+impl<T: Sample> Sample for Option<T> {
+    fn sample(g: &mut Gen) -> Self {
+        (g.next_u64() & 1 == 1).then(|| T::sample(g))
+    }
 }
 
 #[cfg(test)]

@@ -84,6 +84,14 @@ impl SimConfig {
     }
 }
 
+impl SimConfig {
+    /// Default settings (1 s config sync) for `version`.
+    #[must_use]
+    pub fn default_for(version: Version) -> Self {
+        Self { version, ..Self::default() }
+    }
+}
+
 impl Default for SimConfig {
     fn default() -> Self {
         Self {

@@ -1,0 +1,207 @@
+//! Owns the sandbox's client load: writers that resolve tables through meta-proxy (re-resolving
+//! on `ERR_INVALID_STATE`, as the Java client does), a record of every acknowledged write and
+//! of the windows in which writes were unavailable, and the check afterwards that every
+//! acknowledged write is readable where the routing points.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::pegasus::meta::{MetaClient, MetaOptions};
+use crate::pegasus::table::{TableClient, TableOptions};
+
+/// How the load runs.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    pub tables: Vec<String>,
+    /// Where clients resolve tables (the meta-proxy).
+    pub resolver: SocketAddr,
+    /// Total acknowledged-write target per second; 0 = as fast as the servers allow.
+    pub rate: u32,
+    /// Concurrent writers per table.
+    pub writers_per_table: usize,
+    /// Deadline of one write, retries included.
+    pub op_timeout: Duration,
+}
+
+/// A write acknowledged by the servers.
+#[derive(Debug, Clone)]
+pub struct Acked {
+    pub table: String,
+    pub hash_key: String,
+}
+
+/// Unavailability seen by one table's writers.
+#[derive(Debug, Default)]
+struct Availability {
+    outage_start: Option<Instant>,
+    windows_ms: Vec<u64>,
+}
+
+impl Availability {
+    fn failed(&mut self, sent: Instant) {
+        self.outage_start.get_or_insert(sent);
+    }
+    fn succeeded(&mut self, sent: Instant, acked: Instant) {
+        // A write that took long is unavailability too (no reply while writes were blocked).
+        let start = self.outage_start.take().map_or(sent, |s| s.min(sent));
+        let took = acked.duration_since(start);
+        if took >= Duration::from_millis(200) {
+            self.windows_ms.push(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
+        }
+    }
+}
+
+/// A running load; [`Load::finish`] stops it and returns what it saw.
+pub struct Load {
+    stop: watch::Sender<bool>,
+    writers: Vec<JoinHandle<WriterLog>>,
+    availability: HashMap<String, Arc<Mutex<Availability>>>,
+    started: Instant,
+}
+
+#[derive(Debug, Default)]
+struct WriterLog {
+    acked: Vec<Acked>,
+    failed: u64,
+}
+
+/// What the load saw.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    pub acked_writes: u64,
+    pub failed_writes: u64,
+    pub seconds: f64,
+    pub acked_per_second: f64,
+    /// Longest window in which some table's writes were unavailable.
+    pub write_unavailable_ms: u64,
+    /// Every window, per table.
+    pub unavailable_windows_ms: HashMap<String, Vec<u64>>,
+    #[serde(skip)]
+    pub acked: Vec<Acked>,
+}
+
+impl Load {
+    /// Starts the writers.
+    #[must_use]
+    pub fn start(cfg: &LoadConfig) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let total_writers = (cfg.tables.len() * cfg.writers_per_table).max(1);
+        let interval = (cfg.rate > 0).then(|| Duration::from_secs_f64(total_writers as f64 / f64::from(cfg.rate)));
+        let meta = MetaClient::new(vec![cfg.resolver], MetaOptions { call_timeout: cfg.op_timeout, ..MetaOptions::default() });
+        let mut availability = HashMap::new();
+        let mut writers = Vec::new();
+        for table in &cfg.tables {
+            let avail = Arc::new(Mutex::new(Availability::default()));
+            availability.insert(table.clone(), avail.clone());
+            let opts = TableOptions { op_timeout: cfg.op_timeout, ..TableOptions::default() };
+            let client = TableClient::new(table, meta.clone(), opts);
+            for w in 0..cfg.writers_per_table {
+                let writer = Writer { client: client.clone(), id: w, avail: avail.clone(), interval };
+                writers.push(tokio::spawn(writer.run(stopped.clone())));
+            }
+        }
+        Self { stop, writers, availability, started: Instant::now() }
+    }
+
+    /// Stops the writers and gathers their logs.
+    pub async fn finish(self) -> LoadReport {
+        let _ = self.stop.send(true);
+        let seconds = self.started.elapsed().as_secs_f64();
+        let mut acked = Vec::new();
+        let mut failed = 0;
+        for w in self.writers {
+            if let Ok(log) = w.await {
+                acked.extend(log.acked);
+                failed += log.failed;
+            }
+        }
+        let unavailable_windows_ms: HashMap<String, Vec<u64>> = self
+            .availability
+            .into_iter()
+            .map(|(t, a)| (t, std::mem::take(&mut a.lock().expect("availability lock").windows_ms)))
+            .collect();
+        let worst = unavailable_windows_ms.values().flatten().copied().max().unwrap_or(0);
+        LoadReport {
+            acked_writes: acked.len() as u64,
+            failed_writes: failed,
+            seconds,
+            acked_per_second: acked.len() as f64 / seconds.max(1e-9),
+            write_unavailable_ms: worst,
+            unavailable_windows_ms,
+            acked,
+        }
+    }
+}
+
+struct Writer {
+    client: TableClient,
+    id: usize,
+    avail: Arc<Mutex<Availability>>,
+    interval: Option<Duration>,
+}
+
+impl Writer {
+    async fn run(self, mut stop: watch::Receiver<bool>) -> WriterLog {
+        let mut log = WriterLog::default();
+        let start = tokio::time::Instant::now();
+        for seq in 0u64.. {
+            if *stop.borrow() {
+                break;
+            }
+            if let Some(every) = self.interval {
+                let due = start + every.mul_f64(seq as f64);
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    () = tokio::time::sleep_until(due) => {}
+                }
+            }
+            let hash_key = format!("w{}-{seq}", self.id);
+            let sent = Instant::now();
+            let result = self.client.put(hash_key.as_bytes(), b"s", hash_key.as_bytes()).await;
+            let mut avail = self.avail.lock().expect("availability lock");
+            match result {
+                Ok(_) => {
+                    avail.succeeded(sent, Instant::now());
+                    log.acked.push(Acked { table: self.client.table().to_string(), hash_key });
+                }
+                Err(_) => {
+                    avail.failed(sent);
+                    log.failed += 1;
+                }
+            }
+        }
+        log
+    }
+}
+
+/// Counts acknowledged writes that are not readable through `clients` (by table).
+pub async fn count_lost(acked: Vec<Acked>, clients: &HashMap<String, TableClient>) -> u64 {
+    const READERS: usize = 32;
+    let acked = Arc::new(acked);
+    let mut readers = tokio::task::JoinSet::new();
+    for r in 0..READERS {
+        let (acked, clients) = (acked.clone(), clients.clone());
+        readers.spawn(async move {
+            let mut lost = 0u64;
+            for a in acked.iter().skip(r).step_by(READERS) {
+                let got = match clients.get(&a.table) {
+                    Some(c) => c.get(a.hash_key.as_bytes(), b"s").await.ok().flatten(),
+                    None => None,
+                };
+                lost += u64::from(got.as_deref() != Some(a.hash_key.as_bytes()));
+            }
+            lost
+        });
+    }
+    let mut lost = 0;
+    while let Some(n) = readers.join_next().await {
+        lost += n.unwrap_or(0);
+    }
+    lost
+}
