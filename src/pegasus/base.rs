@@ -322,7 +322,11 @@ impl Sample for RpcAddress {
     fn sample(g: &mut Gen) -> Self {
         // Type 0 reads back as the all-zero invalid address, so only generate that form.
         if bool::sample(g) {
-            Self { ip: u32::sample(g), port: u16::sample(g), kind: 1 }
+            Self {
+                ip: u32::sample(g),
+                port: u16::sample(g),
+                kind: 1,
+            }
         } else {
             Self::INVALID
         }
@@ -331,7 +335,11 @@ impl Sample for RpcAddress {
 
 impl Sample for HostPort {
     fn sample(g: &mut Gen) -> Self {
-        Self { host: String::sample(g), port: u16::sample(g), kind: i8::from(bool::sample(g)) }
+        Self {
+            host: String::sample(g),
+            port: u16::sample(g),
+            kind: i8::from(bool::sample(g)),
+        }
     }
 }
 

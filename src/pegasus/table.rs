@@ -36,7 +36,10 @@ pub struct TableOptions {
 
 impl Default for TableOptions {
     fn default() -> Self {
-        Self { op_timeout: Duration::from_secs(5), retry_backoff: Duration::from_millis(20) }
+        Self {
+            op_timeout: Duration::from_secs(5),
+            retry_backoff: Duration::from_millis(20),
+        }
     }
 }
 
@@ -81,16 +84,26 @@ impl TableClient {
                 addr: self.meta.leader(),
                 rpc: super::messages::apps::QueryConfig::NAME,
                 code: super::base::ErrorCode::new(err::INVALID_DATA),
-                hint: Some(format!("{} partitions for a count of {count}", cfg.partitions.len())),
+                hint: Some(format!(
+                    "{} partitions for a count of {count}",
+                    cfg.partitions.len()
+                )),
             });
         }
         let mut primaries = vec![None; count];
         for p in &cfg.partitions {
-            if let Some(slot) = usize::try_from(p.pid.partition_index).ok().and_then(|i| primaries.get_mut(i)) {
+            if let Some(slot) = usize::try_from(p.pid.partition_index)
+                .ok()
+                .and_then(|i| primaries.get_mut(i))
+            {
                 *slot = p.primary.to_socket();
             }
         }
-        let routing = Arc::new(Routing { app_id: cfg.app_id, partition_count: cfg.partition_count, primaries });
+        let routing = Arc::new(Routing {
+            app_id: cfg.app_id,
+            partition_count: cfg.partition_count,
+            primaries,
+        });
         *self.routing.write().expect("routing lock") = Some(routing.clone());
         Ok(routing)
     }
@@ -129,7 +142,9 @@ impl TableClient {
                 code: super::base::ErrorCode::new(err::OBJECT_NOT_FOUND),
             });
         };
-        self.replica.call::<R>(addr, Gpid::new(routing.app_id, pidx), hash, req).await
+        self.replica
+            .call::<R>(addr, Gpid::new(routing.app_id, pidx), hash, req)
+            .await
     }
 
     /// Writes `value` at (`hash_key`, `sort_key`); returns the decree it was committed at.
@@ -139,7 +154,11 @@ impl TableClient {
     pub async fn put(&self, hash_key: &[u8], sort_key: &[u8], value: &[u8]) -> Result<i64> {
         let key = composite(hash_key, sort_key)?;
         let hash = key::key_hash(&key);
-        let req = UpdateRequest { key: Blob(key), value: Blob::new(value), expire_ts_seconds: 0 };
+        let req = UpdateRequest {
+            key: Blob(key),
+            value: Blob::new(value),
+            expire_ts_seconds: 0,
+        };
         let resp = self.call::<Put>(hash, &req).await?;
         self.storage_ok::<Put>(resp.error)?;
         Ok(resp.decree)

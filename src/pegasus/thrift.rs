@@ -697,7 +697,9 @@ impl Sample for bool {
 
 impl Sample for String {
     fn sample(g: &mut Gen) -> Self {
-        (0..g.below(8)).map(|_| char::from(b'a' + g.below(26) as u8)).collect()
+        (0..g.below(8))
+            .map(|_| char::from(b'a' + g.below(26) as u8))
+            .collect()
     }
 }
 
@@ -715,7 +717,9 @@ impl<T: Sample + Wire> Sample for Vec<T> {
 
 impl<K: Sample + Ord, V: Sample> Sample for BTreeMap<K, V> {
     fn sample(g: &mut Gen) -> Self {
-        (0..g.below(4)).map(|_| (K::sample(g), V::sample(g))).collect()
+        (0..g.below(4))
+            .map(|_| (K::sample(g), V::sample(g)))
+            .collect()
     }
 }
 

@@ -36,7 +36,9 @@ impl FromStr for Version {
         match s.trim() {
             "2.4" | "2.5" => Ok(Self::V2_5),
             "2.6" => Ok(Self::V2_6),
-            other => Err(format!("unknown Pegasus version {other:?} (expected 2.5 or 2.6)")),
+            other => Err(format!(
+                "unknown Pegasus version {other:?} (expected 2.5 or 2.6)"
+            )),
         }
     }
 }
@@ -88,7 +90,10 @@ impl SimConfig {
     /// Default settings (1 s config sync) for `version`.
     #[must_use]
     pub fn default_for(version: Version) -> Self {
-        Self { version, ..Self::default() }
+        Self {
+            version,
+            ..Self::default()
+        }
     }
 }
 

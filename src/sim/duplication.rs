@@ -18,7 +18,11 @@ use crate::pegasus::messages::duplication::{
 use DuplicationStatus::{DS_APP, DS_INIT, DS_LOG, DS_PAUSE, DS_PREPARE, DS_REMOVED};
 
 fn add_error(code: &str, hint: String) -> AddDuplicationResponse {
-    AddDuplicationResponse { err: ErrorCode::new(code), hint: Some(hint), ..Default::default() }
+    AddDuplicationResponse {
+        err: ErrorCode::new(code),
+        hint: Some(hint),
+        ..Default::default()
+    }
 }
 
 /// Handles `RPC_CM_ADD_DUPLICATION`.
@@ -27,25 +31,44 @@ pub fn add(c: &Cluster, q: &AddDuplicationRequest) -> AddDuplicationResponse {
     let v2_6 = c.config.version.is_2_6();
     let remote = q.remote_cluster_name.as_str();
     if remote == c.name {
-        return add_error(err::INVALID_PARAMETERS, "illegal operation: adding duplication to itself".into());
+        return add_error(
+            err::INVALID_PARAMETERS,
+            "illegal operation: adding duplication to itself".into(),
+        );
     }
     if c.directory.get(remote).is_none() {
         let hint = format!("failed to find cluster[{remote}] address in config [pegasus.clusters]");
         return add_error(err::INVALID_PARAMETERS, hint);
     }
     if v2_6 && q.remote_replica_count.is_some_and(|n| n < 0) {
-        return add_error(err::INVALID_PARAMETERS, "remote_replica_count should be >= 0".into());
+        return add_error(
+            err::INVALID_PARAMETERS,
+            "remote_replica_count should be >= 0".into(),
+        );
     }
     let mut state = c.lock();
-    let Some(app) = state.app_by_name_mut(&q.app_name).filter(|a| a.status == AppStatus::AS_AVAILABLE) else {
-        return add_error(err::APP_NOT_EXIST, format!("app {} does not exist", q.app_name));
+    let Some(app) = state
+        .app_by_name_mut(&q.app_name)
+        .filter(|a| a.status == AppStatus::AS_AVAILABLE)
+    else {
+        return add_error(
+            err::APP_NOT_EXIST,
+            format!("app {} does not exist", q.app_name),
+        );
     };
     if let Some(dup) = app.dups.values().find(|d| d.remote == remote) {
         return re_add(app.id, dup, v2_6);
     }
     let checkpoint = q.is_duplicating_checkpoint.unwrap_or(true);
-    let remote_app_name = q.remote_app_name.clone().filter(|n| v2_6 && !n.is_empty()).unwrap_or_else(|| app.name.clone());
-    let replicas = q.remote_replica_count.filter(|&n| v2_6 && n > 0).unwrap_or(app.max_replica_count);
+    let remote_app_name = q
+        .remote_app_name
+        .clone()
+        .filter(|n| v2_6 && !n.is_empty())
+        .unwrap_or_else(|| app.name.clone());
+    let replicas = q
+        .remote_replica_count
+        .filter(|&n| v2_6 && n > 0)
+        .unwrap_or(app.max_replica_count);
     let dup = new_dup(app, remote, checkpoint, remote_app_name, replicas);
     let resp = AddDuplicationResponse {
         err: ErrorCode::ok(),
@@ -74,15 +97,34 @@ fn re_add(appid: i32, dup: &Dup, v2_6: bool) -> AddDuplicationResponse {
         },
         (true, false) => add_error(
             err::INVALID_PARAMETERS,
-            format!("start dup[{}] failed: err = ERR_INVALID_PARAMETERS", dup.dupid),
+            format!(
+                "start dup[{}] failed: err = ERR_INVALID_PARAMETERS",
+                dup.dupid
+            ),
         ),
         // 2.5 answers ERR_OK; once the start fails the reply keeps its default dupid 0.
-        (false, true) => AddDuplicationResponse { err: ErrorCode::ok(), appid, dupid: dup.dupid, ..Default::default() },
-        (false, false) => AddDuplicationResponse { err: ErrorCode::ok(), appid, dupid: 0, ..Default::default() },
+        (false, true) => AddDuplicationResponse {
+            err: ErrorCode::ok(),
+            appid,
+            dupid: dup.dupid,
+            ..Default::default()
+        },
+        (false, false) => AddDuplicationResponse {
+            err: ErrorCode::ok(),
+            appid,
+            dupid: 0,
+            ..Default::default()
+        },
     }
 }
 
-fn new_dup(app: &App, remote: &str, checkpoint: bool, remote_app_name: String, replicas: i32) -> Dup {
+fn new_dup(
+    app: &App,
+    remote: &str,
+    checkpoint: bool,
+    remote_app_name: String,
+    replicas: i32,
+) -> Dup {
     let now_s = i32::try_from(now_us() / 1_000_000).unwrap_or(i32::MAX);
     let mut dupid = now_s;
     while app.dups.contains_key(&dupid) {
@@ -99,7 +141,11 @@ fn new_dup(app: &App, remote: &str, checkpoint: bool, remote_app_name: String, r
         remote_replica_count: replicas,
         // The checkpoint covers everything committed so far; shipping starts after it.
         confirmed: app.partitions.iter().map(|p| p.last_committed).collect(),
-        reported: app.partitions.iter().map(|p| (p.last_committed, p.last_committed)).collect(),
+        reported: app
+            .partitions
+            .iter()
+            .map(|p| (p.last_committed, p.last_committed))
+            .collect(),
         status_since: Instant::now(),
         busy: false,
         shipping: vec![false; n],
@@ -115,7 +161,13 @@ fn entry(dup: &Dup, v2_6: bool) -> DuplicationEntry {
         .iter()
         .enumerate()
         .map(|(p, &(confirmed_decree, last_committed_decree))| {
-            (i32::try_from(p).unwrap_or(i32::MAX), DuplicationPartitionState { confirmed_decree, last_committed_decree })
+            (
+                i32::try_from(p).unwrap_or(i32::MAX),
+                DuplicationPartitionState {
+                    confirmed_decree,
+                    last_committed_decree,
+                },
+            )
         })
         .collect::<BTreeMap<_, _>>();
     DuplicationEntry {
@@ -135,8 +187,14 @@ fn entry(dup: &Dup, v2_6: bool) -> DuplicationEntry {
 #[must_use]
 pub fn query(c: &Cluster, q: &QueryDuplicationRequest) -> QueryDuplicationResponse {
     let state = c.lock();
-    let Some(app) = state.app_by_name(&q.app_name).filter(|a| a.status == AppStatus::AS_AVAILABLE) else {
-        return QueryDuplicationResponse { err: ErrorCode::new(err::APP_NOT_EXIST), ..Default::default() };
+    let Some(app) = state
+        .app_by_name(&q.app_name)
+        .filter(|a| a.status == AppStatus::AS_AVAILABLE)
+    else {
+        return QueryDuplicationResponse {
+            err: ErrorCode::new(err::APP_NOT_EXIST),
+            ..Default::default()
+        };
     };
     let v2_6 = c.config.version.is_2_6();
     QueryDuplicationResponse {
@@ -151,26 +209,43 @@ pub fn query(c: &Cluster, q: &QueryDuplicationRequest) -> QueryDuplicationRespon
 pub fn valid_alteration(from: DuplicationStatus, to: DuplicationStatus) -> bool {
     from == to
         || to == DS_REMOVED
-        || matches!((from, to), (DS_INIT, DS_PREPARE) | (DS_PREPARE, DS_APP) | (DS_APP | DS_INIT | DS_PAUSE, DS_LOG) | (DS_LOG, DS_PAUSE))
+        || matches!(
+            (from, to),
+            (DS_INIT, DS_PREPARE)
+                | (DS_PREPARE, DS_APP)
+                | (DS_APP | DS_INIT | DS_PAUSE, DS_LOG)
+                | (DS_LOG, DS_PAUSE)
+        )
 }
 
 /// Handles `RPC_CM_MODIFY_DUPLICATION`.
 #[must_use]
 pub fn modify(c: &Cluster, q: &ModifyDuplicationRequest) -> ModifyDuplicationResponse {
-    let fail = |code: &str| ModifyDuplicationResponse { err: ErrorCode::new(code), appid: 0 };
+    let fail = |code: &str| ModifyDuplicationResponse {
+        err: ErrorCode::new(code),
+        appid: 0,
+    };
     let mut state = c.lock();
-    let Some(app) = state.app_by_name_mut(&q.app_name).filter(|a| a.status == AppStatus::AS_AVAILABLE) else {
+    let Some(app) = state
+        .app_by_name_mut(&q.app_name)
+        .filter(|a| a.status == AppStatus::AS_AVAILABLE)
+    else {
         return fail(err::APP_NOT_EXIST);
     };
     let appid = app.id;
-    let Some(dup) = app.dups.get_mut(&q.dupid) else { return fail(err::OBJECT_NOT_FOUND) };
+    let Some(dup) = app.dups.get_mut(&q.dupid) else {
+        return fail(err::OBJECT_NOT_FOUND);
+    };
     if let Some(to) = q.status {
         if !valid_alteration(dup.status, to) {
             return fail(err::INVALID_PARAMETERS);
         }
         if to == DS_REMOVED {
             app.dups.remove(&q.dupid);
-            return ModifyDuplicationResponse { err: ErrorCode::ok(), appid };
+            return ModifyDuplicationResponse {
+                err: ErrorCode::ok(),
+                appid,
+            };
         }
         if to != dup.status {
             dup.status = to;
@@ -180,7 +255,10 @@ pub fn modify(c: &Cluster, q: &ModifyDuplicationRequest) -> ModifyDuplicationRes
     if let Some(mode) = q.fail_mode {
         dup.fail_mode = mode;
     }
-    ModifyDuplicationResponse { err: ErrorCode::ok(), appid }
+    ModifyDuplicationResponse {
+        err: ErrorCode::ok(),
+        appid,
+    }
 }
 
 /// Handles `RPC_CM_LIST_DUPLICATION` (2.6 only).
@@ -201,11 +279,20 @@ pub fn list(c: &Cluster, q: &ListDuplicationRequest) -> ListDuplicationResponse 
         .map(|a| {
             let dups = a.dups.values().map(|d| (d.dupid, entry(d, true))).collect();
             let count = i32::try_from(a.partitions.len()).unwrap_or(i32::MAX);
-            let st = DuplicationAppState { appid: a.id, duplications: dups, app_name: a.name.clone(), partition_count: count };
+            let st = DuplicationAppState {
+                appid: a.id,
+                duplications: dups,
+                app_name: a.name.clone(),
+                partition_count: count,
+            };
             (a.name.clone(), st)
         })
         .collect();
-    ListDuplicationResponse { err: ErrorCode::ok(), hint_message: String::new(), app_states }
+    ListDuplicationResponse {
+        err: ErrorCode::ok(),
+        hint_message: String::new(),
+        app_states,
+    }
 }
 
 #[cfg(test)]

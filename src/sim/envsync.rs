@@ -31,7 +31,13 @@ pub fn sync(cluster: &Cluster, index: usize) {
     let applied: Vec<_> = state
         .apps
         .values()
-        .map(|a| (a.id, a.envs.clone(), a.envs.get(DENY_ENV).and_then(|v| Deny::parse(v))))
+        .map(|a| {
+            (
+                a.id,
+                a.envs.clone(),
+                a.envs.get(DENY_ENV).and_then(|v| Deny::parse(v)),
+            )
+        })
         .collect();
     let node = &mut state.nodes[index];
     node.deny.clear();

@@ -36,13 +36,22 @@ fn fault(c: &Cluster, args: &[&str]) -> Result<String, String> {
             }
         }
         Some("slow_write_ms") => {
-            let ms = args.get(1).and_then(|v| v.parse().ok()).ok_or("expected milliseconds")?;
+            let ms = args
+                .get(1)
+                .and_then(|v| v.parse().ok())
+                .ok_or("expected milliseconds")?;
             c.faults.slow_write_ms.store(ms, Ordering::Relaxed);
         }
-        Some("stuck_in_app") => c.faults.stuck_in_app.store(on_off(args.get(1))?, Ordering::Relaxed),
+        Some("stuck_in_app") => c
+            .faults
+            .stuck_in_app
+            .store(on_off(args.get(1))?, Ordering::Relaxed),
         Some("drop_connections") => c.faults.drop_connections.send_modify(|g| *g += 1),
         Some("leader") => {
-            let idx: usize = args.get(1).and_then(|v| v.parse().ok()).ok_or("expected a meta index")?;
+            let idx: usize = args
+                .get(1)
+                .and_then(|v| v.parse().ok())
+                .ok_or("expected a meta index")?;
             if idx >= c.metas.len() {
                 return Err(format!("meta index {idx} out of range"));
             }
@@ -59,7 +68,9 @@ fn table(c: &Cluster, args: &[&str]) -> Result<String, String> {
         ["data_version", name, v] => {
             let v: u32 = v.parse().map_err(|_| "expected 0 or 1")?;
             let mut state = c.lock();
-            let app = state.app_by_name_mut(name).ok_or_else(|| format!("no table {name}"))?;
+            let app = state
+                .app_by_name_mut(name)
+                .ok_or_else(|| format!("no table {name}"))?;
             app.data_version = v;
             Ok("OK".into())
         }

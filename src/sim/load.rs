@@ -52,7 +52,8 @@ impl Availability {
         let start = self.outage_start.take().map_or(sent, |s| s.min(sent));
         let took = acked.duration_since(start);
         if took >= Duration::from_millis(200) {
-            self.windows_ms.push(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
+            self.windows_ms
+                .push(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
         }
     }
 }
@@ -92,21 +93,41 @@ impl Load {
     pub fn start(cfg: &LoadConfig) -> Self {
         let (stop, stopped) = watch::channel(false);
         let total_writers = (cfg.tables.len() * cfg.writers_per_table).max(1);
-        let interval = (cfg.rate > 0).then(|| Duration::from_secs_f64(total_writers as f64 / f64::from(cfg.rate)));
-        let meta = MetaClient::new(vec![cfg.resolver], MetaOptions { call_timeout: cfg.op_timeout, ..MetaOptions::default() });
+        let interval = (cfg.rate > 0)
+            .then(|| Duration::from_secs_f64(total_writers as f64 / f64::from(cfg.rate)));
+        let meta = MetaClient::new(
+            vec![cfg.resolver],
+            MetaOptions {
+                call_timeout: cfg.op_timeout,
+                ..MetaOptions::default()
+            },
+        );
         let mut availability = HashMap::new();
         let mut writers = Vec::new();
         for table in &cfg.tables {
             let avail = Arc::new(Mutex::new(Availability::default()));
             availability.insert(table.clone(), avail.clone());
-            let opts = TableOptions { op_timeout: cfg.op_timeout, ..TableOptions::default() };
+            let opts = TableOptions {
+                op_timeout: cfg.op_timeout,
+                ..TableOptions::default()
+            };
             let client = TableClient::new(table, meta.clone(), opts);
             for w in 0..cfg.writers_per_table {
-                let writer = Writer { client: client.clone(), id: w, avail: avail.clone(), interval };
+                let writer = Writer {
+                    client: client.clone(),
+                    id: w,
+                    avail: avail.clone(),
+                    interval,
+                };
                 writers.push(tokio::spawn(writer.run(stopped.clone())));
             }
         }
-        Self { stop, writers, availability, started: Instant::now() }
+        Self {
+            stop,
+            writers,
+            availability,
+            started: Instant::now(),
+        }
     }
 
     /// Stops the writers and gathers their logs.
@@ -124,9 +145,19 @@ impl Load {
         let unavailable_windows_ms: HashMap<String, Vec<u64>> = self
             .availability
             .into_iter()
-            .map(|(t, a)| (t, std::mem::take(&mut a.lock().expect("availability lock").windows_ms)))
+            .map(|(t, a)| {
+                (
+                    t,
+                    std::mem::take(&mut a.lock().expect("availability lock").windows_ms),
+                )
+            })
             .collect();
-        let worst = unavailable_windows_ms.values().flatten().copied().max().unwrap_or(0);
+        let worst = unavailable_windows_ms
+            .values()
+            .flatten()
+            .copied()
+            .max()
+            .unwrap_or(0);
         LoadReport {
             acked_writes: acked.len() as u64,
             failed_writes: failed,
@@ -163,12 +194,18 @@ impl Writer {
             }
             let hash_key = format!("w{}-{seq}", self.id);
             let sent = Instant::now();
-            let result = self.client.put(hash_key.as_bytes(), b"s", hash_key.as_bytes()).await;
+            let result = self
+                .client
+                .put(hash_key.as_bytes(), b"s", hash_key.as_bytes())
+                .await;
             let mut avail = self.avail.lock().expect("availability lock");
             match result {
                 Ok(_) => {
                     avail.succeeded(sent, Instant::now());
-                    log.acked.push(Acked { table: self.client.table().to_string(), hash_key });
+                    log.acked.push(Acked {
+                        table: self.client.table().to_string(),
+                        hash_key,
+                    });
                 }
                 Err(_) => {
                     avail.failed(sent);

@@ -46,9 +46,17 @@ macro_rules! set_err {
     )*};
 }
 set_err!(
-    ListAppsResponse, QueryCfgResponse, UpdateAppEnvResponse, CreateAppResponse, DropAppResponse,
-    ClusterInfoResponse, ListNodesResponse, QueryDuplicationResponse, AddDuplicationResponse,
-    ModifyDuplicationResponse, ListDuplicationResponse
+    ListAppsResponse,
+    QueryCfgResponse,
+    UpdateAppEnvResponse,
+    CreateAppResponse,
+    DropAppResponse,
+    ClusterInfoResponse,
+    ListNodesResponse,
+    QueryDuplicationResponse,
+    AddDuplicationResponse,
+    ModifyDuplicationResponse,
+    ListDuplicationResponse
 );
 
 /// Decodes the args of `R`, runs `f`, encodes its result (RPC-level error if undecodable).
@@ -57,7 +65,11 @@ pub fn respond<R: Rpc>(req: &Request, f: impl FnOnce(R::Request) -> R::Response)
         Ok(args) => Outcome::Reply(frame::encode_reply(R::NAME, req.seqid, &f(args))),
         Err(e) => {
             tracing::debug!("{}: bad args: {e}", R::NAME);
-            Outcome::Reply(frame::encode_error_reply(err::INVALID_DATA, &req.name, req.seqid))
+            Outcome::Reply(frame::encode_error_reply(
+                err::INVALID_DATA,
+                &req.name,
+                req.seqid,
+            ))
         }
     }
 }
@@ -119,14 +131,21 @@ impl MetaNode {
         let wanted: Vec<usize> = if q.partition_indices.is_empty() {
             all
         } else {
-            q.partition_indices.iter().filter_map(|&i| usize::try_from(i).ok()).filter(|&i| i < app.partitions.len()).collect()
+            q.partition_indices
+                .iter()
+                .filter_map(|&i| usize::try_from(i).ok())
+                .filter(|&i| i < app.partitions.len())
+                .collect()
         };
         QueryCfgResponse {
             err: ErrorCode::ok(),
             app_id: app.id,
             partition_count: i32::try_from(app.partitions.len()).unwrap_or(i32::MAX),
             is_stateful: true,
-            partitions: wanted.into_iter().map(|p| tables::partition_config(&self.cluster, app, p)).collect(),
+            partitions: wanted
+                .into_iter()
+                .map(|p| tables::partition_config(&self.cluster, app, p))
+                .collect(),
         }
     }
 
@@ -140,7 +159,11 @@ impl MetaNode {
             .filter(|a| !v2_6 || name_matches(&a.name, q.app_name_pattern.as_deref(), q.match_type))
             .map(|a| tables::app_info(a, v2_6))
             .collect();
-        ListAppsResponse { err: ErrorCode::ok(), infos, hint_message: None }
+        ListAppsResponse {
+            err: ErrorCode::ok(),
+            infos,
+            hint_message: None,
+        }
     }
 
     fn cluster_info(&self) -> ClusterInfoResponse {
@@ -151,7 +174,10 @@ impl MetaNode {
             ("zookeeper_hosts", "127.0.0.1:2181".to_string()),
             ("zookeeper_root", format!("/pegasus/{}", c.name)),
             ("meta_function_level", "steady".to_string()),
-            ("balance_operation_count", "move_pri=0,copy_pri=0,copy_sec=0,total=0".to_string()),
+            (
+                "balance_operation_count",
+                "move_pri=0,copy_pri=0,copy_sec=0,total=0".to_string(),
+            ),
             ("primary_replica_count_stddev", "0.00".to_string()),
             ("total_replica_count_stddev", "0.00".to_string()),
             ("cluster_name", c.name.clone()),
@@ -175,24 +201,34 @@ impl MetaNode {
                 hp_node: v2_6.then(|| HostPort::new("localhost", a.port())),
             })
             .collect();
-        ListNodesResponse { err: ErrorCode::ok(), infos }
+        ListNodesResponse {
+            err: ErrorCode::ok(),
+            infos,
+        }
     }
 
     fn command(&self, req: &Request) -> Outcome {
-        respond::<RemoteCommand>(req, |c: Command| match faults::run_command(&self.cluster, &c) {
-            Some(out) => out,
-            None => format!("unknown command '{}'", c.cmd),
+        respond::<RemoteCommand>(req, |c: Command| {
+            match faults::run_command(&self.cluster, &c) {
+                Some(out) => out,
+                None => format!("unknown command '{}'", c.cmd),
+            }
         })
     }
 }
 
 fn error_resp(code: &str) -> QueryCfgResponse {
-    QueryCfgResponse { err: ErrorCode::new(code), ..Default::default() }
+    QueryCfgResponse {
+        err: ErrorCode::new(code),
+        ..Default::default()
+    }
 }
 
 /// 2.6's app-name filter; applied only when both pattern and match type are set.
 fn name_matches(name: &str, pattern: Option<&str>, kind: Option<PatternMatchType>) -> bool {
-    let (Some(p), Some(kind)) = (pattern, kind) else { return true };
+    let (Some(p), Some(kind)) = (pattern, kind) else {
+        return true;
+    };
     match kind {
         PatternMatchType::PMT_MATCH_EXACT => name == p,
         PatternMatchType::PMT_MATCH_ANYWHERE => name.contains(p),
@@ -220,29 +256,52 @@ impl Handler for MetaNode {
             ListNodes::NAME => self.leader_only::<ListNodes>(&req, |_| self.list_nodes()),
             UpdateAppEnv::NAME => self.leader_only::<UpdateAppEnv>(&req, |q| {
                 match tables::update_envs(&mut c.lock(), &q) {
-                    Ok(()) => UpdateAppEnvResponse { err: ErrorCode::ok(), hint_message: String::new() },
-                    Err((code, hint)) => UpdateAppEnvResponse { err: ErrorCode::new(code), hint_message: hint },
+                    Ok(()) => UpdateAppEnvResponse {
+                        err: ErrorCode::ok(),
+                        hint_message: String::new(),
+                    },
+                    Err((code, hint)) => UpdateAppEnvResponse {
+                        err: ErrorCode::new(code),
+                        hint_message: hint,
+                    },
                 }
             }),
             CreateApp::NAME => self.leader_only::<CreateApp>(&req, |q| {
                 let r = tables::create_app(c, &mut c.lock(), &q.app_name, &q.options);
-                app_result(r.map(|appid| CreateAppResponse { err: ErrorCode::ok(), appid }))
+                app_result(r.map(|appid| CreateAppResponse {
+                    err: ErrorCode::ok(),
+                    appid,
+                }))
             }),
             DropApp::NAME => self.leader_only::<DropApp>(&req, |q| {
                 let r = tables::drop_app(&mut c.lock(), &q.app_name);
                 match r {
-                    Err(_) if q.options.success_if_not_exist => DropAppResponse { err: ErrorCode::ok() },
-                    r => app_result(r.map(|()| DropAppResponse { err: ErrorCode::ok() })),
+                    Err(_) if q.options.success_if_not_exist => DropAppResponse {
+                        err: ErrorCode::ok(),
+                    },
+                    r => app_result(r.map(|()| DropAppResponse {
+                        err: ErrorCode::ok(),
+                    })),
                 }
             }),
-            QueryDuplication::NAME => self.leader_only::<QueryDuplication>(&req, |q| duplication::query(c, &q)),
-            AddDuplication::NAME => self.leader_only::<AddDuplication>(&req, |q| duplication::add(c, &q)),
-            ModifyDuplication::NAME => self.leader_only::<ModifyDuplication>(&req, |q| duplication::modify(c, &q)),
+            QueryDuplication::NAME => {
+                self.leader_only::<QueryDuplication>(&req, |q| duplication::query(c, &q))
+            }
+            AddDuplication::NAME => {
+                self.leader_only::<AddDuplication>(&req, |q| duplication::add(c, &q))
+            }
+            ModifyDuplication::NAME => {
+                self.leader_only::<ModifyDuplication>(&req, |q| duplication::modify(c, &q))
+            }
             ListDuplication::NAME if c.config.version.is_2_6() => {
                 self.leader_only::<ListDuplication>(&req, |q| duplication::list(c, &q))
             }
             RemoteCommand::NAME => self.command(&req),
-            _ => Outcome::Reply(frame::encode_error_reply(err::HANDLER_NOT_FOUND, &req.name, req.seqid)),
+            _ => Outcome::Reply(frame::encode_error_reply(
+                err::HANDLER_NOT_FOUND,
+                &req.name,
+                req.seqid,
+            )),
         }
     }
 

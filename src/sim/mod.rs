@@ -44,20 +44,48 @@ impl SimCluster {
     ///
     /// # Errors
     /// A loopback port could not be bound.
-    pub async fn start(name: &str, cluster_id: i8, config: SimConfig, directory: &Directory) -> std::io::Result<Self> {
+    pub async fn start(
+        name: &str,
+        cluster_id: i8,
+        config: SimConfig,
+        directory: &Directory,
+    ) -> std::io::Result<Self> {
         let metas = bind_all(config.metas.max(1)).await?;
         let replicas = bind_all(config.replicas.max(1)).await?;
-        let addrs = |ls: &[TcpListener]| ls.iter().map(TcpListener::local_addr).collect::<std::io::Result<Vec<_>>>();
-        let cluster = Arc::new(Cluster::new(name, cluster_id, config, addrs(&metas)?, addrs(&replicas)?, directory.clone()));
-        directory.insert(name, Peer { metas: cluster.metas.clone(), cluster_id });
+        let addrs = |ls: &[TcpListener]| {
+            ls.iter()
+                .map(TcpListener::local_addr)
+                .collect::<std::io::Result<Vec<_>>>()
+        };
+        let cluster = Arc::new(Cluster::new(
+            name,
+            cluster_id,
+            config,
+            addrs(&metas)?,
+            addrs(&replicas)?,
+            directory.clone(),
+        ));
+        directory.insert(
+            name,
+            Peer {
+                metas: cluster.metas.clone(),
+                cluster_id,
+            },
+        );
         let (shutdown, stop) = watch::channel(false);
         let drops = cluster.faults.drop_connections.subscribe();
         for (index, l) in metas.into_iter().enumerate() {
-            let node = Arc::new(meta::MetaNode { cluster: cluster.clone(), index });
+            let node = Arc::new(meta::MetaNode {
+                cluster: cluster.clone(),
+                index,
+            });
             tokio::spawn(server::serve(l, node, stop.clone(), drops.clone()));
         }
         for (index, l) in replicas.into_iter().enumerate() {
-            let node = Arc::new(replica::ReplicaNode { cluster: cluster.clone(), index });
+            let node = Arc::new(replica::ReplicaNode {
+                cluster: cluster.clone(),
+                index,
+            });
             tokio::spawn(server::serve(l, node, stop.clone(), drops.clone()));
             tokio::spawn(envsync::run(cluster.clone(), index, stop.clone()));
         }
@@ -87,7 +115,12 @@ impl SimCluster {
     ///
     /// # Errors
     /// The meta's create errors (`ERR_APP_EXIST`, bad counts).
-    pub fn create_table(&self, name: &str, partitions: i32, data_version: u32) -> Result<i32, tables::AppError> {
+    pub fn create_table(
+        &self,
+        name: &str,
+        partitions: i32,
+        data_version: u32,
+    ) -> Result<i32, tables::AppError> {
         let c = &self.cluster;
         let mut state = c.lock();
         let opts = CreateAppOptions {

@@ -12,14 +12,14 @@ use super::storage::{self, Write};
 use super::{replica_views, tables};
 use crate::pegasus::base::{err, Blob, ErrorCode};
 use crate::pegasus::frame::{self, Request};
+use crate::pegasus::key;
 use crate::pegasus::messages::apps::{QueryAppInfo, QueryAppInfoResponse};
 use crate::pegasus::messages::command::RemoteCommand;
 use crate::pegasus::messages::data::{
-    rocksdb, Duplicate, DuplicateRequest, DuplicateResponse, Get, KeyValue, MultiGet, MultiGetRequest,
-    MultiGetResponse, MultiPut, Put, ReadResponse, Remove, UpdateResponse,
+    rocksdb, Duplicate, DuplicateRequest, DuplicateResponse, Get, KeyValue, MultiGet,
+    MultiGetRequest, MultiGetResponse, MultiPut, Put, ReadResponse, Remove, UpdateResponse,
 };
 use crate::pegasus::messages::Rpc;
-use crate::pegasus::key;
 use crate::pegasus::thrift::Wire;
 
 /// One replica server of a simulated cluster.
@@ -48,21 +48,35 @@ impl ReplicaNode {
     /// deny env (as applied at the last config sync), primary.
     fn check(&self, state: &State, req: &Request, write: bool) -> Result<Target, Option<Vec<u8>>> {
         let (app_id, pidx) = (req.header.app_id, req.header.partition_index);
-        let app = state.apps.get(&app_id).filter(|a| a.status == crate::pegasus::messages::apps::AppStatus::AS_AVAILABLE);
-        let part = usize::try_from(pidx).ok().and_then(|p| app.and_then(|a| a.partitions.get(p)));
-        let Some(part) = part.filter(|p| p.primary == self.index || p.secondaries.contains(&self.index)) else {
+        let app = state
+            .apps
+            .get(&app_id)
+            .filter(|a| a.status == crate::pegasus::messages::apps::AppStatus::AS_AVAILABLE);
+        let part = usize::try_from(pidx)
+            .ok()
+            .and_then(|p| app.and_then(|a| a.partitions.get(p)));
+        let Some(part) =
+            part.filter(|p| p.primary == self.index || p.secondaries.contains(&self.index))
+        else {
             return Err(Self::error(req, err::OBJECT_NOT_FOUND));
         };
         if let Some(deny) = state.nodes[self.index].deny.get(&app_id) {
             if (write && deny.write) || (!write && deny.read) {
                 // timeout*: drop without a reply; reconfig*: make the client re-resolve.
-                return Err(if deny.reconfig { Self::error(req, err::INVALID_STATE) } else { None });
+                return Err(if deny.reconfig {
+                    Self::error(req, err::INVALID_STATE)
+                } else {
+                    None
+                });
             }
         }
         if part.primary != self.index {
             return Err(Self::error(req, err::INVALID_STATE));
         }
-        Ok(Target { app_id, pidx: usize::try_from(pidx).unwrap_or(0) })
+        Ok(Target {
+            app_id,
+            pidx: usize::try_from(pidx).unwrap_or(0),
+        })
     }
 
     /// Applies a client write; `None` means no reply.
@@ -99,10 +113,19 @@ impl ReplicaNode {
         let app = state.apps.get_mut(&t.app_id).expect("checked");
         let dir = &self.cluster.directory;
         let entries = dup.entries.unwrap_or_default();
-        let result = storage::apply_duplicate(app, t.pidx, &entries, self.cluster.cluster_id, |id| dir.knows_id(id));
+        let result =
+            storage::apply_duplicate(app, t.pidx, &entries, self.cluster.cluster_id, |id| {
+                dir.knows_id(id)
+            });
         let resp = match result {
-            Ok(_) => DuplicateResponse { error: Some(0), error_hint: None },
-            Err((code, hint)) => DuplicateResponse { error: Some(code), error_hint: Some(hint) },
+            Ok(_) => DuplicateResponse {
+                error: Some(0),
+                error_hint: None,
+            },
+            Err((code, hint)) => DuplicateResponse {
+                error: Some(code),
+                error_hint: Some(hint),
+            },
         };
         Some(frame::encode_reply(Duplicate::NAME, req.seqid, &resp))
     }
@@ -110,17 +133,27 @@ impl ReplicaNode {
     fn read<T: Wire>(&self, req: &Request, f: impl FnOnce(&App, usize) -> T) -> Option<Vec<u8>> {
         let state = self.cluster.lock();
         match self.check(&state, req, false) {
-            Ok(t) => Some(frame::encode_reply(&req.name, req.seqid, &f(&state.apps[&t.app_id], t.pidx))),
+            Ok(t) => Some(frame::encode_reply(
+                &req.name,
+                req.seqid,
+                &f(&state.apps[&t.app_id], t.pidx),
+            )),
             Err(reply) => reply,
         }
     }
 
     fn get(&self, req: &Request) -> Option<Vec<u8>> {
-        let Ok(key) = req.decode_args::<Blob>() else { return Self::error(req, err::INVALID_DATA) };
+        let Ok(key) = req.decode_args::<Blob>() else {
+            return Self::error(req, err::INVALID_DATA);
+        };
         self.read(req, |app, pidx| {
             let rec = app.partitions[pidx].data.get(&key.0);
             ReadResponse {
-                error: if rec.is_some() { rocksdb::OK } else { rocksdb::NOT_FOUND },
+                error: if rec.is_some() {
+                    rocksdb::OK
+                } else {
+                    rocksdb::NOT_FOUND
+                },
                 value: Blob(rec.map(|r| r.value.clone()).unwrap_or_default()),
                 app_id: app.id,
                 partition_index: i32::try_from(pidx).unwrap_or(0),
@@ -130,24 +163,47 @@ impl ReplicaNode {
     }
 
     fn multi_get(&self, req: &Request) -> Option<Vec<u8>> {
-        let Ok(q) = req.decode_args::<MultiGetRequest>() else { return Self::error(req, err::INVALID_DATA) };
+        let Ok(q) = req.decode_args::<MultiGetRequest>() else {
+            return Self::error(req, err::INVALID_DATA);
+        };
         self.read(req, |app, pidx| {
             let (error, kvs) = multi_get_rows(&app.partitions[pidx].data, &q);
-            MultiGetResponse { error, kvs, app_id: app.id, partition_index: i32::try_from(pidx).unwrap_or(0), server: self.server() }
+            MultiGetResponse {
+                error,
+                kvs,
+                app_id: app.id,
+                partition_index: i32::try_from(pidx).unwrap_or(0),
+                server: self.server(),
+            }
         })
     }
 
     fn query_app_info(&self, req: &Request) -> Outcome {
         let state = self.cluster.lock();
         let v2_6 = self.cluster.config.version.is_2_6();
-        let hosted = |a: &&App| a.partitions.iter().any(|p| p.primary == self.index || p.secondaries.contains(&self.index));
-        let apps = state.apps.values().filter(hosted).map(|a| tables::app_info(a, v2_6)).collect();
-        respond::<QueryAppInfo>(req, |_| QueryAppInfoResponse { err: ErrorCode::ok(), apps })
+        let hosted = |a: &&App| {
+            a.partitions
+                .iter()
+                .any(|p| p.primary == self.index || p.secondaries.contains(&self.index))
+        };
+        let apps = state
+            .apps
+            .values()
+            .filter(hosted)
+            .map(|a| tables::app_info(a, v2_6))
+            .collect();
+        respond::<QueryAppInfo>(req, |_| QueryAppInfoResponse {
+            err: ErrorCode::ok(),
+            apps,
+        })
     }
 
     fn data(&self, req: Request) -> Outcome {
         let delay = self.cluster.faults.write_delay();
-        let is_write = matches!(req.name.as_str(), Put::NAME | Remove::NAME | MultiPut::NAME | Duplicate::NAME);
+        let is_write = matches!(
+            req.name.as_str(),
+            Put::NAME | Remove::NAME | MultiPut::NAME | Duplicate::NAME
+        );
         if is_write && !delay.is_zero() {
             let node = self.clone();
             return Outcome::Later(Box::pin(async move {
@@ -170,10 +226,17 @@ impl ReplicaNode {
 }
 
 /// Rows of one hash key: the listed sort keys, or the `[start, stop]` range.
-fn multi_get_rows(data: &BTreeMap<Vec<u8>, super::state::Record>, q: &MultiGetRequest) -> (i32, Vec<KeyValue>) {
+fn multi_get_rows(
+    data: &BTreeMap<Vec<u8>, super::state::Record>,
+    q: &MultiGetRequest,
+) -> (i32, Vec<KeyValue>) {
     let kv = |sort: &[u8], value: &[u8]| KeyValue {
         key: Blob::new(sort),
-        value: Blob::new(if q.no_value { Vec::new() } else { value.to_vec() }),
+        value: Blob::new(if q.no_value {
+            Vec::new()
+        } else {
+            value.to_vec()
+        }),
         expire_ts_seconds: None,
     };
     if !q.sort_keys.is_empty() {
@@ -183,11 +246,20 @@ fn multi_get_rows(data: &BTreeMap<Vec<u8>, super::state::Record>, q: &MultiGetRe
         });
         return (rocksdb::OK, rows.collect());
     }
-    let Ok(prefix) = key::composite_key(&q.hash_key.0, b"") else { return (rocksdb::INVALID_ARGUMENT, vec![]) };
-    let limit = usize::try_from(q.max_kv_count).ok().filter(|&n| n > 0).unwrap_or(usize::MAX);
+    let Ok(prefix) = key::composite_key(&q.hash_key.0, b"") else {
+        return (rocksdb::INVALID_ARGUMENT, vec![]);
+    };
+    let limit = usize::try_from(q.max_kv_count)
+        .ok()
+        .filter(|&n| n > 0)
+        .unwrap_or(usize::MAX);
     let in_range = |sort: &[u8]| {
-        let after_start = q.start_sortkey.0.is_empty() || sort > q.start_sortkey.0.as_slice() || (q.start_inclusive && sort == q.start_sortkey.0.as_slice());
-        let before_stop = q.stop_sortkey.0.is_empty() || sort < q.stop_sortkey.0.as_slice() || (q.stop_inclusive && sort == q.stop_sortkey.0.as_slice());
+        let after_start = q.start_sortkey.0.is_empty()
+            || sort > q.start_sortkey.0.as_slice()
+            || (q.start_inclusive && sort == q.start_sortkey.0.as_slice());
+        let before_stop = q.stop_sortkey.0.is_empty()
+            || sort < q.stop_sortkey.0.as_slice()
+            || (q.stop_inclusive && sort == q.stop_sortkey.0.as_slice());
         after_start && before_stop
     };
     let mut rows: Vec<_> = data
@@ -199,7 +271,11 @@ fn multi_get_rows(data: &BTreeMap<Vec<u8>, super::state::Record>, q: &MultiGetRe
     if q.reverse {
         rows.reverse();
     }
-    let error = if rows.len() > limit { rocksdb::INCOMPLETE } else { rocksdb::OK };
+    let error = if rows.len() > limit {
+        rocksdb::INCOMPLETE
+    } else {
+        rocksdb::OK
+    };
     rows.truncate(limit);
     (error, rows)
 }
@@ -208,7 +284,9 @@ impl Handler for ReplicaNode {
     fn handle(&self, req: Request) -> Outcome {
         match req.name.as_str() {
             QueryAppInfo::NAME => self.query_app_info(&req),
-            RemoteCommand::NAME => respond::<RemoteCommand>(&req, |c| replica_views::command(self, &c.cmd, &c.arguments)),
+            RemoteCommand::NAME => respond::<RemoteCommand>(&req, |c| {
+                replica_views::command(self, &c.cmd, &c.arguments)
+            }),
             _ => self.data(req),
         }
     }

@@ -22,8 +22,12 @@ fn pending(app: &App, dup: &Dup, pidx: usize) -> i64 {
 #[must_use]
 pub fn command(node: &ReplicaNode, cmd: &str, args: &[String]) -> String {
     match cmd {
-        "perf-counters-by-substr" => perf_counters(node, |name| args.iter().any(|a| name.contains(a.as_str()))),
-        "perf-counters-by-prefix" => perf_counters(node, |name| args.iter().any(|a| name.starts_with(a.as_str()))),
+        "perf-counters-by-substr" => {
+            perf_counters(node, |name| args.iter().any(|a| name.contains(a.as_str())))
+        }
+        "perf-counters-by-prefix" => perf_counters(node, |name| {
+            args.iter().any(|a| name.starts_with(a.as_str()))
+        }),
         other => format!("unknown command '{other}'"),
     }
 }
@@ -40,7 +44,8 @@ fn perf_counters(node: &ReplicaNode, wanted: impl Fn(&str) -> bool) -> String {
                     node_pending += pending(app, dup, p);
                     if v2_5 && dup.status == DuplicationStatus::DS_LOG {
                         let name = format!("replica*app.pegasus*dup_shipped_ops@{}.{p}", app.id);
-                        counters.push(json!({"name": name, "type": "RATE", "value": dup.ship_rate[p]}));
+                        counters
+                            .push(json!({"name": name, "type": "RATE", "value": dup.ship_rate[p]}));
                     }
                 }
             }
@@ -50,7 +55,9 @@ fn perf_counters(node: &ReplicaNode, wanted: impl Fn(&str) -> bool) -> String {
             counters.push(json!({"name": name, "type": "VOLATILE_NUMBER", "value": node_pending}));
         }
     }
-    counters.push(json!({"name": "replica*eon.replica_stub*replica(Count)", "type": "NUMBER", "value": 0}));
+    counters.push(
+        json!({"name": "replica*eon.replica_stub*replica(Count)", "type": "NUMBER", "value": 0}),
+    );
     counters.retain(|c| wanted(c["name"].as_str().unwrap_or_default()));
     let now = super::state::now_secs();
     json!({"result": "OK", "timestamp": now, "timestamp_str": now.to_string(), "counters": counters}).to_string()
@@ -70,7 +77,8 @@ pub fn http(node: &ReplicaNode, path: &str) -> (u16, String) {
 }
 
 fn parse_id(raw: Option<&str>, name: &str) -> Result<i32, (u16, String)> {
-    raw.and_then(|v| v.parse().ok()).ok_or((400, format!("invalid {name}")))
+    raw.and_then(|v| v.parse().ok())
+        .ok_or((400, format!("invalid {name}")))
 }
 
 fn data_version(node: &ReplicaNode, app_id: Option<&str>) -> (u16, String) {
@@ -79,13 +87,20 @@ fn data_version(node: &ReplicaNode, app_id: Option<&str>) -> (u16, String) {
         Err(e) => return e,
     };
     let state = node.cluster.lock();
-    let Some(app) = state.apps.get(&id) else { return (404, format!("app_id={id} not found")) };
+    let Some(app) = state.apps.get(&id) else {
+        return (404, format!("app_id={id} not found"));
+    };
     let hosted: serde_json::Map<String, Value> = app
         .partitions
         .iter()
         .enumerate()
         .filter(|(_, p)| p.primary == node.index || p.secondaries.contains(&node.index))
-        .map(|(i, _)| (i.to_string(), json!({"data_version": app.data_version.to_string()})))
+        .map(|(i, _)| {
+            (
+                i.to_string(),
+                json!({"data_version": app.data_version.to_string()}),
+            )
+        })
         .collect();
     if hosted.is_empty() {
         return (404, format!("app_id={id} not found"));
@@ -99,7 +114,9 @@ fn duplication(node: &ReplicaNode, appid: Option<&str>) -> (u16, String) {
         Err(e) => return e,
     };
     let state = node.cluster.lock();
-    let Some(app) = state.apps.get(&id) else { return (404, format!("appid={id} not found")) };
+    let Some(app) = state.apps.get(&id) else {
+        return (404, format!("appid={id} not found"));
+    };
     let v2_6 = node.cluster.config.version.is_2_6();
     let mut out = serde_json::Map::new();
     for dup in app.dups.values() {
@@ -126,11 +143,18 @@ fn duplication(node: &ReplicaNode, appid: Option<&str>) -> (u16, String) {
 fn metrics(node: &ReplicaNode, attributes: Option<&str>) -> (u16, String) {
     let table_filter: Option<i32> = attributes.and_then(|a| {
         let parts: Vec<&str> = a.split(',').collect();
-        parts.chunks(2).find(|c| c[0] == "table_id").and_then(|c| c.get(1)?.parse().ok())
+        parts
+            .chunks(2)
+            .find(|c| c[0] == "table_id")
+            .and_then(|c| c.get(1)?.parse().ok())
     });
     let state = node.cluster.lock();
     let mut entities = vec![];
-    for app in state.apps.values().filter(|a| table_filter.is_none_or(|t| t == a.id)) {
+    for app in state
+        .apps
+        .values()
+        .filter(|a| table_filter.is_none_or(|t| t == a.id))
+    {
         for p in primaries(node, app) {
             let pend: i64 = app.dups.values().map(|d| pending(app, d, p)).sum();
             let shipped: u64 = app.dups.values().map(|d| d.shipped[p]).sum();

@@ -145,7 +145,8 @@ fn process_frames(
 }
 
 fn serve_http(buf: &[u8], handler: &dyn Handler, tx: &mpsc::UnboundedSender<Vec<u8>>) {
-    let line = String::from_utf8_lossy(buf.split(|&b| b == b'\n').next().unwrap_or_default()).into_owned();
+    let line =
+        String::from_utf8_lossy(buf.split(|&b| b == b'\n').next().unwrap_or_default()).into_owned();
     let path = line.split_whitespace().nth(1).unwrap_or("/");
     let (status, body) = handler.http(path);
     let reason = match status {
@@ -165,6 +166,10 @@ fn serve_http(buf: &[u8], handler: &dyn Handler, tx: &mpsc::UnboundedSender<Vec<
 #[must_use]
 pub fn parse_query(path: &str) -> (&str, Vec<(&str, &str)>) {
     let (p, q) = path.split_once('?').unwrap_or((path, ""));
-    let pairs = q.split('&').filter(|s| !s.is_empty()).map(|kv| kv.split_once('=').unwrap_or((kv, ""))).collect();
+    let pairs = q
+        .split('&')
+        .filter(|s| !s.is_empty())
+        .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
+        .collect();
     (p, pairs)
 }

@@ -14,11 +14,16 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-use super::state::{Cluster, Dup, Record, FOLLOWER_STATUS_ENV, MASTER_APP_NAME_ENV, MASTER_CLUSTER_ENV, MASTER_METAS_ENV};
+use super::state::{
+    Cluster, Dup, Record, FOLLOWER_STATUS_ENV, MASTER_APP_NAME_ENV, MASTER_CLUSTER_ENV,
+    MASTER_METAS_ENV,
+};
 use crate::pegasus::base::{Blob, Gpid, TaskCode};
 use crate::pegasus::key;
 use crate::pegasus::messages::apps::CreateAppOptions;
-use crate::pegasus::messages::data::{Duplicate, DuplicateEntry, DuplicateRequest, Put, UpdateRequest};
+use crate::pegasus::messages::data::{
+    Duplicate, DuplicateEntry, DuplicateRequest, Put, UpdateRequest,
+};
 use crate::pegasus::messages::duplication::DuplicationStatus::{self, DS_APP, DS_LOG, DS_PREPARE};
 use crate::pegasus::meta::{MetaClient, MetaOptions};
 use crate::pegasus::replica::ReplicaClient;
@@ -71,31 +76,59 @@ impl Engine {
     fn meta(&self, remote: &str) -> Option<MetaClient> {
         let peer = self.cluster.directory.get(remote)?;
         let mut metas = self.metas.lock().expect("meta cache lock");
-        let opts = MetaOptions { call_timeout: self.cluster.config.rpc_timeout, ..MetaOptions::default() };
-        Some(metas.entry(remote.to_string()).or_insert_with(|| MetaClient::new(peer.metas, opts)).clone())
+        let opts = MetaOptions {
+            call_timeout: self.cluster.config.rpc_timeout,
+            ..MetaOptions::default()
+        };
+        Some(
+            metas
+                .entry(remote.to_string())
+                .or_insert_with(|| MetaClient::new(peer.metas, opts))
+                .clone(),
+        )
     }
 
     /// Decides this tick's steps; refreshes what the meta has heard from primaries.
     fn plan_tick(&self, last_shipped: &mut HashMap<(i32, i32), Vec<u64>>) -> Vec<Step> {
         let c = &self.cluster;
         let tick_secs = c.config.dup_tick.as_secs_f64();
-        let budget = ((f64::from(c.config.ship_rate) * tick_secs) as usize).clamp(1, c.config.ship_batch);
+        let budget =
+            ((f64::from(c.config.ship_rate) * tick_secs) as usize).clamp(1, c.config.ship_batch);
         let mut steps = Vec::new();
         let mut state = c.lock();
         for app in state.apps.values_mut() {
-            let (app_id, envs, max_replicas, name) = (app.id, app.envs.clone(), app.max_replica_count, app.name.clone());
+            let (app_id, envs, max_replicas, name) = (
+                app.id,
+                app.envs.clone(),
+                app.max_replica_count,
+                app.name.clone(),
+            );
             let partitions = &app.partitions;
             for dup in app.dups.values_mut() {
-                dup.reported = dup.confirmed.iter().zip(partitions).map(|(&c, p)| (c, p.last_committed)).collect();
-                let prev = last_shipped.entry((app_id, dup.dupid)).or_insert_with(|| dup.shipped.clone());
+                dup.reported = dup
+                    .confirmed
+                    .iter()
+                    .zip(partitions)
+                    .map(|(&c, p)| (c, p.last_committed))
+                    .collect();
+                let prev = last_shipped
+                    .entry((app_id, dup.dupid))
+                    .or_insert_with(|| dup.shipped.clone());
                 for (p, rate) in dup.ship_rate.iter_mut().enumerate() {
                     let delta = dup.shipped[p].saturating_sub(prev[p]) as f64;
                     *rate = 0.5 * *rate + 0.5 * delta / tick_secs;
                 }
                 prev.clone_from(&dup.shipped);
-                let r = DupRef { app_id, dupid: dup.dupid, remote: dup.remote.clone(), remote_app: dup.remote_app_name.clone() };
+                let r = DupRef {
+                    app_id,
+                    dupid: dup.dupid,
+                    remote: dup.remote.clone(),
+                    remote_app: dup.remote_app_name.clone(),
+                };
                 match dup.status {
-                    DS_PREPARE if !dup.busy && dup.status_since.elapsed() >= c.config.checkpoint_delay => {
+                    DS_PREPARE
+                        if !dup.busy && dup.status_since.elapsed() >= c.config.checkpoint_delay =>
+                    {
                         dup.busy = true;
                         let replicas = dup.remote_replica_count.clamp(1, max_replicas.max(1));
                         let opts = follower_options(c, &envs, partitions.len(), replicas, &name);
@@ -103,7 +136,10 @@ impl Engine {
                     }
                     DS_APP if !dup.busy && !c.faults.stuck_in_app.load(Ordering::Relaxed) => {
                         dup.busy = true;
-                        steps.push(Step::CopyCheckpoint(r, partitions.iter().map(|p| p.data.clone()).collect()));
+                        steps.push(Step::CopyCheckpoint(
+                            r,
+                            partitions.iter().map(|p| p.data.clone()).collect(),
+                        ));
                     }
                     DS_LOG => steps.extend(ship_steps(dup, partitions, &r, budget, c.cluster_id)),
                     _ => {}
@@ -132,7 +168,9 @@ impl Engine {
     }
 
     async fn create_follower(&self, r: &DupRef, opts: CreateAppOptions) -> bool {
-        let Some(meta) = self.meta(&r.remote) else { return false };
+        let Some(meta) = self.meta(&r.remote) else {
+            return false;
+        };
         match meta.create_app(&r.remote_app, opts).await {
             Ok(_) => true,
             Err(e) => {
@@ -143,35 +181,59 @@ impl Engine {
     }
 
     async fn copy_checkpoint(&self, r: &DupRef, data: Vec<BTreeMap<Vec<u8>, Record>>) -> bool {
-        let Some(meta) = self.meta(&r.remote) else { return false };
-        let Some(target) = self.remote_table(&meta, r).await else { return false };
+        let Some(meta) = self.meta(&r.remote) else {
+            return false;
+        };
+        let Some(target) = self.remote_table(&meta, r).await else {
+            return false;
+        };
         if target.primaries.len() != data.len() {
-            tracing::warn!(table = r.remote_app, "follower partition count differs from the source");
+            tracing::warn!(
+                table = r.remote_app,
+                "follower partition count differs from the source"
+            );
             return false;
         }
         for records in &data {
-            for chunk in records.iter().collect::<Vec<_>>().chunks(self.cluster.config.ship_batch) {
-                let entries: Vec<_> = chunk.iter().map(|(k, rec)| self.checkpoint_entry(k, rec)).collect();
-                let hash = key::key_hash(chunk.last().map(|(k, _)| k.as_slice()).unwrap_or_default());
+            for chunk in records
+                .iter()
+                .collect::<Vec<_>>()
+                .chunks(self.cluster.config.ship_batch)
+            {
+                let entries: Vec<_> = chunk
+                    .iter()
+                    .map(|(k, rec)| self.checkpoint_entry(k, rec))
+                    .collect();
+                let hash =
+                    key::key_hash(chunk.last().map(|(k, _)| k.as_slice()).unwrap_or_default());
                 if !self.send(&target, entries, hash).await {
                     return false;
                 }
             }
         }
         if self.cluster.config.version.is_2_6() {
-            return meta.set_app_envs(&r.remote_app, &[(FOLLOWER_STATUS_ENV, "created")]).await.is_ok();
+            return meta
+                .set_app_envs(&r.remote_app, &[(FOLLOWER_STATUS_ENV, "created")])
+                .await
+                .is_ok();
         }
         true
     }
 
     fn checkpoint_entry(&self, key: &[u8], rec: &Record) -> DuplicateEntry {
-        let put = UpdateRequest { key: Blob::new(key), value: Blob::new(rec.value.clone()), expire_ts_seconds: 0 };
+        let put = UpdateRequest {
+            key: Blob::new(key),
+            value: Blob::new(rec.value.clone()),
+            expire_ts_seconds: 0,
+        };
         let mut raw = vec![0x0c, 0, 1];
         raw.extend(to_bytes(&put));
         raw.push(0);
         DuplicateEntry {
             timestamp: Some((rec.timetag >> 8) as i64),
-            task_code: Some(TaskCode(<Put as crate::pegasus::messages::Rpc>::NAME.into())),
+            task_code: Some(TaskCode(
+                <Put as crate::pegasus::messages::Rpc>::NAME.into(),
+            )),
             raw_message: Some(Blob(raw)),
             cluster_id: Some(self.cluster.cluster_id),
             verify_timetag: None,
@@ -179,8 +241,12 @@ impl Engine {
     }
 
     async fn ship(&self, r: &DupRef, entries: Vec<DuplicateEntry>, hash: u64) -> bool {
-        let Some(meta) = self.meta(&r.remote) else { return false };
-        let Some(target) = self.remote_table(&meta, r).await else { return false };
+        let Some(meta) = self.meta(&r.remote) else {
+            return false;
+        };
+        let Some(target) = self.remote_table(&meta, r).await else {
+            return false;
+        };
         self.send(&target, entries, hash).await
     }
 
@@ -188,8 +254,14 @@ impl Engine {
         let count = i32::try_from(target.primaries.len()).unwrap_or(1);
         let pidx = key::partition_index(hash, count);
         let addr = target.primaries[usize::try_from(pidx).unwrap_or(0)];
-        let req = DuplicateRequest { entries: Some(entries) };
-        match self.replica.call::<Duplicate>(addr, Gpid::new(target.app_id, pidx), hash, &req).await {
+        let req = DuplicateRequest {
+            entries: Some(entries),
+        };
+        match self
+            .replica
+            .call::<Duplicate>(addr, Gpid::new(target.app_id, pidx), hash, &req)
+            .await
+        {
             Ok(resp) if resp.error.unwrap_or(0) == 0 => true,
             Ok(resp) => {
                 tracing::debug!("duplicate refused: {:?} {:?}", resp.error, resp.error_hint);
@@ -204,15 +276,30 @@ impl Engine {
 
     async fn remote_table(&self, meta: &MetaClient, r: &DupRef) -> Option<RemoteTable> {
         let cfg = meta.query_config(&r.remote_app).await.ok()?;
-        let primaries: Option<Vec<SocketAddr>> = cfg.partitions.iter().map(|p| p.primary.to_socket()).collect();
+        let primaries: Option<Vec<SocketAddr>> = cfg
+            .partitions
+            .iter()
+            .map(|p| p.primary.to_socket())
+            .collect();
         let primaries = primaries?;
-        (usize::try_from(cfg.partition_count).ok() == Some(primaries.len()) && !primaries.is_empty())
-            .then_some(RemoteTable { app_id: cfg.app_id, primaries })
+        (usize::try_from(cfg.partition_count).ok() == Some(primaries.len())
+            && !primaries.is_empty())
+        .then_some(RemoteTable {
+            app_id: cfg.app_id,
+            primaries,
+        })
     }
 
-    fn finish_status_step(&self, r: &DupRef, from: DuplicationStatus, to: Option<DuplicationStatus>) {
+    fn finish_status_step(
+        &self,
+        r: &DupRef,
+        from: DuplicationStatus,
+        to: Option<DuplicationStatus>,
+    ) {
         let mut state = self.cluster.lock();
-        let Some(dup) = dup_mut(&mut state, r) else { return };
+        let Some(dup) = dup_mut(&mut state, r) else {
+            return;
+        };
         dup.busy = false;
         if let Some(to) = to.filter(|_| dup.status == from) {
             dup.status = to;
@@ -222,7 +309,9 @@ impl Engine {
 
     fn finish_ship(&self, r: &DupRef, pidx: usize, done: Option<(i64, u64)>) {
         let mut state = self.cluster.lock();
-        let Some(app) = state.apps.get_mut(&r.app_id) else { return };
+        let Some(app) = state.apps.get_mut(&r.app_id) else {
+            return;
+        };
         if let Some(dup) = app.dups.get_mut(&r.dupid) {
             dup.shipping[pidx] = false;
             if let Some((decree, n)) = done {
@@ -248,7 +337,13 @@ fn dup_mut<'a>(state: &'a mut super::state::State, r: &DupRef) -> Option<&'a mut
 }
 
 /// What the source meta sends to create the follower: source envs plus the master markers.
-fn follower_options(c: &Cluster, envs: &BTreeMap<String, String>, partitions: usize, replicas: i32, source_app: &str) -> CreateAppOptions {
+fn follower_options(
+    c: &Cluster,
+    envs: &BTreeMap<String, String>,
+    partitions: usize,
+    replicas: i32,
+    source_app: &str,
+) -> CreateAppOptions {
     let mut envs = envs.clone();
     envs.insert(MASTER_CLUSTER_ENV.into(), c.name.clone());
     envs.insert(MASTER_METAS_ENV.into(), c.meta_list());
@@ -268,14 +363,25 @@ fn follower_options(c: &Cluster, envs: &BTreeMap<String, String>, partitions: us
 }
 
 /// Shipping steps for partitions of `dup` that have unshipped mutations and nothing in flight.
-fn ship_steps(dup: &mut Dup, partitions: &[super::state::Partition], r: &DupRef, budget: usize, own_id: i8) -> Vec<Step> {
+fn ship_steps(
+    dup: &mut Dup,
+    partitions: &[super::state::Partition],
+    r: &DupRef,
+    budget: usize,
+    own_id: i8,
+) -> Vec<Step> {
     let mut steps = Vec::new();
     for (pidx, p) in partitions.iter().enumerate() {
         if dup.shipping[pidx] || dup.confirmed[pidx] >= p.last_committed {
             continue;
         }
         let from = dup.confirmed[pidx];
-        let batch: Vec<_> = p.log.iter().filter(|m| m.decree > from).take(budget).collect();
+        let batch: Vec<_> = p
+            .log
+            .iter()
+            .filter(|m| m.decree > from)
+            .take(budget)
+            .collect();
         let Some(last) = batch.last() else {
             // Nothing logged past the confirmed decree (e.g. writes before the checkpoint).
             dup.confirmed[pidx] = p.last_committed;

@@ -38,7 +38,10 @@ pub struct Peer {
 impl Directory {
     /// Registers a cluster.
     pub fn insert(&self, name: &str, peer: Peer) {
-        self.0.lock().expect("directory lock").insert(name.to_string(), peer);
+        self.0
+            .lock()
+            .expect("directory lock")
+            .insert(name.to_string(), peer);
     }
     /// Looks a cluster up by name.
     #[must_use]
@@ -48,7 +51,11 @@ impl Directory {
     /// Whether some cluster has duplication-group id `id`.
     #[must_use]
     pub fn knows_id(&self, id: i8) -> bool {
-        self.0.lock().expect("directory lock").values().any(|p| p.cluster_id == id)
+        self.0
+            .lock()
+            .expect("directory lock")
+            .values()
+            .any(|p| p.cluster_id == id)
     }
 }
 
@@ -77,7 +84,11 @@ impl Deny {
             "write" => (false, true),
             _ => return None,
         };
-        Some(Self { reconfig, read, write })
+        Some(Self {
+            reconfig,
+            read,
+            write,
+        })
     }
 }
 
@@ -187,11 +198,15 @@ impl State {
     /// The live (not dropped) table called `name`.
     #[must_use]
     pub fn app_by_name(&self, name: &str) -> Option<&App> {
-        self.apps.values().find(|a| a.name == name && a.status != AppStatus::AS_DROPPED)
+        self.apps
+            .values()
+            .find(|a| a.name == name && a.status != AppStatus::AS_DROPPED)
     }
     /// Mutable access to the live table called `name`.
     pub fn app_by_name_mut(&mut self, name: &str) -> Option<&mut App> {
-        self.apps.values_mut().find(|a| a.name == name && a.status != AppStatus::AS_DROPPED)
+        self.apps
+            .values_mut()
+            .find(|a| a.name == name && a.status != AppStatus::AS_DROPPED)
     }
 }
 
@@ -278,7 +293,9 @@ impl Cluster {
     /// Locks the state; never hold the guard across an `.await`.
     pub fn lock(&self) -> MutexGuard<'_, State> {
         // A panic in a handler must not wedge the whole simulated cluster.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The current leader meta's address.
@@ -290,14 +307,20 @@ impl Cluster {
     /// Comma-joined meta list, as `[pegasus.clusters]` and follower envs spell it.
     #[must_use]
     pub fn meta_list(&self) -> String {
-        self.metas.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+        self.metas
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 
 /// Microseconds since the Unix epoch.
 #[must_use]
 pub fn now_us() -> i64 {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
@@ -313,8 +336,22 @@ mod tests {
 
     #[test]
     fn deny_values_follow_the_meta_validator() {
-        assert_eq!(Deny::parse("timeout*write"), Some(Deny { reconfig: false, read: false, write: true }));
-        assert_eq!(Deny::parse("reconfig*all"), Some(Deny { reconfig: true, read: true, write: true }));
+        assert_eq!(
+            Deny::parse("timeout*write"),
+            Some(Deny {
+                reconfig: false,
+                read: false,
+                write: true
+            })
+        );
+        assert_eq!(
+            Deny::parse("reconfig*all"),
+            Some(Deny {
+                reconfig: true,
+                read: true,
+                write: true
+            })
+        );
         assert_eq!(Deny::parse("delay*all"), None);
         assert_eq!(Deny::parse("timeout"), None);
         assert_eq!(Deny::parse("timeout*writes"), None);

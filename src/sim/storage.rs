@@ -7,8 +7,8 @@ use crate::pegasus::base::Blob;
 use crate::pegasus::frame::Request;
 use crate::pegasus::key;
 use crate::pegasus::messages::data::{DuplicateEntry, MultiPutRequest, UpdateRequest};
-use crate::pegasus::messages::Rpc;
 use crate::pegasus::messages::data::{MultiPut, Put, Remove};
+use crate::pegasus::messages::Rpc;
 use crate::pegasus::thrift::{Reader, Wire};
 
 /// A decoded client write.
@@ -65,15 +65,31 @@ pub fn timetag(timestamp_us: i64, cluster_id: i8, is_delete: bool) -> u64 {
 }
 
 /// Applies a client write to partition `pidx` as one new decree; returns the decree.
-pub fn apply_client_write(app: &mut App, pidx: usize, req: &Request, write: &Write, cluster_id: i8) -> i64 {
+pub fn apply_client_write(
+    app: &mut App,
+    pidx: usize,
+    req: &Request,
+    write: &Write,
+    cluster_id: i8,
+) -> i64 {
     let ts = super::state::now_us();
     let logging = app.is_duplicating();
     let p = &mut app.partitions[pidx];
     p.last_committed += 1;
     let decree = p.last_committed;
-    apply(&mut p.data, write, timetag(ts, cluster_id, write.is_delete()));
+    apply(
+        &mut p.data,
+        write,
+        timetag(ts, cluster_id, write.is_delete()),
+    );
     if logging {
-        p.log.push_back(Mutation { decree, timestamp_us: ts, code: write.code(), raw: req.raw_message(), hash: write.hash() });
+        p.log.push_back(Mutation {
+            decree,
+            timestamp_us: ts,
+            code: write.code(),
+            raw: req.raw_message(),
+            hash: write.hash(),
+        });
     }
     decree
 }
@@ -81,7 +97,13 @@ pub fn apply_client_write(app: &mut App, pidx: usize, req: &Request, write: &Wri
 fn apply(data: &mut std::collections::BTreeMap<Vec<u8>, Record>, write: &Write, timetag: u64) {
     match write {
         Write::Put(u) => {
-            data.insert(u.key.0.clone(), Record { value: u.value.0.clone(), timetag });
+            data.insert(
+                u.key.0.clone(),
+                Record {
+                    value: u.value.0.clone(),
+                    timetag,
+                },
+            );
         }
         Write::Remove(k) => {
             data.remove(&k.0);
@@ -89,7 +111,13 @@ fn apply(data: &mut std::collections::BTreeMap<Vec<u8>, Record>, write: &Write, 
         Write::MultiPut(m) => {
             for kv in &m.kvs {
                 if let Ok(k) = key::composite_key(&m.hash_key.0, &kv.key.0) {
-                    data.insert(k, Record { value: kv.value.0.clone(), timetag });
+                    data.insert(
+                        k,
+                        Record {
+                            value: kv.value.0.clone(),
+                            timetag,
+                        },
+                    );
                 }
             }
         }
@@ -121,10 +149,23 @@ pub fn apply_duplicate(
         if !known_id(id) {
             return Err((4, "request cluster id is unconfigured".into()));
         }
-        let code = e.task_code.as_ref().map(|t| t.0.as_str()).unwrap_or_default();
-        let raw = e.raw_message.as_ref().map(|b| b.0.as_slice()).unwrap_or_default();
-        let write = decode_raw(code, raw).ok_or_else(|| (4, format!("unrecognized task code {code}")))?;
-        apply(&mut p.data, &write, timetag(e.timestamp.unwrap_or(0), id, write.is_delete()));
+        let code = e
+            .task_code
+            .as_ref()
+            .map(|t| t.0.as_str())
+            .unwrap_or_default();
+        let raw = e
+            .raw_message
+            .as_ref()
+            .map(|b| b.0.as_slice())
+            .unwrap_or_default();
+        let write =
+            decode_raw(code, raw).ok_or_else(|| (4, format!("unrecognized task code {code}")))?;
+        apply(
+            &mut p.data,
+            &write,
+            timetag(e.timestamp.unwrap_or(0), id, write.is_delete()),
+        );
     }
     Ok(p.last_committed)
 }

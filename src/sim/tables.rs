@@ -3,9 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use super::state::{App, Cluster, Deny, Partition, State, DENY_ENV, FOLLOWER_STATUS_ENV, MASTER_CLUSTER_ENV};
+use super::state::{
+    App, Cluster, Deny, Partition, State, DENY_ENV, FOLLOWER_STATUS_ENV, MASTER_CLUSTER_ENV,
+};
 use crate::pegasus::base::{err, Gpid, HostPort, RpcAddress};
-use crate::pegasus::messages::apps::{AppEnvOperation, AppInfo, AppStatus, CreateAppOptions, PartitionConfiguration, UpdateAppEnvRequest};
+use crate::pegasus::messages::apps::{
+    AppEnvOperation, AppInfo, AppStatus, CreateAppOptions, PartitionConfiguration,
+    UpdateAppEnvRequest,
+};
 
 /// An application error: the `ERR_*` name and a hint.
 pub type AppError = (&'static str, String);
@@ -15,9 +20,17 @@ pub type AppError = (&'static str, String);
 ///
 /// # Errors
 /// `ERR_INVALID_PARAMETERS` for bad counts, `ERR_APP_EXIST` when the name is taken.
-pub fn create_app(cluster: &Cluster, state: &mut State, name: &str, opts: &CreateAppOptions) -> Result<i32, AppError> {
+pub fn create_app(
+    cluster: &Cluster,
+    state: &mut State,
+    name: &str,
+    opts: &CreateAppOptions,
+) -> Result<i32, AppError> {
     if opts.partition_count <= 0 || opts.replica_count <= 0 || name.is_empty() {
-        return Err((err::INVALID_PARAMETERS, "invalid app name, partition count or replica count".into()));
+        return Err((
+            err::INVALID_PARAMETERS,
+            "invalid app name, partition count or replica count".into(),
+        ));
     }
     if let Some(existing) = state.app_by_name(name) {
         if opts.success_if_exist || is_follower_retry(cluster, existing, opts) {
@@ -34,14 +47,16 @@ pub fn create_app(cluster: &Cluster, state: &mut State, name: &str, opts: &Creat
 
 fn is_follower_retry(cluster: &Cluster, existing: &App, opts: &CreateAppOptions) -> bool {
     cluster.config.version.is_2_6()
-        && existing.envs.get(MASTER_CLUSTER_ENV).is_some()
+        && existing.envs.contains_key(MASTER_CLUSTER_ENV)
         && existing.envs.get(MASTER_CLUSTER_ENV) == opts.envs.get(MASTER_CLUSTER_ENV)
         && existing.envs.get(FOLLOWER_STATUS_ENV).map(String::as_str) == Some("creating")
 }
 
 fn new_app(cluster: &Cluster, id: i32, name: &str, opts: &CreateAppOptions) -> App {
     let nodes = cluster.replicas.len();
-    let copies = usize::try_from(opts.replica_count).unwrap_or(1).clamp(1, nodes);
+    let copies = usize::try_from(opts.replica_count)
+        .unwrap_or(1)
+        .clamp(1, nodes);
     let partitions = (0..usize::try_from(opts.partition_count).unwrap_or(1))
         .map(|p| Partition {
             primary: p % nodes,
@@ -54,7 +69,11 @@ fn new_app(cluster: &Cluster, id: i32, name: &str, opts: &CreateAppOptions) -> A
         id,
         name: name.to_string(),
         status: AppStatus::AS_AVAILABLE,
-        app_type: if opts.app_type.is_empty() { "pegasus".into() } else { opts.app_type.clone() },
+        app_type: if opts.app_type.is_empty() {
+            "pegasus".into()
+        } else {
+            opts.app_type.clone()
+        },
         max_replica_count: opts.replica_count,
         envs: opts.envs.clone(),
         data_version: 1,
@@ -70,7 +89,9 @@ fn new_app(cluster: &Cluster, id: i32, name: &str, opts: &CreateAppOptions) -> A
 /// # Errors
 /// `ERR_APP_NOT_EXIST` for an unknown name.
 pub fn drop_app(state: &mut State, name: &str) -> Result<(), AppError> {
-    let app = state.app_by_name_mut(name).ok_or((err::APP_NOT_EXIST, format!("app {name} does not exist")))?;
+    let app = state
+        .app_by_name_mut(name)
+        .ok_or((err::APP_NOT_EXIST, format!("app {name} does not exist")))?;
     app.status = AppStatus::AS_DROPPED;
     app.drop_second = super::state::now_secs();
     app.dups.clear();
@@ -82,15 +103,19 @@ pub fn drop_app(state: &mut State, name: &str) -> Result<(), AppError> {
 /// # Errors
 /// `ERR_INVALID_PARAMETERS` (with the validator's hint) or `ERR_APP_NOT_EXIST`.
 pub fn update_envs(state: &mut State, req: &UpdateAppEnvRequest) -> Result<(), AppError> {
-    let app = state
-        .app_by_name_mut(&req.app_name)
-        .ok_or((err::APP_NOT_EXIST, format!("app {} does not exist", req.app_name)))?;
+    let app = state.app_by_name_mut(&req.app_name).ok_or((
+        err::APP_NOT_EXIST,
+        format!("app {} does not exist", req.app_name),
+    ))?;
     let keys = req.keys.clone().unwrap_or_default();
     match req.op {
         AppEnvOperation::APP_ENV_OP_SET => {
             let values = req.values.clone().unwrap_or_default();
             if keys.is_empty() || keys.len() != values.len() {
-                return Err((err::INVALID_PARAMETERS, "keys and values must be set, non-empty and of the same length".into()));
+                return Err((
+                    err::INVALID_PARAMETERS,
+                    "keys and values must be set, non-empty and of the same length".into(),
+                ));
             }
             for (k, v) in keys.iter().zip(&values) {
                 validate_env(k, v)?;
@@ -105,7 +130,8 @@ pub fn update_envs(state: &mut State, req: &UpdateAppEnvRequest) -> Result<(), A
         }
         AppEnvOperation::APP_ENV_OP_CLEAR => {
             let prefix = req.clear_prefix.clone().unwrap_or_default();
-            app.envs.retain(|k, _| !prefix.is_empty() && !k.starts_with(&format!("{prefix}.")));
+            app.envs
+                .retain(|k, _| !prefix.is_empty() && !k.starts_with(&format!("{prefix}.")));
         }
         _ => return Err((err::INVALID_PARAMETERS, "invalid app env operation".into())),
     }
@@ -172,6 +198,8 @@ pub fn partition_config(cluster: &Cluster, app: &App, pidx: usize) -> PartitionC
 pub fn v4(addr: std::net::SocketAddr) -> std::net::SocketAddrV4 {
     match addr {
         std::net::SocketAddr::V4(a) => a,
-        std::net::SocketAddr::V6(a) => std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, a.port()),
+        std::net::SocketAddr::V6(a) => {
+            std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, a.port())
+        }
     }
 }

@@ -24,7 +24,12 @@ fn add_request(table: &str, remote: &str) -> AddDuplicationRequest {
 }
 
 async fn status_of(meta: &MetaClient, table: &str) -> Option<DuplicationStatus> {
-    meta.query_duplication(table).await.ok()?.entry_list.first().map(|e| e.status)
+    meta.query_duplication(table)
+        .await
+        .ok()?
+        .entry_list
+        .first()
+        .map(|e| e.status)
 }
 
 /// This table's unshipped mutations, read the way the migrator will: 2.6 from the meta's
@@ -33,15 +38,26 @@ async fn lag(version: Version, meta: &MetaClient, src: &SimCluster, table: &str)
     let resp = meta.query_duplication(table).await.unwrap();
     if version.is_2_6() {
         let states = resp.entry_list[0].partition_states.clone().unwrap();
-        return states.values().map(|s| s.last_committed_decree - s.confirmed_decree).sum();
+        return states
+            .values()
+            .map(|s| s.last_committed_decree - s.confirmed_decree)
+            .sum();
     }
     let replica = ReplicaClient::new(Duration::from_secs(2));
     let mut total = 0;
     for addr in src.replicas() {
-        let (_, body) = replica.http_get(addr, &format!("/replica/duplication?appid={}", resp.appid)).await.unwrap();
+        let (_, body) = replica
+            .http_get(addr, &format!("/replica/duplication?appid={}", resp.appid))
+            .await
+            .unwrap();
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         for parts in v.as_object().unwrap().values() {
-            total += parts.as_object().unwrap().values().map(|p| p["not_confirmed_mutations_num"].as_i64().unwrap()).sum::<i64>();
+            total += parts
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|p| p["not_confirmed_mutations_num"].as_i64().unwrap())
+                .sum::<i64>();
         }
     }
     total
@@ -52,33 +68,68 @@ async fn writes_reach_the_target(version: Version) {
     let src = start_in(&directory, "src", 1, version).await;
     let dst = start_in(&directory, "dst", 2, version).await;
     let (src_meta, dst_meta) = (meta_client(&src), meta_client(&dst));
-    let opts = CreateAppOptions { partition_count: 4, replica_count: 3, ..Default::default() };
+    let opts = CreateAppOptions {
+        partition_count: 4,
+        replica_count: 3,
+        ..Default::default()
+    };
     src_meta.create_app("orders", opts).await.unwrap();
     let source = TableClient::new("orders", src_meta.clone(), TableOptions::default());
     for i in 0..100 {
-        source.put(format!("before{i}").as_bytes(), b"s", b"old").await.unwrap();
+        source
+            .put(format!("before{i}").as_bytes(), b"s", b"old")
+            .await
+            .unwrap();
     }
 
-    let added = src_meta.add_duplication(&add_request("orders", "dst")).await.unwrap();
+    let added = src_meta
+        .add_duplication(&add_request("orders", "dst"))
+        .await
+        .unwrap();
     assert!(added.err.is_ok() && added.dupid > 0, "{added:?}");
     assert_eq!(added.remote_app_name.is_some(), version.is_2_6());
     for i in 0..100 {
-        source.put(format!("during{i}").as_bytes(), b"s", b"new").await.unwrap();
+        source
+            .put(format!("during{i}").as_bytes(), b"s", b"new")
+            .await
+            .unwrap();
     }
-    eventually("duplication reaches DS_LOG", || async { status_of(&src_meta, "orders").await == Some(DuplicationStatus::DS_LOG) }).await;
+    eventually("duplication reaches DS_LOG", || async {
+        status_of(&src_meta, "orders").await == Some(DuplicationStatus::DS_LOG)
+    })
+    .await;
     for i in 0..100 {
-        source.put(format!("after{i}").as_bytes(), b"s", b"x").await.unwrap();
+        source
+            .put(format!("after{i}").as_bytes(), b"s", b"x")
+            .await
+            .unwrap();
     }
-    eventually("lag reaches zero", || async { lag(version, &src_meta, &src, "orders").await == 0 }).await;
+    eventually("lag reaches zero", || async {
+        lag(version, &src_meta, &src, "orders").await == 0
+    })
+    .await;
 
     let follower = dst_meta.list_apps(Default::default()).await.unwrap();
-    let envs = &follower.iter().find(|a| a.app_name == "orders").expect("follower created").envs;
-    assert_eq!(envs.get("duplication.master_cluster").map(String::as_str), Some("src"));
-    assert_eq!(envs.contains_key("duplication.follower_app_status"), version.is_2_6());
+    let envs = &follower
+        .iter()
+        .find(|a| a.app_name == "orders")
+        .expect("follower created")
+        .envs;
+    assert_eq!(
+        envs.get("duplication.master_cluster").map(String::as_str),
+        Some("src")
+    );
+    assert_eq!(
+        envs.contains_key("duplication.follower_app_status"),
+        version.is_2_6()
+    );
     let target = TableClient::new("orders", dst_meta, TableOptions::default());
     for (prefix, value) in [("before", &b"old"[..]), ("during", b"new"), ("after", b"x")] {
         for i in 0..100 {
-            let got = target.get(format!("{prefix}{i}").as_bytes(), b"s").await.unwrap();
+            let got = target
+                .get(format!("{prefix}{i}").as_bytes(), b"s")
+                .await
+                .unwrap();
             assert_eq!(got.as_deref(), Some(value), "{prefix}{i} on the target");
         }
     }
@@ -94,16 +145,39 @@ async fn duplication_ships_every_write_on_2_6() {
     writes_reach_the_target(Version::V2_6).await;
 }
 
-async fn re_add_after_log(version: Version) -> migrator::pegasus::messages::duplication::AddDuplicationResponse {
+async fn re_add_after_log(
+    version: Version,
+) -> migrator::pegasus::messages::duplication::AddDuplicationResponse {
     let directory = Directory::default();
     let src = start_in(&directory, "src", 1, version).await;
     let _dst = start_in(&directory, "dst", 2, version).await;
     let meta = meta_client(&src);
-    meta.create_app("t", CreateAppOptions { partition_count: 2, replica_count: 3, ..Default::default() }).await.unwrap();
-    meta.add_duplication(&add_request("t", "dst")).await.unwrap();
-    eventually("DS_LOG", || async { status_of(&meta, "t").await == Some(DuplicationStatus::DS_LOG) }).await;
-    let again = meta.add_duplication(&add_request("t", "dst")).await.unwrap();
-    assert_eq!(meta.query_duplication("t").await.unwrap().entry_list.len(), 1, "no second duplication");
+    meta.create_app(
+        "t",
+        CreateAppOptions {
+            partition_count: 2,
+            replica_count: 3,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    meta.add_duplication(&add_request("t", "dst"))
+        .await
+        .unwrap();
+    eventually("DS_LOG", || async {
+        status_of(&meta, "t").await == Some(DuplicationStatus::DS_LOG)
+    })
+    .await;
+    let again = meta
+        .add_duplication(&add_request("t", "dst"))
+        .await
+        .unwrap();
+    assert_eq!(
+        meta.query_duplication("t").await.unwrap().entry_list.len(),
+        1,
+        "no second duplication"
+    );
     again
 }
 
@@ -126,13 +200,26 @@ async fn an_unrelated_target_table_keeps_the_duplication_in_prepare_and_2_6_says
     let src = start_in(&directory, "src", 1, Version::V2_6).await;
     let dst = start_in(&directory, "dst", 2, Version::V2_6).await;
     let meta = meta_client(&src);
-    let opts = CreateAppOptions { partition_count: 2, replica_count: 3, ..Default::default() };
+    let opts = CreateAppOptions {
+        partition_count: 2,
+        replica_count: 3,
+        ..Default::default()
+    };
     meta.create_app("t", opts.clone()).await.unwrap();
     meta_client(&dst).create_app("t", opts).await.unwrap();
-    let first = meta.add_duplication(&add_request("t", "dst")).await.unwrap();
+    let first = meta
+        .add_duplication(&add_request("t", "dst"))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(status_of(&meta, "t").await, Some(DuplicationStatus::DS_PREPARE));
-    let again = meta.add_duplication(&add_request("t", "dst")).await.unwrap();
+    assert_eq!(
+        status_of(&meta, "t").await,
+        Some(DuplicationStatus::DS_PREPARE)
+    );
+    let again = meta
+        .add_duplication(&add_request("t", "dst"))
+        .await
+        .unwrap();
     assert!(again.err.is(err::DUP_EXIST), "{again:?}");
     assert_eq!(again.dupid, first.dupid);
 }
@@ -142,11 +229,190 @@ async fn a_duplication_to_an_unknown_cluster_or_itself_is_refused_with_a_hint() 
     let directory = Directory::default();
     let src = start_in(&directory, "src", 1, Version::V2_5).await;
     let meta = meta_client(&src);
-    meta.create_app("t", CreateAppOptions { partition_count: 2, replica_count: 3, ..Default::default() }).await.unwrap();
-    let unknown = meta.add_duplication(&add_request("t", "nowhere")).await.unwrap();
+    meta.create_app(
+        "t",
+        CreateAppOptions {
+            partition_count: 2,
+            replica_count: 3,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let unknown = meta
+        .add_duplication(&add_request("t", "nowhere"))
+        .await
+        .unwrap();
     assert!(unknown.err.is(err::INVALID_PARAMETERS) && unknown.hint.unwrap().contains("nowhere"));
-    let itself = meta.add_duplication(&add_request("t", "src")).await.unwrap();
+    let itself = meta
+        .add_duplication(&add_request("t", "src"))
+        .await
+        .unwrap();
     assert!(itself.err.is(err::INVALID_PARAMETERS));
-    let missing = meta.add_duplication(&add_request("nope", "src")).await.unwrap();
+    let missing = meta
+        .add_duplication(&add_request("nope", "src"))
+        .await
+        .unwrap();
     assert!(!missing.err.is_ok());
+}
+
+/// Starts source and target, creates `t` with 4 partitions, and duplicates it to DS_LOG.
+async fn duplicating(version: Version) -> (SimCluster, SimCluster, MetaClient, TableClient) {
+    let directory = Directory::default();
+    let src = start_in(&directory, "src", 1, version).await;
+    let dst = start_in(&directory, "dst", 2, version).await;
+    let meta = meta_client(&src);
+    meta.create_app(
+        "t",
+        CreateAppOptions {
+            partition_count: 4,
+            replica_count: 3,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    meta.add_duplication(&add_request("t", "dst"))
+        .await
+        .unwrap();
+    eventually("DS_LOG", || async {
+        status_of(&meta, "t").await == Some(DuplicationStatus::DS_LOG)
+    })
+    .await;
+    let table = TableClient::new("t", meta.clone(), TableOptions::default());
+    (src, dst, meta, table)
+}
+
+#[tokio::test]
+async fn pause_holds_mutations_back_and_resume_ships_them() {
+    let (src, _dst, meta, table) = duplicating(Version::V2_6).await;
+    let dupid = meta.query_duplication("t").await.unwrap().entry_list[0].dupid;
+    meta.modify_duplication("t", dupid, DuplicationStatus::DS_PAUSE)
+        .await
+        .unwrap();
+    for i in 0..40 {
+        table
+            .put(format!("k{i}").as_bytes(), b"s", b"v")
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        status_of(&meta, "t").await,
+        Some(DuplicationStatus::DS_PAUSE)
+    );
+    assert_eq!(
+        lag(Version::V2_6, &meta, &src, "t").await,
+        40,
+        "nothing shipped while paused"
+    );
+    let bad = meta
+        .modify_duplication("t", dupid, DuplicationStatus::DS_APP)
+        .await
+        .unwrap_err();
+    assert!(bad.is(err::INVALID_PARAMETERS), "{bad}");
+    meta.modify_duplication("t", dupid, DuplicationStatus::DS_LOG)
+        .await
+        .unwrap();
+    eventually("lag drains after resume", || async {
+        lag(Version::V2_6, &meta, &src, "t").await == 0
+    })
+    .await;
+    meta.modify_duplication("t", dupid, DuplicationStatus::DS_REMOVED)
+        .await
+        .unwrap();
+    assert!(meta
+        .query_duplication("t")
+        .await
+        .unwrap()
+        .entry_list
+        .is_empty());
+    let gone = meta
+        .modify_duplication("t", dupid, DuplicationStatus::DS_LOG)
+        .await
+        .unwrap_err();
+    assert!(gone.is(err::OBJECT_NOT_FOUND), "{gone}");
+}
+
+#[tokio::test]
+async fn a_2_5_replica_reports_dup_perf_counters_scoped_by_gpid() {
+    let (src, dst, meta, table) = duplicating(Version::V2_5).await;
+    let appid = meta.query_duplication("t").await.unwrap().appid;
+    ReplicaClient::new(Duration::from_secs(1))
+        .command(dst.metas()[0], "sim.fault", &["unreachable", "on"])
+        .await
+        .unwrap();
+    for i in 0..30 {
+        table
+            .put(format!("k{i}").as_bytes(), b"s", b"v")
+            .await
+            .unwrap();
+    }
+    let replica = ReplicaClient::new(Duration::from_secs(2));
+    let mut pending = 0.0;
+    let mut shipped_ops = 0;
+    for addr in src.replicas() {
+        let out = replica
+            .command(addr, "perf-counters-by-substr", &["dup"])
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        for c in v["counters"].as_array().unwrap() {
+            let name = c["name"].as_str().unwrap();
+            if name.ends_with("dup.pending_mutations_count") {
+                pending += c["value"].as_f64().unwrap();
+            }
+            if name.contains(&format!("dup_shipped_ops@{appid}.")) {
+                shipped_ops += 1;
+            }
+        }
+    }
+    assert_eq!(pending, 30.0, "target unreachable: every write is pending");
+    assert_eq!(
+        shipped_ops, 4,
+        "one shipped-ops counter per primary partition"
+    );
+    let (status, _) = replica
+        .http_get(src.replicas()[0], "/metrics")
+        .await
+        .unwrap();
+    assert_eq!(status, 404, "2.5 has no /metrics");
+}
+
+#[tokio::test]
+async fn a_2_6_replica_reports_dup_metrics_and_has_no_dup_perf_counters() {
+    let (src, _dst, meta, table) = duplicating(Version::V2_6).await;
+    let appid = meta.query_duplication("t").await.unwrap().appid;
+    table.put(b"k", b"s", b"v").await.unwrap();
+    let replica = ReplicaClient::new(Duration::from_secs(2));
+    let metrics = || async {
+        let (mut entities, mut shipped) = (0, 0);
+        for addr in src.replicas() {
+            let path = format!("/metrics?types=replica&attributes=table_id,{appid}");
+            let (status, body) = replica.http_get(addr, &path).await.unwrap();
+            assert_eq!(status, 200);
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            for e in v["entities"].as_array().unwrap() {
+                entities += 1;
+                let m = e["metrics"].as_array().unwrap();
+                let s = m
+                    .iter()
+                    .find(|m| m["name"] == "dup_shipped_successful_requests")
+                    .unwrap();
+                shipped += s["value"].as_i64().unwrap();
+            }
+        }
+        (entities, shipped)
+    };
+    eventually("the write is shipped", || async {
+        metrics().await == (4, 1)
+    })
+    .await;
+    for addr in src.replicas() {
+        let out = replica
+            .command(addr, "perf-counters-by-substr", &["dup"])
+            .await
+            .unwrap();
+        assert!(!out.contains("pending_mutations_count"), "{out}");
+    }
 }
