@@ -2,10 +2,14 @@
 //! no input (random, truncated, or with absurd lengths) makes a decoder panic.
 
 use migrator::pegasus::frame::{self, RequestHeader};
-use migrator::pegasus::messages::apps::{CreateApp, DropApp, ListApps, QueryAppInfo, QueryConfig, UpdateAppEnv};
+use migrator::pegasus::messages::apps::{
+    CreateApp, DropApp, ListApps, QueryAppInfo, QueryConfig, UpdateAppEnv,
+};
 use migrator::pegasus::messages::command::RemoteCommand;
 use migrator::pegasus::messages::data::{Duplicate, Get, MultiGet, MultiPut, Put, Remove};
-use migrator::pegasus::messages::duplication::{AddDuplication, ListDuplication, ModifyDuplication, QueryDuplication};
+use migrator::pegasus::messages::duplication::{
+    AddDuplication, ListDuplication, ModifyDuplication, QueryDuplication,
+};
 use migrator::pegasus::messages::nodes::{ClusterInfo, ListNodes};
 use migrator::pegasus::messages::Rpc;
 use migrator::pegasus::thrift::{from_bytes, to_bytes, Gen, Sample, Wire};
@@ -26,9 +30,18 @@ where
     round_trip::<R::Response>(seed ^ 0x5555);
     let mut g = Gen::new(seed);
     let req = R::Request::sample(&mut g);
-    let header = RequestHeader { app_id: 3, partition_index: 1, client_timeout_ms: 9, thread_hash: 7, partition_hash: 11 };
+    let header = RequestHeader {
+        app_id: 3,
+        partition_index: 1,
+        client_timeout_ms: 9,
+        thread_hash: 7,
+        partition_hash: 11,
+    };
     let parsed = frame::parse_request(&frame::encode_request(&header, R::NAME, 42, &req)).unwrap();
-    assert_eq!((parsed.header, parsed.name.as_str(), parsed.seqid), (header, R::NAME, 42));
+    assert_eq!(
+        (parsed.header, parsed.name.as_str(), parsed.seqid),
+        (header, R::NAME, 42)
+    );
     assert_eq!(parsed.decode_args::<R::Request>().unwrap(), req);
     let resp = R::Response::sample(&mut g);
     let reply = frame::parse_reply(&frame::encode_reply(R::NAME, 43, &resp)).unwrap();
@@ -52,7 +65,17 @@ fn decode_everything(bytes: &[u8]) {
             let _ = from_bytes::<<$rpc as Rpc>::Response>(bytes);
         )* };
     }
-    try_all!(ListApps, QueryConfig, QueryDuplication, AddDuplication, ListDuplication, UpdateAppEnv, ListNodes, MultiGet, Duplicate);
+    try_all!(
+        ListApps,
+        QueryConfig,
+        QueryDuplication,
+        AddDuplication,
+        ListDuplication,
+        UpdateAppEnv,
+        ListNodes,
+        MultiGet,
+        Duplicate
+    );
 }
 
 proptest! {

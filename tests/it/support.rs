@@ -13,12 +13,18 @@ pub async fn start(name: &str, id: i8, version: Version) -> SimCluster {
 
 /// Starts a fast simulated cluster that knows the others in `directory`.
 pub async fn start_in(directory: &Directory, name: &str, id: i8, version: Version) -> SimCluster {
-    SimCluster::start(name, id, SimConfig::fast(version), directory).await.expect("bind loopback")
+    SimCluster::start(name, id, SimConfig::fast(version), directory)
+        .await
+        .expect("bind loopback")
 }
 
 /// A meta client of `sim` with short timeouts.
 pub fn meta_client(sim: &SimCluster) -> MetaClient {
-    let opts = MetaOptions { call_timeout: Duration::from_secs(2), connect_timeout: Duration::from_secs(1), ..MetaOptions::default() };
+    let opts = MetaOptions {
+        call_timeout: Duration::from_secs(2),
+        connect_timeout: Duration::from_secs(1),
+        ..MetaOptions::default()
+    };
     MetaClient::new(sim.metas(), opts)
 }
 
@@ -30,7 +36,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
