@@ -209,18 +209,25 @@ async fn read_loop(mut rd: OwnedReadHalf, pending: Pending, closed: Arc<AtomicBo
 /// Connections keyed by server address, re-made when broken.
 #[derive(Debug, Clone)]
 pub struct Pool {
-    conns: Arc<tokio::sync::Mutex<HashMap<SocketAddr, Arc<Connection>>>>,
+    // One slot per address, so a slow connect to one server never delays calls to another.
+    slots: Arc<Mutex<HashMap<SocketAddr, Slot>>>,
     connect_timeout: Duration,
 }
+
+type Slot = Arc<tokio::sync::Mutex<Option<Arc<Connection>>>>;
 
 impl Pool {
     /// An empty pool whose connects wait at most `connect_timeout`.
     #[must_use]
     pub fn new(connect_timeout: Duration) -> Self {
         Self {
-            conns: Arc::default(),
+            slots: Arc::default(),
             connect_timeout,
         }
+    }
+
+    fn slot(&self, addr: SocketAddr) -> Slot {
+        lock(&self.slots).entry(addr).or_default().clone()
     }
 
     /// A live connection to `addr`.
@@ -228,12 +235,13 @@ impl Pool {
     /// # Errors
     /// [`Error::Connect`] when the server cannot be reached.
     pub async fn get(&self, addr: SocketAddr) -> Result<Arc<Connection>> {
-        let mut conns = self.conns.lock().await;
-        if let Some(c) = conns.get(&addr).filter(|c| !c.is_closed()) {
+        let slot = self.slot(addr);
+        let mut conn = slot.lock().await;
+        if let Some(c) = conn.as_ref().filter(|c| !c.is_closed()) {
             return Ok(c.clone());
         }
         let c = Arc::new(Connection::connect(addr, self.connect_timeout).await?);
-        conns.insert(addr, c.clone());
+        *conn = Some(c.clone());
         Ok(c)
     }
 
@@ -254,6 +262,7 @@ impl Pool {
 
     /// Forgets the connection to `addr` (after a failure that may have left it unusable).
     pub async fn evict(&self, addr: SocketAddr) {
-        self.conns.lock().await.remove(&addr);
+        let slot = self.slot(addr);
+        *slot.lock().await = None;
     }
 }

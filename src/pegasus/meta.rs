@@ -33,7 +33,7 @@ use super::messages::{HasErr, Rpc};
 /// Timeouts of a meta client.
 #[derive(Debug, Clone, Copy)]
 pub struct MetaOptions {
-    /// Deadline of one attempt against one meta server.
+    /// Deadline of one call, redirects and retries across metas included.
     pub call_timeout: Duration,
     /// Deadline of a TCP connect.
     pub connect_timeout: Duration,
