@@ -5,5 +5,9 @@
 
 #![deny(clippy::all)]
 
+pub mod cli;
+pub mod error;
 pub mod pegasus;
+pub mod routing;
 pub mod sim;
+pub mod spec;

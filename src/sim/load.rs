@@ -207,7 +207,8 @@ impl Writer {
                         hash_key,
                     });
                 }
-                Err(_) => {
+                Err(e) => {
+                    tracing::debug!(table = self.client.table(), "write failed: {e}");
                     avail.failed(sent);
                     log.failed += 1;
                 }

@@ -12,7 +12,7 @@ pub mod envsync;
 pub mod faults;
 pub mod load;
 pub mod meta;
-// pub mod metaproxy;
+pub mod metaproxy;
 pub mod replica;
 pub mod replica_views;
 pub mod server;

@@ -87,7 +87,7 @@ async fn serve_connection(
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
         let n = tokio::select! {
-            _ = drops.changed() => break,
+            () = dropped(&mut drops) => break,
             n = rd.read(&mut chunk) => match n { Ok(0) | Err(_) => break, Ok(n) => n },
         };
         buf.extend_from_slice(&chunk[..n]);
@@ -102,6 +102,13 @@ async fn serve_connection(
     drop(tx);
     // A deferred reply keeps its own sender; the writer ends once all of them are done.
     let _ = writer.await;
+}
+
+/// Resolves when a drop-connections bump arrives; never, if nobody can send one.
+async fn dropped(drops: &mut watch::Receiver<u64>) {
+    if drops.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Handles every complete frame in `buf`; replies that are ready go out in one write.

@@ -1,0 +1,51 @@
+//! Owns the command line: the clap definitions, logging set-up, and dispatch to one file per
+//! subcommand.
+
+pub mod sandbox;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::Result;
+
+/// Moves Apache Pegasus tables between clusters while their clients keep running.
+#[derive(Debug, Parser)]
+#[command(name = "migrator", version, about)]
+pub struct Cli {
+    /// More log output on stderr (repeat for more).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run simulated clusters, a meta-proxy and a client load to try plans on.
+    Sandbox(sandbox::Args),
+}
+
+/// Sends `tracing` output to stderr; `-v` for info, `-vv` for debug (or `RUST_LOG`).
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn,zookeeper_client=error",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs the chosen command; returns the exit code on success.
+///
+/// # Errors
+/// Whatever the command fails with.
+pub async fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Sandbox(args) => sandbox::run(args).await,
+    }
+}

@@ -1,0 +1,49 @@
+//! Owns the top-level error: every module's error converted into one type, the exit code it
+//! maps to, and the one-line advice shown under the message.
+
+use std::path::PathBuf;
+
+/// Anything a command can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A Pegasus call failed.
+    #[error(transparent)]
+    Pegasus(#[from] crate::pegasus::Error),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The simulator could not start.
+    #[error("sandbox: {0}")]
+    Sandbox(String),
+    /// ZooKeeper could not be reached or used.
+    #[error("ZooKeeper: {0}")]
+    ZooKeeper(String),
+}
+
+impl Error {
+    /// The process exit code for this error (design.md: 1 = error).
+    #[must_use]
+    pub fn exit_code(&self) -> u8 {
+        1
+    }
+
+    /// What the operator can do about it, when there is something specific.
+    #[must_use]
+    pub fn help(&self) -> Option<&'static str> {
+        match self {
+            Self::ZooKeeper(_) => {
+                Some("check the ZooKeeper address, or start one with scripts/zk-start.sh")
+            }
+            Self::Pegasus(crate::pegasus::Error::NoLeader { .. }) => {
+                Some("check that the meta addresses are right and the cluster is up")
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Result of a command.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

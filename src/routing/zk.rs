@@ -1,0 +1,592 @@
+//! Owns ZooKeeper I/O for routing: one session, calls bounded by a timeout, typed outcomes.
+//!
+//! A call that times out or loses its connection may or may not have been applied by the
+//! server, so it becomes [`ZkError::Unknown`]: callers must re-read before retrying. Routing
+//! record parsing lives in the parent module; this file moves bytes and versions only.
+
+use std::future::Future;
+use std::time::Duration;
+
+use zookeeper_client as zkc;
+
+/// Negotiated session timeout: an ephemeral node (a lock) outlives a crashed owner this long.
+/// Servers clamp it to [2, 20] ticks, so it stays valid for the usual 2 s tick.
+const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+/// Routing nodes and their parents are world-writable, as meta-proxy deployments create them.
+const PERSISTENT: zkc::CreateOptions<'static> =
+    zkc::CreateMode::Persistent.with_acls(zkc::Acls::anyone_all());
+const EPHEMERAL: zkc::CreateOptions<'static> =
+    zkc::CreateMode::Ephemeral.with_acls(zkc::Acls::anyone_all());
+
+/// A ZooKeeper session, cheap to clone; the session (and its ephemeral nodes) ends when the
+/// last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct Zk {
+    client: zkc::Client,
+    timeout: Duration,
+}
+
+/// Why a ZooKeeper call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ZkError {
+    /// `connect` was given an empty server list.
+    #[error("no ZooKeeper servers given")]
+    NoServers,
+    /// No session could be established within the connect timeout.
+    #[error("could not connect to ZooKeeper {servers} within {timeout:?}")]
+    ConnectTimeout { servers: String, timeout: Duration },
+    /// The servers refused the session or the connect string is malformed.
+    #[error("could not connect to ZooKeeper {servers}: {reason}")]
+    Connect { servers: String, reason: zkc::Error },
+    /// No answer in time, or the connection broke mid-call: it may or may not have happened.
+    #[error("ZooKeeper {op} of {path}: outcome unknown ({cause}); re-read before retrying")]
+    Unknown {
+        op: &'static str,
+        path: String,
+        cause: UnknownCause,
+    },
+    /// The node does not exist.
+    #[error("ZooKeeper node {path} does not exist")]
+    NoNode { path: String },
+    /// The node already exists (for an ephemeral node: someone else holds it).
+    #[error("ZooKeeper node {path} already exists")]
+    NodeExists { path: String },
+    /// A versioned write found the node at another version.
+    #[error("ZooKeeper node {path} is not at the expected version")]
+    BadVersion { path: String },
+    /// Any other refusal (auth, bad path, expired session, ...).
+    #[error("ZooKeeper {op} of {path} failed: {reason}")]
+    Failed {
+        op: &'static str,
+        path: String,
+        reason: zkc::Error,
+    },
+}
+
+impl ZkError {
+    /// Whether the call may have taken effect on the server although it reported no success.
+    #[must_use]
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, ZkError::Unknown { .. })
+    }
+}
+
+/// Why a call's outcome is unknown.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnknownCause {
+    /// Our per-call timeout passed first.
+    #[error("no answer within {0:?}")]
+    TimedOut(Duration),
+    /// The client reported the connection lost or timed out while the call was in flight.
+    #[error("connection lost")]
+    ConnectionLost,
+}
+
+/// A compare-and-set that lost the race; not an error, the caller re-reads and re-plans.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CasConflict {
+    /// Someone wrote the node after it was read.
+    #[error("ZooKeeper node {path} changed since it was read at version {expected_version}")]
+    Changed { path: String, expected_version: i32 },
+    /// Someone deleted the node after it was read.
+    #[error("ZooKeeper node {path} was deleted since it was read at version {expected_version}")]
+    Deleted { path: String, expected_version: i32 },
+}
+
+/// What woke a [`NodeWatch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeEvent {
+    /// The node was created (the watch was set while it was missing).
+    Created,
+    /// The node was deleted.
+    Deleted,
+    /// The node's data was written (even with identical bytes).
+    DataChanged,
+    /// The node's children changed (not produced by data or existence watches).
+    ChildrenChanged,
+    /// The session expired or was closed: this watch will never fire; reconnect and re-read.
+    SessionEnded,
+}
+
+/// A one-shot watch on one node, set by [`Zk::read_watch`].
+#[derive(Debug)]
+pub struct NodeWatch(zkc::OneshotWatcher);
+
+impl NodeWatch {
+    /// Resolves at the first change after the read. Not bounded by the call timeout: waiting
+    /// is its purpose, so wrap it in the caller's own deadline.
+    pub async fn changed(self) -> NodeEvent {
+        let event = self.0.changed().await;
+        match event.event_type {
+            zkc::EventType::NodeCreated => NodeEvent::Created,
+            zkc::EventType::NodeDeleted => NodeEvent::Deleted,
+            zkc::EventType::NodeDataChanged => NodeEvent::DataChanged,
+            zkc::EventType::NodeChildrenChanged => NodeEvent::ChildrenChanged,
+            zkc::EventType::Session => NodeEvent::SessionEnded,
+        }
+    }
+}
+
+impl Zk {
+    /// Opens a session with the ensemble `servers` (`host:port` each). `timeout` bounds the
+    /// connect and, afterwards, every call.
+    ///
+    /// # Errors
+    /// [`ZkError::ConnectTimeout`] or [`ZkError::Connect`], naming the servers.
+    pub async fn connect(servers: &[String], timeout: Duration) -> Result<Zk, ZkError> {
+        if servers.is_empty() {
+            return Err(ZkError::NoServers);
+        }
+        let joined = servers.join(",");
+        let connector = zkc::Client::connector().with_session_timeout(SESSION_TIMEOUT);
+        match tokio::time::timeout(timeout, connector.connect(&joined)).await {
+            Ok(Ok(client)) => Ok(Zk { client, timeout }),
+            Ok(Err(reason)) => Err(ZkError::Connect {
+                servers: joined,
+                reason,
+            }),
+            Err(_) => Err(ZkError::ConnectTimeout {
+                servers: joined,
+                timeout,
+            }),
+        }
+    }
+
+    /// Reads a node's data and version; `None` if it does not exist.
+    ///
+    /// # Errors
+    /// [`ZkError::Unknown`] on timeout or connection loss; [`ZkError::Failed`] otherwise.
+    pub async fn read(&self, path: &str) -> Result<Option<(Vec<u8>, i32)>, ZkError> {
+        match self.bounded("read", path, self.client.get_data(path)).await {
+            Ok((data, stat)) => Ok(Some((data, stat.version))),
+            Err(ZkError::NoNode { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Like [`Zk::read`], and also sets a watch that fires at the next change: data written,
+    /// node deleted, or (when it was missing) node created.
+    ///
+    /// # Errors
+    /// As [`Zk::read`].
+    pub async fn read_watch(
+        &self,
+        path: &str,
+    ) -> Result<(Option<(Vec<u8>, i32)>, NodeWatch), ZkError> {
+        match self
+            .bounded("read", path, self.client.get_and_watch_data(path))
+            .await
+        {
+            Ok((data, stat, watch)) => return Ok((Some((data, stat.version)), NodeWatch(watch))),
+            Err(ZkError::NoNode { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        // A data watch cannot be set on a missing node; an exists-watch also fires on creation.
+        let exists = self.client.check_and_watch_stat(path);
+        let (stat, watch) = self.bounded("read", path, exists).await?;
+        if stat.is_none() {
+            return Ok((None, NodeWatch(watch)));
+        }
+        // Created between the two calls. The exists-watch already covers any later change, so
+        // a plain read completes the answer.
+        Ok((self.read(path).await?, NodeWatch(watch)))
+    }
+
+    /// Creates a persistent node with `data`, creating missing parents (empty, persistent,
+    /// world-writable) first.
+    ///
+    /// # Errors
+    /// [`ZkError::NodeExists`] if the node itself exists; timeouts as [`Zk::read`].
+    pub async fn create_all(&self, path: &str, data: &[u8]) -> Result<(), ZkError> {
+        self.create_parents(path).await?;
+        let create = self.client.create(path, data, &PERSISTENT);
+        self.bounded("create", path, create).await.map(drop)
+    }
+
+    /// Writes `data`; with `expected_version`, only if the node is still at that version.
+    /// Returns the new version.
+    ///
+    /// # Errors
+    /// [`ZkError::BadVersion`], [`ZkError::NoNode`]; timeouts as [`Zk::read`].
+    pub async fn set(
+        &self,
+        path: &str,
+        data: &[u8],
+        expected_version: Option<i32>,
+    ) -> Result<i32, ZkError> {
+        let set = self.client.set_data(path, data, expected_version);
+        self.bounded("set", path, set)
+            .await
+            .map(|stat| stat.version)
+    }
+
+    /// Writes `data` only if the node is still at `expected_version`, as one multi transaction
+    /// (check version + set data), so a future multi can check more nodes in the same step.
+    /// Returns the new version, or the conflict when someone else got there first.
+    ///
+    /// # Errors
+    /// [`ZkError::Unknown`] on timeout or connection loss: the write may have happened.
+    pub async fn compare_and_set(
+        &self,
+        path: &str,
+        expected_version: i32,
+        data: &[u8],
+    ) -> Result<Result<i32, CasConflict>, ZkError> {
+        const OP: &str = "compare-and-set";
+        let mut multi = self.client.new_multi_writer();
+        multi
+            .add_check_version(path, expected_version)
+            .map_err(|e| classify(OP, path, e))?;
+        multi
+            .add_set_data(path, data, None)
+            .map_err(|e| classify(OP, path, e))?;
+        let results = match tokio::time::timeout(self.timeout, multi.commit()).await {
+            Err(_) => return Err(unknown(OP, path, UnknownCause::TimedOut(self.timeout))),
+            Ok(Ok(results)) => results,
+            Ok(Err(e)) => return cas_failure(path, expected_version, e),
+        };
+        let new_version = results.into_iter().find_map(|r| match r {
+            zkc::MultiWriteResult::SetData { stat } => Some(stat.version),
+            _ => None,
+        });
+        match new_version {
+            Some(version) => Ok(Ok(version)),
+            None => Err(ZkError::Failed {
+                op: OP,
+                path: path.to_owned(),
+                reason: zkc::Error::UnexpectedError("multi returned no set-data result".into()),
+            }),
+        }
+    }
+
+    /// Deletes a node; with `expected_version`, only if it is still at that version.
+    ///
+    /// # Errors
+    /// [`ZkError::NoNode`], [`ZkError::BadVersion`]; timeouts as [`Zk::read`].
+    pub async fn delete(&self, path: &str, expected_version: Option<i32>) -> Result<(), ZkError> {
+        let delete = self.client.delete(path, expected_version);
+        self.bounded("delete", path, delete).await
+    }
+
+    /// Creates an ephemeral node, which lives as long as this session; creates missing
+    /// persistent parents.
+    ///
+    /// # Errors
+    /// [`ZkError::NodeExists`] if the node exists, i.e. another session holds it.
+    pub async fn create_ephemeral(&self, path: &str, data: &[u8]) -> Result<(), ZkError> {
+        let create = self.client.create(path, data, &EPHEMERAL);
+        match self.bounded("create ephemeral", path, create).await {
+            Err(ZkError::NoNode { .. }) => self.create_parents(path).await?,
+            other => return other.map(drop),
+        }
+        let create = self.client.create(path, data, &EPHEMERAL);
+        self.bounded("create ephemeral", path, create)
+            .await
+            .map(drop)
+    }
+
+    /// `mkdir -p` of the parent of `path`; the root always exists.
+    async fn create_parents(&self, path: &str) -> Result<(), ZkError> {
+        match path.rfind('/') {
+            Some(i) if i > 0 => {
+                let parent = &path[..i];
+                self.bounded(
+                    "create parents",
+                    parent,
+                    self.client.mkdir(parent, &PERSISTENT),
+                )
+                .await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs one call under the session's timeout and types its error.
+    async fn bounded<T>(
+        &self,
+        op: &'static str,
+        path: &str,
+        call: impl Future<Output = Result<T, zkc::Error>>,
+    ) -> Result<T, ZkError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(classify(op, path, e)),
+            Err(_) => Err(unknown(op, path, UnknownCause::TimedOut(self.timeout))),
+        }
+    }
+}
+
+/// The multi fails as a whole; ZooKeeper reports the first failing operation with its index,
+/// so index 0 (the version check) failing means someone else wrote or deleted the node.
+fn cas_failure(
+    path: &str,
+    expected_version: i32,
+    error: zkc::MultiWriteError,
+) -> Result<Result<i32, CasConflict>, ZkError> {
+    let path = path.to_owned();
+    match error {
+        zkc::MultiWriteError::OperationFailed {
+            index: 0,
+            source: zkc::Error::BadVersion,
+        } => Ok(Err(CasConflict::Changed {
+            path,
+            expected_version,
+        })),
+        zkc::MultiWriteError::OperationFailed {
+            index: 0,
+            source: zkc::Error::NoNode,
+        } => Ok(Err(CasConflict::Deleted {
+            path,
+            expected_version,
+        })),
+        zkc::MultiWriteError::OperationFailed { source, .. }
+        | zkc::MultiWriteError::RequestFailed { source } => {
+            Err(classify("compare-and-set", &path, source))
+        }
+    }
+}
+
+fn classify(op: &'static str, path: &str, error: zkc::Error) -> ZkError {
+    let path = path.to_owned();
+    match error {
+        zkc::Error::NoNode => ZkError::NoNode { path },
+        zkc::Error::NodeExists => ZkError::NodeExists { path },
+        zkc::Error::BadVersion => ZkError::BadVersion { path },
+        zkc::Error::ConnectionLoss | zkc::Error::Timeout => ZkError::Unknown {
+            op,
+            path,
+            cause: UnknownCause::ConnectionLost,
+        },
+        reason => ZkError::Failed { op, path, reason },
+    }
+}
+
+fn unknown(op: &'static str, path: &str, cause: UnknownCause) -> ZkError {
+    ZkError::Unknown {
+        op,
+        path: path.to_owned(),
+        cause,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::sim::zk_server::ZkServer;
+
+    const TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// A ZooKeeper for one test: the shared one from `MIGRATOR_TEST_ZK` (scripts/test.sh sets
+    /// it), else a private server that lives as long as this value.
+    struct TestZk {
+        addr: String,
+        _server: Option<(ZkServer, tempfile::TempDir)>,
+    }
+
+    impl TestZk {
+        fn get() -> TestZk {
+            if let Ok(addr) = std::env::var("MIGRATOR_TEST_ZK") {
+                return TestZk {
+                    addr,
+                    _server: None,
+                };
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let server = ZkServer::start(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+            TestZk {
+                addr: server.addr().to_string(),
+                _server: Some((server, dir)),
+            }
+        }
+
+        async fn connect(&self) -> Zk {
+            Zk::connect(std::slice::from_ref(&self.addr), TIMEOUT)
+                .await
+                .unwrap()
+        }
+    }
+
+    /// A path no other test (or earlier run against a shared server) uses.
+    fn unique(test: &str) -> String {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        format!("/migrator-test/{test}-{}-{nanos}-{n}", std::process::id())
+    }
+
+    #[tokio::test]
+    async fn create_all_makes_parents_and_read_returns_data_and_version() {
+        let zk = TestZk::get();
+        let zk = zk.connect().await;
+        let base = unique("create_all");
+        let node = format!("{base}/metaproxy/orders");
+
+        zk.create_all(&node, b"route").await.unwrap();
+        zk.create_all(&format!("{base}/metaproxy/users"), b"")
+            .await
+            .unwrap();
+
+        assert_eq!(zk.read(&node).await.unwrap(), Some((b"route".to_vec(), 0)));
+        let again = zk.create_all(&node, b"x").await.unwrap_err();
+        assert!(
+            matches!(again, ZkError::NodeExists { ref path } if *path == node),
+            "{again}"
+        );
+    }
+
+    #[tokio::test]
+    async fn read_of_a_missing_node_is_none() {
+        let zk = TestZk::get();
+        let zk = zk.connect().await;
+        assert_eq!(zk.read(&unique("missing")).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn set_with_a_wrong_version_fails_and_with_the_right_one_succeeds() {
+        let zk = TestZk::get();
+        let zk = zk.connect().await;
+        let node = unique("set");
+        zk.create_all(&node, b"v0").await.unwrap();
+
+        let err = zk.set(&node, b"v1", Some(5)).await.unwrap_err();
+        assert!(matches!(err, ZkError::BadVersion { .. }), "{err}");
+        assert!(err.to_string().contains(&node), "{err}");
+
+        assert_eq!(zk.set(&node, b"v1", Some(0)).await.unwrap(), 1);
+        assert_eq!(zk.set(&node, b"v2", None).await.unwrap(), 2);
+        assert_eq!(zk.read(&node).await.unwrap(), Some((b"v2".to_vec(), 2)));
+    }
+
+    #[tokio::test]
+    async fn compare_and_set_applies_once_then_reports_a_conflict() {
+        let zk = TestZk::get();
+        let zk = zk.connect().await;
+        let node = unique("cas");
+        zk.create_all(&node, b"source").await.unwrap();
+
+        assert_eq!(
+            zk.compare_and_set(&node, 0, b"target").await.unwrap(),
+            Ok(1)
+        );
+        let stale = zk.compare_and_set(&node, 0, b"other").await.unwrap();
+        assert_eq!(
+            stale,
+            Err(CasConflict::Changed {
+                path: node.clone(),
+                expected_version: 0
+            })
+        );
+        assert_eq!(zk.read(&node).await.unwrap(), Some((b"target".to_vec(), 1)));
+
+        zk.delete(&node, Some(1)).await.unwrap();
+        let gone = zk.compare_and_set(&node, 1, b"other").await.unwrap();
+        assert_eq!(
+            gone,
+            Err(CasConflict::Deleted {
+                path: node,
+                expected_version: 1
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn delete_checks_the_version() {
+        let zk = TestZk::get();
+        let zk = zk.connect().await;
+        let node = unique("delete");
+        zk.create_all(&node, b"").await.unwrap();
+
+        let err = zk.delete(&node, Some(3)).await.unwrap_err();
+        assert!(matches!(err, ZkError::BadVersion { .. }), "{err}");
+        zk.delete(&node, Some(0)).await.unwrap();
+        let err = zk.delete(&node, None).await.unwrap_err();
+        assert!(matches!(err, ZkError::NoNode { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn watch_fires_on_set_data_and_on_creation() {
+        let zk = TestZk::get();
+        let zk = zk.connect().await;
+        let node = unique("watch");
+
+        let (found, watch) = zk.read_watch(&node).await.unwrap();
+        assert_eq!(found, None);
+        zk.create_all(&node, b"v0").await.unwrap();
+        let event = tokio::time::timeout(TIMEOUT, watch.changed())
+            .await
+            .unwrap();
+        assert_eq!(event, NodeEvent::Created);
+
+        let (found, watch) = zk.read_watch(&node).await.unwrap();
+        assert_eq!(found, Some((b"v0".to_vec(), 0)));
+        zk.set(&node, b"v1", Some(0)).await.unwrap();
+        let event = tokio::time::timeout(TIMEOUT, watch.changed())
+            .await
+            .unwrap();
+        assert_eq!(event, NodeEvent::DataChanged);
+
+        let (_, watch) = zk.read_watch(&node).await.unwrap();
+        zk.delete(&node, None).await.unwrap();
+        let event = tokio::time::timeout(TIMEOUT, watch.changed())
+            .await
+            .unwrap();
+        assert_eq!(event, NodeEvent::Deleted);
+    }
+
+    #[tokio::test]
+    async fn ephemeral_node_is_exclusive_and_vanishes_with_its_session() {
+        let server = TestZk::get();
+        let holder = server.connect().await;
+        let other = server.connect().await;
+        let node = format!("{}/lock", unique("ephemeral"));
+
+        holder.create_ephemeral(&node, b"holder").await.unwrap();
+        let err = other.create_ephemeral(&node, b"other").await.unwrap_err();
+        assert!(
+            matches!(err, ZkError::NodeExists { ref path } if *path == node),
+            "{err}"
+        );
+
+        drop(holder);
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        while other.read(&node).await.unwrap().is_some() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{node} outlived its session"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        other.create_ephemeral(&node, b"other").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn connect_to_a_dead_server_fails_in_time_and_names_it() {
+        // Port 1 on loopback: nothing listens there.
+        let servers = ["127.0.0.1:1".to_owned()];
+        let started = std::time::Instant::now();
+        let err = Zk::connect(&servers, Duration::from_millis(500))
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn calls_after_the_server_stops_report_an_unknown_outcome() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = ZkServer::start(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let zk = Zk::connect(&[server.addr().to_string()], TIMEOUT)
+            .await
+            .unwrap();
+        drop(server);
+        let err = zk.set("/anything", b"", None).await.unwrap_err();
+        assert!(err.outcome_unknown(), "{err}");
+        assert!(err.to_string().contains("outcome unknown"), "{err}");
+    }
+}

@@ -1,0 +1,200 @@
+//! Owns the plan file's model: what the operator wants (clusters, routing, per-table moves),
+//! the single place where defaults live, and the validated [`Spec`] the planner consumes.
+//!
+//! `load` reads and type-checks the YAML (file:line:column on every error); `validate` applies
+//! the semantic rules; `locate` maps a YAML path back to its line and column.
+
+pub mod load;
+pub mod locate;
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use load::{load, load_str};
+
+/// Plan file format this tool reads.
+pub const SPEC_VERSION: u32 = 1;
+/// Default most un-duplicated mutations of a table before writes are blocked.
+pub const DEFAULT_THRESHOLD: u64 = 100_000;
+/// Default hard deadline of a write block.
+pub const DEFAULT_MAX_WRITE_BLOCK: Duration = Duration::from_secs(60);
+/// Default meta-proxy root.
+pub const DEFAULT_METAPROXY_ROOT: &str = "/pegasus/metaproxy";
+
+/// How writes are blocked during the cut-over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockMode {
+    /// `timeout*write`: blocked writes get no reply (upstream's choice).
+    #[default]
+    Timeout,
+    /// `reconfig*write`: blocked writes get `ERR_INVALID_STATE`, so clients re-resolve as soon
+    /// as routing switches.
+    Reconfig,
+}
+
+impl BlockMode {
+    /// The `replica.deny_client_request` value that blocks writes in this mode.
+    #[must_use]
+    pub fn deny_value(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout*write",
+            Self::Reconfig => "reconfig*write",
+        }
+    }
+}
+
+impl fmt::Display for BlockMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Timeout => "timeout",
+            Self::Reconfig => "reconfig",
+        })
+    }
+}
+
+/// The file as written (before defaults and semantic checks).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpec {
+    pub version: u32,
+    pub clusters: BTreeMap<String, RawCluster>,
+    #[serde(default)]
+    pub metaproxy: Option<RawMetaproxy>,
+    #[serde(default)]
+    pub defaults: RawSettings,
+    pub migrations: Vec<RawMigration>,
+}
+
+/// One cluster entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    pub meta: Vec<String>,
+}
+
+/// The meta-proxy section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetaproxy {
+    pub zookeeper: Vec<String>,
+    #[serde(default)]
+    pub root: Option<String>,
+}
+
+/// Settings that `defaults` sets and each migration may override.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSettings {
+    pub threshold: Option<u64>,
+    pub max_write_block: Option<String>,
+    pub block_mode: Option<BlockMode>,
+    pub remove_duplication: Option<bool>,
+}
+
+/// One table to move.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMigration {
+    pub table: String,
+    pub from: String,
+    pub to: String,
+    pub threshold: Option<u64>,
+    pub max_write_block: Option<String>,
+    pub block_mode: Option<BlockMode>,
+    pub remove_duplication: Option<bool>,
+}
+
+/// A validated plan file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Spec {
+    pub clusters: BTreeMap<String, ClusterSpec>,
+    pub metaproxy: Option<MetaproxySpec>,
+    pub migrations: Vec<Migration>,
+}
+
+/// A cluster's meta servers (`host:port`, at least two).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClusterSpec {
+    pub meta: Vec<String>,
+}
+
+/// Where meta-proxy keeps its routing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MetaproxySpec {
+    pub zookeeper: Vec<String>,
+    pub root: String,
+}
+
+/// One table's move with every setting resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Migration {
+    pub table: String,
+    pub from: String,
+    pub to: String,
+    pub threshold: u64,
+    #[serde(with = "duration_ms")]
+    pub max_write_block: Duration,
+    pub block_mode: BlockMode,
+    pub remove_duplication: bool,
+}
+
+mod duration_ms {
+    use serde::Serializer;
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// Parses `90s`, `500ms`, `2m`, `1m30s`, `1h`.
+///
+/// # Errors
+/// Text that is not a sequence of `<integer><unit>` with unit `ms`, `s`, `m` or `h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("bad duration {text:?}: expected e.g. 60s, 500ms, 2m or 1m30s");
+    let mut total = Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n.saturating_mul(60)),
+            "h" => Duration::from_secs(n.saturating_mul(3600)),
+            _ => return Err(bad()),
+        };
+        total = total.saturating_add(unit);
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_units_and_combinations() {
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        for bad in ["", "60", "s", "1.5s", "10 s", "-1s", "1d"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! Owns the plan file's semantic rules (supported version, at least two meta addresses per
+//! cluster, addresses and durations well formed, every table once, known clusters, from ≠ to)
+//! and the resolution of each migration's settings from `defaults`.
+//!
+//! Pure. Each problem names the YAML path it is about; `load` turns paths into positions.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use super::{
+    parse_duration, ClusterSpec, MetaproxySpec, Migration, RawMigration, RawSettings, RawSpec,
+    Spec, DEFAULT_MAX_WRITE_BLOCK, DEFAULT_METAPROXY_ROOT, DEFAULT_THRESHOLD, SPEC_VERSION,
+};
+
+/// A rule violation at a YAML path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    pub path: String,
+    pub message: String,
+}
+
+#[derive(Default)]
+struct Issues(Vec<Issue>);
+
+impl Issues {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Issue {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Checks `raw` and resolves defaults.
+///
+/// # Errors
+/// Every rule violation found.
+pub fn validate(raw: &RawSpec) -> Result<Spec, Vec<Issue>> {
+    let mut issues = Issues::default();
+    if raw.version != SPEC_VERSION {
+        issues.add(
+            "version",
+            format!(
+                "unsupported version {}: this tool reads version {SPEC_VERSION}",
+                raw.version
+            ),
+        );
+    }
+    let clusters = clusters(raw, &mut issues);
+    let metaproxy = raw.metaproxy.as_ref().map(|m| metaproxy(m, &mut issues));
+    let defaults = settings(&raw.defaults, &Resolved::default(), "defaults", &mut issues);
+    let migrations = migrations(raw, &defaults, &mut issues);
+    if issues.0.is_empty() {
+        Ok(Spec {
+            clusters,
+            metaproxy,
+            migrations,
+        })
+    } else {
+        Err(issues.0)
+    }
+}
+
+/// Whether `addr` is `host:port` with a non-empty host and a port in 1..=65535.
+#[must_use]
+pub fn is_host_port(addr: &str) -> bool {
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return false;
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_[]:".contains(c));
+    host_ok && port.parse::<u16>().is_ok_and(|p| p > 0)
+}
+
+fn addresses(list: &[String], path: &str, what: &str, issues: &mut Issues) {
+    let mut seen = HashMap::new();
+    for (i, a) in list.iter().enumerate() {
+        if !is_host_port(a) {
+            issues.add(
+                format!("{path}[{i}]"),
+                format!("bad {what} address {a:?}: expected host:port"),
+            );
+        } else if let Some(first) = seen.insert(a.as_str(), i) {
+            issues.add(
+                format!("{path}[{i}]"),
+                format!("{what} address {a} is listed twice (also item {first})"),
+            );
+        }
+    }
+}
+
+fn clusters(raw: &RawSpec, issues: &mut Issues) -> BTreeMap<String, ClusterSpec> {
+    for (name, c) in &raw.clusters {
+        let path = format!("clusters.{name}.meta");
+        if c.meta.len() < 2 {
+            let n = c.meta.len();
+            issues.add(&path, format!("cluster {name} has {n} meta address(es); at least two are needed (meta-proxy rejects fewer)"));
+        }
+        addresses(&c.meta, &path, "meta", issues);
+    }
+    raw.clusters
+        .iter()
+        .map(|(n, c)| {
+            (
+                n.clone(),
+                ClusterSpec {
+                    meta: c.meta.clone(),
+                },
+            )
+        })
+        .collect()
+}
+
+fn metaproxy(m: &super::RawMetaproxy, issues: &mut Issues) -> MetaproxySpec {
+    if m.zookeeper.is_empty() {
+        issues.add(
+            "metaproxy.zookeeper",
+            "no ZooKeeper address: list at least one host:port",
+        );
+    }
+    addresses(&m.zookeeper, "metaproxy.zookeeper", "ZooKeeper", issues);
+    let root = m
+        .root
+        .clone()
+        .unwrap_or_else(|| DEFAULT_METAPROXY_ROOT.to_string());
+    let valid_root =
+        root.starts_with('/') && (root == "/" || !root.ends_with('/')) && !root.contains("//");
+    if !valid_root {
+        issues.add(
+            "metaproxy.root",
+            format!(
+                "bad ZooKeeper path {root:?}: expected an absolute path such as /pegasus/metaproxy"
+            ),
+        );
+    }
+    MetaproxySpec {
+        zookeeper: m.zookeeper.clone(),
+        root,
+    }
+}
+
+/// Settings with every value decided.
+#[derive(Debug, Clone)]
+struct Resolved {
+    threshold: u64,
+    max_write_block: Duration,
+    block_mode: super::BlockMode,
+    remove_duplication: bool,
+}
+
+impl Default for Resolved {
+    fn default() -> Self {
+        Self {
+            threshold: DEFAULT_THRESHOLD,
+            max_write_block: DEFAULT_MAX_WRITE_BLOCK,
+            block_mode: super::BlockMode::default(),
+            remove_duplication: false,
+        }
+    }
+}
+
+fn settings(s: &RawSettings, base: &Resolved, path: &str, issues: &mut Issues) -> Resolved {
+    let max_write_block = match &s.max_write_block {
+        None => base.max_write_block,
+        Some(text) => match parse_duration(text) {
+            Ok(d) if d.is_zero() => {
+                issues.add(
+                    format!("{path}.max_write_block"),
+                    "max_write_block must be longer than zero",
+                );
+                base.max_write_block
+            }
+            Ok(d) => d,
+            Err(e) => {
+                issues.add(format!("{path}.max_write_block"), e);
+                base.max_write_block
+            }
+        },
+    };
+    Resolved {
+        threshold: s.threshold.unwrap_or(base.threshold),
+        max_write_block,
+        block_mode: s.block_mode.unwrap_or(base.block_mode),
+        remove_duplication: s.remove_duplication.unwrap_or(base.remove_duplication),
+    }
+}
+
+fn overrides(m: &RawMigration) -> RawSettings {
+    RawSettings {
+        threshold: m.threshold,
+        max_write_block: m.max_write_block.clone(),
+        block_mode: m.block_mode,
+        remove_duplication: m.remove_duplication,
+    }
+}
+
+fn is_table_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+fn migrations(raw: &RawSpec, defaults: &Resolved, issues: &mut Issues) -> Vec<Migration> {
+    if raw.migrations.is_empty() {
+        issues.add(
+            "migrations",
+            "no migrations: list at least one table to move",
+        );
+    }
+    let known = raw.clusters.keys().cloned().collect::<Vec<_>>().join(", ");
+    let mut first_seen: HashMap<&str, usize> = HashMap::new();
+    let mut out = Vec::new();
+    for (i, m) in raw.migrations.iter().enumerate() {
+        let path = format!("migrations[{i}]");
+        if !is_table_name(&m.table) {
+            issues.add(
+                format!("{path}.table"),
+                format!(
+                    "bad table name {:?}: letters, digits, '_', '.' and '-' only",
+                    m.table
+                ),
+            );
+        } else if let Some(first) = first_seen.insert(&m.table, i) {
+            issues.add(
+                format!("{path}.table"),
+                format!(
+                    "table {} is listed twice (also migrations[{first}])",
+                    m.table
+                ),
+            );
+        }
+        for (field, name) in [("from", &m.from), ("to", &m.to)] {
+            if !raw.clusters.contains_key(name) {
+                issues.add(
+                    format!("{path}.{field}"),
+                    format!("unknown cluster {name:?}; the clusters section has: {known}"),
+                );
+            }
+        }
+        if m.from == m.to {
+            issues.add(
+                format!("{path}.to"),
+                format!(
+                    "from and to are both {}: a table moves between two clusters",
+                    m.to
+                ),
+            );
+        }
+        let s = settings(&overrides(m), defaults, &path, issues);
+        out.push(Migration {
+            table: m.table.clone(),
+            from: m.from.clone(),
+            to: m.to.clone(),
+            threshold: s.threshold,
+            max_write_block: s.max_write_block,
+            block_mode: s.block_mode,
+            remove_duplication: s.remove_duplication,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_needs_both_parts() {
+        assert!(is_host_port("10.0.0.1:34601"));
+        assert!(is_host_port("meta-1.example.com:34601"));
+        for bad in [
+            "10.0.0.1",
+            ":34601",
+            "host:0",
+            "host:70000",
+            "a b:1",
+            "host:port",
+        ] {
+            assert!(!is_host_port(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Put and get through Pegasus with the official, unmodified Python client (PyPI `pypegasus3`).
+
+Usage: put_get.py META1,META2,... TABLE N
+
+Writes N records (hash key `hk{i}`, sort key `sk`, value `v{i}`), reads each back, and prints one
+JSON line `{"put": N, "get_ok": M}`. Exits 0 only if all N records round-trip; otherwise it
+prints the reason to stderr and exits 1. The whole run is bounded by TOTAL_TIMEOUT_S.
+Install the client with scripts/official-client-setup.sh.
+"""
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+
+TOTAL_TIMEOUT_S = 60
+OP_TIMEOUT_MS = 5000
+
+# The client configures a file logger ("pegasus.log" in the working directory) at import time:
+# keep that file out of the caller's tree. It is deleted on success and named on failure.
+LOG_DIR = tempfile.mkdtemp(prefix="pegasus-official-")
+os.chdir(LOG_DIR)
+# Twisted warns about the optional service_identity module (TLS only, unused here).
+warnings.filterwarnings("ignore", message=".*service_identity.*")
+
+from twisted.internet import defer, reactor  # noqa: E402
+from pypegasus.pgclient import Pegasus  # noqa: E402
+from pypegasus.base.ttypes import error_types  # noqa: E402
+
+ERR_OK = error_types.ERR_OK.value
+# code: exit status; counts: the summary line; error: why it failed.
+outcome = {"code": 1, "counts": {"put": 0, "get_ok": 0}, "error": "did not finish"}
+
+
+@defer.inlineCallbacks
+def run(metas, table, n):
+    counts, client = outcome["counts"], None
+    try:
+        client = Pegasus(metas, table, OP_TIMEOUT_MS)
+        # init() asks every meta for the table's partition configuration, keeps the first reply
+        # with is_stateful == true, connects to the primaries and yields True; None otherwise.
+        ready = yield client.init()
+        if ready is not True:
+            outcome["error"] = "init: no meta returned a readable configuration of table %r (got %r)" % (table, ready)
+            return
+        for i in range(n):
+            # set() yields (error code, None); RPC-level failures yield a bare error_types member.
+            ret = yield client.set("hk%d" % i, "sk", ("v%d" % i).encode())
+            if not isinstance(ret, tuple) or ret[0] != ERR_OK:
+                outcome["error"] = "put hk%d: %r" % (i, ret)
+                return
+            counts["put"] += 1
+        for i in range(n):
+            ret = yield client.get("hk%d" % i, "sk")  # (error code, value bytes)
+            if isinstance(ret, tuple) and ret[0] == ERR_OK and ret[1] == ("v%d" % i).encode():
+                counts["get_ok"] += 1
+            else:
+                print("get hk%d: unexpected reply %r" % (i, ret), file=sys.stderr)
+        if counts["get_ok"] == n:
+            outcome["code"], outcome["error"] = 0, None
+        else:
+            outcome["error"] = "only %d of %d records read back" % (counts["get_ok"], n)
+    except Exception as e:  # e.g. a reply the client cannot parse
+        outcome["error"] = "client raised %s: %s" % (type(e).__name__, e)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def main():
+    if len(sys.argv) != 4:
+        sys.exit("usage: put_get.py META1,META2,... TABLE N")
+    metas = [m for m in sys.argv[1].split(",") if m]
+    table, n = sys.argv[2], int(sys.argv[3])
+
+    def on_timeout():
+        outcome["error"] = "timed out after %d s" % TOTAL_TIMEOUT_S
+        reactor.stop()
+
+    watchdog = reactor.callLater(TOTAL_TIMEOUT_S, on_timeout)
+
+    def finish(_):
+        if watchdog.active():
+            watchdog.cancel()
+            reactor.stop()
+
+    reactor.callWhenRunning(lambda: run(metas, table, n).addBoth(finish))
+    reactor.run()
+
+    print(json.dumps(outcome["counts"]))
+    if outcome["code"] == 0:
+        shutil.rmtree(LOG_DIR, ignore_errors=True)
+    else:
+        print("official client FAILED: %s (client log: %s/pegasus.log)" % (outcome["error"], LOG_DIR), file=sys.stderr)
+    sys.exit(outcome["code"])
+
+
+if __name__ == "__main__":
+    main()
