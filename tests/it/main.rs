@@ -1,6 +1,8 @@
 //! Integration tests: one binary, one module per area.
 
+mod cli;
 mod dup;
+mod metaproxy;
 mod official;
 mod roundtrip;
 mod sim;
