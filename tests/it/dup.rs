@@ -416,3 +416,42 @@ async fn a_2_6_replica_reports_dup_metrics_and_has_no_dup_perf_counters() {
         assert!(!out.contains("pending_mutations_count"), "{out}");
     }
 }
+
+#[tokio::test]
+async fn a_duplication_can_be_held_in_ds_app_by_a_fault() {
+    let directory = Directory::default();
+    let src = start_in(&directory, "src", 1, Version::V2_5).await;
+    let _dst = start_in(&directory, "dst", 2, Version::V2_5).await;
+    let meta = meta_client(&src);
+    ReplicaClient::new(Duration::from_secs(1))
+        .command(src.metas()[0], "sim.fault", &["stuck_in_app", "on"])
+        .await
+        .unwrap();
+    meta.create_app(
+        "t",
+        CreateAppOptions {
+            partition_count: 2,
+            replica_count: 3,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    meta.add_duplication(&add_request("t", "dst"))
+        .await
+        .unwrap();
+    eventually("DS_APP", || async {
+        status_of(&meta, "t").await == Some(DuplicationStatus::DS_APP)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(status_of(&meta, "t").await, Some(DuplicationStatus::DS_APP));
+    ReplicaClient::new(Duration::from_secs(1))
+        .command(src.metas()[0], "sim.fault", &["stuck_in_app", "off"])
+        .await
+        .unwrap();
+    eventually("DS_LOG", || async {
+        status_of(&meta, "t").await == Some(DuplicationStatus::DS_LOG)
+    })
+    .await;
+}

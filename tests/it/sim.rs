@@ -310,3 +310,54 @@ async fn the_http_endpoint_reports_data_versions_of_hosted_partitions_only() {
         "{versions:?}"
     );
 }
+
+#[tokio::test]
+async fn a_slow_cluster_delays_writes_but_not_reads() {
+    let sim = start("sim-a", 1, Version::V2_5).await;
+    let meta = meta_client(&sim);
+    meta.create_app("t1", options(4)).await.unwrap();
+    let table = TableClient::new("t1", meta, TableOptions::default());
+    table.put(b"k", b"s", b"v").await.unwrap();
+    let replica = ReplicaClient::new(Duration::from_secs(2));
+    replica
+        .command(sim.metas()[0], "sim.fault", &["slow_write_ms", "300"])
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    table.put(b"k", b"s", b"v2").await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
+    let started = std::time::Instant::now();
+    assert_eq!(table.get(b"k", b"s").await.unwrap(), Some(b"v2".to_vec()));
+    assert!(started.elapsed() < Duration::from_millis(300));
+}
+
+#[tokio::test]
+async fn dropped_connections_are_reopened_by_the_client() {
+    let sim = start("sim-a", 1, Version::V2_5).await;
+    let meta = meta_client(&sim);
+    meta.create_app("t1", options(4)).await.unwrap();
+    let table = TableClient::new("t1", meta.clone(), TableOptions::default());
+    table.put(b"k", b"s", b"v").await.unwrap();
+    let replica = ReplicaClient::new(Duration::from_secs(2));
+    assert_eq!(
+        replica
+            .command(sim.metas()[0], "sim.fault", &["drop_connections"])
+            .await
+            .unwrap(),
+        "OK"
+    );
+    eventually("the client reconnects", || async {
+        table.put(b"k", b"s", b"v2").await.is_ok()
+    })
+    .await;
+    assert!(meta.cluster_info().await.is_ok());
+    let bad = replica
+        .command(sim.metas()[0], "sim.fault", &["leader", "9"])
+        .await
+        .unwrap();
+    assert!(bad.starts_with("ERROR"), "{bad}");
+}

@@ -55,25 +55,37 @@ impl TestZk {
     /// Finds or starts ZooKeeper; fails (never skips) when it is not installed.
     pub async fn get() -> TestZk {
         if let Ok(addr) = std::env::var("MIGRATOR_TEST_ZK") {
-            return TestZk { addr, _server: None };
+            return TestZk {
+                addr,
+                _server: None,
+            };
         }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_path_buf();
-        let server = tokio::task::spawn_blocking(move || migrator::sim::zk_server::ZkServer::start(&path))
-            .await
-            .unwrap()
-            .unwrap_or_else(|e| panic!("{e}"));
-        TestZk { addr: server.addr().to_string(), _server: Some((server, dir)) }
+        let server =
+            tokio::task::spawn_blocking(move || migrator::sim::zk_server::ZkServer::start(&path))
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{e}"));
+        TestZk {
+            addr: server.addr().to_string(),
+            _server: Some((server, dir)),
+        }
     }
 
     /// A session with this server.
     pub async fn connect(&self) -> migrator::routing::zk::Zk {
-        migrator::routing::zk::Zk::connect(std::slice::from_ref(&self.addr), Duration::from_secs(5)).await.unwrap()
+        migrator::routing::zk::Zk::connect(std::slice::from_ref(&self.addr), Duration::from_secs(5))
+            .await
+            .unwrap()
     }
 }
 
 /// A ZooKeeper path no other test or run uses.
 pub fn unique_root(test: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("/migrator-test/{test}-{nanos}")
 }
