@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod error;
 pub mod pegasus;
+pub mod plan;
 pub mod routing;
 pub mod sim;
 pub mod spec;

@@ -6,6 +6,7 @@
 
 pub mod base;
 pub mod connection;
+pub mod envs;
 pub mod error;
 pub mod frame;
 pub mod key;

@@ -16,13 +16,9 @@ use super::config::SimConfig;
 use crate::pegasus::messages::apps::AppStatus;
 use crate::pegasus::messages::duplication::{DuplicationFailMode, DuplicationStatus};
 
-/// Env key that blocks client requests on replicas.
-pub const DENY_ENV: &str = "replica.deny_client_request";
-/// Env keys the source meta puts on a duplication follower.
-pub const MASTER_CLUSTER_ENV: &str = "duplication.master_cluster";
-pub const MASTER_METAS_ENV: &str = "duplication.master_metas";
-pub const MASTER_APP_NAME_ENV: &str = "duplication.master_app_name";
-pub const FOLLOWER_STATUS_ENV: &str = "duplication.follower_app_status";
+pub use crate::pegasus::envs::{
+    DENY_ENV, FOLLOWER_STATUS_ENV, MASTER_APP_NAME_ENV, MASTER_CLUSTER_ENV, MASTER_METAS_ENV,
+};
 
 /// What other clusters this one knows (`[pegasus.clusters]` and `[duplication-group]`).
 #[derive(Debug, Clone, Default)]

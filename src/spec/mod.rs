@@ -110,7 +110,7 @@ pub struct RawMigration {
 }
 
 /// A validated plan file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Spec {
     pub clusters: BTreeMap<String, ClusterSpec>,
     pub metaproxy: Option<MetaproxySpec>,
@@ -118,20 +118,20 @@ pub struct Spec {
 }
 
 /// A cluster's meta servers (`host:port`, at least two).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterSpec {
     pub meta: Vec<String>,
 }
 
 /// Where meta-proxy keeps its routing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetaproxySpec {
     pub zookeeper: Vec<String>,
     pub root: String,
 }
 
 /// One table's move with every setting resolved.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Migration {
     pub table: String,
     pub from: String,
@@ -144,11 +144,15 @@ pub struct Migration {
 }
 
 mod duration_ms {
-    use serde::Serializer;
+    use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
     }
 }
 

@@ -1,0 +1,331 @@
+//! Owns `plan(&Spec, &Observed) -> Plan`: each table's phase and remaining steps, or the
+//! blockers that need an operator. Pure; table-driven tests at the bottom.
+
+use std::time::Duration;
+
+use super::observed::{RoutingObs, TableObs, TargetObs};
+use super::{Action, Blocker, Plan, RoutingChange, Step, StepDetail, StepKind, TablePlan};
+use crate::pegasus::envs::{DENY_ALL_RECONFIG as SOURCE_FINAL_DENY, DENY_ENV};
+use crate::routing::Route;
+use crate::spec::{Migration, Spec};
+
+/// Plans every table of `spec` against `observed`.
+#[must_use]
+pub fn plan(spec: &Spec, observed: &super::Observed) -> Plan {
+    let empty = TableObs::default();
+    let tables = spec
+        .migrations
+        .iter()
+        .map(|m| plan_table(spec, m, observed.tables.get(&m.table).unwrap_or(&empty)))
+        .collect();
+    Plan { tables }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn blocker(code: &str, reason: String, fix: &str) -> Blocker {
+    Blocker {
+        code: code.into(),
+        reason,
+        fix: fix.into(),
+    }
+}
+
+/// Where the routing node points, when it names a cluster.
+fn routed_to(obs: &TableObs) -> Option<&str> {
+    obs.routing.as_ref()?.node.as_ref()?.cluster_name.as_deref()
+}
+
+fn deny_env(obs: &TableObs) -> Option<&str> {
+    obs.source.as_ref()?.envs.get(DENY_ENV).map(String::as_str)
+}
+
+/// Whether clients of the table already go to the target.
+fn switched(spec: &Spec, m: &Migration, obs: &TableObs) -> bool {
+    match spec.metaproxy {
+        Some(_) => routed_to(obs) == Some(m.to.as_str()),
+        // Without meta-proxy the finished state is the source refusing everything.
+        None => {
+            deny_env(obs) == Some(SOURCE_FINAL_DENY)
+                && matches!(obs.target, TargetObs::Follower { .. })
+        }
+    }
+}
+
+fn plan_table(spec: &Spec, m: &Migration, obs: &TableObs) -> TablePlan {
+    let mut tp = TablePlan {
+        table: m.table.clone(),
+        from: m.from.clone(),
+        to: m.to.clone(),
+        action: Action::Migrate,
+        phase: None,
+        steps: vec![],
+        blockers: vec![],
+        notes: notes(spec, m),
+    };
+    if switched(spec, m, obs) {
+        finish_after_switch(spec, m, obs, &mut tp);
+        return tp;
+    }
+    tp.blockers = blockers(spec, m, obs);
+    if !tp.blockers.is_empty() {
+        tp.action = Action::Blocked;
+        return tp;
+    }
+    let start = resume_point(m, obs);
+    tp.action = if start == StepKind::Preflight {
+        Action::Migrate
+    } else {
+        Action::Resume
+    };
+    tp.phase = Some(start);
+    tp.steps = std::iter::once(StepKind::Preflight)
+        .chain(
+            StepKind::ALL
+                .into_iter()
+                .filter(|k| *k >= start && *k != StepKind::Preflight),
+        )
+        .map(|kind| Step {
+            kind,
+            detail: detail(spec, m, obs, kind),
+        })
+        .collect();
+    tp
+}
+
+/// After the routing switch only `reconfig*all` and the optional removal can remain.
+fn finish_after_switch(spec: &Spec, m: &Migration, obs: &TableObs, tp: &mut TablePlan) {
+    let reconfigured = deny_env(obs) == Some(SOURCE_FINAL_DENY);
+    let dup_left = m.remove_duplication && !obs.dups.is_empty();
+    let start = match (reconfigured, dup_left) {
+        (true, false) => {
+            tp.action = Action::Done;
+            return;
+        }
+        (false, _) => StepKind::Switch,
+        (true, true) => StepKind::Finish,
+    };
+    tp.action = Action::Resume;
+    tp.phase = Some(start);
+    tp.steps = [StepKind::Switch, StepKind::Finish]
+        .into_iter()
+        .filter(|k| *k >= start)
+        .map(|kind| Step {
+            kind,
+            detail: detail(spec, m, obs, kind),
+        })
+        .collect();
+}
+
+fn notes(spec: &Spec, m: &Migration) -> Vec<String> {
+    let mut notes = vec![match m.block_mode {
+        crate::spec::BlockMode::Timeout => "block mode timeout: while writes are blocked clients get no reply and time out".to_string(),
+        crate::spec::BlockMode::Reconfig => "block mode reconfig: blocked writes get ERR_INVALID_STATE, so clients re-resolve as soon as routing switches".to_string(),
+    }];
+    if spec.metaproxy.is_none() {
+        notes.push("no meta-proxy in the plan: apply blocks and drains, then stops for you to switch clients by hand (exit 4)".into());
+    }
+    notes
+}
+
+fn blockers(spec: &Spec, m: &Migration, obs: &TableObs) -> Vec<Blocker> {
+    let mut out = Vec::new();
+    if spec.metaproxy.is_some() {
+        out.extend(routing_blocker(m, obs.routing.as_ref()));
+    }
+    let Some(source) = obs.source.as_ref().filter(|s| s.status == "AS_AVAILABLE") else {
+        let fix = "check the table name and the source cluster";
+        out.push(blocker(
+            "source_missing",
+            format!("table {} is not available on {}", m.table, m.from),
+            fix,
+        ));
+        return out;
+    };
+    let bad: Vec<String> = obs
+        .data_versions
+        .iter()
+        .filter(|(_, v)| *v != "1")
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect();
+    if !bad.is_empty() {
+        let reason = format!(
+            "data version is not 1 on {} (duplication needs data version 1)",
+            bad.join(", ")
+        );
+        out.push(blocker(
+            "data_version",
+            reason,
+            "move this table with copy_data or backup/restore instead",
+        ));
+    } else if obs.data_versions.is_empty() {
+        out.push(blocker(
+            "data_version_unknown",
+            "no replica server reported the table's data version".into(),
+            "check that the replica servers are up",
+        ));
+    }
+    if let TargetObs::Unrelated { app_id } = obs.target {
+        let reason = format!(
+            "{} already has a table {} (app id {app_id}) that is not a follower of {}",
+            m.to, m.table, m.from
+        );
+        out.push(blocker(
+            "target_exists",
+            reason,
+            "drop or rename the target table, or remove this migration",
+        ));
+    }
+    if let Some(d) = obs.dups.iter().find(|d| d.status == "DS_PAUSE") {
+        let reason = format!("duplication {} to {} is paused", d.dupid, m.to);
+        out.push(blocker(
+            "dup_paused",
+            reason,
+            "resume it (duplication status DS_LOG) or remove it, then plan again",
+        ));
+    }
+    out.extend(deny_blocker(m, obs, source));
+    out
+}
+
+fn routing_blocker(m: &Migration, routing: Option<&RoutingObs>) -> Option<Blocker> {
+    let Some(r) = routing else {
+        return Some(blocker(
+            "routing_unread",
+            "the routing node was not read".into(),
+            "check ZooKeeper",
+        ));
+    };
+    let Some(node) = &r.node else {
+        let reason = format!(
+            "routing node {} does not exist, so no client reaches {} through meta-proxy",
+            r.path, m.table
+        );
+        return Some(blocker(
+            "routing_missing",
+            reason,
+            "create it pointing at the source cluster, or drop metaproxy from the plan",
+        ));
+    };
+    if let Some(why) = &node.invalid {
+        return Some(blocker(
+            "routing_invalid",
+            format!("routing node {} is unusable: {why}", r.path),
+            "fix the node's JSON",
+        ));
+    }
+    match node.cluster_name.as_deref() {
+        Some(c) if c == m.from => None,
+        other => {
+            let reason = format!(
+                "routing node {} points at {}, neither {} nor {}",
+                r.path,
+                other.unwrap_or("?"),
+                m.from,
+                m.to
+            );
+            Some(blocker(
+                "routing_elsewhere",
+                reason,
+                "find out who moved it; fix the plan or the node",
+            ))
+        }
+    }
+}
+
+/// The deny env on the source is ours only when it is this plan's block value with a
+/// duplication in DS_LOG (a cut-over that was interrupted); anything else was set by someone.
+fn deny_blocker(
+    m: &Migration,
+    obs: &TableObs,
+    source: &super::observed::SourceApp,
+) -> Option<Blocker> {
+    let value = source.envs.get(DENY_ENV)?;
+    let ours = value == m.block_mode.deny_value() && obs.dups.iter().any(|d| d.status == "DS_LOG");
+    (!ours).then(|| {
+        let reason = format!(
+            "{DENY_ENV}={value} is already set on {} by someone else",
+            m.from
+        );
+        blocker(
+            "deny_env_set",
+            reason,
+            "find out why; delete the env to let the migration block writes itself",
+        )
+    })
+}
+
+/// The first step that still has work, from what the servers show.
+fn resume_point(m: &Migration, obs: &TableObs) -> StepKind {
+    let Some(dup) = obs.dups.first() else {
+        return StepKind::Preflight;
+    };
+    if deny_env(obs) == Some(m.block_mode.deny_value()) {
+        return StepKind::BlockWrites;
+    }
+    match dup.status.as_str() {
+        "DS_LOG" => StepKind::CatchUp,
+        _ => StepKind::Checkpoint,
+    }
+}
+
+fn detail(spec: &Spec, m: &Migration, obs: &TableObs, kind: StepKind) -> StepDetail {
+    let dup = obs.dups.first();
+    match kind {
+        StepKind::Preflight => StepDetail::Preflight,
+        StepKind::Duplicate => StepDetail::Duplicate {
+            reuse_dupid: dup.map(|d| d.dupid),
+        },
+        StepKind::Checkpoint => StepDetail::Checkpoint {
+            status: dup.map(|d| d.status.clone()),
+        },
+        StepKind::CatchUp => StepDetail::CatchUp {
+            lag: dup.and_then(|d| d.lag),
+            threshold: m.threshold,
+        },
+        StepKind::BlockWrites => StepDetail::BlockWrites {
+            env_key: DENY_ENV.into(),
+            env_value: m.block_mode.deny_value().into(),
+            mode: m.block_mode,
+            max_write_block_ms: ms(m.max_write_block),
+        },
+        StepKind::Drain => StepDetail::Drain {
+            max_write_block_ms: ms(m.max_write_block),
+        },
+        StepKind::Switch => StepDetail::Switch {
+            routing: routing_change(spec, m, obs),
+            source_env_value: SOURCE_FINAL_DENY.into(),
+        },
+        StepKind::Finish => StepDetail::Finish {
+            remove_duplication: m.remove_duplication,
+        },
+    }
+}
+
+fn routing_change(spec: &Spec, m: &Migration, obs: &TableObs) -> Option<RoutingChange> {
+    let node = obs.routing.as_ref()?.node.as_ref()?;
+    if routed_to(obs) == Some(m.to.as_str()) {
+        return None;
+    }
+    let meta_addrs = spec
+        .clusters
+        .get(&m.to)
+        .map(|c| c.meta.clone())
+        .unwrap_or_default();
+    let after = Route {
+        cluster_name: m.to.clone(),
+        meta_addrs,
+    }
+    .to_json();
+    Some(RoutingChange {
+        path: obs.routing.as_ref()?.path.clone(),
+        version: node.version,
+        before: node.data.clone(),
+        after,
+    })
+}
+
+#[cfg(test)]
+mod tests;
