@@ -90,11 +90,14 @@ fn kinds(tp: &TablePlan) -> Vec<StepKind> {
     tp.steps.iter().map(|s| s.kind).collect()
 }
 
+/// A phase case: name, observed facts, expected action, phase and remaining steps.
+type PhaseCase = (&'static str, TableObs, Action, Option<StepKind>, Vec<StepKind>);
+
 #[test]
 fn phases() {
     use StepKind::*;
     let s = spec(true, false);
-    let cases: Vec<(&str, TableObs, Action, Option<StepKind>, Vec<StepKind>)> = vec![
+    let cases: Vec<PhaseCase> = vec![
         (
             "fresh table migrates fully",
             fresh(),
