@@ -9,6 +9,7 @@ pub mod cli;
 pub mod error;
 pub mod pegasus;
 pub mod plan;
+pub mod render;
 pub mod routing;
 pub mod sim;
 pub mod spec;

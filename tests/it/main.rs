@@ -4,6 +4,7 @@ mod cli;
 mod dup;
 mod metaproxy;
 mod official;
+mod render;
 mod roundtrip;
 mod sim;
 mod spec;

@@ -91,7 +91,13 @@ fn kinds(tp: &TablePlan) -> Vec<StepKind> {
 }
 
 /// A phase case: name, observed facts, expected action, phase and remaining steps.
-type PhaseCase = (&'static str, TableObs, Action, Option<StepKind>, Vec<StepKind>);
+type PhaseCase = (
+    &'static str,
+    TableObs,
+    Action,
+    Option<StepKind>,
+    Vec<StepKind>,
+);
 
 #[test]
 fn phases() {

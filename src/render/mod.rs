@@ -1,0 +1,16 @@
+//! Owns presenting plans: a versioned JSON document (`json`) and Terraform-style human text
+//! (`human`), both built from the same view so they cannot disagree.
+//!
+//! Renderers write to any `impl Write`; they never decide where output goes.
+
+pub mod human;
+pub mod json;
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputMode {
+    /// Text for people; `color` only when stdout is a terminal.
+    Human { color: bool },
+    /// Versioned JSON.
+    Json,
+}
