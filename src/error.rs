@@ -21,6 +21,18 @@ pub enum Error {
     /// ZooKeeper could not be reached or used.
     #[error("ZooKeeper: {0}")]
     ZooKeeper(String),
+    /// The plan file (YAML) is unreadable or invalid.
+    #[error("{0}")]
+    Spec(#[from] crate::spec::load::Error),
+    /// The clusters or routing could not be observed.
+    #[error(transparent)]
+    Observe(#[from] crate::observe::Error),
+    /// A saved plan could not be used.
+    #[error("{path}: {source}")]
+    PlanFile {
+        path: PathBuf,
+        source: crate::plan::file::FileError,
+    },
 }
 
 impl Error {
@@ -37,8 +49,15 @@ impl Error {
             Self::ZooKeeper(_) => {
                 Some("check the ZooKeeper address, or start one with scripts/zk-start.sh")
             }
-            Self::Pegasus(crate::pegasus::Error::NoLeader { .. }) => {
+            Self::Pegasus(crate::pegasus::Error::NoLeader { .. })
+            | Self::Observe(crate::observe::Error::Cluster { .. }) => {
                 Some("check that the meta addresses are right and the cluster is up")
+            }
+            Self::Observe(crate::observe::Error::ClusterName { .. }) => {
+                Some("the keys under `clusters:` must be the names the clusters report")
+            }
+            Self::Observe(crate::observe::Error::ZooKeeper { .. }) => {
+                Some("check the metaproxy.zookeeper addresses in the plan file")
             }
             _ => None,
         }

@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod error;
+pub mod observe;
 pub mod pegasus;
 pub mod plan;
 pub mod render;

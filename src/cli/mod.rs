@@ -1,7 +1,10 @@
 //! Owns the command line: the clap definitions, logging set-up, and dispatch to one file per
 //! subcommand.
 
+pub mod plan;
 pub mod sandbox;
+pub mod show;
+pub mod validate;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +24,12 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Check a plan file offline.
+    Validate(validate::Args),
+    /// Show what apply would do against the live clusters and routing; save the plan.
+    Plan(plan::Args),
+    /// Print a saved plan.
+    Show(show::Args),
     /// Run simulated clusters, a meta-proxy and a client load to try plans on.
     Sandbox(sandbox::Args),
 }
@@ -46,6 +55,9 @@ pub fn init_logging(verbose: u8) {
 /// Whatever the command fails with.
 pub async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
+        Command::Validate(args) => validate::run(&args),
+        Command::Plan(args) => plan::run(&args).await,
+        Command::Show(args) => show::run(&args),
         Command::Sandbox(args) => sandbox::run(args).await,
     }
 }

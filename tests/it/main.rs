@@ -4,6 +4,7 @@ mod cli;
 mod dup;
 mod metaproxy;
 mod official;
+mod plan;
 mod render;
 mod roundtrip;
 mod sim;

@@ -1,0 +1,120 @@
+//! Owns `migrator plan FILE`: load the spec, observe the clusters and routing, plan, render,
+//! and save the plan (default `.migrator/plan.json`) with its fingerprints.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::observe::{observe, ObserveOptions};
+use crate::plan::file::{self, SavedPlan};
+use crate::plan::fingerprint;
+use crate::render::json::PlanDocument;
+
+/// Where `plan` saves and `apply`/`show` look by default.
+pub const DEFAULT_PLAN_PATH: &str = ".migrator/plan.json";
+
+/// Flags of `migrator plan`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The plan file (YAML).
+    pub file: PathBuf,
+    /// Where to save the plan.
+    #[arg(short = 'o', long = "out", default_value = DEFAULT_PLAN_PATH)]
+    pub out: PathBuf,
+    /// Print the plan as versioned JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 0 when nothing would change, 2 when something would, 1 on error.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Most tables observed at once.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+}
+
+/// Plans, prints and saves.
+///
+/// # Errors
+/// An invalid plan file, an unreachable cluster or ZooKeeper, or an unwritable plan path.
+pub async fn run(args: &Args) -> Result<u8> {
+    let saved = make_plan(&args.file, args.concurrency).await?;
+    save(&args.out, &saved)?;
+    let doc = PlanDocument::of_saved(&saved);
+    let mut out = std::io::stdout().lock();
+    let written = if args.json {
+        crate::render::json::write(&doc, &mut out)
+    } else {
+        crate::render::human::write_plan(&doc, std::io::stdout().is_terminal(), &mut out)
+    };
+    written.map_err(|e| Error::Io {
+        path: "stdout".into(),
+        source: e,
+    })?;
+    if !args.json {
+        eprintln!(
+            "Saved the plan to {}; `migrator apply` uses it.",
+            args.out.display()
+        );
+    }
+    Ok(if args.detailed_exitcode && saved.plan.has_changes() {
+        2
+    } else {
+        0
+    })
+}
+
+/// Loads the spec at `file`, observes and plans (no output, nothing saved).
+///
+/// # Errors
+/// As [`run`].
+pub async fn make_plan(file: &Path, concurrency: usize) -> Result<SavedPlan> {
+    let bytes = std::fs::read(file).map_err(|e| Error::Io {
+        path: file.to_path_buf(),
+        source: e,
+    })?;
+    let spec = crate::spec::load(file)?;
+    let opts = ObserveOptions {
+        concurrency,
+        ..ObserveOptions::default()
+    };
+    let observed = observe(&spec, opts).await?;
+    let plan = crate::plan::plan(&spec, &observed);
+    let fingerprints: BTreeMap<_, _> = observed
+        .tables
+        .iter()
+        .map(|(t, o)| (t.clone(), fingerprint::of(o)))
+        .collect();
+    let created_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    Ok(SavedPlan {
+        format_version: file::FORMAT_VERSION,
+        tool_version: file::TOOL_VERSION.into(),
+        created_at,
+        spec_file: file.display().to_string(),
+        spec_hash: file::spec_hash(&bytes),
+        spec,
+        plan,
+        fingerprints,
+    })
+}
+
+fn save(path: &Path, saved: &SavedPlan) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        })?;
+    }
+    // Write then rename, so a crash never leaves half a plan behind.
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, file::to_bytes(saved)).map_err(|e| Error::Io {
+        path: tmp.clone(),
+        source: e,
+    })?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })
+}

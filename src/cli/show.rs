@@ -1,0 +1,45 @@
+//! Owns `migrator show [PATH] [--json]`: print a saved plan.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::render::json::PlanDocument;
+
+/// Flags of `migrator show`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The saved plan.
+    #[arg(default_value = super::plan::DEFAULT_PLAN_PATH)]
+    pub path: PathBuf,
+    /// Print the plan as versioned JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Prints the saved plan.
+///
+/// # Errors
+/// The file is missing or not a plan of this tool.
+pub fn run(args: &Args) -> Result<u8> {
+    let bytes = std::fs::read(&args.path).map_err(|e| Error::Io {
+        path: args.path.clone(),
+        source: e,
+    })?;
+    let saved = crate::plan::file::from_bytes(&bytes).map_err(|e| Error::PlanFile {
+        path: args.path.clone(),
+        source: e,
+    })?;
+    let doc = PlanDocument::of_saved(&saved);
+    let mut out = std::io::stdout().lock();
+    let written = if args.json {
+        crate::render::json::write(&doc, &mut out)
+    } else {
+        crate::render::human::write_plan(&doc, std::io::stdout().is_terminal(), &mut out)
+    };
+    written.map_err(|e| Error::Io {
+        path: "stdout".into(),
+        source: e,
+    })?;
+    Ok(0)
+}

@@ -1,0 +1,342 @@
+//! Owns observing: a read-only snapshot of everything a plan depends on, per table, read
+//! concurrently with a bound — source app, duplications to the target with this table's lag,
+//! data versions on the replicas that host it, the target's table, and the routing node.
+//!
+//! The only I/O before planning. Each cluster's reported name must equal its key in the plan
+//! file; an unreachable cluster or ZooKeeper is one error naming it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::pegasus::envs::MASTER_CLUSTER_ENV;
+use crate::pegasus::messages::apps::{AppInfo, AppStatus};
+use crate::pegasus::meta::{MetaClient, MetaOptions};
+use crate::pegasus::replica::ReplicaClient;
+use crate::plan::observed::{
+    DupObs, Observed, RoutingNode, RoutingObs, SourceApp, TableObs, TargetObs,
+};
+use crate::routing::zk::Zk;
+use crate::routing::{node_path, Route};
+use crate::spec::{Migration, Spec};
+
+/// How observation runs.
+#[derive(Debug, Clone, Copy)]
+pub struct ObserveOptions {
+    /// Most tables observed at once.
+    pub concurrency: usize,
+    /// Deadline of each call.
+    pub timeout: Duration,
+}
+
+impl Default for ObserveOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 32,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why a snapshot could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A meta address in the plan file does not resolve.
+    #[error("cluster {cluster}: cannot resolve meta address {addr}: {reason}")]
+    Resolve {
+        cluster: String,
+        addr: String,
+        reason: String,
+    },
+    /// A cluster did not answer.
+    #[error("cluster {cluster} is unreachable: {source}")]
+    Cluster {
+        cluster: String,
+        source: crate::pegasus::Error,
+    },
+    /// The meta reports another cluster name than the plan file's key.
+    #[error("cluster {key} in the plan file is {reported} according to its meta servers")]
+    ClusterName { key: String, reported: String },
+    /// ZooKeeper could not be used.
+    #[error("meta-proxy ZooKeeper {servers}: {reason}")]
+    ZooKeeper { servers: String, reason: String },
+}
+
+/// A cluster's meta client, tables and replica servers, read once per plan.
+struct ClusterView {
+    meta: MetaClient,
+    apps: Vec<AppInfo>,
+    replicas: Vec<SocketAddr>,
+}
+
+impl ClusterView {
+    /// The live table called `name`.
+    fn app(&self, name: &str) -> Option<&AppInfo> {
+        let live = |a: &&AppInfo| a.app_name == name && a.status != AppStatus::AS_DROPPED;
+        self.apps
+            .iter()
+            .find(|a| live(a) && a.status == AppStatus::AS_AVAILABLE)
+            .or_else(|| self.apps.iter().find(live))
+    }
+}
+
+/// Takes the snapshot for every table of `spec`.
+///
+/// # Errors
+/// An unreachable or misnamed cluster, or unusable ZooKeeper.
+pub async fn observe(spec: &Spec, opts: ObserveOptions) -> Result<Observed, Error> {
+    let mut clusters = HashMap::new();
+    for name in used_clusters(spec) {
+        let view = cluster_view(spec, &name, opts).await?;
+        clusters.insert(name, view);
+    }
+    let zk = match &spec.metaproxy {
+        Some(mp) => Some(connect_zk(&mp.zookeeper, opts.timeout).await?),
+        None => None,
+    };
+    let shared = Arc::new(Shared {
+        clusters,
+        zk,
+        root: spec.metaproxy.as_ref().map(|m| m.root.clone()),
+        replica: ReplicaClient::new(opts.timeout),
+    });
+    let limit = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+    let mut tasks = JoinSet::new();
+    for m in spec.migrations.clone() {
+        let (shared, limit) = (shared.clone(), limit.clone());
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let obs = shared.table(&m).await;
+            (m.table, obs)
+        });
+    }
+    let mut tables = BTreeMap::new();
+    while let Some(done) = tasks.join_next().await {
+        let (table, obs) = done.expect("observation tasks do not panic");
+        tables.insert(table, obs?);
+    }
+    Ok(Observed { tables })
+}
+
+fn used_clusters(spec: &Spec) -> Vec<String> {
+    let mut names: Vec<String> = spec
+        .migrations
+        .iter()
+        .flat_map(|m| [m.from.clone(), m.to.clone()])
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+async fn resolve(cluster: &str, addrs: &[String]) -> Result<Vec<SocketAddr>, Error> {
+    let mut out = Vec::new();
+    for a in addrs {
+        let found = tokio::net::lookup_host(a.as_str())
+            .await
+            .map_err(|e| Error::Resolve {
+                cluster: cluster.into(),
+                addr: a.clone(),
+                reason: e.to_string(),
+            })?;
+        out.extend(found.filter(SocketAddr::is_ipv4).take(1));
+    }
+    Ok(out)
+}
+
+async fn cluster_view(spec: &Spec, name: &str, opts: ObserveOptions) -> Result<ClusterView, Error> {
+    let addrs = spec
+        .clusters
+        .get(name)
+        .map(|c| c.meta.clone())
+        .unwrap_or_default();
+    let meta_opts = MetaOptions {
+        call_timeout: opts.timeout,
+        connect_timeout: opts.timeout.min(Duration::from_secs(3)),
+        ..MetaOptions::default()
+    };
+    let meta = MetaClient::new(resolve(name, &addrs).await?, meta_opts);
+    let unreachable = |source| Error::Cluster {
+        cluster: name.into(),
+        source,
+    };
+    let info = meta.cluster_info().await.map_err(unreachable)?;
+    let reported = info.get("cluster_name").unwrap_or_default().to_string();
+    if reported != name {
+        return Err(Error::ClusterName {
+            key: name.into(),
+            reported,
+        });
+    }
+    let apps = meta
+        .list_apps(AppStatus::AS_INVALID)
+        .await
+        .map_err(unreachable)?;
+    let nodes = meta.list_nodes().await.map_err(unreachable)?;
+    let replicas = nodes.iter().filter_map(|n| n.node.to_socket()).collect();
+    Ok(ClusterView {
+        meta,
+        apps,
+        replicas,
+    })
+}
+
+async fn connect_zk(servers: &[String], timeout: Duration) -> Result<Zk, Error> {
+    Zk::connect(servers, timeout)
+        .await
+        .map_err(|e| Error::ZooKeeper {
+            servers: servers.join(","),
+            reason: e.to_string(),
+        })
+}
+
+/// What every table's observation shares.
+struct Shared {
+    clusters: HashMap<String, ClusterView>,
+    zk: Option<Zk>,
+    root: Option<String>,
+    replica: ReplicaClient,
+}
+
+impl Shared {
+    async fn table(&self, m: &Migration) -> Result<TableObs, Error> {
+        let (src, dst) = (&self.clusters[&m.from], &self.clusters[&m.to]);
+        let mut obs = TableObs {
+            routing: self.routing(&m.table).await?,
+            ..TableObs::default()
+        };
+        obs.target = match dst.app(&m.table) {
+            None => TargetObs::Absent,
+            Some(a) if a.envs.get(MASTER_CLUSTER_ENV) == Some(&m.from) => {
+                TargetObs::Follower { app_id: a.app_id }
+            }
+            Some(a) => TargetObs::Unrelated { app_id: a.app_id },
+        };
+        let Some(app) = src.app(&m.table) else {
+            return Ok(obs);
+        };
+        obs.source = Some(SourceApp {
+            app_id: app.app_id,
+            status: app.status.name(),
+            partition_count: app.partition_count,
+            envs: app.envs.clone(),
+        });
+        if app.status == AppStatus::AS_AVAILABLE {
+            obs.data_versions = self.data_versions(src, app.app_id).await;
+            obs.dups = self
+                .dups(src, &m.table, &m.to, app.app_id)
+                .await
+                .map_err(|source| Error::Cluster {
+                    cluster: m.from.clone(),
+                    source,
+                })?;
+        }
+        Ok(obs)
+    }
+
+    async fn routing(&self, table: &str) -> Result<Option<RoutingObs>, Error> {
+        let (Some(zk), Some(root)) = (&self.zk, &self.root) else {
+            return Ok(None);
+        };
+        let path = node_path(root, table);
+        let read = zk.read(&path).await.map_err(|e| Error::ZooKeeper {
+            servers: "meta-proxy".into(),
+            reason: e.to_string(),
+        })?;
+        let node = read.map(|(bytes, version)| {
+            let parsed = Route::parse(&bytes);
+            RoutingNode {
+                data: String::from_utf8_lossy(&bytes).into_owned(),
+                version,
+                cluster_name: parsed.as_ref().ok().map(|r| r.cluster_name.clone()),
+                invalid: parsed.err().map(|e| e.to_string()),
+            }
+        });
+        Ok(Some(RoutingObs { path, node }))
+    }
+
+    /// Data version per node hosting the table; a node that hosts none is skipped, a node
+    /// that cannot be asked is recorded as such (and so blocks the table).
+    async fn data_versions(&self, src: &ClusterView, app_id: i32) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for node in &src.replicas {
+            let path = format!("/replica/data_version?app_id={app_id}");
+            let version = match self.replica.http_get(*node, &path).await {
+                Ok((200, body)) => versions_in(&body),
+                Ok((404, _)) => continue,
+                Ok((status, body)) => format!("unknown (HTTP {status}: {})", body.trim()),
+                Err(e) => format!("unknown ({e})"),
+            };
+            out.insert(node.to_string(), version);
+        }
+        out
+    }
+
+    async fn dups(
+        &self,
+        src: &ClusterView,
+        table: &str,
+        to: &str,
+        app_id: i32,
+    ) -> Result<Vec<DupObs>, crate::pegasus::Error> {
+        let resp = src.meta.query_duplication(table).await?;
+        let mut out = Vec::new();
+        for e in resp.entry_list.iter().filter(|e| e.remote == to) {
+            let lag = match &e.partition_states {
+                Some(states) => Some(
+                    states
+                        .values()
+                        .map(|s| (s.last_committed_decree - s.confirmed_decree).max(0))
+                        .sum(),
+                ),
+                None => self.replica_lag(src, app_id, e.dupid).await,
+            };
+            out.push(DupObs {
+                dupid: e.dupid,
+                status: e.status.name(),
+                lag,
+            });
+        }
+        Ok(out)
+    }
+
+    /// 2.5: this table's unconfirmed mutations from its primaries' `/replica/duplication`.
+    async fn replica_lag(&self, src: &ClusterView, app_id: i32, dupid: i32) -> Option<i64> {
+        let mut total = 0;
+        for node in &src.replicas {
+            let (status, body) = self
+                .replica
+                .http_get(*node, &format!("/replica/duplication?appid={app_id}"))
+                .await
+                .ok()?;
+            if status == 404 {
+                continue;
+            }
+            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+            let parts = v.get(dupid.to_string())?.as_object()?;
+            total += parts
+                .values()
+                .filter_map(|p| p["not_confirmed_mutations_num"].as_i64())
+                .sum::<i64>();
+        }
+        Some(total)
+    }
+}
+
+/// The data version a node reports for its partitions (`"1"`, or the distinct values).
+fn versions_in(body: &str) -> String {
+    let Ok(serde_json::Value::Object(parts)) = serde_json::from_str(body) else {
+        return format!("unknown (unreadable reply {body:?})");
+    };
+    let mut values: Vec<String> = parts
+        .values()
+        .filter_map(|p| p["data_version"].as_str().map(str::to_string))
+        .collect();
+    values.sort();
+    values.dedup();
+    values.join("/")
+}
