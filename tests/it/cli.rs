@@ -105,3 +105,115 @@ async fn sandbox_serves_writes_its_files_and_leaves_nothing_behind_on_sigterm() 
     let left = processes_mentioning(&zk_dir.display().to_string());
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+fn migrator(args: &[&str], cwd: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_migrator"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn validate_reports_json_diagnostics_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/plans/two-clusters-metaproxy.yaml"
+    );
+    let ok = migrator(&["validate", good], dir.path());
+    assert_eq!(ok.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("valid (2 migration(s))"));
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "version: 1\nclusters: {}\nmigrations:\n  - { table: t, from: a, to: a }\n",
+    )
+    .unwrap();
+    let out = migrator(&["validate", "--json", bad.to_str().unwrap()], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["valid"], false);
+    let diags = v["diagnostics"].as_array().unwrap();
+    assert!(
+        diags.iter().any(|d| d["line"] == 4
+            && d["message"]
+                .as_str()
+                .unwrap()
+                .contains("from and to are both a")),
+        "{v}"
+    );
+    let human = migrator(&["validate", bad.to_str().unwrap()], dir.path());
+    assert!(
+        String::from_utf8_lossy(&human.stderr).contains("bad.yaml:4:"),
+        "{human:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_saves_a_plan_that_show_prints_and_exit_codes_follow_changes() {
+    let zk = crate::support::TestZk::get().await;
+    let directory = migrator::sim::Directory::default();
+    let a = crate::support::start_in(&directory, "a", 1, migrator::sim::Version::V2_5).await;
+    let b = crate::support::start_in(&directory, "b", 2, migrator::sim::Version::V2_6).await;
+    a.create_table("t", 4, 1).unwrap();
+    let root = crate::support::unique_root("cli-plan");
+    let route = migrator::routing::Route {
+        cluster_name: "a".into(),
+        meta_addrs: a.metas().iter().map(ToString::to_string).collect(),
+    };
+    zk.connect()
+        .await
+        .create_all(
+            &migrator::routing::node_path(&root, "t"),
+            route.to_json().as_bytes(),
+        )
+        .await
+        .unwrap();
+    let list = |s: &migrator::sim::SimCluster| {
+        s.metas()
+            .iter()
+            .map(|m| format!("\"{m}\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let yaml = format!(
+        "version: 1\nclusters:\n  a: {{ meta: [{}] }}\n  b: {{ meta: [{}] }}\nmetaproxy: {{ zookeeper: [\"{}\"], root: {root} }}\nmigrations:\n  - {{ table: t, from: a, to: b }}\n",
+        list(&a),
+        list(&b),
+        zk.addr
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("m.yaml"), yaml).unwrap();
+    let out = tokio::task::spawn_blocking({
+        let d = dir.path().to_path_buf();
+        move || migrator(&["plan", "m.yaml", "--json", "--detailed-exitcode"], &d)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let planned: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(planned["tables"][0]["action"], "migrate");
+    assert!(dir.path().join(".migrator/plan.json").exists());
+    let shown = migrator(&["show", "--json"], dir.path());
+    assert_eq!(shown.status.code(), Some(0));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&shown.stdout).unwrap(),
+        planned
+    );
+    let text = migrator(&["show"], dir.path());
+    assert!(String::from_utf8_lossy(&text.stdout)
+        .contains("Plan: 1 to migrate, 0 to resume, 0 already done, 0 blocked."));
+    std::fs::write(dir.path().join("junk.json"), "{\"format_version\": 99}").unwrap();
+    let junk = migrator(&["show", "junk.json"], dir.path());
+    assert_eq!(junk.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&junk.stderr).contains("plan file format 99 is not supported"),
+        "{junk:?}"
+    );
+}

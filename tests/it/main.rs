@@ -7,6 +7,7 @@ mod official;
 mod plan;
 mod render;
 mod roundtrip;
+mod schema;
 mod sim;
 mod spec;
 mod support;
