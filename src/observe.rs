@@ -259,19 +259,28 @@ impl Shared {
         Ok(Some(RoutingObs { path, node }))
     }
 
-    /// Data version per node hosting the table; a node that hosts none is skipped, a node
-    /// that cannot be asked is recorded as such (and so blocks the table).
+    /// Data version per node hosting the table, asked of every node at once; a node that
+    /// hosts none is skipped, a node that cannot be asked is recorded as such (and so blocks).
     async fn data_versions(&self, src: &ClusterView, app_id: i32) -> BTreeMap<String, String> {
+        let mut asks = JoinSet::new();
+        for node in src.replicas.clone() {
+            let replica = self.replica.clone();
+            asks.spawn(async move {
+                let path = format!("/replica/data_version?app_id={app_id}");
+                let version = match replica.http_get(node, &path).await {
+                    Ok((200, body)) => Some(versions_in(&body)),
+                    Ok((404, _)) => None,
+                    Ok((status, body)) => Some(format!("unknown (HTTP {status}: {})", body.trim())),
+                    Err(e) => Some(format!("unknown ({e})")),
+                };
+                (node.to_string(), version)
+            });
+        }
         let mut out = BTreeMap::new();
-        for node in &src.replicas {
-            let path = format!("/replica/data_version?app_id={app_id}");
-            let version = match self.replica.http_get(*node, &path).await {
-                Ok((200, body)) => versions_in(&body),
-                Ok((404, _)) => continue,
-                Ok((status, body)) => format!("unknown (HTTP {status}: {})", body.trim()),
-                Err(e) => format!("unknown ({e})"),
-            };
-            out.insert(node.to_string(), version);
+        while let Some(Ok((node, version))) = asks.join_next().await {
+            if let Some(v) = version {
+                out.insert(node, v);
+            }
         }
         out
     }

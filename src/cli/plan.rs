@@ -29,7 +29,7 @@ pub struct Args {
     #[arg(long)]
     pub detailed_exitcode: bool,
     /// Most tables observed at once.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
 }
 

@@ -9,6 +9,7 @@ pub mod connection;
 pub mod envs;
 pub mod error;
 pub mod frame;
+pub mod http;
 pub mod key;
 pub mod messages;
 pub mod meta;

@@ -4,13 +4,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
 use super::base::Gpid;
 use super::connection::Pool;
 use super::error::{Error, Result};
 use super::frame::RequestHeader;
+use super::http::HttpClient;
 use super::messages::command::{Command, RemoteCommand};
 use super::messages::Rpc;
 
@@ -30,6 +28,7 @@ pub fn data_header(gpid: Gpid, hash: u64) -> RequestHeader {
 #[derive(Debug, Clone)]
 pub struct ReplicaClient {
     pool: Pool,
+    http: HttpClient,
     timeout: Duration,
 }
 
@@ -39,6 +38,7 @@ impl ReplicaClient {
     pub fn new(timeout: Duration) -> Self {
         Self {
             pool: Pool::new(timeout),
+            http: HttpClient::default(),
             timeout,
         }
     }
@@ -91,48 +91,6 @@ impl ReplicaClient {
     /// # Errors
     /// [`Error::Http`] on transport failure or a malformed response.
     pub async fn http_get(&self, addr: SocketAddr, path: &str) -> Result<(u16, String)> {
-        let fail = |reason: String| Error::Http {
-            addr,
-            path: path.to_string(),
-            reason,
-            status: None,
-        };
-        let fetch = async {
-            let mut s = TcpStream::connect(addr)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-            s.write_all(req.as_bytes())
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            let mut raw = Vec::new();
-            s.take(16 << 20)
-                .read_to_end(&mut raw)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            parse_http_response(&raw).ok_or_else(|| fail("malformed HTTP response".into()))
-        };
-        tokio::time::timeout(self.timeout, fetch)
-            .await
-            .map_err(|_| fail(format!("no answer within {:?}", self.timeout)))?
-    }
-}
-
-fn parse_http_response(raw: &[u8]) -> Option<(u16, String)> {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, body.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn http_response_status_and_body_are_split() {
-        let raw = b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nno!";
-        assert_eq!(parse_http_response(raw), Some((404, "no!".into())));
-        assert_eq!(parse_http_response(b"garbage"), None);
+        self.http.get(addr, path, self.timeout).await
     }
 }

@@ -57,7 +57,8 @@ pub fn spec_hash(bytes: &[u8]) -> String {
 /// Encodes a saved plan.
 #[must_use]
 pub fn to_bytes(plan: &SavedPlan) -> Vec<u8> {
-    let mut bytes = serde_json::to_vec_pretty(plan).expect("plans serialize");
+    // Compact: a plan of 1,000 tables is megabytes, and `show` renders it for people anyway.
+    let mut bytes = serde_json::to_vec(plan).expect("plans serialize");
     bytes.push(b'\n');
     bytes
 }

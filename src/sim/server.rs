@@ -85,14 +85,19 @@ async fn serve_connection(
     });
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
+    let mut http = false;
     loop {
         let n = tokio::select! {
             () = dropped(&mut drops) => break,
             n = rd.read(&mut chunk) => match n { Ok(0) | Err(_) => break, Ok(n) => n },
         };
         buf.extend_from_slice(&chunk[..n]);
-        if buf.starts_with(b"GET ") || buf.starts_with(b"POST") {
-            serve_http(&buf, handler.as_ref(), &tx);
+        // The same port speaks HTTP; a connection that starts with it stays HTTP (keep-alive).
+        http = http || buf.starts_with(b"GET ") || buf.starts_with(b"POST");
+        if http {
+            if serve_http(&mut buf, handler.as_ref(), &tx) {
+                continue;
+            }
             break;
         }
         if handler.refuses() || process_frames(&mut buf, handler.as_ref(), &tx).is_err() {
@@ -151,22 +156,35 @@ fn process_frames(
     Ok(())
 }
 
-fn serve_http(buf: &[u8], handler: &dyn Handler, tx: &mpsc::UnboundedSender<Vec<u8>>) {
-    let line =
-        String::from_utf8_lossy(buf.split(|&b| b == b'\n').next().unwrap_or_default()).into_owned();
-    let path = line.split_whitespace().nth(1).unwrap_or("/");
-    let (status, body) = handler.http(path);
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        _ => "Error",
-    };
-    let response = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = tx.send(response.into_bytes());
+/// Answers every complete request in `buf`; `false` once the client asked to close.
+fn serve_http(
+    buf: &mut Vec<u8>,
+    handler: &dyn Handler,
+    tx: &mpsc::UnboundedSender<Vec<u8>>,
+) -> bool {
+    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        buf.drain(..end + 4);
+        let path = head.split_whitespace().nth(1).unwrap_or("/");
+        let close = head.to_ascii_lowercase().contains("connection: close");
+        let (status, body) = handler.http(path);
+        let reason = match status {
+            200 => "OK",
+            400 => "Bad Request",
+            404 => "Not Found",
+            _ => "Error",
+        };
+        let connection = if close { "close" } else { "keep-alive" };
+        let response = format!(
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: {connection}\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = tx.send(response.into_bytes());
+        if close {
+            return false;
+        }
+    }
+    buf.len() < 64 * 1024
 }
 
 /// Splits `path?a=1&b=2` into the path and its query pairs.
