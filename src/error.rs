@@ -27,6 +27,15 @@ pub enum Error {
     /// The clusters or routing could not be observed.
     #[error(transparent)]
     Observe(#[from] crate::observe::Error),
+    /// A saved plan no longer matches the world.
+    #[error("saved plan is stale: {0}")]
+    Stale(String),
+    /// Another apply holds the lock.
+    #[error("{0}")]
+    Lock(String),
+    /// The command line or the operator's answer does not allow going on.
+    #[error("{0}")]
+    Usage(String),
     /// A saved plan could not be used.
     #[error("{path}: {source}")]
     PlanFile {
@@ -56,6 +65,8 @@ impl Error {
             Self::Observe(crate::observe::Error::ClusterName { .. }) => {
                 Some("the keys under `clusters:` must be the names the clusters report")
             }
+            Self::Stale(_) => Some("run `migrator plan` again, review it, then apply the new plan"),
+            Self::Lock(_) => Some("wait for the other apply, or raise --lock-timeout"),
             Self::Observe(crate::observe::Error::ZooKeeper { .. }) => {
                 Some("check the metaproxy.zookeeper addresses in the plan file")
             }

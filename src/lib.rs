@@ -5,11 +5,13 @@
 
 #![deny(clippy::all)]
 
+pub mod apply;
 pub mod cli;
 pub mod error;
 pub mod observe;
 pub mod pegasus;
 pub mod plan;
+pub mod probe;
 pub mod render;
 pub mod routing;
 pub mod sim;

@@ -94,10 +94,7 @@ pub async fn observe(spec: &Spec, opts: ObserveOptions) -> Result<Observed, Erro
         let view = cluster_view(spec, &name, opts).await?;
         clusters.insert(name, view);
     }
-    let zk = match &spec.metaproxy {
-        Some(mp) => Some(connect_zk(&mp.zookeeper, opts.timeout).await?),
-        None => None,
-    };
+    let zk = zookeeper(spec, opts.timeout).await?;
     let shared = Arc::new(Shared {
         clusters,
         zk,
@@ -148,18 +145,37 @@ async fn resolve(cluster: &str, addrs: &[String]) -> Result<Vec<SocketAddr>, Err
     Ok(out)
 }
 
-async fn cluster_view(spec: &Spec, name: &str, opts: ObserveOptions) -> Result<ClusterView, Error> {
+/// A meta client of cluster `name` of `spec`, its addresses resolved.
+///
+/// # Errors
+/// An address does not resolve.
+pub async fn meta_client(spec: &Spec, name: &str, timeout: Duration) -> Result<MetaClient, Error> {
     let addrs = spec
         .clusters
         .get(name)
         .map(|c| c.meta.clone())
         .unwrap_or_default();
-    let meta_opts = MetaOptions {
-        call_timeout: opts.timeout,
-        connect_timeout: opts.timeout.min(Duration::from_secs(3)),
+    let opts = MetaOptions {
+        call_timeout: timeout,
+        connect_timeout: timeout.min(Duration::from_secs(3)),
         ..MetaOptions::default()
     };
-    let meta = MetaClient::new(resolve(name, &addrs).await?, meta_opts);
+    Ok(MetaClient::new(resolve(name, &addrs).await?, opts))
+}
+
+/// Connects to the meta-proxy ZooKeeper of `spec`, if it has one.
+///
+/// # Errors
+/// ZooKeeper cannot be reached.
+pub async fn zookeeper(spec: &Spec, timeout: Duration) -> Result<Option<Zk>, Error> {
+    match &spec.metaproxy {
+        Some(mp) => connect_zk(&mp.zookeeper, timeout).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+async fn cluster_view(spec: &Spec, name: &str, opts: ObserveOptions) -> Result<ClusterView, Error> {
+    let meta = meta_client(spec, name, opts.timeout).await?;
     let unreachable = |source| Error::Cluster {
         cluster: name.into(),
         source,
@@ -295,15 +311,10 @@ impl Shared {
         let resp = src.meta.query_duplication(table).await?;
         let mut out = Vec::new();
         for e in resp.entry_list.iter().filter(|e| e.remote == to) {
-            let lag = match &e.partition_states {
-                Some(states) => Some(
-                    states
-                        .values()
-                        .map(|s| (s.last_committed_decree - s.confirmed_decree).max(0))
-                        .sum(),
-                ),
-                None => self.replica_lag(src, app_id, e.dupid).await,
-            };
+            // An unreadable 2.5 replica leaves the lag unknown rather than failing the plan.
+            let lag = crate::probe::lag(&self.replica, &src.replicas, app_id, e)
+                .await
+                .ok();
             out.push(DupObs {
                 dupid: e.dupid,
                 status: e.status.name(),
@@ -311,28 +322,6 @@ impl Shared {
             });
         }
         Ok(out)
-    }
-
-    /// 2.5: this table's unconfirmed mutations from its primaries' `/replica/duplication`.
-    async fn replica_lag(&self, src: &ClusterView, app_id: i32, dupid: i32) -> Option<i64> {
-        let mut total = 0;
-        for node in &src.replicas {
-            let (status, body) = self
-                .replica
-                .http_get(*node, &format!("/replica/duplication?appid={app_id}"))
-                .await
-                .ok()?;
-            if status == 404 {
-                continue;
-            }
-            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-            let parts = v.get(dupid.to_string())?.as_object()?;
-            total += parts
-                .values()
-                .filter_map(|p| p["not_confirmed_mutations_num"].as_i64())
-                .sum::<i64>();
-        }
-        Some(total)
     }
 }
 

@@ -1,9 +1,12 @@
 //! Owns the command line: the clap definitions, logging set-up, and dispatch to one file per
 //! subcommand.
 
+pub mod abort;
+pub mod apply;
 pub mod plan;
 pub mod sandbox;
 pub mod show;
+pub mod status;
 pub mod validate;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +33,12 @@ pub enum Command {
     Plan(plan::Args),
     /// Print a saved plan.
     Show(show::Args),
+    /// Carry out a saved plan, or plan a file afresh and carry it out after confirmation.
+    Apply(apply::Args),
+    /// Print each table's phase and lag.
+    Status(status::Args),
+    /// Lift a write block and optionally remove the duplication, before the switch.
+    Abort(abort::Args),
     /// Run simulated clusters, a meta-proxy and a client load to try plans on.
     Sandbox(sandbox::Args),
 }
@@ -58,6 +67,9 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Validate(args) => validate::run(&args),
         Command::Plan(args) => plan::run(&args).await,
         Command::Show(args) => show::run(&args),
+        Command::Apply(args) => apply::run(&args).await,
+        Command::Status(args) => status::run(&args).await,
+        Command::Abort(args) => abort::run(&args).await,
         Command::Sandbox(args) => sandbox::run(args).await,
     }
 }

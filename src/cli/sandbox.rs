@@ -58,6 +58,9 @@ pub struct Args {
     /// Also create table `legacy` with data version 0 (duplication refuses it).
     #[arg(long)]
     pub with_v0_table: bool,
+    /// The load client's deadline per write in ms (the Java client's default is 1000).
+    #[arg(long, default_value_t = 1000)]
+    pub client_timeout_ms: u64,
     /// Stop by itself after this many seconds.
     #[arg(long)]
     pub duration: Option<f64>,
@@ -113,7 +116,7 @@ pub async fn run(args: Args) -> Result<u8> {
         resolver: proxy.addr(),
         rate: args.write_rate,
         writers_per_table: args.writers.max(1),
-        op_timeout: Duration::from_secs(5),
+        op_timeout: Duration::from_millis(args.client_timeout_ms.max(1)),
     });
     wait_for_stop(args.duration).await;
     let report = load.finish().await;

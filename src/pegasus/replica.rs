@@ -9,6 +9,7 @@ use super::connection::Pool;
 use super::error::{Error, Result};
 use super::frame::RequestHeader;
 use super::http::HttpClient;
+use super::messages::apps::{AppInfo, QueryAppInfo, QueryAppInfoRequest};
 use super::messages::command::{Command, RemoteCommand};
 use super::messages::Rpc;
 
@@ -84,6 +85,31 @@ impl ReplicaClient {
         self.pool
             .call::<RemoteCommand>(addr, RequestHeader::default(), &req, self.timeout)
             .await
+    }
+
+    /// The tables replica server `addr` hosts, with the envs it has applied (config sync).
+    ///
+    /// # Errors
+    /// Transport, RPC-level or application failures.
+    pub async fn query_app_info(&self, addr: SocketAddr) -> Result<Vec<AppInfo>> {
+        let resp = self
+            .pool
+            .call::<QueryAppInfo>(
+                addr,
+                RequestHeader::default(),
+                &QueryAppInfoRequest::default(),
+                self.timeout,
+            )
+            .await?;
+        if !resp.err.is_ok() {
+            return Err(Error::App {
+                addr,
+                rpc: QueryAppInfo::NAME,
+                code: resp.err,
+                hint: None,
+            });
+        }
+        Ok(resp.apps)
     }
 
     /// `GET path` on the server's HTTP endpoint (same port as RPC); returns status and body.

@@ -178,9 +178,12 @@ impl ReplicaNode {
         })
     }
 
+    /// The tables this node hosts, with the envs it applied at its last config sync (how an
+    /// operator can confirm an env change is in force on a replica).
     fn query_app_info(&self, req: &Request) -> Outcome {
         let state = self.cluster.lock();
         let v2_6 = self.cluster.config.version.is_2_6();
+        let node = &state.nodes[self.index];
         let hosted = |a: &&App| {
             a.partitions
                 .iter()
@@ -190,7 +193,11 @@ impl ReplicaNode {
             .apps
             .values()
             .filter(hosted)
-            .map(|a| tables::app_info(a, v2_6))
+            .map(|a| {
+                let mut info = tables::app_info(a, v2_6);
+                info.envs = node.envs.get(&a.id).cloned().unwrap_or_default();
+                info
+            })
             .collect();
         respond::<QueryAppInfo>(req, |_| QueryAppInfoResponse {
             err: ErrorCode::ok(),

@@ -1,0 +1,100 @@
+//! Owns what apply tells the operator while it runs: one event per step start, wait update,
+//! outcome or abort, printed as log lines on stderr, or as NDJSON on stdout with `--json`.
+//!
+//! The executor only emits events; it never formats output itself.
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+/// One thing that happened.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub ts_ms: u64,
+    pub table: String,
+    /// `start`, `wait`, `done`, `aborted`, `failed`, `operator`.
+    pub kind: &'static str,
+    pub step: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eta_s: Option<f64>,
+}
+
+/// Where events go.
+#[derive(Debug)]
+pub struct Events {
+    json: bool,
+    out: Mutex<()>,
+}
+
+impl Events {
+    /// Log lines on stderr, or NDJSON on stdout when `json`.
+    #[must_use]
+    pub fn new(json: bool) -> Self {
+        Self {
+            json,
+            out: Mutex::new(()),
+        }
+    }
+
+    /// Emits one event.
+    pub fn emit(&self, table: &str, kind: &'static str, step: &'static str, message: String) {
+        self.emit_full(Event {
+            ts_ms: super::journal::now_ms(),
+            table: table.into(),
+            kind,
+            step,
+            message,
+            lag: None,
+            eta_s: None,
+        });
+    }
+
+    /// Emits a wait update with the current lag and an estimate of the time left.
+    pub fn progress(
+        &self,
+        table: &str,
+        step: &'static str,
+        lag: i64,
+        eta_s: Option<f64>,
+        message: String,
+    ) {
+        let ts_ms = super::journal::now_ms();
+        self.emit_full(Event {
+            ts_ms,
+            table: table.into(),
+            kind: "wait",
+            step,
+            message,
+            lag: Some(lag),
+            eta_s,
+        });
+    }
+
+    fn emit_full(&self, e: Event) {
+        let _guard = self
+            .out
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.json {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", serde_json::to_string(&e).unwrap_or_default());
+        } else {
+            let eta = e
+                .eta_s
+                .map(|s| format!(" (ETA {s:.0}s)"))
+                .unwrap_or_default();
+            eprintln!("[{}] {}: {}{eta}", e.table, e.step, e.message);
+        }
+    }
+}
+
+/// Estimates seconds until `lag` reaches `target` from two samples `dt` seconds apart.
+#[must_use]
+pub fn eta(previous: i64, now: i64, dt: f64, target: i64) -> Option<f64> {
+    let rate = (previous - now) as f64 / dt;
+    (rate > 0.0 && now > target).then(|| (now - target) as f64 / rate)
+}

@@ -1,0 +1,189 @@
+//! Owns the executor: runs each table's remaining steps, tables in parallel up to
+//! `parallelism`, cut-overs (block → drain → switch) limited per source cluster, and turns the
+//! tables' outcomes into one result.
+//!
+//! Steps live in `table`; waits in `gate`; the journal, lock and events in their own modules.
+
+pub mod events;
+pub mod gate;
+pub mod journal;
+pub mod lock;
+pub mod table;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::pegasus::meta::MetaClient;
+use crate::pegasus::replica::ReplicaClient;
+use crate::plan::{Action, Plan};
+use crate::routing::zk::Zk;
+use crate::spec::Spec;
+
+/// How apply runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Tables worked on at once.
+    pub parallelism: usize,
+    /// Cut-overs (block → switch) at once per source cluster.
+    pub max_concurrent_cutovers: usize,
+    /// Longest wait for a duplication to reach DS_LOG.
+    pub checkpoint_timeout: Duration,
+    /// Longest wait for a table's lag to fall under its threshold.
+    pub catch_up_timeout: Duration,
+    /// Longest wait for writes to be confirmed restored after an abort.
+    pub restore_timeout: Duration,
+    /// Pause between polls of a gate.
+    pub poll: Duration,
+    /// A terminal is attached: a manual cut-over can ask the operator to confirm.
+    pub interactive: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            parallelism: 4,
+            max_concurrent_cutovers: 1,
+            checkpoint_timeout: Duration::from_secs(3600),
+            catch_up_timeout: Duration::from_secs(3600),
+            restore_timeout: Duration::from_secs(120),
+            poll: Duration::from_millis(200),
+            interactive: false,
+        }
+    }
+}
+
+/// How one table ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every step done; `write_block_ms` is how long writes were blocked, if they were.
+    Done { write_block_ms: Option<u64> },
+    /// The cut-over was abandoned and writes are confirmed restored; a later apply resumes.
+    Aborted { reason: String },
+    /// Something failed before any write block; nothing needs restoring.
+    Failed { reason: String },
+    /// Stopped where an operator must act.
+    NeedsOperator { reason: String },
+}
+
+impl Outcome {
+    /// Exit code for this outcome (design.md: 0 done, 1 error, 3 aborted, 4 operator).
+    #[must_use]
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Done { .. } => 0,
+            Self::Failed { .. } => 1,
+            Self::Aborted { .. } => 3,
+            Self::NeedsOperator { .. } => 4,
+        }
+    }
+}
+
+/// The exit code of a whole run: an operator's attention wins, then errors, then aborts.
+#[must_use]
+pub fn exit_code(outcomes: &[(String, Outcome)]) -> u8 {
+    let codes: Vec<u8> = outcomes.iter().map(|(_, o)| o.exit_code()).collect();
+    [4, 1, 3]
+        .into_iter()
+        .find(|c| codes.contains(c))
+        .unwrap_or(0)
+}
+
+/// Everything the steps share.
+pub struct Ctx {
+    pub spec: Spec,
+    pub metas: HashMap<String, MetaClient>,
+    pub replica: ReplicaClient,
+    pub zk: Option<Zk>,
+    pub journal: journal::Journal,
+    pub events: events::Events,
+    pub opts: Options,
+    cutovers: HashMap<String, Arc<Semaphore>>,
+    /// Turns true at the first SIGINT/SIGTERM: start nothing new, restore blocked writes.
+    pub stopping: watch::Receiver<bool>,
+}
+
+impl Ctx {
+    /// Bundles the shared parts; one cut-over semaphore per source cluster.
+    #[must_use]
+    pub fn new(
+        spec: Spec,
+        metas: HashMap<String, MetaClient>,
+        zk: Option<Zk>,
+        journal: journal::Journal,
+        events: events::Events,
+        opts: Options,
+        stopping: watch::Receiver<bool>,
+    ) -> Self {
+        let cutovers = spec
+            .migrations
+            .iter()
+            .map(|m| {
+                (
+                    m.from.clone(),
+                    Arc::new(Semaphore::new(opts.max_concurrent_cutovers.max(1))),
+                )
+            })
+            .collect();
+        let replica = ReplicaClient::new(Duration::from_secs(10));
+        Self {
+            spec,
+            metas,
+            replica,
+            zk,
+            journal,
+            events,
+            opts,
+            cutovers,
+            stopping,
+        }
+    }
+}
+
+/// Runs every table of `plan` that has work; blocked tables are reported, not run.
+pub async fn execute(ctx: Arc<Ctx>, plan: &Plan) -> Vec<(String, Outcome)> {
+    let limit = Arc::new(Semaphore::new(ctx.opts.parallelism.max(1)));
+    let mut runs = JoinSet::new();
+    let mut outcomes = Vec::new();
+    for tp in plan.tables.iter().cloned() {
+        match tp.action {
+            Action::Done => continue,
+            Action::Blocked => {
+                let reason = tp
+                    .blockers
+                    .iter()
+                    .map(|b| format!("{} ({})", b.reason, b.fix))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                outcomes.push((tp.table.clone(), Outcome::NeedsOperator { reason }));
+                continue;
+            }
+            Action::Migrate | Action::Resume => {}
+        }
+        let (ctx, limit) = (ctx.clone(), limit.clone());
+        let cutover = ctx.cutovers[&tp.from].clone();
+        runs.spawn(async move {
+            let _slot = limit.acquire_owned().await;
+            let outcome = table::run(&ctx, &tp, cutover).await;
+            (tp.table, outcome)
+        });
+    }
+    while let Some(done) = runs.join_next().await {
+        match done {
+            Ok(pair) => outcomes.push(pair),
+            Err(e) => outcomes.push((
+                "?".into(),
+                Outcome::Failed {
+                    reason: format!("a table run crashed: {e}"),
+                },
+            )),
+        }
+    }
+    outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+    outcomes
+}

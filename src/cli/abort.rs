@@ -1,0 +1,126 @@
+//! Owns `migrator abort FILE [--table T] [--remove-duplication]`: before the switch, lift a
+//! write block (confirmed on every primary) and optionally remove the duplication; after the
+//! switch, refuse and explain.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::apply::gate::wait_until;
+use crate::error::{Error, Result};
+use crate::observe::{meta_client, observe, ObserveOptions};
+use crate::pegasus::envs::{DENY_ALL_RECONFIG, DENY_ENV};
+use crate::pegasus::messages::duplication::DuplicationStatus;
+use crate::pegasus::replica::ReplicaClient;
+use crate::plan::observed::TableObs;
+use crate::probe;
+use crate::spec::{Migration, Spec};
+
+/// Flags of `migrator abort`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The plan file (YAML).
+    pub file: PathBuf,
+    /// Only this table (default: every table of the file).
+    #[arg(long)]
+    pub table: Option<String>,
+    /// Also remove the duplication to the target.
+    #[arg(long)]
+    pub remove_duplication: bool,
+}
+
+/// Aborts the chosen tables' migrations where that is still possible.
+///
+/// # Errors
+/// An invalid plan file, an unknown table, or an unreachable cluster.
+pub async fn run(args: &Args) -> Result<u8> {
+    let spec = crate::spec::load(&args.file)?;
+    let chosen: Vec<&Migration> = spec
+        .migrations
+        .iter()
+        .filter(|m| args.table.as_ref().is_none_or(|t| *t == m.table))
+        .collect();
+    if chosen.is_empty() {
+        return Err(Error::Usage(format!(
+            "{} has no table {}",
+            args.file.display(),
+            args.table.clone().unwrap_or_default()
+        )));
+    }
+    let observed = observe(&spec, ObserveOptions::default()).await?;
+    let mut code = 0;
+    for m in chosen {
+        let obs = observed.tables.get(&m.table).cloned().unwrap_or_default();
+        match abort_table(&spec, m, &obs, args.remove_duplication).await {
+            Ok(done) => println!("{}: {done}", m.table),
+            Err(why) => {
+                println!("{}: not aborted: {why}", m.table);
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+async fn abort_table(
+    spec: &Spec,
+    m: &Migration,
+    obs: &TableObs,
+    remove_duplication: bool,
+) -> Result<String, String> {
+    let routed_to_target = obs
+        .routing
+        .as_ref()
+        .and_then(|r| r.node.as_ref())
+        .and_then(|n| n.cluster_name.as_deref())
+        == Some(m.to.as_str());
+    let deny = obs
+        .source
+        .as_ref()
+        .and_then(|s| s.envs.get(DENY_ENV))
+        .map(String::as_str);
+    if routed_to_target || deny == Some(DENY_ALL_RECONFIG) {
+        return Err(format!(
+            "clients already use {}; abort cannot undo a switch (writes since then exist only there). To go back, migrate {} from {} to {}",
+            m.to, m.table, m.to, m.from
+        ));
+    }
+    let meta = meta_client(spec, &m.from, Duration::from_secs(10))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut done = vec![];
+    if deny.is_some() {
+        meta.del_app_envs(&m.table, &[DENY_ENV])
+            .await
+            .map_err(|e| e.to_string())?;
+        let replica = ReplicaClient::new(Duration::from_secs(10));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        wait_until(
+            "writes restored on every primary",
+            deadline,
+            Duration::from_millis(200),
+            || async {
+                let primaries = probe::primaries(&meta, &m.table).await?;
+                let applied = probe::applied_env(&replica, &primaries, &m.table, DENY_ENV).await?;
+                Ok::<_, crate::pegasus::Error>(
+                    applied.iter().all(|(_, v)| v.is_none()).then_some(()),
+                )
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        done.push("writes restored (confirmed on every primary)".to_string());
+    }
+    if remove_duplication {
+        for d in &obs.dups {
+            meta.modify_duplication(&m.table, d.dupid, DuplicationStatus::DS_REMOVED)
+                .await
+                .map_err(|e| e.to_string())?;
+            done.push(format!("duplication {} removed", d.dupid));
+        }
+    }
+    Ok(if done.is_empty() {
+        "nothing to undo".into()
+    } else {
+        done.join("; ")
+    })
+}

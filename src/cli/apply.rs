@@ -1,0 +1,267 @@
+//! Owns `migrator apply [PATH]`: a saved plan (refused when stale) or a YAML file planned
+//! afresh and confirmed; then lock, journal, execute, and report with the exit code.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::apply::events::Events;
+use crate::apply::journal::{self, Journal, RunInfo};
+use crate::apply::{self as executor, lock, Ctx, Options, Outcome};
+use crate::error::{Error, Result};
+use crate::observe::{self, observe, ObserveOptions};
+use crate::plan::file::{self, SavedPlan};
+use crate::plan::{fingerprint, Plan};
+use crate::render::json::PlanDocument;
+use crate::spec::{parse_duration, Spec};
+
+/// Flags of `migrator apply`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A saved plan (`.json`, default `.migrator/plan.json`) or a plan file (YAML) to plan afresh.
+    pub path: Option<PathBuf>,
+    /// Do not ask for confirmation (a YAML file is otherwise confirmed with `yes`).
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Tables worked on at once.
+    #[arg(long, default_value_t = 4)]
+    pub parallelism: usize,
+    /// Cut-overs at once per source cluster.
+    #[arg(long, default_value_t = 1)]
+    pub max_concurrent_cutovers: usize,
+    /// How long to wait for another apply's lock.
+    #[arg(long, default_value = "10s")]
+    pub lock_timeout: String,
+    /// Longest wait for a duplication to reach DS_LOG.
+    #[arg(long, default_value = "1h")]
+    pub checkpoint_timeout: String,
+    /// Longest wait for a table to catch up.
+    #[arg(long, default_value = "1h")]
+    pub catch_up_timeout: String,
+    /// Emit NDJSON events on stdout instead of log lines on stderr.
+    #[arg(long)]
+    pub json: bool,
+    /// The journal file.
+    #[arg(long, default_value = ".migrator/journal.jsonl")]
+    pub journal: PathBuf,
+}
+
+fn duration(flag: &str, text: &str) -> Result<Duration> {
+    parse_duration(text).map_err(|e| Error::Usage(format!("--{flag}: {e}")))
+}
+
+/// Applies a plan.
+///
+/// # Errors
+/// A stale or unusable plan, refusal to confirm, an unreachable cluster, a held lock.
+pub async fn run(args: &Args) -> Result<u8> {
+    let (spec, plan, plan_hash, spec_file) = load_or_plan(args).await?;
+    if !plan.has_changes() {
+        let blocked = plan.summary().blocked;
+        if blocked == 0 {
+            println!("No changes. Every table is already done.");
+            return Ok(0);
+        }
+        println!("Nothing to apply; {blocked} table(s) are blocked and need an operator (see `migrator plan`).");
+        return Ok(4);
+    }
+    let opts = Options {
+        parallelism: args.parallelism,
+        max_concurrent_cutovers: args.max_concurrent_cutovers,
+        checkpoint_timeout: duration("checkpoint-timeout", &args.checkpoint_timeout)?,
+        catch_up_timeout: duration("catch-up-timeout", &args.catch_up_timeout)?,
+        interactive: std::io::stdin().is_terminal(),
+        ..Options::default()
+    };
+    let run = RunInfo {
+        plan_hash,
+        git_commit: journal::git_commit(Path::new(&spec_file)),
+        operator: journal::operator(),
+    };
+    let holder = json!({"operator": run.operator, "pid": std::process::id(), "since_ms": journal::now_ms(), "plan_hash": run.plan_hash}).to_string();
+    let zk = observe::zookeeper(&spec, Duration::from_secs(10)).await?;
+    let tables: Vec<String> = plan
+        .tables
+        .iter()
+        .filter(|t| !t.steps.is_empty())
+        .map(|t| t.table.clone())
+        .collect();
+    let lock_timeout = duration("lock-timeout", &args.lock_timeout)?;
+    let locks = match (&zk, &spec.metaproxy) {
+        (Some(zk), Some(mp)) => lock::take_zk(zk, &mp.root, &tables, &holder, lock_timeout).await,
+        _ => lock::take_file(Path::new(".migrator/lock"), &holder, lock_timeout).await,
+    }
+    .map_err(|e| Error::Lock(e.to_string()))?;
+    let journal = Journal::open(&args.journal, run).map_err(|e| Error::Io {
+        path: args.journal.clone(),
+        source: e,
+    })?;
+    let mut metas = HashMap::new();
+    for name in spec.clusters.keys() {
+        metas.insert(
+            name.clone(),
+            observe::meta_client(&spec, name, Duration::from_secs(10)).await?,
+        );
+    }
+    let ctx = Arc::new(Ctx::new(
+        spec,
+        metas,
+        zk,
+        journal,
+        Events::new(args.json),
+        opts,
+        stop_on_signal(),
+    ));
+    let outcomes = executor::execute(ctx, &plan).await;
+    locks.release().await;
+    report(&outcomes, args.json);
+    Ok(executor::exit_code(&outcomes))
+}
+
+/// The spec and the plan to run, with the spec's hash and file name.
+async fn load_or_plan(args: &Args) -> Result<(Spec, Plan, String, String)> {
+    let path = args
+        .path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(super::plan::DEFAULT_PLAN_PATH));
+    if path.extension().is_some_and(|e| e == "json") {
+        let saved = load_saved(&path)?;
+        let plan = fresh_plan_if_unchanged(&saved).await?;
+        return Ok((saved.spec, plan, saved.spec_hash, saved.spec_file));
+    }
+    let saved = super::plan::make_plan(&path, 64).await?;
+    let doc = PlanDocument::of_saved(&saved);
+    let mut out = std::io::stdout().lock();
+    crate::render::human::write_plan(&doc, std::io::stdout().is_terminal(), &mut out).map_err(
+        |e| Error::Io {
+            path: "stdout".into(),
+            source: e,
+        },
+    )?;
+    drop(out);
+    if saved.plan.has_changes() {
+        confirm(args.auto_approve)?;
+    }
+    Ok((saved.spec, saved.plan, saved.spec_hash, saved.spec_file))
+}
+
+fn load_saved(path: &Path) -> Result<SavedPlan> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    file::from_bytes(&bytes).map_err(|e| Error::PlanFile {
+        path: path.to_path_buf(),
+        source: e,
+    })
+}
+
+/// Re-observes; refuses if the plan file or any table's facts changed since the plan was made,
+/// otherwise returns the plan for the servers' current progress.
+async fn fresh_plan_if_unchanged(saved: &SavedPlan) -> Result<Plan> {
+    if let Ok(bytes) = std::fs::read(&saved.spec_file) {
+        if file::spec_hash(&bytes) != saved.spec_hash {
+            return Err(Error::Stale(format!(
+                "{} changed since the plan was made",
+                saved.spec_file
+            )));
+        }
+    }
+    let observed = observe(&saved.spec, ObserveOptions::default()).await?;
+    for (table, then) in &saved.fingerprints {
+        let now = observed.tables.get(table).map(fingerprint::of);
+        let changes = now.map_or_else(
+            || vec!["no longer observed".to_string()],
+            |now| fingerprint::diff(then, &now),
+        );
+        if let Some(first) = changes.first() {
+            return Err(Error::Stale(format!("{table}: {first}")));
+        }
+    }
+    Ok(crate::plan::plan(&saved.spec, &observed))
+}
+
+fn confirm(auto_approve: bool) -> Result<()> {
+    if auto_approve {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Usage(
+            "no terminal to confirm on: pass --auto-approve, or apply a saved plan".into(),
+        ));
+    }
+    print!("\nDo you want to perform these actions? Only 'yes' will be accepted: ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| Error::Io {
+            path: "stdin".into(),
+            source: e,
+        })?;
+    if answer.trim() == "yes" {
+        Ok(())
+    } else {
+        Err(Error::Usage("apply cancelled".into()))
+    }
+}
+
+/// The first SIGINT/SIGTERM turns the watch true: nothing new starts, blocked writes are restored.
+fn stop_on_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => drop(s.recv().await),
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = term => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        eprintln!("stopping: no new steps; blocked writes are being restored");
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+fn report(outcomes: &[(String, Outcome)], json: bool) {
+    if json {
+        println!(
+            "{}",
+            json!({"type": "summary", "tables": outcomes.iter().map(|(t, o)| json!({"table": t, "result": o})).collect::<Vec<_>>()})
+        );
+        return;
+    }
+    let mut counts = [0usize; 4];
+    for (table, o) in outcomes {
+        let line = match o {
+            Outcome::Done {
+                write_block_ms: Some(ms),
+            } => format!("migrated (writes were blocked for {ms} ms)"),
+            Outcome::Done {
+                write_block_ms: None,
+            } => "migrated".into(),
+            Outcome::Aborted { reason } => format!("aborted, writes restored: {reason}"),
+            Outcome::Failed { reason } => format!("failed: {reason}"),
+            Outcome::NeedsOperator { reason } => format!("needs an operator: {reason}"),
+        };
+        counts[match o {
+            Outcome::Done { .. } => 0,
+            Outcome::Aborted { .. } => 1,
+            Outcome::Failed { .. } => 2,
+            Outcome::NeedsOperator { .. } => 3,
+        }] += 1;
+        println!("{table}: {line}");
+    }
+    println!(
+        "Apply: {} migrated, {} aborted, {} failed, {} need an operator.",
+        counts[0], counts[1], counts[2], counts[3]
+    );
+}
