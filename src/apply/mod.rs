@@ -51,7 +51,7 @@ impl Default for Options {
             checkpoint_timeout: Duration::from_secs(3600),
             catch_up_timeout: Duration::from_secs(3600),
             restore_timeout: Duration::from_secs(120),
-            poll: Duration::from_millis(200),
+            poll: Duration::from_millis(100),
             interactive: false,
         }
     }

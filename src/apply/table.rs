@@ -56,6 +56,8 @@ struct Run<'a> {
     /// When the write block began (monotonic deadline base, wall-clock ms for the record).
     block: Option<(Instant, u64)>,
     switched: bool,
+    /// How long writes were blocked, measured when clients were told to move.
+    blocked_ms: Option<u64>,
 }
 
 /// Runs `tp`'s remaining steps; `cutover` bounds concurrent cut-overs on the source cluster.
@@ -76,6 +78,7 @@ pub async fn run(ctx: &Ctx, tp: &TablePlan, cutover: Arc<Semaphore>) -> Outcome 
         dupid: None,
         block: None,
         switched: false,
+        blocked_ms: None,
     };
     let mut permit = None;
     for step in &tp.steps {
@@ -100,10 +103,7 @@ pub async fn run(ctx: &Ctx, tp: &TablePlan, cutover: Arc<Semaphore>) -> Outcome 
             drop(permit.take());
         }
     }
-    let write_block_ms = run
-        .block
-        .map(|(_, started)| now_ms().saturating_sub(started))
-        .filter(|_| run.switched);
+    let write_block_ms = run.blocked_ms;
     ctx.events
         .emit(&m.table, "done", "finish", "migrated".into());
     Outcome::Done { write_block_ms }
@@ -326,14 +326,12 @@ impl Run<'_> {
             "{DENY_ENV}={value} in force on every primary of {}",
             self.m.table
         );
-        self.wait_env(&what, Some(value), self.block_deadline())
+        let first_seen_ms = self
+            .confirm_block(&what, value)
             .await
             .map_err(Stop::Abort)?;
-        self.journal(
-            "block_writes",
-            "outcome",
-            json!({"confirmed_after_ms": now_ms().saturating_sub(started_ms)}),
-        )?;
+        let detail = json!({"first_applied_ms": first_seen_ms, "confirmed_ms": now_ms(), "started_ms": started_ms});
+        self.journal("block_writes", "outcome", detail)?;
         self.ctx.events.emit(
             &self.m.table,
             "wait",
@@ -341,6 +339,33 @@ impl Run<'_> {
             format!("writes blocked ({value}) and confirmed on every primary"),
         );
         Ok(())
+    }
+
+    /// Waits until every primary applied the block; returns when the first one did (clients of
+    /// that primary are blocked from then on, since replicas sync envs on their own phases).
+    async fn confirm_block(&self, what: &str, value: &str) -> Result<u64, String> {
+        let ctx = self.ctx;
+        let first = std::sync::Mutex::new(None::<u64>);
+        wait_until(what, self.block_deadline(), ctx.opts.poll, || async {
+            let primaries = probe::primaries(self.src, &self.m.table).await?;
+            let applied =
+                probe::applied_env(&ctx.replica, &primaries, &self.m.table, DENY_ENV).await?;
+            let on = applied
+                .iter()
+                .filter(|(_, v)| v.as_deref() == Some(value))
+                .count();
+            let mut first = first.lock().expect("first-seen lock");
+            if on > 0 && first.is_none() {
+                *first = Some(now_ms());
+            }
+            Ok::<_, crate::pegasus::Error>((on == applied.len()).then_some(()))
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(first
+            .into_inner()
+            .expect("first-seen lock")
+            .unwrap_or_else(now_ms))
     }
 
     /// Waits until every primary of the table has applied `value` for the deny env.
@@ -394,7 +419,13 @@ impl Run<'_> {
             },
         )
         .await
-        .map_err(|e| Stop::Abort(format!("{e}; writes are being restored")))
+        .map_err(|e| Stop::Abort(format!("{e}; writes are being restored")))?;
+        let since_block = self.block.map(|(_, ms)| now_ms().saturating_sub(ms));
+        self.journal(
+            "drain",
+            "outcome",
+            json!({"drained_after_block_ms": since_block}),
+        )
     }
 
     async fn switch(&mut self, routing: Option<&RoutingChange>) -> StepResult {
@@ -512,6 +543,7 @@ impl Run<'_> {
             )));
         }
         let block_ms = self.block.map(|(_, ms)| now_ms().saturating_sub(ms));
+        self.blocked_ms = block_ms;
         self.journal(
             "switch",
             "reconfigured",
@@ -529,7 +561,28 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Waits (bounded, informational) until every primary of the source applied `reconfig*all`,
+    /// i.e. every client is now told to re-resolve; records when.
+    async fn await_reconfig_applied(&self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let applied = self
+            .wait_env(
+                "reconfig*all applied on every primary",
+                Some(DENY_ALL_RECONFIG),
+                deadline,
+            )
+            .await;
+        let detail = match &applied {
+            Ok(()) => json!({"applied": true}),
+            Err(e) => json!({"applied": false, "why": e}),
+        };
+        let _ = self.journal("finish", "reconfig_applied", detail);
+    }
+
     async fn finish(&mut self, remove_duplication: bool) -> StepResult {
+        if self.switched {
+            self.await_reconfig_applied().await;
+        }
         if remove_duplication {
             if let Some(d) = self.find_dup().await? {
                 self.journal("finish", "intent", json!({"remove_duplication": d.dupid}))?;
