@@ -58,6 +58,8 @@ struct Run<'a> {
     switched: bool,
     /// How long writes were blocked, measured when clients were told to move.
     blocked_ms: Option<u64>,
+    /// The plan resumes a block that an earlier run set (the deny env is in force).
+    resumed_block: bool,
 }
 
 /// Runs `tp`'s remaining steps; `cutover` bounds concurrent cut-overs on the source cluster.
@@ -79,6 +81,7 @@ pub async fn run(ctx: &Ctx, tp: &TablePlan, cutover: Arc<Semaphore>) -> Outcome 
         block: None,
         switched: false,
         blocked_ms: None,
+        resumed_block: tp.phase == Some(StepKind::BlockWrites),
     };
     let mut permit = None;
     for step in &tp.steps {
@@ -300,11 +303,16 @@ impl Run<'_> {
     async fn block_writes(&mut self) -> StepResult {
         let value = self.m.block_mode.deny_value();
         // A resumed run keeps the deadline of the block the journal shows still in force.
-        let started_ms = self
-            .ctx
-            .journal
-            .open_block_start_ms(&self.m.table)
-            .unwrap_or_else(now_ms);
+        // Only a run that resumes an interrupted block (the env is still set) keeps the old
+        // block's deadline; a fresh block starts its own clock.
+        let started_ms = if self.resumed_block {
+            self.ctx
+                .journal
+                .open_block_start_ms(&self.m.table)
+                .unwrap_or_else(now_ms)
+        } else {
+            now_ms()
+        };
         let elapsed = Duration::from_millis(now_ms().saturating_sub(started_ms));
         self.journal("block_writes", "intent", json!({"env": DENY_ENV, "after": value, "max_write_block_ms": self.m.max_write_block.as_millis() as u64}))?;
         self.block = Some((

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::apply::gate::wait_until;
+use crate::apply::journal::{self, Journal, RunInfo};
 use crate::error::{Error, Result};
 use crate::observe::{meta_client, observe, ObserveOptions};
 use crate::pegasus::envs::{DENY_ALL_RECONFIG, DENY_ENV};
@@ -26,6 +27,9 @@ pub struct Args {
     /// Also remove the duplication to the target.
     #[arg(long)]
     pub remove_duplication: bool,
+    /// The journal file (abort records what it undid there too).
+    #[arg(long, default_value = ".migrator/journal.jsonl")]
+    pub journal: PathBuf,
 }
 
 /// Aborts the chosen tables' migrations where that is still possible.
@@ -47,11 +51,28 @@ pub async fn run(args: &Args) -> Result<u8> {
         )));
     }
     let observed = observe(&spec, ObserveOptions::default()).await?;
+    let run = RunInfo {
+        plan_hash: String::new(),
+        git_commit: journal::git_commit(&args.file),
+        operator: journal::operator(),
+    };
+    let journal = Journal::open(&args.journal, run).map_err(|e| Error::Io {
+        path: args.journal.clone(),
+        source: e,
+    })?;
     let mut code = 0;
     for m in chosen {
         let obs = observed.tables.get(&m.table).cloned().unwrap_or_default();
         match abort_table(&spec, m, &obs, args.remove_duplication).await {
-            Ok(done) => println!("{}: {done}", m.table),
+            Ok(done) => {
+                let _ = journal.record(
+                    &m.table,
+                    "block_writes",
+                    "restored",
+                    serde_json::json!({"by": "abort", "done": done}),
+                );
+                println!("{}: {done}", m.table);
+            }
             Err(why) => {
                 println!("{}: not aborted: {why}", m.table);
                 code = 1;
@@ -115,7 +136,10 @@ async fn abort_table(
             meta.modify_duplication(&m.table, d.dupid, DuplicationStatus::DS_REMOVED)
                 .await
                 .map_err(|e| e.to_string())?;
-            done.push(format!("duplication {} removed", d.dupid));
+            done.push(format!(
+                "duplication {} removed (the follower table {} stays on {}: drop it before migrating again)",
+                d.dupid, m.table, m.to
+            ));
         }
     }
     Ok(if done.is_empty() {

@@ -178,6 +178,14 @@ fn blockers(spec: &Spec, m: &Migration, obs: &TableObs) -> Vec<Blocker> {
             "drop or rename the target table, or remove this migration",
         ));
     }
+    if matches!(obs.target, TargetObs::Follower { .. }) && obs.dups.is_empty() {
+        let reason = format!("{} has a follower table {} left by a removed duplication; a new duplication cannot create it again", m.to, m.table);
+        out.push(blocker(
+            "target_orphaned",
+            reason,
+            "drop the table on the target (after checking nobody uses it), then plan again",
+        ));
+    }
     if let Some(d) = obs.dups.iter().find(|d| d.status == "DS_PAUSE") {
         let reason = format!("duplication {} to {} is paused", d.dupid, m.to);
         out.push(blocker(

@@ -508,3 +508,110 @@ async fn without_a_terminal_or_approval_apply_refuses() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--auto-approve"));
     assert_eq!(s.dup_count("t0").await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_metaproxy_apply_stops_for_the_operator_with_writes_restored() {
+    let s = Stage::new("manual", Version::V2_5, &["t0"], "10s").await;
+    let path = s.dir.path().join("m.yaml");
+    let yaml: String = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("metaproxy:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&path, yaml).unwrap();
+    let out = s.run(&["apply", "m.yaml", "--auto-approve"]).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("manual cut-over needed: point the clients of t0 at cluster dst"),
+        "{said}"
+    );
+    let apps = meta_client(&s.src)
+        .list_apps(Default::default())
+        .await
+        .unwrap();
+    let t0 = apps.iter().find(|a| a.app_name == "t0").unwrap();
+    assert!(
+        !t0.envs.contains_key("replica.deny_client_request"),
+        "writes were restored: {:?}",
+        t0.envs
+    );
+    let direct = TableClient::new("t0", meta_client(&s.src), TableOptions::default());
+    eventually("the source takes writes", || async {
+        direct.put(b"k", b"s", b"v").await.is_ok()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_and_abort_before_and_after_the_switch() {
+    let mut s = Stage::new("abort", Version::V2_6, &["t0"], "10s").await;
+    let status = s.run(&["status", "m.yaml"]).await;
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("t0: src → dst: not started"),
+        "{}",
+        text(&status)
+    );
+    // A slow target stretches the drain, so the kill lands with writes blocked, before the switch.
+    let replica = ReplicaClient::new(Duration::from_secs(2));
+    replica
+        .command(s.dst.metas()[0], "sim.fault", &["slow_write_ms", "1500"])
+        .await
+        .unwrap();
+    s.start_load_at(20);
+    let mut child = s
+        .command(&["apply", "m.yaml", "--auto-approve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    kill_at(&mut child, &s.journal(), "block_writes", "outcome").await;
+    replica
+        .command(s.dst.metas()[0], "sim.fault", &["slow_write_ms", "0"])
+        .await
+        .unwrap();
+    let aborted = s
+        .run(&["abort", "m.yaml", "--table", "t0", "--remove-duplication"])
+        .await;
+    assert_eq!(aborted.status.code(), Some(0), "{}", text(&aborted));
+    let said = String::from_utf8_lossy(&aborted.stdout);
+    assert!(
+        said.contains("writes restored (confirmed on every primary)") && said.contains("removed"),
+        "{said}"
+    );
+    assert_eq!(s.dup_count("t0").await, 0);
+    let direct = TableClient::new("t0", meta_client(&s.src), TableOptions::default());
+    eventually("the source takes writes", || async {
+        direct.put(b"k", b"s", b"v").await.is_ok()
+    })
+    .await;
+
+    let blocked = s
+        .run(&["apply", "m.yaml", "--auto-approve", "--lock-timeout", "40s"])
+        .await;
+    assert_eq!(
+        blocked.status.code(),
+        Some(4),
+        "the orphaned follower blocks: {}",
+        text(&blocked)
+    );
+    meta_client(&s.dst).drop_app("t0").await.unwrap();
+    let done = s.run(&["apply", "m.yaml", "--auto-approve"]).await;
+    assert_eq!(done.status.code(), Some(0), "{}", text(&done));
+    let (_, lost) = s.finish_load().await;
+    assert_eq!(lost, 0);
+    let status = s.run(&["status", "m.yaml"]).await;
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("t0: src → dst: done"),
+        "{}",
+        text(&status)
+    );
+    let refused = s.run(&["abort", "m.yaml"]).await;
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stdout).contains("clients already use dst"),
+        "{}",
+        text(&refused)
+    );
+}

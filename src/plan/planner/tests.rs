@@ -234,6 +234,14 @@ fn blockers() {
             "dup_paused",
         ),
         (
+            "follower left by a removed duplication",
+            TableObs {
+                target: TargetObs::Follower { app_id: 2 },
+                ..fresh()
+            },
+            "target_orphaned",
+        ),
+        (
             "deny env set by someone else",
             with_env(fresh(), "timeout*all"),
             "deny_env_set",
