@@ -136,14 +136,7 @@ async fn load_or_plan(args: &Args) -> Result<(Spec, Plan, String, String)> {
     }
     let saved = super::plan::make_plan(&path, 64).await?;
     let doc = PlanDocument::of_saved(&saved);
-    let mut out = std::io::stdout().lock();
-    crate::render::human::write_plan(&doc, std::io::stdout().is_terminal(), &mut out).map_err(
-        |e| Error::Io {
-            path: "stdout".into(),
-            source: e,
-        },
-    )?;
-    drop(out);
+    super::print_plan(&doc, false)?;
     if saved.plan.has_changes() {
         confirm(args.auto_approve)?;
     }

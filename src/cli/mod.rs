@@ -43,6 +43,24 @@ pub enum Command {
     Sandbox(sandbox::Args),
 }
 
+/// Prints a plan on stdout: versioned JSON, or text (coloured on a terminal).
+///
+/// # Errors
+/// Stdout could not be written.
+pub fn print_plan(doc: &crate::render::json::PlanDocument, json: bool) -> Result<()> {
+    use std::io::IsTerminal;
+    let mut out = std::io::stdout().lock();
+    let written = if json {
+        crate::render::json::write(doc, &mut out)
+    } else {
+        crate::render::human::write_plan(doc, std::io::stdout().is_terminal(), &mut out)
+    };
+    written.map_err(|e| crate::error::Error::Io {
+        path: "stdout".into(),
+        source: e,
+    })
+}
+
 /// Sends `tracing` output to stderr; `-v` for info, `-vv` for debug (or `RUST_LOG`).
 pub fn init_logging(verbose: u8) {
     let default = match verbose {

@@ -2,7 +2,6 @@
 //! and save the plan (default `.migrator/plan.json`) with its fingerprints.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -41,16 +40,7 @@ pub async fn run(args: &Args) -> Result<u8> {
     let saved = make_plan(&args.file, args.concurrency).await?;
     save(&args.out, &saved)?;
     let doc = PlanDocument::of_saved(&saved);
-    let mut out = std::io::stdout().lock();
-    let written = if args.json {
-        crate::render::json::write(&doc, &mut out)
-    } else {
-        crate::render::human::write_plan(&doc, std::io::stdout().is_terminal(), &mut out)
-    };
-    written.map_err(|e| Error::Io {
-        path: "stdout".into(),
-        source: e,
-    })?;
+    super::print_plan(&doc, args.json)?;
     if !args.json {
         eprintln!(
             "Saved the plan to {}; `migrator apply` uses it.",

@@ -1,6 +1,5 @@
 //! Owns `migrator show [PATH] [--json]`: print a saved plan.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
@@ -31,15 +30,6 @@ pub fn run(args: &Args) -> Result<u8> {
         source: e,
     })?;
     let doc = PlanDocument::of_saved(&saved);
-    let mut out = std::io::stdout().lock();
-    let written = if args.json {
-        crate::render::json::write(&doc, &mut out)
-    } else {
-        crate::render::human::write_plan(&doc, std::io::stdout().is_terminal(), &mut out)
-    };
-    written.map_err(|e| Error::Io {
-        path: "stdout".into(),
-        source: e,
-    })?;
+    super::print_plan(&doc, args.json)?;
     Ok(0)
 }
