@@ -27,15 +27,19 @@ pub struct Event {
 #[derive(Debug)]
 pub struct Events {
     json: bool,
+    live: Option<super::progress::Live>,
     out: Mutex<()>,
 }
 
 impl Events {
-    /// Log lines on stderr, or NDJSON on stdout when `json`.
+    /// NDJSON on stdout when `json`; else a live view when stderr is a terminal (`live`), or
+    /// plain log lines on stderr.
     #[must_use]
-    pub fn new(json: bool) -> Self {
+    pub fn new(json: bool, live: bool) -> Self {
+        let live = (!json && live).then(super::progress::Live::new);
         Self {
             json,
+            live,
             out: Mutex::new(()),
         }
     }
@@ -82,6 +86,17 @@ impl Events {
         if self.json {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{}", serde_json::to_string(&e).unwrap_or_default());
+        } else if let Some(live) = &self.live {
+            let eta = e
+                .eta_s
+                .map(|s| format!(" (ETA {s:.0}s)"))
+                .unwrap_or_default();
+            let finished = matches!(e.kind, "done" | "aborted" | "operator" | "failed");
+            live.show(
+                &e.table,
+                format!("{}: {}{eta}", e.step, e.message),
+                finished,
+            );
         } else {
             let eta = e
                 .eta_s

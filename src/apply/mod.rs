@@ -8,6 +8,7 @@ pub mod events;
 pub mod gate;
 pub mod journal;
 pub mod lock;
+pub mod progress;
 pub mod table;
 
 use std::collections::HashMap;

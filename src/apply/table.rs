@@ -91,6 +91,10 @@ pub async fn run(ctx: &Ctx, tp: &TablePlan, cutover: Arc<Semaphore>) -> Outcome 
             };
         }
         if step.kind == StepKind::BlockWrites {
+            if cutover.available_permits() == 0 {
+                let why = format!("waiting for another cut-over on {} to finish", m.from);
+                ctx.events.emit(&m.table, "wait", "block_writes", why);
+            }
             permit = cutover.clone().acquire_owned().await.ok();
         }
         ctx.events.emit(

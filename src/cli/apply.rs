@@ -113,7 +113,7 @@ pub async fn run(args: &Args) -> Result<u8> {
         metas,
         zk,
         journal,
-        Events::new(args.json),
+        Events::new(args.json, std::io::stderr().is_terminal()),
         opts,
         stop_on_signal(),
     ));
