@@ -356,9 +356,15 @@ impl Run<'_> {
     /// Waits until every primary applied the block; returns when the first one did (clients of
     /// that primary are blocked from then on, since replicas sync envs on their own phases).
     async fn confirm_block(&self, what: &str, value: &str) -> Result<u64, String> {
+        self.confirm_env(what, value, self.block_deadline()).await
+    }
+
+    /// Waits until every primary applied `value` for the deny env by `deadline`; returns when
+    /// the first primary had.
+    async fn confirm_env(&self, what: &str, value: &str, deadline: Instant) -> Result<u64, String> {
         let ctx = self.ctx;
         let first = std::sync::Mutex::new(None::<u64>);
-        wait_until(what, self.block_deadline(), ctx.opts.poll, || async {
+        wait_until(what, deadline, ctx.opts.poll, || async {
             let primaries = probe::primaries(self.src, &self.m.table).await?;
             let applied =
                 probe::applied_env(&ctx.replica, &primaries, &self.m.table, DENY_ENV).await?;
@@ -578,14 +584,14 @@ impl Run<'_> {
     async fn await_reconfig_applied(&self) {
         let deadline = Instant::now() + Duration::from_secs(120);
         let applied = self
-            .wait_env(
+            .confirm_env(
                 "reconfig*all applied on every primary",
-                Some(DENY_ALL_RECONFIG),
+                DENY_ALL_RECONFIG,
                 deadline,
             )
             .await;
         let detail = match &applied {
-            Ok(()) => json!({"applied": true}),
+            Ok(first) => json!({"applied": true, "first_applied_ms": first}),
             Err(e) => json!({"applied": false, "why": e}),
         };
         let _ = self.journal("finish", "reconfig_applied", detail);

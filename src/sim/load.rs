@@ -36,24 +36,45 @@ pub struct Acked {
     pub hash_key: String,
 }
 
-/// Unavailability seen by one table's writers.
+/// Unavailability seen by one table's writers: the gaps between consecutive acknowledged
+/// writes of the table. Under a steady load gaps are milliseconds; a gap of 200 ms or more is
+/// a window in which no write to the table succeeded.
 #[derive(Debug, Default)]
 struct Availability {
-    outage_start: Option<Instant>,
+    last_ack: Option<Instant>,
+    /// A write failed since the last acknowledgement (an outage still open at the end).
+    failing: bool,
     windows_ms: Vec<u64>,
 }
 
+const WINDOW_MIN: Duration = Duration::from_millis(200);
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 impl Availability {
-    fn failed(&mut self, sent: Instant) {
-        self.outage_start.get_or_insert(sent);
+    fn failed(&mut self) {
+        self.failing = true;
     }
-    fn succeeded(&mut self, sent: Instant, acked: Instant) {
-        // A write that took long is unavailability too (no reply while writes were blocked).
-        let start = self.outage_start.take().map_or(sent, |s| s.min(sent));
-        let took = acked.duration_since(start);
-        if took >= Duration::from_millis(200) {
-            self.windows_ms
-                .push(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
+    fn succeeded(&mut self, acked: Instant) {
+        if let Some(gap) = self.last_ack.map(|last| acked.duration_since(last)) {
+            if gap >= WINDOW_MIN {
+                tracing::info!(
+                    gap_ms = ms(gap),
+                    until_ms = crate::apply::journal::now_ms(),
+                    "writes were unavailable"
+                );
+                self.windows_ms.push(ms(gap));
+            }
+        }
+        self.last_ack = Some(acked);
+        self.failing = false;
+    }
+    /// Closes an outage still open when the load stops.
+    fn close(&mut self, ended: Instant) {
+        if let (true, Some(last)) = (self.failing, self.last_ack) {
+            self.windows_ms.push(ms(ended.duration_since(last)));
         }
     }
 }
@@ -142,14 +163,14 @@ impl Load {
                 failed += log.failed;
             }
         }
+        let ended = Instant::now();
         let unavailable_windows_ms: HashMap<String, Vec<u64>> = self
             .availability
             .into_iter()
             .map(|(t, a)| {
-                (
-                    t,
-                    std::mem::take(&mut a.lock().expect("availability lock").windows_ms),
-                )
+                let mut a = a.lock().expect("availability lock");
+                a.close(ended);
+                (t, std::mem::take(&mut a.windows_ms))
             })
             .collect();
         let worst = unavailable_windows_ms
@@ -193,7 +214,6 @@ impl Writer {
                 }
             }
             let hash_key = format!("w{}-{seq}", self.id);
-            let sent = Instant::now();
             let result = self
                 .client
                 .put(hash_key.as_bytes(), b"s", hash_key.as_bytes())
@@ -201,7 +221,7 @@ impl Writer {
             let mut avail = self.avail.lock().expect("availability lock");
             match result {
                 Ok(_) => {
-                    avail.succeeded(sent, Instant::now());
+                    avail.succeeded(Instant::now());
                     log.acked.push(Acked {
                         table: self.client.table().to_string(),
                         hash_key,
@@ -209,7 +229,7 @@ impl Writer {
                 }
                 Err(e) => {
                     tracing::debug!(table = self.client.table(), "write failed: {e}");
-                    avail.failed(sent);
+                    avail.failed();
                     log.failed += 1;
                 }
             }

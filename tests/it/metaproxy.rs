@@ -115,3 +115,42 @@ async fn missing_and_malformed_nodes_get_upstream_errors_and_other_rpcs_no_reply
     let other = client.cluster_info().await.unwrap_err();
     assert!(other.to_string().contains("no reply"), "{other}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_routing_change_reaches_proxy_clients_promptly() {
+    let zk_server = TestZk::get().await;
+    let zk = zk_server.connect().await;
+    let root = unique_root("latency");
+    let directory = Directory::default();
+    let (a, b) = (
+        start_in(&directory, "a", 1, Version::V2_5).await,
+        start_in(&directory, "b", 2, Version::V2_5).await,
+    );
+    a.create_table("t", 4, 1).unwrap();
+    b.create_table("t", 4, 1).unwrap();
+    zk.create_all(&node_path(&root, "t"), route_to(&a).as_bytes())
+        .await
+        .unwrap();
+    let proxy = MetaProxy::start(zk.clone(), &root).await.unwrap();
+    let client = proxy_client(&proxy);
+    let first = client.query_config("t").await.unwrap();
+    let b_id = b.cluster().lock().app_by_name("t").unwrap().id;
+    let a_id = first.app_id;
+    zk.set(&node_path(&root, "t"), route_to(&b).as_bytes(), None)
+        .await
+        .unwrap();
+    let changed = std::time::Instant::now();
+    eventually("the proxy serves b", || async {
+        client.query_config("t").await.is_ok_and(|c| {
+            c.app_id == b_id && b_id != a_id
+                || c.partitions[0]
+                    .primary
+                    .to_socket()
+                    .is_some_and(|p| b.replicas().contains(&p))
+        })
+    })
+    .await;
+    let took = changed.elapsed();
+    eprintln!("proxy followed the change after {took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
