@@ -79,55 +79,55 @@ impl ReplicaNode {
         })
     }
 
-    /// Applies a client write; `None` means no reply.
+    /// Runs `f` on the primary partition a write targets, after the replica's checks; the
+    /// reply is `f`'s result encoded, an RPC-level error, or nothing (`timeout*` deny).
+    fn write_with<T: Wire>(
+        &self,
+        req: &Request,
+        f: impl FnOnce(&mut App, usize) -> T,
+    ) -> Option<Vec<u8>> {
+        let mut state = self.cluster.lock();
+        let t = match self.check(&state, req, true) {
+            Ok(t) => t,
+            Err(reply) => return reply,
+        };
+        let app = state.apps.get_mut(&t.app_id).expect("checked");
+        Some(frame::encode_reply(&req.name, req.seqid, &f(app, t.pidx)))
+    }
+
+    /// Applies a client write.
     fn write(&self, req: &Request) -> Option<Vec<u8>> {
         let Some(write) = Write::decode(&req.name, &req.args) else {
             return Self::error(req, err::INVALID_DATA);
         };
-        let mut state = self.cluster.lock();
-        let t = match self.check(&state, req, true) {
-            Ok(t) => t,
-            Err(reply) => return reply,
-        };
-        let app = state.apps.get_mut(&t.app_id).expect("checked");
-        let decree = storage::apply_client_write(app, t.pidx, req, &write, self.cluster.cluster_id);
-        let resp = UpdateResponse {
+        self.write_with(req, |app, pidx| UpdateResponse {
             error: rocksdb::OK,
-            app_id: t.app_id,
+            app_id: app.id,
             partition_index: req.header.partition_index,
-            decree,
+            decree: storage::apply_client_write(app, pidx, req, &write, self.cluster.cluster_id),
             server: self.server(),
-        };
-        Some(frame::encode_reply(&req.name, req.seqid, &resp))
+        })
     }
 
+    /// Applies mutations shipped by a duplication master.
     fn duplicate(&self, req: &Request) -> Option<Vec<u8>> {
         let Ok(dup) = req.decode_args::<DuplicateRequest>() else {
             return Self::error(req, err::INVALID_DATA);
         };
-        let mut state = self.cluster.lock();
-        let t = match self.check(&state, req, true) {
-            Ok(t) => t,
-            Err(reply) => return reply,
-        };
-        let app = state.apps.get_mut(&t.app_id).expect("checked");
-        let dir = &self.cluster.directory;
         let entries = dup.entries.unwrap_or_default();
-        let result =
-            storage::apply_duplicate(app, t.pidx, &entries, self.cluster.cluster_id, |id| {
-                dir.knows_id(id)
-            });
-        let resp = match result {
-            Ok(_) => DuplicateResponse {
-                error: Some(0),
-                error_hint: None,
-            },
-            Err((code, hint)) => DuplicateResponse {
-                error: Some(code),
-                error_hint: Some(hint),
-            },
-        };
-        Some(frame::encode_reply(Duplicate::NAME, req.seqid, &resp))
+        let (own, dir) = (self.cluster.cluster_id, &self.cluster.directory);
+        self.write_with(req, |app, pidx| {
+            match storage::apply_duplicate(app, pidx, &entries, own, |id| dir.knows_id(id)) {
+                Ok(_) => DuplicateResponse {
+                    error: Some(0),
+                    error_hint: None,
+                },
+                Err((code, hint)) => DuplicateResponse {
+                    error: Some(code),
+                    error_hint: Some(hint),
+                },
+            }
+        })
     }
 
     fn read<T: Wire>(&self, req: &Request, f: impl FnOnce(&App, usize) -> T) -> Option<Vec<u8>> {
