@@ -25,7 +25,6 @@ use crate::pegasus::messages::nodes::{
     ClusterInfo, ClusterInfoResponse, ListNodes, ListNodesResponse, NodeInfo, NodeStatus,
 };
 use crate::pegasus::messages::Rpc;
-use crate::pegasus::thrift::Wire;
 
 /// One meta server of a simulated cluster.
 pub struct MetaNode {
@@ -312,10 +311,4 @@ impl Handler for MetaNode {
     fn refuses(&self) -> bool {
         self.cluster.faults.is_unreachable()
     }
-}
-
-/// Encodes `resp` as the reply to `req` (for handlers that build the value themselves).
-#[must_use]
-pub fn reply_with<T: Wire>(req: &Request, resp: &T) -> Outcome {
-    Outcome::Reply(frame::encode_reply(&req.name, req.seqid, resp))
 }
