@@ -145,17 +145,16 @@ async fn duplication_ships_every_write_on_2_6() {
     writes_reach_the_target(Version::V2_6).await;
 }
 
-async fn re_add_after_log(
-    version: Version,
-) -> migrator::pegasus::messages::duplication::AddDuplicationResponse {
+/// Starts source and target, creates `t` with 4 partitions, and duplicates it to DS_LOG.
+async fn duplicating(version: Version) -> (SimCluster, SimCluster, MetaClient, TableClient) {
     let directory = Directory::default();
     let src = start_in(&directory, "src", 1, version).await;
-    let _dst = start_in(&directory, "dst", 2, version).await;
+    let dst = start_in(&directory, "dst", 2, version).await;
     let meta = meta_client(&src);
     meta.create_app(
         "t",
         CreateAppOptions {
-            partition_count: 2,
+            partition_count: 4,
             replica_count: 3,
             ..Default::default()
         },
@@ -169,6 +168,14 @@ async fn re_add_after_log(
         status_of(&meta, "t").await == Some(DuplicationStatus::DS_LOG)
     })
     .await;
+    let table = TableClient::new("t", meta.clone(), TableOptions::default());
+    (src, dst, meta, table)
+}
+
+async fn re_add_after_log(
+    version: Version,
+) -> migrator::pegasus::messages::duplication::AddDuplicationResponse {
+    let (_src, _dst, meta, _) = duplicating(version).await;
     let again = meta
         .add_duplication(&add_request("t", "dst"))
         .await
@@ -254,33 +261,6 @@ async fn a_duplication_to_an_unknown_cluster_or_itself_is_refused_with_a_hint() 
         .await
         .unwrap();
     assert!(!missing.err.is_ok());
-}
-
-/// Starts source and target, creates `t` with 4 partitions, and duplicates it to DS_LOG.
-async fn duplicating(version: Version) -> (SimCluster, SimCluster, MetaClient, TableClient) {
-    let directory = Directory::default();
-    let src = start_in(&directory, "src", 1, version).await;
-    let dst = start_in(&directory, "dst", 2, version).await;
-    let meta = meta_client(&src);
-    meta.create_app(
-        "t",
-        CreateAppOptions {
-            partition_count: 4,
-            replica_count: 3,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    meta.add_duplication(&add_request("t", "dst"))
-        .await
-        .unwrap();
-    eventually("DS_LOG", || async {
-        status_of(&meta, "t").await == Some(DuplicationStatus::DS_LOG)
-    })
-    .await;
-    let table = TableClient::new("t", meta.clone(), TableOptions::default());
-    (src, dst, meta, table)
 }
 
 #[tokio::test]
