@@ -99,6 +99,35 @@ impl Journal {
     }
 }
 
+impl Journal {
+    /// The values a speed-up of `cluster` replaced, if the journal shows it was lowered and
+    /// never restored.
+    #[must_use]
+    pub fn unrestored_speed_up(
+        &self,
+        cluster: &str,
+    ) -> Option<std::collections::BTreeMap<String, u64>> {
+        let file = File::open(&self.path).ok()?;
+        let mut open = None;
+        for line in BufReader::new(file).lines().map_while(Result::ok) {
+            let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if v["step"] != "speed_up" || v["detail"]["cluster"] != cluster {
+                continue;
+            }
+            match v["event"].as_str() {
+                Some("intent") => {
+                    open = serde_json::from_value(v["detail"]["original"].clone()).ok();
+                }
+                Some("restored") => open = None,
+                _ => {}
+            }
+        }
+        open
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 #[must_use]
 pub fn now_ms() -> u64 {

@@ -4,11 +4,16 @@
 //!
 //! Steps live in `table`; waits in `gate`; the journal, lock and events in their own modules.
 
+pub mod block;
+mod drain;
 pub mod events;
+pub mod evidence;
 pub mod gate;
 pub mod journal;
 pub mod lock;
 pub mod progress;
+pub mod speedup;
+mod switch;
 pub mod table;
 
 use std::collections::HashMap;
@@ -36,8 +41,10 @@ pub struct Options {
     pub checkpoint_timeout: Duration,
     /// Longest wait for a table's lag to fall under its threshold.
     pub catch_up_timeout: Duration,
-    /// Longest wait for writes to be confirmed restored after an abort.
-    pub restore_timeout: Duration,
+    /// Deadline of one probe request (a blocked `timeout*` write is never answered).
+    pub probe_timeout: Duration,
+    /// Longest wait, after the switch, for every listed meta-proxy to serve the target.
+    pub proxy_timeout: Duration,
     /// Pause between polls of a gate.
     pub poll: Duration,
     /// A terminal is attached: a manual cut-over can ask the operator to confirm.
@@ -51,7 +58,8 @@ impl Default for Options {
             max_concurrent_cutovers: 1,
             checkpoint_timeout: Duration::from_secs(3600),
             catch_up_timeout: Duration::from_secs(3600),
-            restore_timeout: Duration::from_secs(120),
+            probe_timeout: Duration::from_millis(500),
+            proxy_timeout: Duration::from_secs(10),
             poll: Duration::from_millis(100),
             interactive: false,
         }
@@ -100,6 +108,11 @@ pub struct Ctx {
     pub spec: Spec,
     pub metas: HashMap<String, MetaClient>,
     pub replica: ReplicaClient,
+    /// Calls whose deadline is `probe_timeout` (probe requests, meta-proxy questions).
+    pub probes: ReplicaClient,
+    pub proxy_pool: crate::pegasus::connection::Pool,
+    /// Each source cluster's config-sync facts and speed-up.
+    pub sources: HashMap<String, Arc<speedup::Source>>,
     pub zk: Option<Zk>,
     pub journal: journal::Journal,
     pub events: events::Events,
@@ -131,11 +144,13 @@ impl Ctx {
                 )
             })
             .collect();
-        let replica = ReplicaClient::new(Duration::from_secs(10));
         Self {
             spec,
             metas,
-            replica,
+            replica: ReplicaClient::new(Duration::from_secs(10)),
+            probes: ReplicaClient::new(opts.probe_timeout),
+            proxy_pool: crate::pegasus::connection::Pool::new(opts.probe_timeout),
+            sources: HashMap::new(),
             zk,
             journal,
             events,
@@ -143,6 +158,36 @@ impl Ctx {
             cutovers,
             stopping,
         }
+    }
+
+    /// Reads each source cluster's config-sync facts. A speed-up an earlier run left in place
+    /// is taken over on a cluster in `cutting_over` (this run restores it at its end), and
+    /// restored now on the others.
+    pub async fn load_sources(mut self, cutting_over: &[String]) -> Self {
+        for m in &self.spec.migrations {
+            if self.sources.contains_key(&m.from) {
+                continue;
+            }
+            let speed_up = self
+                .spec
+                .clusters
+                .get(&m.from)
+                .and_then(|c| c.config_sync_during_cutover);
+            let meta = &self.metas[&m.from];
+            let mut src = speedup::Source::load(&m.from, meta, &self.replica, speed_up).await;
+            if let Some(left) = self.journal.unrestored_speed_up(&m.from) {
+                if cutting_over.contains(&m.from) {
+                    // The servers show the lowered value: the journal has what it replaced.
+                    src.adopt(&left);
+                } else {
+                    let said =
+                        speedup::restore_values(&m.from, &left, &self.replica, &self.journal).await;
+                    self.events.emit("", "wait", "speed_up", said);
+                }
+            }
+            self.sources.insert(m.from.clone(), Arc::new(src));
+        }
+        self
     }
 }
 

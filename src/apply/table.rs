@@ -1,13 +1,14 @@
-//! Owns one table's run: each remaining step as an idempotent observe → act → verify, the
-//! write-block deadline, and restoring writes when a cut-over is abandoned.
+//! Owns one table's run: each remaining step as an idempotent observe → act → verify, in
+//! order; the steps before the block live here, the block and restore in `block`, the drain
+//! in `drain`, the switch in `switch`.
 //!
 //! # Guarantees
 //! Every step re-reads the servers before acting, so it can be repeated after a crash. From
-//! the moment the deny env is requested until the routing switch, `max_write_block` is a hard
-//! deadline (kept across runs through the journal); any failure in that window restores writes
-//! and confirms it on every primary before the table is reported.
+//! the moment the deny env is requested until the routing switch, `max_write_block` bounds
+//! the time until writes are taken again (kept across runs through the journal): the
+//! cut-over gives up early enough for the restore and its config sync to fit. Once the
+//! switch may have happened, the block is never lifted.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,22 +16,22 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use super::evidence::Tally;
 use super::gate::wait_until;
-use super::journal::now_ms;
+use super::speedup::Source;
 use super::{Ctx, Outcome};
 use crate::pegasus::base::err;
-use crate::pegasus::envs::{DENY_ALL_RECONFIG, DENY_ENV};
 use crate::pegasus::messages::duplication::{
     AddDuplicationRequest, DuplicationEntry, DuplicationStatus,
 };
 use crate::pegasus::meta::MetaClient;
-use crate::plan::{RoutingChange, StepDetail, StepKind, TablePlan};
-use crate::probe;
+use crate::plan::{StepDetail, StepKind, TablePlan};
+use crate::probe::{progress, Primaries};
 use crate::spec::Migration;
 
 /// Why a step stopped the run.
 #[derive(Debug)]
-enum Stop {
+pub(super) enum Stop {
     /// Give up this cut-over (writes are restored if blocked); a later apply resumes.
     Abort(String),
     /// An error; nothing was blocked by this run's step.
@@ -39,27 +40,43 @@ enum Stop {
     Operator(String),
 }
 
-type StepResult = Result<(), Stop>;
+pub(super) type StepResult = Result<(), Stop>;
 
-fn fail(what: &str) -> impl Fn(crate::pegasus::Error) -> Stop + '_ {
+pub(super) fn fail(what: &str) -> impl Fn(crate::pegasus::Error) -> Stop + '_ {
     move |e| Stop::Fail(format!("{what}: {e}"))
 }
 
-struct Run<'a> {
-    ctx: &'a Ctx,
-    m: &'a Migration,
-    src: &'a MetaClient,
-    app_id: i32,
-    partition_count: i32,
-    replicas: Vec<SocketAddr>,
-    dupid: Option<i32>,
-    /// When the write block began (monotonic deadline base, wall-clock ms for the record).
-    block: Option<(Instant, u64)>,
-    switched: bool,
+/// A write block this run set or resumed.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Block {
+    /// When the deny env was requested (monotonic), and the same as wall-clock ms.
+    pub started: Instant,
+    pub started_ms: u64,
+    /// From here a `timeout*` primary's silence counts as the block being in force.
+    pub settled_at: Instant,
+    /// The last moment a restore can start and still have writes taken by the deadline.
+    pub give_up_at: Instant,
+    /// `started + max_write_block`.
+    pub deadline: Instant,
+}
+
+pub(super) struct Run<'a> {
+    pub ctx: &'a Ctx,
+    pub m: &'a Migration,
+    pub src: &'a MetaClient,
+    pub source: Arc<Source>,
+    pub dupid: Option<i32>,
+    pub block: Option<Block>,
+    /// The evidence that the block is in force, per partition.
+    pub tally: Tally,
+    /// The compare-and-set was sent: from here on the block is never lifted by this tool.
+    pub switch_sent: bool,
     /// How long writes were blocked, measured when clients were told to move.
-    blocked_ms: Option<u64>,
+    pub blocked_ms: Option<u64>,
     /// The plan resumes a block that an earlier run set (the deny env is in force).
-    resumed_block: bool,
+    pub resumed_block: bool,
+    /// This table counts as a cut-over of its source cluster (for the speed-up).
+    pub in_cutover: bool,
 }
 
 /// Runs `tp`'s remaining steps; `cutover` bounds concurrent cut-overs on the source cluster.
@@ -74,49 +91,25 @@ pub async fn run(ctx: &Ctx, tp: &TablePlan, cutover: Arc<Semaphore>) -> Outcome 
         ctx,
         m,
         src: &ctx.metas[&m.from],
-        app_id: 0,
-        partition_count: 0,
-        replicas: vec![],
+        source: ctx.sources[&m.from].clone(),
         dupid: None,
         block: None,
-        switched: false,
+        tally: Tally::default(),
+        switch_sent: false,
         blocked_ms: None,
         resumed_block: tp.phase == Some(StepKind::BlockWrites),
+        in_cutover: false,
     };
-    let mut permit = None;
-    for step in &tp.steps {
-        if *ctx.stopping.borrow() && run.block.is_none() {
-            return Outcome::Aborted {
-                reason: "interrupted before the cut-over; run apply again to resume".into(),
-            };
-        }
-        if step.kind == StepKind::BlockWrites {
-            if cutover.available_permits() == 0 {
-                let why = format!("waiting for another cut-over on {} to finish", m.from);
-                ctx.events.emit(&m.table, "wait", "block_writes", why);
-            }
-            permit = cutover.clone().acquire_owned().await.ok();
-        }
-        ctx.events.emit(
-            &m.table,
-            "start",
-            step_name(step.kind),
-            step.kind.label().to_string(),
-        );
-        if let Err(stop) = run.step(&step.detail).await {
-            return run.stopped(step.kind, stop).await;
-        }
-        if step.kind == StepKind::Switch {
-            drop(permit.take());
+    let outcome = run.steps(tp, cutover).await;
+    if run.in_cutover {
+        if let Some(said) = run.source.end(&ctx.replica, &ctx.journal).await {
+            ctx.events.emit(&m.table, "wait", "finish", said);
         }
     }
-    let write_block_ms = run.blocked_ms;
-    ctx.events
-        .emit(&m.table, "done", "finish", "migrated".into());
-    Outcome::Done { write_block_ms }
+    outcome
 }
 
-fn step_name(kind: StepKind) -> &'static str {
+pub(super) fn step_name(kind: StepKind) -> &'static str {
     match kind {
         StepKind::Preflight => "preflight",
         StepKind::Duplicate => "duplicate",
@@ -130,6 +123,42 @@ fn step_name(kind: StepKind) -> &'static str {
 }
 
 impl Run<'_> {
+    async fn steps(&mut self, tp: &TablePlan, cutover: Arc<Semaphore>) -> Outcome {
+        let (ctx, m) = (self.ctx, self.m);
+        let mut permit = None;
+        for step in &tp.steps {
+            if *ctx.stopping.borrow() && self.block.is_none() {
+                return Outcome::Aborted {
+                    reason: "interrupted before the cut-over; run apply again to resume".into(),
+                };
+            }
+            if step.kind == StepKind::BlockWrites {
+                if cutover.available_permits() == 0 {
+                    let why = format!("waiting for another cut-over on {} to finish", m.from);
+                    ctx.events.emit(&m.table, "wait", "block_writes", why);
+                }
+                permit = cutover.clone().acquire_owned().await.ok();
+            }
+            ctx.events.emit(
+                &m.table,
+                "start",
+                step_name(step.kind),
+                step.kind.label().to_string(),
+            );
+            if let Err(stop) = self.step(&step.detail).await {
+                return self.stopped(step.kind, stop).await;
+            }
+            if step.kind == StepKind::Switch {
+                drop(permit.take());
+            }
+        }
+        ctx.events
+            .emit(&m.table, "done", "finish", "migrated".into());
+        Outcome::Done {
+            write_block_ms: self.blocked_ms,
+        }
+    }
+
     async fn step(&mut self, detail: &StepDetail) -> StepResult {
         match detail {
             StepDetail::Preflight => self.preflight().await,
@@ -156,7 +185,7 @@ impl Run<'_> {
         }
     }
 
-    fn journal(&self, step: &str, event: &str, detail: serde_json::Value) -> StepResult {
+    pub(super) fn journal(&self, step: &str, event: &str, detail: serde_json::Value) -> StepResult {
         self.ctx
             .journal
             .record(&self.m.table, step, event, detail)
@@ -164,24 +193,14 @@ impl Run<'_> {
     }
 
     async fn preflight(&mut self) -> StepResult {
-        let cfg = self
-            .src
-            .query_config(&self.m.table)
+        Primaries::read(self.src, &self.m.table)
             .await
             .map_err(fail("source table"))?;
-        self.app_id = cfg.app_id;
-        self.partition_count = cfg.partition_count;
-        let nodes = self
-            .src
-            .list_nodes()
-            .await
-            .map_err(fail("list replica servers"))?;
-        self.replicas = nodes.iter().filter_map(|n| n.node.to_socket()).collect();
         self.dupid = self.find_dup().await?.map(|d| d.dupid);
         Ok(())
     }
 
-    async fn find_dup(&self) -> Result<Option<DuplicationEntry>, Stop> {
+    pub(super) async fn find_dup(&self) -> Result<Option<DuplicationEntry>, Stop> {
         let resp = self
             .src
             .query_duplication(&self.m.table)
@@ -210,7 +229,7 @@ impl Run<'_> {
         };
         match self.src.add_duplication(&req).await {
             Ok(r) if (r.err.is_ok() || r.err.is(err::DUP_EXIST)) && r.dupid > 0 => {
-                self.dupid = Some(r.dupid)
+                self.dupid = Some(r.dupid);
             }
             // 2.5 answers ERR_OK with dupid 0 when it silently reused one; timeouts leave the
             // outcome unknown. Either way the servers know the truth.
@@ -258,18 +277,49 @@ impl Run<'_> {
         .map_err(|e| Stop::Abort(e.to_string()))
     }
 
+    /// The table's lag now; `Err` says why it is not known in this poll.
     async fn lag_now(&self) -> Result<i64, String> {
         let d = self
             .find_dup()
             .await
             .map_err(|e| format!("{e:?}"))?
             .ok_or("the duplication disappeared")?;
-        probe::lag(&self.ctx.replica, &self.replicas, self.app_id, &d)
+        let prim = Primaries::read(self.src, &self.m.table)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        let parts = progress::read(
+            &self.ctx.replica,
+            &prim,
+            Some(d.dupid),
+            self.ctx.opts.probe_timeout * 4,
+        )
+        .await;
+        progress::lag(&d, prim.partition_count, &parts).ok_or_else(|| {
+            let unknown: Vec<String> = parts
+                .iter()
+                .zip(&prim.parts)
+                .filter_map(|(k, p)| match k {
+                    progress::Known::Unknown(why) => Some(format!("{} ({why})", p.pidx)),
+                    progress::Known::Yes(_) => None,
+                })
+                .collect();
+            format!("lag unknown: partitions {}", unknown.join(", "))
+        })
+    }
+
+    /// A cut-over of this table begins on its source cluster (the speed-up starts here, so
+    /// that it is in force by the block).
+    pub(super) async fn begin_cutover(&mut self) {
+        if !self.in_cutover {
+            self.in_cutover = true;
+            self.source
+                .begin(&self.ctx.replica, &self.ctx.journal)
+                .await;
+        }
     }
 
     async fn catch_up(&mut self) -> StepResult {
+        self.begin_cutover().await;
         let deadline = Instant::now() + self.ctx.opts.catch_up_timeout;
         let threshold = i64::try_from(self.m.threshold).unwrap_or(i64::MAX);
         let what = format!("lag of {} to fall to {threshold}", self.m.table);
@@ -298,309 +348,7 @@ impl Run<'_> {
         .map_err(|e| Stop::Abort(e.to_string()))
     }
 
-    /// Deadline of the write block.
-    fn block_deadline(&self) -> Instant {
-        self.block
-            .map_or_else(Instant::now, |(start, _)| start + self.m.max_write_block)
-    }
-
-    async fn block_writes(&mut self) -> StepResult {
-        let value = self.m.block_mode.deny_value();
-        // A resumed run keeps the deadline of the block the journal shows still in force.
-        // Only a run that resumes an interrupted block (the env is still set) keeps the old
-        // block's deadline; a fresh block starts its own clock.
-        let started_ms = if self.resumed_block {
-            self.ctx
-                .journal
-                .open_block_start_ms(&self.m.table)
-                .unwrap_or_else(now_ms)
-        } else {
-            now_ms()
-        };
-        let elapsed = Duration::from_millis(now_ms().saturating_sub(started_ms));
-        self.journal("block_writes", "intent", json!({"env": DENY_ENV, "after": value, "max_write_block_ms": self.m.max_write_block.as_millis() as u64}))?;
-        self.block = Some((
-            Instant::now()
-                .checked_sub(elapsed)
-                .unwrap_or_else(Instant::now),
-            started_ms,
-        ));
-        if elapsed >= self.m.max_write_block {
-            return Err(Stop::Abort(
-                "the write block from an earlier run passed max_write_block".into(),
-            ));
-        }
-        self.src
-            .set_app_envs(&self.m.table, &[(DENY_ENV, value)])
-            .await
-            .map_err(|e| Stop::Abort(format!("set {DENY_ENV}: {e}")))?;
-        let what = format!(
-            "{DENY_ENV}={value} in force on every primary of {}",
-            self.m.table
-        );
-        let first_seen_ms = self
-            .confirm_block(&what, value)
-            .await
-            .map_err(Stop::Abort)?;
-        let detail = json!({"first_applied_ms": first_seen_ms, "confirmed_ms": now_ms(), "started_ms": started_ms});
-        self.journal("block_writes", "outcome", detail)?;
-        self.ctx.events.emit(
-            &self.m.table,
-            "wait",
-            "block_writes",
-            format!("writes blocked ({value}) and confirmed on every primary"),
-        );
-        Ok(())
-    }
-
-    /// Waits until every primary applied the block; returns when the first one did (clients of
-    /// that primary are blocked from then on, since replicas sync envs on their own phases).
-    async fn confirm_block(&self, what: &str, value: &str) -> Result<u64, String> {
-        self.confirm_env(what, value, self.block_deadline()).await
-    }
-
-    /// Waits until every primary applied `value` for the deny env by `deadline`; returns when
-    /// the first primary had.
-    async fn confirm_env(&self, what: &str, value: &str, deadline: Instant) -> Result<u64, String> {
-        let ctx = self.ctx;
-        let first = std::sync::Mutex::new(None::<u64>);
-        wait_until(what, deadline, ctx.opts.poll, || async {
-            let primaries = probe::primaries(self.src, &self.m.table).await?;
-            let applied =
-                probe::applied_env(&ctx.replica, &primaries, &self.m.table, DENY_ENV).await?;
-            let on = applied
-                .iter()
-                .filter(|(_, v)| v.as_deref() == Some(value))
-                .count();
-            let mut first = first.lock().expect("first-seen lock");
-            if on > 0 && first.is_none() {
-                *first = Some(now_ms());
-            }
-            Ok::<_, crate::pegasus::Error>((on == applied.len()).then_some(()))
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-        Ok(first
-            .into_inner()
-            .expect("first-seen lock")
-            .unwrap_or_else(now_ms))
-    }
-
-    /// Waits until every primary of the table has applied `value` for the deny env.
-    async fn wait_env(
-        &self,
-        what: &str,
-        value: Option<&str>,
-        deadline: Instant,
-    ) -> Result<(), String> {
-        let ctx = self.ctx;
-        wait_until(what, deadline, ctx.opts.poll, || async {
-            let primaries = probe::primaries(self.src, &self.m.table).await?;
-            let applied =
-                probe::applied_env(&ctx.replica, &primaries, &self.m.table, DENY_ENV).await?;
-            Ok::<_, crate::pegasus::Error>(
-                applied
-                    .iter()
-                    .all(|(_, v)| v.as_deref() == value)
-                    .then_some(()),
-            )
-        })
-        .await
-        .map_err(|e| e.to_string())
-    }
-
-    async fn drain(&mut self) -> StepResult {
-        let dupid = self
-            .dupid
-            .ok_or_else(|| Stop::Abort("no duplication to drain".into()))?;
-        let what = format!(
-            "every partition of {} shipped to {}",
-            self.m.table, self.m.to
-        );
-        let this = &*self;
-        let want = usize::try_from(this.partition_count).unwrap_or(0);
-        wait_until(
-            &what,
-            this.block_deadline(),
-            this.ctx.opts.poll,
-            || async move {
-                let p = probe::primaries_progress(
-                    &this.ctx.replica,
-                    &this.replicas,
-                    this.app_id,
-                    dupid,
-                )
-                .await?;
-                Ok::<_, crate::pegasus::Error>(
-                    (p.partitions == want && p.not_duplicated == 0).then_some(()),
-                )
-            },
-        )
-        .await
-        .map_err(|e| Stop::Abort(format!("{e}; writes are being restored")))?;
-        let since_block = self.block.map(|(_, ms)| now_ms().saturating_sub(ms));
-        self.journal(
-            "drain",
-            "outcome",
-            json!({"drained_after_block_ms": since_block}),
-        )
-    }
-
-    async fn switch(&mut self, routing: Option<&RoutingChange>) -> StepResult {
-        match (routing, &self.ctx.zk) {
-            (Some(change), Some(zk)) => self.compare_and_set(zk, change).await?,
-            (None, Some(_)) => {} // already switched by an earlier run
-            (_, None) => self.manual_switch().await?,
-        }
-        self.switched = true;
-        self.reconfig_source().await
-    }
-
-    async fn compare_and_set(
-        &mut self,
-        zk: &crate::routing::zk::Zk,
-        c: &RoutingChange,
-    ) -> StepResult {
-        if Instant::now() >= self.block_deadline() && self.block.is_some() {
-            return Err(Stop::Abort(
-                "max_write_block passed before the switch".into(),
-            ));
-        }
-        self.journal(
-            "switch",
-            "intent",
-            json!({"path": c.path, "version": c.version, "before": c.before, "after": c.after}),
-        )?;
-        let result = zk
-            .compare_and_set(&c.path, c.version, c.after.as_bytes())
-            .await;
-        let switched = match result {
-            Ok(Ok(_)) => true,
-            Ok(Err(_)) => false,
-            // Outcome unknown: the node itself says whether the switch happened.
-            Err(e) if e.outcome_unknown() => zk
-                .read(&c.path)
-                .await
-                .ok()
-                .flatten()
-                .is_some_and(|(d, _)| d == c.after.as_bytes()),
-            Err(e) => return Err(Stop::Abort(format!("switch {}: {e}", c.path))),
-        };
-        if !switched {
-            let now = zk.read(&c.path).await.ok().flatten();
-            let who = now.map_or_else(
-                || "deleted".to_string(),
-                |(d, v)| format!("{} at version {v}", String::from_utf8_lossy(&d)),
-            );
-            return Err(Stop::Abort(format!(
-                "routing node {} was changed by someone else since it was read at version {} (now {who}); nothing was switched",
-                c.path, c.version
-            )));
-        }
-        self.journal(
-            "switch",
-            "outcome",
-            json!({"path": c.path, "after": c.after}),
-        )
-    }
-
-    /// Without meta-proxy: tell the operator what to switch and wait for them, within the
-    /// write-block deadline; without a terminal, restore writes and stop for the operator.
-    async fn manual_switch(&mut self) -> StepResult {
-        let target = self
-            .ctx
-            .spec
-            .clusters
-            .get(&self.m.to)
-            .map(|c| c.meta.join(","))
-            .unwrap_or_default();
-        let instruction = format!(
-            "point the clients of {} at cluster {} (meta servers {target}); writes to {} are blocked until then",
-            self.m.table, self.m.to, self.m.from
-        );
-        if !self.ctx.opts.interactive {
-            return Err(Stop::Operator(format!("manual cut-over needed: {instruction}; run apply in a terminal to be guided through it")));
-        }
-        eprintln!(
-            "\n[{}] {instruction}.\nType 'switched' when done (deadline in {:?}):",
-            self.m.table,
-            self.block_deadline()
-                .saturating_duration_since(Instant::now())
-        );
-        let answer = tokio::time::timeout_at(self.block_deadline(), read_line()).await;
-        match answer {
-            Ok(Some(line)) if line.trim() == "switched" => {
-                self.journal("switch", "outcome", json!({"manual": true}))
-            }
-            _ => Err(Stop::Operator(format!(
-                "no confirmation before the write-block deadline: {instruction}"
-            ))),
-        }
-    }
-
-    /// `reconfig*all` on the source so clients re-resolve; retried, since routing has moved.
-    async fn reconfig_source(&mut self) -> StepResult {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let src = self.src;
-        let table = &self.m.table;
-        let set = wait_until(
-            "reconfig*all on the source",
-            deadline,
-            self.ctx.opts.poll,
-            || async {
-                src.set_app_envs(table, &[(DENY_ENV, DENY_ALL_RECONFIG)])
-                    .await
-                    .map(Some)
-            },
-        )
-        .await;
-        if let Err(e) = set {
-            return Err(Stop::Operator(format!(
-                "routing points at {} but {e}: set {DENY_ENV}={DENY_ALL_RECONFIG} on {} of {} by hand",
-                self.m.to, table, self.m.from
-            )));
-        }
-        let block_ms = self.block.map(|(_, ms)| now_ms().saturating_sub(ms));
-        self.blocked_ms = block_ms;
-        self.journal(
-            "switch",
-            "reconfigured",
-            json!({"env": DENY_ENV, "after": DENY_ALL_RECONFIG, "write_block_ms": block_ms}),
-        )?;
-        let measured = block_ms
-            .map(|ms| format!("; writes were blocked for {ms} ms"))
-            .unwrap_or_default();
-        self.ctx.events.emit(
-            table,
-            "wait",
-            "switch",
-            format!("clients switched to {}{measured}", self.m.to),
-        );
-        Ok(())
-    }
-
-    /// Waits (bounded, informational) until every primary of the source applied `reconfig*all`,
-    /// i.e. every client is now told to re-resolve; records when.
-    async fn await_reconfig_applied(&self) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let applied = self
-            .confirm_env(
-                "reconfig*all applied on every primary",
-                DENY_ALL_RECONFIG,
-                deadline,
-            )
-            .await;
-        let detail = match &applied {
-            Ok(first) => json!({"applied": true, "first_applied_ms": first}),
-            Err(e) => json!({"applied": false, "why": e}),
-        };
-        let _ = self.journal("finish", "reconfig_applied", detail);
-    }
-
     async fn finish(&mut self, remove_duplication: bool) -> StepResult {
-        if self.switched {
-            self.await_reconfig_applied().await;
-        }
         if remove_duplication {
             if let Some(d) = self.find_dup().await? {
                 self.journal("finish", "intent", json!({"remove_duplication": d.dupid}))?;
@@ -624,10 +372,10 @@ impl Run<'_> {
     }
 
     /// Ends the run at `kind` with `stop`, restoring writes first if this run blocked them and
-    /// routing has not moved.
+    /// the switch has not been sent.
     async fn stopped(&mut self, kind: StepKind, stop: Stop) -> Outcome {
         let name = step_name(kind);
-        let restore = self.block.is_some() && !self.switched;
+        let restore = self.block.is_some() && !self.switch_sent;
         let (reason, mut outcome) = match stop {
             Stop::Abort(r) => (r.clone(), Outcome::Aborted { reason: r }),
             Stop::Fail(r) => (r.clone(), Outcome::Failed { reason: r }),
@@ -635,12 +383,13 @@ impl Run<'_> {
         };
         if restore {
             match self.restore_writes().await {
-                Ok(()) if matches!(outcome, Outcome::Failed { .. }) => {
-                    outcome = Outcome::Aborted {
-                        reason: reason.clone(),
-                    }
+                Ok(said) => {
+                    let reason = format!("{reason}; {said}");
+                    outcome = match outcome {
+                        Outcome::NeedsOperator { .. } => Outcome::NeedsOperator { reason },
+                        _ => Outcome::Aborted { reason },
+                    };
                 }
-                Ok(()) => {}
                 Err(e) => {
                     outcome = Outcome::NeedsOperator {
                         reason: format!("{reason}; and restoring writes failed: {e}"),
@@ -656,50 +405,4 @@ impl Run<'_> {
         self.ctx.events.emit(&self.m.table, kind_word, name, reason);
         outcome
     }
-
-    async fn restore_writes(&mut self) -> Result<(), String> {
-        let _ = self.journal("block_writes", "restore_intent", json!({"env": DENY_ENV}));
-        let deadline = Instant::now() + self.ctx.opts.restore_timeout;
-        let src = self.src;
-        let table = &self.m.table;
-        wait_until(
-            "the deny env to be deleted",
-            deadline,
-            self.ctx.opts.poll,
-            || async { src.del_app_envs(table, &[DENY_ENV]).await.map(Some) },
-        )
-        .await
-        .map_err(|e| {
-            format!(
-                "{e}: delete {DENY_ENV} on {table} of {} by hand",
-                self.m.from
-            )
-        })?;
-        self.wait_env("writes restored on every primary", None, deadline)
-            .await?;
-        let block_ms = self.block.map(|(_, ms)| now_ms().saturating_sub(ms));
-        let _ = self.journal(
-            "block_writes",
-            "restored",
-            json!({"write_block_ms": block_ms}),
-        );
-        self.ctx.events.emit(
-            table,
-            "wait",
-            "block_writes",
-            format!("writes restored after {} ms", block_ms.unwrap_or(0)),
-        );
-        self.block = None;
-        Ok(())
-    }
-}
-
-async fn read_line() -> Option<String> {
-    tokio::task::spawn_blocking(|| {
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line).ok().map(|_| line)
-    })
-    .await
-    .ok()
-    .flatten()
 }

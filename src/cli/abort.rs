@@ -1,19 +1,23 @@
 //! Owns `migrator abort FILE [--table T] [--remove-duplication]`: before the switch, lift a
-//! write block (confirmed on every primary) and optionally remove the duplication; after the
-//! switch, refuse and explain.
+//! write block (saying whether every primary was seen taking writes again), optionally remove
+//! the duplication, and restore a config-sync speed-up a run left in place; after the switch,
+//! refuse and explain.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::apply::gate::wait_until;
+use tokio::time::Instant;
+
+use crate::apply::block::SYNC_MARGIN;
+use crate::apply::evidence::{Awaited, Poller, Tally};
 use crate::apply::journal::{self, Journal, RunInfo};
+use crate::apply::speedup::Source;
 use crate::error::{Error, Result};
 use crate::observe::{meta_client, observe, ObserveOptions};
 use crate::pegasus::envs::{DENY_ALL_RECONFIG, DENY_ENV};
 use crate::pegasus::messages::duplication::DuplicationStatus;
 use crate::pegasus::replica::ReplicaClient;
 use crate::plan::observed::TableObs;
-use crate::probe;
 use crate::spec::{Migration, Spec};
 
 /// Flags of `migrator abort`.
@@ -61,6 +65,8 @@ pub async fn run(args: &Args) -> Result<u8> {
         source: e,
     })?;
     let mut code = 0;
+    let mut sources: Vec<&str> = chosen.iter().map(|m| m.from.as_str()).collect();
+    sources.dedup();
     for m in chosen {
         let obs = observed.tables.get(&m.table).cloned().unwrap_or_default();
         match abort_table(&spec, m, &obs, args.remove_duplication).await {
@@ -79,7 +85,48 @@ pub async fn run(args: &Args) -> Result<u8> {
             }
         }
     }
+    for cluster in sources {
+        if let Some(left) = journal.unrestored_speed_up(cluster) {
+            let replica = ReplicaClient::new(Duration::from_secs(10));
+            println!(
+                "{}",
+                crate::apply::speedup::restore_values(cluster, &left, &replica, &journal).await
+            );
+        }
+    }
     Ok(code)
+}
+
+/// Waits (bounded by two config-sync periods of the source) until every primary takes the
+/// probe write again, and says what was seen.
+async fn restored(meta: &crate::pegasus::meta::MetaClient, m: &Migration) -> String {
+    let replica = ReplicaClient::new(Duration::from_secs(10));
+    let source = Source::load(&m.from, meta, &replica, None).await;
+    let sync = source.sync_bound();
+    let probe_timeout = Duration::from_millis(500);
+    let probes = ReplicaClient::new(probe_timeout);
+    let poller = Poller {
+        meta,
+        table: &m.table,
+        probes: &probes,
+        probe_deadline: probe_timeout,
+        poll: Duration::from_millis(200),
+    };
+    let now = Instant::now();
+    let deadline = now + sync * 2 + probe_timeout * 2 + SYNC_MARGIN;
+    let mut tally = Tally::default();
+    if poller
+        .until_every_partition(Awaited::WritesRestored, now, deadline, &mut tally)
+        .await
+    {
+        "writes restored: every primary takes writes again".into()
+    } else {
+        format!(
+            "the deny env is deleted on the meta; replicas apply it at their next config sync (within {:.0}s); not yet seen on partitions {}",
+            sync.as_secs_f64(),
+            tally.describe_missing()
+        )
+    }
 }
 
 async fn abort_table(
@@ -113,23 +160,7 @@ async fn abort_table(
         meta.del_app_envs(&m.table, &[DENY_ENV])
             .await
             .map_err(|e| e.to_string())?;
-        let replica = ReplicaClient::new(Duration::from_secs(10));
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-        wait_until(
-            "writes restored on every primary",
-            deadline,
-            Duration::from_millis(200),
-            || async {
-                let primaries = probe::primaries(&meta, &m.table).await?;
-                let applied = probe::applied_env(&replica, &primaries, &m.table, DENY_ENV).await?;
-                Ok::<_, crate::pegasus::Error>(
-                    applied.iter().all(|(_, v)| v.is_none()).then_some(()),
-                )
-            },
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        done.push("writes restored (confirmed on every primary)".to_string());
+        done.push(restored(&meta, m).await);
     }
     if remove_duplication {
         for d in &obs.dups {

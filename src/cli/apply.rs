@@ -108,7 +108,17 @@ pub async fn run(args: &Args) -> Result<u8> {
             observe::meta_client(&spec, name, Duration::from_secs(10)).await?,
         );
     }
-    let ctx = Arc::new(Ctx::new(
+    let cutting_over: Vec<String> = plan
+        .tables
+        .iter()
+        .filter(|t| {
+            t.steps
+                .iter()
+                .any(|s| s.kind <= crate::plan::StepKind::BlockWrites)
+        })
+        .map(|t| t.from.clone())
+        .collect();
+    let ctx = Ctx::new(
         spec,
         metas,
         zk,
@@ -116,7 +126,10 @@ pub async fn run(args: &Args) -> Result<u8> {
         Events::new(args.json, std::io::stderr().is_terminal()),
         opts,
         stop_on_signal(),
-    ));
+    )
+    .load_sources(&cutting_over)
+    .await;
+    let ctx = Arc::new(ctx);
     let outcomes = executor::execute(ctx, &plan).await;
     locks.release().await;
     report(&outcomes, args.json);

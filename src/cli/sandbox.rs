@@ -1,4 +1,4 @@
-//! Owns `migrator sandbox`: two simulated clusters, a meta-proxy over real ZooKeeper, tables
+//! Owns `migrator sandbox`: two simulated clusters, meta-proxies over real ZooKeeper, tables
 //! with data, a ready plan file, and a client load that records what it saw, until
 //! SIGINT/SIGTERM (or `--duration`).
 //!
@@ -6,21 +6,17 @@
 //! `DIR/client.json` (acknowledged, failed and lost writes, unavailability) on exit.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::json;
 
 use crate::error::{Error, Result};
-use crate::pegasus::meta::{MetaClient, MetaOptions};
 use crate::pegasus::table::{TableClient, TableOptions};
-use crate::routing::zk::Zk;
-use crate::routing::{node_path, Route};
 use crate::sim::load::{self, Load, LoadConfig, LoadReport};
-use crate::sim::metaproxy::MetaProxy;
-use crate::sim::zk_server::ZkServer;
-use crate::sim::{Directory, SimCluster, SimConfig, Version};
+use crate::sim::metaproxy::Build;
+use crate::sim::world::{self, TableSpec, World, WorldConfig, ZkSource};
+use crate::sim::{SimConfig, Version};
 
 /// Flags of `migrator sandbox`.
 #[derive(Debug, clap::Args)]
@@ -34,9 +30,12 @@ pub struct Args {
     /// meta-proxy's root node in ZooKeeper.
     #[arg(long, default_value = "/pegasus/metaproxy")]
     pub root: String,
-    /// Number of tables to create (t0, t1, ...).
+    /// Number of tables to create on the source (t0, t1, ...).
     #[arg(long, default_value_t = 3)]
     pub tables: usize,
+    /// Tables that already live on the target and are routed through meta-proxy (r0, ...).
+    #[arg(long, default_value_t = 1)]
+    pub target_tables: usize,
     /// Partitions per table (a power of two).
     #[arg(long, default_value_t = 4)]
     pub partitions: i32,
@@ -49,12 +48,33 @@ pub struct Args {
     /// Concurrent writers per table.
     #[arg(long, default_value_t = 4)]
     pub writers: usize,
+    /// Milliseconds between two writes of each partition's fixed key (0 = none).
+    #[arg(long, default_value_t = 20)]
+    pub partition_write_ms: u64,
     /// Server version each cluster emulates, source first.
     #[arg(long, default_value = "2.5,2.6")]
     pub versions: String,
     /// Replica config-sync interval in milliseconds (the real default is 30000).
     #[arg(long, default_value_t = 1000)]
     pub config_sync_ms: u64,
+    /// Primary group-check interval in milliseconds (code default 10000 on 2.5; a 2.5 source
+    /// ships a partition's last write only after the next empty write).
+    #[arg(long, default_value_t = 10000)]
+    pub group_check_ms: u64,
+    /// Duplication sync interval in milliseconds (10000 on real servers).
+    #[arg(long, default_value_t = 10000)]
+    pub dup_sync_ms: u64,
+    /// How long the meta takes to declare a stopped replica server dead, in milliseconds
+    /// (about 22000 with the shipped config).
+    #[arg(long, default_value_t = 3000)]
+    pub failure_detect_ms: u64,
+    /// meta-proxy instances on the same ZooKeeper.
+    #[arg(long, default_value_t = 1)]
+    pub metaproxies: usize,
+    /// Which meta-proxy runs: `legacy` (the 2021 code: cannot relay 2.6 answers) or
+    /// `hostport`.
+    #[arg(long, default_value = "hostport")]
+    pub metaproxy_build: Build,
     /// Also create table `legacy` with data version 0 (duplication refuses it).
     #[arg(long)]
     pub with_v0_table: bool,
@@ -75,59 +95,73 @@ const TARGET: &str = "sandbox-b";
 /// ZooKeeper or the simulator could not start, or a file could not be written.
 pub async fn run(args: Args) -> Result<u8> {
     std::fs::create_dir_all(&args.dir).map_err(|e| io_err(&args.dir, e))?;
-    let (versions, sync) = (
-        parse_versions(&args.versions)?,
-        Duration::from_millis(args.config_sync_ms),
-    );
-    let (zk_server, zk_addr) = zookeeper(&args).await?;
-    let zk = Zk::connect(std::slice::from_ref(&zk_addr), Duration::from_secs(10))
+    let world = World::start(world_config(&args)?)
         .await
-        .map_err(|e| Error::ZooKeeper(e.to_string()))?;
-    let directory = Directory::default();
-    let config = |v| SimConfig {
-        config_sync_interval: sync,
-        ..SimConfig::default_for(v)
-    };
-    let sim_err = |e: std::io::Error| Error::Sandbox(e.to_string());
-    let source = SimCluster::start(SOURCE, 1, config(versions[0]), &directory)
-        .await
-        .map_err(sim_err)?;
-    let target = SimCluster::start(TARGET, 2, config(versions[1]), &directory)
-        .await
-        .map_err(sim_err)?;
-    let tables = create_tables(&args, &source).await?;
-    for t in &tables {
-        let route = Route {
-            cluster_name: SOURCE.into(),
-            meta_addrs: addrs(&source.metas()),
-        };
-        put_node(&zk, &node_path(&args.root, t), &route.to_json()).await?;
-    }
-    let proxy = MetaProxy::start(zk.clone(), &args.root)
-        .await
-        .map_err(sim_err)?;
-    write_files(
-        &args, &source, &target, &proxy, &zk_addr, &tables, &versions,
-    )?;
+        .map_err(|e| Error::Sandbox(e.to_string()))?;
+    write_files(&args, &world)?;
     println!("sandbox serving; files in {}", args.dir.display());
-    let loaded: Vec<String> = tables.iter().filter(|t| *t != "legacy").cloned().collect();
     let load = Load::start(&LoadConfig {
-        tables: loaded,
-        resolver: proxy.addr(),
+        tables: world
+            .tables
+            .iter()
+            .filter(|t| *t != "legacy")
+            .cloned()
+            .collect(),
+        resolver: world.proxy_addrs()[0],
         rate: args.write_rate,
         writers_per_table: args.writers.max(1),
         op_timeout: Duration::from_millis(args.client_timeout_ms.max(1)),
+        partition_every: (args.partition_write_ms > 0)
+            .then(|| Duration::from_millis(args.partition_write_ms)),
     });
     wait_for_stop(args.duration).await;
     let report = load.finish().await;
-    let lost = count_lost(&zk, &args.root, report.acked.clone(), &[&source, &target]).await;
+    let lost = count_lost(&world, report.acked.clone()).await;
     write_client_json(&args.dir, &report, lost)?;
     println!(
-        "client: {} acknowledged writes ({:.0}/s), {} failed, {} lost, longest write-unavailable window {} ms",
-        report.acked_writes, report.acked_per_second, report.failed_writes, lost, report.write_unavailable_ms
+        "client: {} acknowledged writes ({:.0}/s), {} failed, {} lost, longest write-unavailable window {} ms table-wide, {} ms per partition",
+        report.acked_writes, report.acked_per_second, report.failed_writes, lost, report.write_unavailable_ms, report.write_unavailable_per_partition_ms
     );
-    drop((proxy, source, target, zk_server));
+    drop(world);
     Ok(0)
+}
+
+fn world_config(args: &Args) -> Result<WorldConfig> {
+    let versions = parse_versions(&args.versions)?;
+    let ms = Duration::from_millis;
+    let config = |v| SimConfig {
+        config_sync_interval: ms(args.config_sync_ms.max(1)),
+        group_check_interval: ms(args.group_check_ms.max(1)),
+        dup_sync_interval: ms(args.dup_sync_ms.max(1)),
+        failure_detect: ms(args.failure_detect_ms.max(1)),
+        ..SimConfig::default_for(v)
+    };
+    let mut tables: Vec<TableSpec> = (0..args.tables)
+        .map(|i| TableSpec::new(&format!("t{i}"), args.partitions, args.rows))
+        .collect();
+    if args.with_v0_table {
+        tables.push(TableSpec {
+            data_version: 0,
+            ..TableSpec::new("legacy", args.partitions, args.rows)
+        });
+    }
+    Ok(WorldConfig {
+        source_name: SOURCE.into(),
+        target_name: TARGET.into(),
+        source: config(versions[0]),
+        target: config(versions[1]),
+        zookeeper: match &args.zookeeper {
+            Some(addr) => ZkSource::Existing(addr.clone()),
+            None => ZkSource::Start(args.dir.join("zookeeper")),
+        },
+        root: args.root.clone(),
+        tables,
+        target_tables: (0..args.target_tables)
+            .map(|i| TableSpec::new(&format!("r{i}"), args.partitions, 10))
+            .collect(),
+        metaproxies: args.metaproxies.max(1),
+        metaproxy_build: args.metaproxy_build,
+    })
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> Error {
@@ -152,73 +186,10 @@ fn parse_versions(s: &str) -> Result<[Version; 2]> {
     }
 }
 
-async fn zookeeper(args: &Args) -> Result<(Option<ZkServer>, String)> {
-    if let Some(addr) = &args.zookeeper {
-        return Ok((None, addr.clone()));
-    }
-    let dir = args.dir.join("zookeeper");
-    // Starting blocks until ZooKeeper answers; keep it off the async workers.
-    let server = tokio::task::spawn_blocking(move || ZkServer::start(&dir))
-        .await
-        .map_err(|e| Error::ZooKeeper(e.to_string()))?
-        .map_err(|e| Error::ZooKeeper(e.to_string()))?;
-    let addr = server.addr().to_string();
-    Ok((Some(server), addr))
-}
-
-async fn create_tables(args: &Args, source: &SimCluster) -> Result<Vec<String>> {
-    let mut names: Vec<String> = (0..args.tables).map(|i| format!("t{i}")).collect();
-    if args.with_v0_table {
-        names.push("legacy".into());
-    }
-    let meta = MetaClient::new(source.metas(), MetaOptions::default());
-    for name in &names {
-        let version = u32::from(name != "legacy");
-        source
-            .create_table(name, args.partitions, version)
-            .map_err(|(code, hint)| Error::Sandbox(format!("create {name}: {code} {hint}")))?;
-        let client = TableClient::new(name, meta.clone(), TableOptions::default());
-        for row in 0..args.rows {
-            client
-                .put(format!("seed{row}").as_bytes(), b"s", b"seed")
-                .await?;
-        }
-    }
-    Ok(names)
-}
-
-async fn put_node(zk: &Zk, path: &str, data: &str) -> Result<()> {
-    let zk_err = |e: crate::routing::zk::ZkError| Error::ZooKeeper(e.to_string());
-    match zk.read(path).await.map_err(zk_err)? {
-        Some(_) => zk
-            .set(path, data.as_bytes(), None)
-            .await
-            .map(drop)
-            .map_err(zk_err),
-        None => zk.create_all(path, data.as_bytes()).await.map_err(zk_err),
-    }
-}
-
-fn addrs(list: &[SocketAddr]) -> Vec<String> {
-    list.iter().map(ToString::to_string).collect()
-}
-
-fn write_files(
-    args: &Args,
-    source: &SimCluster,
-    target: &SimCluster,
-    proxy: &MetaProxy,
-    zk: &str,
-    tables: &[String],
-    versions: &[Version; 2],
-) -> Result<()> {
-    let cluster = |name: &str, sim: &SimCluster, v: Version| json!({"name": name, "version": v.to_string(), "meta": addrs(&sim.metas()), "replicas": addrs(&sim.replicas())});
-    let doc = json!({
-        "clusters": [cluster(SOURCE, source, versions[0]), cluster(TARGET, target, versions[1])],
-        "metaproxy": {"address": proxy.addr().to_string(), "zookeeper": zk, "root": args.root},
-        "tables": tables,
-        "config_sync_ms": args.config_sync_ms,
-    });
+fn write_files(args: &Args, world: &World) -> Result<()> {
+    let mut doc = world.endpoints();
+    doc["config_sync_ms"] = json!(args.config_sync_ms);
+    doc["group_check_ms"] = json!(args.group_check_ms);
     let path = args.dir.join("sandbox.json");
     std::fs::write(
         &path,
@@ -226,43 +197,25 @@ fn write_files(
     )
     .map_err(|e| io_err(&path, e))?;
     let path = args.dir.join("migrations.yaml");
-    std::fs::write(
-        &path,
-        plan_yaml(source, target, zk, &args.root, tables, args.config_sync_ms),
-    )
-    .map_err(|e| io_err(&path, e))
+    std::fs::write(&path, plan_yaml(args, world)).map_err(|e| io_err(&path, e))
 }
 
-/// A ready plan moving every table from the source to the target.
-fn plan_yaml(
-    source: &SimCluster,
-    target: &SimCluster,
-    zk: &str,
-    root: &str,
-    tables: &[String],
-    config_sync_ms: u64,
-) -> String {
-    // The block needs up to one config sync to take effect and the switch another: leave room.
-    let max_write_block_s = (config_sync_ms * 3 / 1000).max(10);
-    let list = |sim: &SimCluster| {
-        addrs(&sim.metas())
-            .iter()
-            .map(|a| format!("\"{a}\""))
-            .collect::<Vec<_>>()
-            .join(", ")
+/// A ready plan moving every table from the source to the target, with a write-block budget
+/// that fits the sandbox's config sync (block and restore each take up to one sync) and, on
+/// a 2.5 source, the group check that ships a partition's last write.
+fn plan_yaml(args: &Args, world: &World) -> String {
+    let group_check = if world.source.cluster().config.version.is_2_6() {
+        0
+    } else {
+        2 * args.group_check_ms
     };
-    let mut y = format!(
-        "# Generated by `migrator sandbox`: moves every sandbox table from {SOURCE} to {TARGET}.\nversion: 1\nclusters:\n  {SOURCE}: {{ meta: [{}] }}\n  {TARGET}: {{ meta: [{}] }}\nmetaproxy:\n  zookeeper: [\"{zk}\"]\n  root: {root}\ndefaults:\n  threshold: 1000\n  max_write_block: {}s\n  block_mode: timeout\nmigrations:\n",
-        list(source),
-        list(target),
-        max_write_block_s
-    );
-    for t in tables {
-        y.push_str(&format!(
-            "  - {{ table: {t}, from: {SOURCE}, to: {TARGET} }}\n"
-        ));
-    }
-    y
+    let budget_ms = 3 * args.config_sync_ms + group_check + 5000;
+    let budget_s = budget_ms.div_ceil(1000).max(10);
+    world.plan_yaml(&[
+        "threshold: 1000".into(),
+        format!("max_write_block: {budget_s}s"),
+        "block_mode: timeout".into(),
+    ])
 }
 
 async fn wait_for_stop(duration: Option<f64>) {
@@ -286,31 +239,17 @@ async fn wait_for_stop(duration: Option<f64>) {
 }
 
 /// Reads every acknowledged write back from the cluster each table's route now points at.
-async fn count_lost(zk: &Zk, root: &str, acked: Vec<load::Acked>, clusters: &[&SimCluster]) -> u64 {
-    let metas: HashMap<String, Vec<SocketAddr>> = clusters
-        .iter()
-        .map(|c| (c.cluster().name.clone(), c.metas()))
-        .collect();
+async fn count_lost(world: &World, acked: Vec<load::Acked>) -> u64 {
     let mut clients = HashMap::new();
-    for a in &acked {
-        if clients.contains_key(&a.table) {
-            continue;
-        }
-        let route = zk
-            .read(&node_path(root, &a.table))
-            .await
-            .ok()
-            .flatten()
-            .and_then(|(d, _)| Route::parse(&d).ok());
-        let Some(addrs) = route.and_then(|r| metas.get(&r.cluster_name).cloned()) else {
+    for t in &world.tables {
+        let Ok(Some(name)) = world.routed_to(t).await else {
             continue;
         };
-        let client = TableClient::new(
-            &a.table,
-            MetaClient::new(addrs, MetaOptions::default()),
-            TableOptions::default(),
-        );
-        clients.insert(a.table.clone(), client);
+        let Some(sim) = world.cluster(&name) else {
+            continue;
+        };
+        let client = TableClient::new(t, world::meta_client(sim), TableOptions::default());
+        clients.insert(t.clone(), client);
     }
     load::count_lost(acked, &clients).await
 }

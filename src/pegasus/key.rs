@@ -83,9 +83,28 @@ pub fn partition_index(hash: u64, partition_count: i32) -> i32 {
     i32::try_from(hash % count).expect("partition index fits partition_count")
 }
 
+/// A hash key `<prefix><n>` that routes to partition `pidx` of `partition_count`, for the
+/// smallest such `n`.
+#[must_use]
+pub fn hash_key_in_partition(prefix: &str, pidx: i32, partition_count: i32) -> Vec<u8> {
+    (0u64..)
+        .map(|n| format!("{prefix}{n}").into_bytes())
+        .find(|k| partition_index(crc64(k), partition_count) == pidx)
+        .expect("CRC64 spreads over every partition")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hash_key_can_be_found_for_every_partition() {
+        for pidx in 0..16 {
+            let k = hash_key_in_partition("probe-", pidx, 16);
+            assert!(k.starts_with(b"probe-"));
+            assert_eq!(partition_index(crc64(&k), 16), pidx);
+        }
+    }
 
     #[test]
     fn crc64_matches_upstream_check_values() {

@@ -252,6 +252,8 @@ impl MetaClient {
 
     /// Changes a duplication's status.
     ///
+    /// Retries while the meta answers `ERR_BUSY`, within the call deadline.
+    ///
     /// # Errors
     /// Any call failure.
     pub async fn modify_duplication(
@@ -266,7 +268,16 @@ impl MetaClient {
             status: Some(status),
             fail_mode: None,
         };
-        self.call::<ModifyDuplication>(&req).await.map(drop)
+        // ERR_BUSY: an earlier change of this duplication is still being persisted.
+        let deadline = tokio::time::Instant::now() + self.opts.call_timeout;
+        loop {
+            match self.call::<ModifyDuplication>(&req).await {
+                Err(e) if e.is(err::BUSY) && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(self.opts.not_active_backoff).await;
+                }
+                other => return other.map(drop),
+            }
+        }
     }
 
     /// Sets table envs.

@@ -11,6 +11,7 @@ use super::frame::RequestHeader;
 use super::http::HttpClient;
 use super::messages::apps::{AppInfo, QueryAppInfo, QueryAppInfoRequest};
 use super::messages::command::{Command, RemoteCommand};
+use super::messages::replica_admin::{QueryReplicaInfo, QueryReplicaInfoRequest, ReplicaInfo};
 use super::messages::Rpc;
 
 /// The v0 header of a request to partition `gpid` for a key with routing hash `hash`.
@@ -110,6 +111,31 @@ impl ReplicaClient {
             });
         }
         Ok(resp.apps)
+    }
+
+    /// Every replica server `addr` hosts, with its role, ballot and decrees.
+    ///
+    /// # Errors
+    /// Transport, RPC-level or application failures.
+    pub async fn query_replica_info(&self, addr: SocketAddr) -> Result<Vec<ReplicaInfo>> {
+        let resp = self
+            .pool
+            .call::<QueryReplicaInfo>(
+                addr,
+                RequestHeader::default(),
+                &QueryReplicaInfoRequest::default(),
+                self.timeout,
+            )
+            .await?;
+        if !resp.err.is_ok() {
+            return Err(Error::App {
+                addr,
+                rpc: QueryReplicaInfo::NAME,
+                code: resp.err,
+                hint: None,
+            });
+        }
+        Ok(resp.replicas)
     }
 
     /// `GET path` on the server's HTTP endpoint (same port as RPC); returns status and body.

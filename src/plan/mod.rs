@@ -3,6 +3,8 @@
 //!
 //! No I/O here: no sockets, files, clock or environment. `file` turns plans into bytes and back.
 
+pub mod budget;
+pub mod cutover;
 pub mod file;
 pub mod fingerprint;
 pub mod observed;
@@ -91,15 +93,25 @@ pub enum StepDetail {
     Checkpoint { status: Option<String> },
     /// Wait until this table's lag is at most `threshold`.
     CatchUp { lag: Option<i64>, threshold: u64 },
-    /// Set the deny env and confirm it on every primary; the write-block clock starts.
+    /// Set the deny env and wait until every primary shows it in force; the write-block
+    /// clock starts.
     BlockWrites {
         env_key: String,
         env_value: String,
         mode: BlockMode,
         max_write_block_ms: u64,
+        /// What the budget is made of (absent in plans saved before it existed).
+        #[serde(default)]
+        budget: Option<budget::Budget>,
     },
-    /// Wait until every partition's confirmed decree reaches its last committed decree.
-    Drain { max_write_block_ms: u64 },
+    /// Wait until every partition's primary has shipped what it had prepared once the block
+    /// was in force there.
+    Drain {
+        max_write_block_ms: u64,
+        /// On a 2.5 source: the group-check period whose empty write ships the last write.
+        #[serde(default)]
+        empty_write_ms: Option<u64>,
+    },
     /// Compare-and-set the routing node, then set `reconfig*all` on the source.
     Switch {
         routing: Option<RoutingChange>,
@@ -141,6 +153,23 @@ pub struct TablePlan {
     pub blockers: Vec<Blocker>,
     /// Notes that do not block (e.g. no meta-proxy: manual cut-over).
     pub notes: Vec<String>,
+    /// Things that will change for applications or operators (they do not block).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// A change to a cluster as a whole (not one table).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterChange {
+    pub cluster: String,
+    /// What changes, e.g. `config_sync_interval_ms on 3 replica servers`.
+    pub what: String,
+    pub before: String,
+    pub after: String,
+    /// When it is undone, or why it is not applied.
+    pub note: String,
+    /// Whether apply will make the change.
+    pub applied: bool,
 }
 
 /// Counts for the summary line.
@@ -156,6 +185,9 @@ pub struct Summary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub tables: Vec<TablePlan>,
+    /// Cluster-wide changes apply makes around the cut-overs.
+    #[serde(default)]
+    pub cluster_changes: Vec<ClusterChange>,
 }
 
 impl Plan {

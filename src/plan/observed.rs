@@ -11,6 +11,36 @@ use serde::{Deserialize, Serialize};
 pub struct Observed {
     /// Per table (the spec's table names).
     pub tables: BTreeMap<String, TableObs>,
+    /// Per cluster of the plan: facts about its servers.
+    #[serde(default)]
+    pub clusters: BTreeMap<String, ClusterObs>,
+    /// Per listed meta-proxy (`host:port`): whether it can relay a master (2.6) meta's
+    /// answers.
+    #[serde(default)]
+    pub proxy_relays_master: BTreeMap<String, Relays>,
+}
+
+/// One cluster's servers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterObs {
+    /// Master (2.6) servers: they send host_port fields, and their `/updateConfig` does not
+    /// re-arm the config-sync timer.
+    pub master: bool,
+    /// `config_sync_interval_ms` per live replica server (`/config`).
+    pub config_sync_ms: BTreeMap<String, u64>,
+    /// `group_check_interval_ms`, the longest any live replica server reported.
+    pub group_check_ms: Option<u64>,
+    /// Replica servers the meta lists as dead.
+    pub dead_nodes: Vec<String>,
+}
+
+/// Whether a meta-proxy can relay a master meta's answers, and the evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "relays", rename_all = "snake_case")]
+pub enum Relays {
+    Yes { evidence: String },
+    No { evidence: String },
+    Unknown,
 }
 
 /// One table's facts.
@@ -26,6 +56,34 @@ pub struct TableObs {
     pub target: TargetObs,
     /// The meta-proxy routing node, when the plan uses meta-proxy.
     pub routing: Option<RoutingObs>,
+    /// What each listed meta-proxy answered for the table.
+    #[serde(default)]
+    pub proxies: Vec<ProxyObs>,
+    /// The target table's `replica.deny_client_request`, when it exists and has one.
+    #[serde(default)]
+    pub target_deny: Option<String>,
+}
+
+/// One meta-proxy's answer for a table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyObs {
+    pub addr: String,
+    pub serves: ProxyServes,
+}
+
+/// Where a meta-proxy sends a table's clients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+pub enum ProxyServes {
+    /// The table on this cluster of the plan.
+    Cluster(String),
+    /// Replica servers of no cluster in the plan.
+    Elsewhere,
+    /// An error in its answer.
+    Error(String),
+    /// No answer in time (a 2021 build behind a 2.6 meta answers nothing).
+    NoAnswer,
+    Unreachable(String),
 }
 
 /// The source table.
@@ -36,6 +94,9 @@ pub struct SourceApp {
     pub status: String,
     pub partition_count: i32,
     pub envs: BTreeMap<String, String>,
+    /// Master's `atomic_idempotent`: incr and check-and-set keep working while duplicating.
+    #[serde(default)]
+    pub atomic_idempotent: bool,
 }
 
 /// One duplication to the target.

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::cutover;
 use super::observed::{RoutingObs, TableObs, TargetObs};
 use super::{Action, Blocker, Plan, RoutingChange, Step, StepDetail, StepKind, TablePlan};
 use crate::pegasus::envs::{DENY_ALL_RECONFIG as SOURCE_FINAL_DENY, DENY_ENV};
@@ -13,12 +14,19 @@ use crate::spec::{Migration, Spec};
 #[must_use]
 pub fn plan(spec: &Spec, observed: &super::Observed) -> Plan {
     let empty = TableObs::default();
-    let tables = spec
+    let tables: Vec<TablePlan> = spec
         .migrations
         .iter()
-        .map(|m| plan_table(spec, m, observed.tables.get(&m.table).unwrap_or(&empty)))
+        .map(|m| {
+            let obs = observed.tables.get(&m.table).unwrap_or(&empty);
+            plan_table(spec, m, obs, observed)
+        })
         .collect();
-    Plan { tables }
+    let cluster_changes = cutover::cluster_changes(spec, &tables, observed);
+    Plan {
+        tables,
+        cluster_changes,
+    }
 }
 
 fn ms(d: Duration) -> u64 {
@@ -54,7 +62,7 @@ fn switched(spec: &Spec, m: &Migration, obs: &TableObs) -> bool {
     }
 }
 
-fn plan_table(spec: &Spec, m: &Migration, obs: &TableObs) -> TablePlan {
+fn plan_table(spec: &Spec, m: &Migration, obs: &TableObs, observed: &super::Observed) -> TablePlan {
     let mut tp = TablePlan {
         table: m.table.clone(),
         from: m.from.clone(),
@@ -64,16 +72,25 @@ fn plan_table(spec: &Spec, m: &Migration, obs: &TableObs) -> TablePlan {
         steps: vec![],
         blockers: vec![],
         notes: notes(spec, m),
+        warnings: vec![],
     };
     if switched(spec, m, obs) {
-        finish_after_switch(spec, m, obs, &mut tp);
+        finish_after_switch(spec, m, obs, observed, &mut tp);
         return tp;
     }
     tp.blockers = blockers(spec, m, obs);
+    tp.blockers
+        .extend(cutover::budget_blocker(spec, m, observed));
+    tp.blockers.extend(cutover::target_blocker(m, obs));
+    if obs.routing.is_some() && routed_to(obs) == Some(m.from.as_str()) {
+        tp.blockers
+            .extend(cutover::proxy_blockers(m, obs, &m.from, observed));
+    }
     if !tp.blockers.is_empty() {
         tp.action = Action::Blocked;
         return tp;
     }
+    tp.warnings = cutover::warnings(m, obs, observed);
     let start = resume_point(m, obs);
     tp.action = if start == StepKind::Preflight {
         Action::Migrate
@@ -89,14 +106,21 @@ fn plan_table(spec: &Spec, m: &Migration, obs: &TableObs) -> TablePlan {
         )
         .map(|kind| Step {
             kind,
-            detail: detail(spec, m, obs, kind),
+            detail: detail(spec, m, obs, observed, kind),
         })
         .collect();
     tp
 }
 
-/// After the routing switch only `reconfig*all` and the optional removal can remain.
-fn finish_after_switch(spec: &Spec, m: &Migration, obs: &TableObs, tp: &mut TablePlan) {
+/// After the routing switch only `reconfig*all` and the optional removal can remain; the
+/// meta-proxies must serve the target before clients are told to move.
+fn finish_after_switch(
+    spec: &Spec,
+    m: &Migration,
+    obs: &TableObs,
+    observed: &super::Observed,
+    tp: &mut TablePlan,
+) {
     let reconfigured = deny_env(obs) == Some(SOURCE_FINAL_DENY);
     let dup_left = m.remove_duplication && !obs.dups.is_empty();
     let start = match (reconfigured, dup_left) {
@@ -109,12 +133,21 @@ fn finish_after_switch(spec: &Spec, m: &Migration, obs: &TableObs, tp: &mut Tabl
     };
     tp.action = Action::Resume;
     tp.phase = Some(start);
+    if start == StepKind::Switch {
+        // Informational: apply waits for the proxies and stops for an operator if one lags.
+        let lagging = cutover::proxy_blockers(m, obs, &m.to, observed);
+        tp.warnings.extend(
+            lagging
+                .into_iter()
+                .map(|b| format!("{} ({})", b.reason, b.fix)),
+        );
+    }
     tp.steps = [StepKind::Switch, StepKind::Finish]
         .into_iter()
         .filter(|k| *k >= start)
         .map(|kind| Step {
             kind,
-            detail: detail(spec, m, obs, kind),
+            detail: detail(spec, m, obs, observed, kind),
         })
         .collect();
 }
@@ -279,7 +312,13 @@ fn resume_point(m: &Migration, obs: &TableObs) -> StepKind {
     }
 }
 
-fn detail(spec: &Spec, m: &Migration, obs: &TableObs, kind: StepKind) -> StepDetail {
+fn detail(
+    spec: &Spec,
+    m: &Migration,
+    obs: &TableObs,
+    observed: &super::Observed,
+    kind: StepKind,
+) -> StepDetail {
     let dup = obs.dups.first();
     match kind {
         StepKind::Preflight => StepDetail::Preflight,
@@ -298,9 +337,11 @@ fn detail(spec: &Spec, m: &Migration, obs: &TableObs, kind: StepKind) -> StepDet
             env_value: m.block_mode.deny_value().into(),
             mode: m.block_mode,
             max_write_block_ms: ms(m.max_write_block),
+            budget: Some(cutover::budget(spec, m, observed)),
         },
         StepKind::Drain => StepDetail::Drain {
             max_write_block_ms: ms(m.max_write_block),
+            empty_write_ms: cutover::budget(spec, m, observed).empty_write_ms,
         },
         StepKind::Switch => StepDetail::Switch {
             routing: routing_change(spec, m, obs),

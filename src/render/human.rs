@@ -39,6 +39,9 @@ pub fn write_plan(doc: &PlanDocument, color: bool, out: &mut impl Write) -> io::
     if doc.has_changes || doc.summary.blocked > 0 {
         write_legend(&p, out)?;
     }
+    if doc.has_changes {
+        write_cluster_changes(&p, doc, out)?;
+    }
     for t in doc.tables.iter().filter(|t| t.action != Action::Done) {
         write_table(&p, t, out)?;
     }
@@ -93,12 +96,35 @@ fn write_table(p: &Painter, t: &TableView, out: &mut impl Write) -> io::Result<(
     for s in &t.steps {
         write_step(p, t, s, out)?;
     }
+    for w in &t.warnings {
+        writeln!(out, "    {} {w}", p.paint(YELLOW, "warning:"))?;
+    }
     if t.action != Action::Blocked {
         for n in &t.notes {
             writeln!(out, "    note: {n}")?;
         }
     }
     writeln!(out)
+}
+
+fn write_cluster_changes(p: &Painter, doc: &PlanDocument, out: &mut impl Write) -> io::Result<()> {
+    for c in &doc.cluster_changes {
+        let symbol = if c.applied {
+            p.paint(YELLOW, "~")
+        } else {
+            p.paint(RED, "-")
+        };
+        writeln!(
+            out,
+            "{symbol} cluster {}: {}",
+            p.paint(BOLD, &c.cluster),
+            c.what
+        )?;
+        writeln!(out, "    {} → {} during its cut-overs", c.before, c.after)?;
+        writeln!(out, "    {}", c.note)?;
+        writeln!(out)?;
+    }
+    Ok(())
 }
 
 fn write_step(p: &Painter, t: &TableView, s: &StepView, out: &mut impl Write) -> io::Result<()> {
@@ -127,46 +153,117 @@ fn secs(ms: u64) -> String {
     let d = Duration::from_millis(ms);
     if ms % 1000 == 0 {
         format!("{}s", d.as_secs())
-    } else {
+    } else if ms < 1000 {
         format!("{ms}ms")
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
     }
 }
 
 /// What a step does, in words (first line on the step's row, the rest indented below).
 fn describe(t: &TableView, detail: &StepDetail) -> Vec<String> {
     match detail {
-        StepDetail::Preflight => vec![format!("check {} is available with data version 1, {} has no other {}, routing points at {}", t.table, t.to, t.table, t.from)],
-        StepDetail::Duplicate { reuse_dupid: Some(id) } => vec![format!("reuse duplication {id} to {}", t.to)],
-        StepDetail::Duplicate { reuse_dupid: None } => vec![format!("add a duplication of {} to {} with checkpoint", t.table, t.to)],
+        StepDetail::Preflight => vec![format!(
+            "check {} is available with data version 1, {} has no other {}, routing points at {}",
+            t.table, t.to, t.table, t.from
+        )],
+        StepDetail::Duplicate {
+            reuse_dupid: Some(id),
+        } => vec![format!("reuse duplication {id} to {}", t.to)],
+        StepDetail::Duplicate { reuse_dupid: None } => vec![format!(
+            "add a duplication of {} to {} with checkpoint",
+            t.table, t.to
+        )],
         StepDetail::Checkpoint { status } => {
-            let now = status.as_deref().map(|s| format!(" (now {s})")).unwrap_or_default();
+            let now = status
+                .as_deref()
+                .map(|s| format!(" (now {s})"))
+                .unwrap_or_default();
             vec![format!("wait until the duplication reaches DS_LOG{now}")]
         }
         StepDetail::CatchUp { lag, threshold } => {
             let now = lag.map(|l| format!(" (now {l})")).unwrap_or_default();
-            vec![format!("wait until {} has at most {threshold} unshipped mutations{now}", t.table)]
+            vec![format!(
+                "wait until {} has at most {threshold} unshipped mutations{now}",
+                t.table
+            )]
         }
-        StepDetail::BlockWrites { env_key, env_value, mode, max_write_block_ms } => {
-            let clients = match mode {
-                crate::spec::BlockMode::Timeout => "blocked writes get no reply",
-                crate::spec::BlockMode::Reconfig => "blocked writes get ERR_INVALID_STATE",
+        StepDetail::BlockWrites {
+            env_key,
+            env_value,
+            mode,
+            max_write_block_ms,
+            budget,
+        } => {
+            let (clients, evidence) = match mode {
+                crate::spec::BlockMode::Timeout => (
+                    "blocked writes get no reply",
+                    "leaves a probe write unanswered after a full config sync",
+                ),
+                crate::spec::BlockMode::Reconfig => (
+                    "blocked writes get ERR_INVALID_STATE",
+                    "refuses a probe write",
+                ),
             };
-            vec![
-                format!("set {env_key} = {env_value} on {} and confirm it on every primary", t.from),
-                format!("({clients}; writes are restored if the cut-over takes longer than {})", secs(*max_write_block_ms)),
-            ]
+            let mut lines = vec![
+                format!(
+                    "set {env_key} = {env_value} on {} and wait until every primary {evidence}",
+                    t.from
+                ),
+                format!(
+                    "({clients}; writes are taken again within {} of the block, restore included)",
+                    secs(*max_write_block_ms)
+                ),
+            ];
+            if let Some(b) = budget {
+                lines.push(format!(
+                    "(budget: up to {} to take effect at config_sync_interval_ms {}, {} to drain, {} reserved to restore)",
+                    secs(b.takes_effect_ms), b.config_sync_ms, secs(b.drain_ms), secs(b.restore_ms)
+                ));
+            }
+            lines
         }
-        StepDetail::Drain { max_write_block_ms } => vec![format!(
-            "wait until every partition's confirmed decree reaches its last committed decree (within {} of the block)",
-            secs(*max_write_block_ms)
+        StepDetail::Drain {
+            max_write_block_ms,
+            empty_write_ms,
+        } => {
+            let mut lines = vec![format!(
+                "wait until every partition's primary has shipped what it had prepared once the block was in force there (within {} of the block)",
+                secs(*max_write_block_ms)
+            )];
+            if let Some(gc) = empty_write_ms {
+                lines.push(format!(
+                    "(2.5 source: each partition's last write ships after its primary's next empty write, up to 2 × group_check_interval_ms = {})",
+                    secs(2 * gc)
+                ));
+            }
+            lines
+        }
+        StepDetail::Switch {
+            routing: Some(c), ..
+        } => vec![format!(
+            "compare-and-set {} (expecting version {}):",
+            c.path, c.version
         )],
-        StepDetail::Switch { routing: Some(c), .. } => vec![format!("compare-and-set {} (expecting version {}):", c.path, c.version)],
-        StepDetail::Switch { routing: None, source_env_value } => vec![
+        StepDetail::Switch {
+            routing: None,
+            source_env_value,
+        } => vec![
             format!("routing already points at {}, or is switched by hand", t.to),
-            format!("set replica.deny_client_request = {source_env_value} on {}", t.from),
+            format!(
+                "set replica.deny_client_request = {source_env_value} on {}",
+                t.from
+            ),
         ],
-        StepDetail::Finish { remove_duplication: true } => vec![format!("record the result and remove the duplication to {}", t.to)],
-        StepDetail::Finish { remove_duplication: false } => vec!["record the result (the duplication is kept)".into()],
+        StepDetail::Finish {
+            remove_duplication: true,
+        } => vec![format!(
+            "record the result and remove the duplication to {}",
+            t.to
+        )],
+        StepDetail::Finish {
+            remove_duplication: false,
+        } => vec!["record the result (the duplication is kept)".into()],
     }
 }
 

@@ -4,10 +4,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::plan::file::{SavedPlan, TOOL_VERSION};
-use crate::plan::{Action, Blocker, Plan, StepDetail, StepKind, Summary};
+use crate::plan::{Action, Blocker, ClusterChange, Plan, StepDetail, StepKind, Summary};
 
 /// Version of the JSON document; minor bumps add fields, major bumps break readers.
-pub const FORMAT_VERSION: &str = "1.0";
+pub const FORMAT_VERSION: &str = "1.1";
 
 /// The plan as JSON consumers see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,6 +18,9 @@ pub struct PlanDocument {
     pub spec_hash: String,
     pub summary: Summary,
     pub has_changes: bool,
+    /// Cluster-wide changes around the cut-overs (1.1).
+    #[serde(default)]
+    pub cluster_changes: Vec<ClusterChange>,
     pub tables: Vec<TableView>,
 }
 
@@ -32,6 +35,9 @@ pub struct TableView {
     pub steps: Vec<StepView>,
     pub blockers: Vec<Blocker>,
     pub notes: Vec<String>,
+    /// (1.1)
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// One remaining step.
@@ -66,6 +72,7 @@ impl PlanDocument {
                     .collect(),
                 blockers: t.blockers.clone(),
                 notes: t.notes.clone(),
+                warnings: t.warnings.clone(),
             })
             .collect();
         Self {
@@ -75,6 +82,7 @@ impl PlanDocument {
             spec_hash: spec_hash.into(),
             summary: plan.summary(),
             has_changes: plan.has_changes(),
+            cluster_changes: plan.cluster_changes.clone(),
             tables,
         }
     }

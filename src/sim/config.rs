@@ -43,7 +43,8 @@ impl FromStr for Version {
     }
 }
 
-/// Timings and sizes of one simulated cluster.
+/// Timings and sizes of one simulated cluster. Real servers' values are in the comments; tests
+/// shrink them (see `fidelity.md`).
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     pub version: Version,
@@ -53,10 +54,23 @@ pub struct SimConfig {
     pub replicas: usize,
     /// Replicas per partition (primary + secondaries), capped at `replicas`.
     pub replica_count: usize,
-    /// How often replica servers pull app envs from meta (`config_sync_interval_ms`).
+    /// `config_sync_interval_ms` at start-up: how often replica servers pull app envs from
+    /// the meta (real default 30 s).
     pub config_sync_interval: Duration,
-    /// How often the duplication engine advances states and ships (`duplication_sync`).
+    /// `group_check_interval_ms`: a primary idle this long writes an empty mutation (code
+    /// default 10 s on 2.5, 100 s on master; shipped config.ini 100 s).
+    pub group_check_interval: Duration,
+    /// How often the duplication engine advances states and ships.
     pub dup_tick: Duration,
+    /// Duplication sync between primaries and the meta (real: 10 s).
+    pub dup_sync_interval: Duration,
+    /// Least time between two persists of one partition's confirmed decree (real: 5 s).
+    pub dup_persist_period: Duration,
+    /// How long a meta-side duplication change is "being persisted" (a ZooKeeper write).
+    pub meta_persist_delay: Duration,
+    /// How long after a replica server dies the meta declares it dead (`fd_grace_seconds`,
+    /// shipped config 22 s).
+    pub failure_detect: Duration,
     /// Time a primary needs to prepare its checkpoint in DS_PREPARE.
     pub checkpoint_delay: Duration,
     /// Most mutations shipped per second per partition.
@@ -68,7 +82,7 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
-    /// Settings for fast tests: 100 ms config sync, quick checkpoints.
+    /// Settings for fast tests: 100 ms config sync, 300 ms group check, quick checkpoints.
     #[must_use]
     pub fn fast(version: Version) -> Self {
         Self {
@@ -77,17 +91,21 @@ impl SimConfig {
             replicas: 3,
             replica_count: 3,
             config_sync_interval: Duration::from_millis(100),
+            group_check_interval: Duration::from_millis(300),
             dup_tick: Duration::from_millis(20),
+            dup_sync_interval: Duration::from_millis(100),
+            dup_persist_period: Duration::from_millis(50),
+            meta_persist_delay: Duration::from_millis(20),
+            failure_detect: Duration::from_millis(500),
             checkpoint_delay: Duration::from_millis(100),
             ship_rate: 50_000,
             ship_batch: 200,
             rpc_timeout: Duration::from_secs(2),
         }
     }
-}
 
-impl SimConfig {
-    /// Default settings (1 s config sync) for `version`.
+    /// Default settings for `version`: 1 s config sync, 10 s group check and duplication
+    /// sync, 3 s failure detection.
     #[must_use]
     pub fn default_for(version: Version) -> Self {
         Self {
@@ -101,6 +119,11 @@ impl Default for SimConfig {
     fn default() -> Self {
         Self {
             config_sync_interval: Duration::from_secs(1),
+            group_check_interval: Duration::from_secs(10),
+            dup_sync_interval: Duration::from_secs(10),
+            dup_persist_period: Duration::from_secs(5),
+            meta_persist_delay: Duration::from_millis(50),
+            failure_detect: Duration::from_secs(3),
             checkpoint_delay: Duration::from_millis(500),
             dup_tick: Duration::from_millis(50),
             ..Self::fast(Version::V2_5)

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use super::state::{now_us, App, Cluster, Dup};
+use super::state::{now_us, App, Cluster, Dup, DupPartition};
 use crate::pegasus::base::{err, ErrorCode};
 use crate::pegasus::messages::apps::{AppStatus, PatternMatchType};
 use crate::pegasus::messages::duplication::{
@@ -69,7 +69,7 @@ pub fn add(c: &Cluster, q: &AddDuplicationRequest) -> AddDuplicationResponse {
         .remote_replica_count
         .filter(|&n| v2_6 && n > 0)
         .unwrap_or(app.max_replica_count);
-    let dup = new_dup(app, remote, checkpoint, remote_app_name, replicas);
+    let dup = new_dup(c, app, remote, checkpoint, remote_app_name, replicas);
     let resp = AddDuplicationResponse {
         err: ErrorCode::ok(),
         appid: app.id,
@@ -83,9 +83,15 @@ pub fn add(c: &Cluster, q: &AddDuplicationRequest) -> AddDuplicationResponse {
 }
 
 /// Re-adding a duplication to the same remote: `start()` is called again, which is only a
-/// valid transition while it is still DS_PREPARE.
+/// valid transition while it is still DS_PREPARE and not being persisted.
 fn re_add(appid: i32, dup: &Dup, v2_6: bool) -> AddDuplicationResponse {
-    let preparing = dup.status == DS_PREPARE;
+    let preparing = dup.status == DS_PREPARE && !dup.is_altering();
+    if v2_6 && dup.is_altering() {
+        return add_error(
+            err::BUSY,
+            format!("start dup[{appid}({})] failed: err = ERR_BUSY", dup.dupid),
+        );
+    }
     match (v2_6, preparing) {
         (true, true) => AddDuplicationResponse {
             err: ErrorCode::new(err::DUP_EXIST),
@@ -98,27 +104,26 @@ fn re_add(appid: i32, dup: &Dup, v2_6: bool) -> AddDuplicationResponse {
         (true, false) => add_error(
             err::INVALID_PARAMETERS,
             format!(
-                "start dup[{}] failed: err = ERR_INVALID_PARAMETERS",
+                "start dup[{appid}({})] failed: err = ERR_INVALID_PARAMETERS",
                 dup.dupid
             ),
         ),
-        // 2.5 answers ERR_OK; once the start fails the reply keeps its default dupid 0.
         (false, true) => AddDuplicationResponse {
             err: ErrorCode::ok(),
             appid,
             dupid: dup.dupid,
             ..Default::default()
         },
+        // v2.5.0 only logs a failed start: the reply keeps ERR_OK with appid and dupid 0.
         (false, false) => AddDuplicationResponse {
             err: ErrorCode::ok(),
-            appid,
-            dupid: 0,
             ..Default::default()
         },
     }
 }
 
 fn new_dup(
+    c: &Cluster,
     app: &App,
     remote: &str,
     checkpoint: bool,
@@ -130,7 +135,6 @@ fn new_dup(
     while app.dups.contains_key(&dupid) {
         dupid += 1;
     }
-    let n = app.partitions.len();
     Dup {
         dupid,
         remote: remote.to_string(),
@@ -140,32 +144,31 @@ fn new_dup(
         remote_app_name,
         remote_replica_count: replicas,
         // The checkpoint covers everything committed so far; shipping starts after it.
-        confirmed: app.partitions.iter().map(|p| p.last_committed).collect(),
-        reported: app
+        parts: app
             .partitions
             .iter()
-            .map(|p| (p.last_committed, p.last_committed))
+            .map(|p| DupPartition::new(p.last_committed))
             .collect(),
         status_since: Instant::now(),
         busy: false,
-        shipping: vec![false; n],
-        shipped: vec![0; n],
-        ship_rate: vec![0.0; n],
+        altering_until: Some(Instant::now() + c.config.meta_persist_delay),
     }
 }
 
-/// The entry a meta reports; partition states and remote fields only on 2.6.
+/// The entry a meta reports; partition states (initialised partitions only) and remote
+/// fields only on master.
 fn entry(dup: &Dup, v2_6: bool) -> DuplicationEntry {
     let states = dup
-        .reported
+        .parts
         .iter()
         .enumerate()
-        .map(|(p, &(confirmed_decree, last_committed_decree))| {
+        .filter(|(_, p)| p.is_inited())
+        .map(|(pidx, p)| {
             (
-                i32::try_from(p).unwrap_or(i32::MAX),
+                i32::try_from(pidx).unwrap_or(i32::MAX),
                 DuplicationPartitionState {
-                    confirmed_decree,
-                    last_committed_decree,
+                    confirmed_decree: p.confirmed,
+                    last_committed_decree: p.reported_lcd,
                 },
             )
         })
@@ -218,7 +221,8 @@ pub fn valid_alteration(from: DuplicationStatus, to: DuplicationStatus) -> bool 
         )
 }
 
-/// Handles `RPC_CM_MODIFY_DUPLICATION`.
+/// Handles `RPC_CM_MODIFY_DUPLICATION` in `alter_status`'s order: a change still being
+/// persisted answers `ERR_BUSY`; no change answers `ERR_OK` without a write (and appid 0).
 #[must_use]
 pub fn modify(c: &Cluster, q: &ModifyDuplicationRequest) -> ModifyDuplicationResponse {
     let fail = |code: &str| ModifyDuplicationResponse {
@@ -236,24 +240,26 @@ pub fn modify(c: &Cluster, q: &ModifyDuplicationRequest) -> ModifyDuplicationRes
     let Some(dup) = app.dups.get_mut(&q.dupid) else {
         return fail(err::OBJECT_NOT_FOUND);
     };
-    if let Some(to) = q.status {
-        if !valid_alteration(dup.status, to) {
-            return fail(err::INVALID_PARAMETERS);
-        }
-        if to == DS_REMOVED {
-            app.dups.remove(&q.dupid);
-            return ModifyDuplicationResponse {
-                err: ErrorCode::ok(),
-                appid,
-            };
-        }
+    if dup.is_altering() {
+        return fail(err::BUSY);
+    }
+    let to = q.status.unwrap_or(dup.status);
+    let mode = q.fail_mode.unwrap_or(dup.fail_mode);
+    if !valid_alteration(dup.status, to) {
+        return fail(err::INVALID_PARAMETERS);
+    }
+    if to == dup.status && mode == dup.fail_mode {
+        return fail(err::OK);
+    }
+    if to == DS_REMOVED {
+        app.dups.remove(&q.dupid);
+    } else {
         if to != dup.status {
             dup.status = to;
             dup.status_since = Instant::now();
         }
-    }
-    if let Some(mode) = q.fail_mode {
         dup.fail_mode = mode;
+        dup.altering_until = Some(Instant::now() + c.config.meta_persist_delay);
     }
     ModifyDuplicationResponse {
         err: ErrorCode::ok(),

@@ -4,6 +4,7 @@
 
 use std::sync::atomic::Ordering;
 
+use super::liveness;
 use super::state::Cluster;
 use crate::pegasus::messages::command::Command;
 
@@ -32,7 +33,7 @@ fn fault(c: &Cluster, args: &[&str]) -> Result<String, String> {
             let on = on_off(args.get(1))?;
             c.faults.unreachable.store(on, Ordering::Relaxed);
             if on {
-                c.faults.drop_connections.send_modify(|g| *g += 1);
+                drop_all(c);
             }
         }
         Some("slow_write_ms") => {
@@ -46,7 +47,34 @@ fn fault(c: &Cluster, args: &[&str]) -> Result<String, String> {
             .faults
             .stuck_in_app
             .store(on_off(args.get(1))?, Ordering::Relaxed),
-        Some("drop_connections") => c.faults.drop_connections.send_modify(|g| *g += 1),
+        Some("drop_connections") => drop_all(c),
+        Some("metaproxy_watch_lost") => {
+            if on_off(args.get(1))? {
+                c.directory.expire_metaproxy_sessions();
+            }
+        }
+        Some("replica_down") => {
+            let addr = args
+                .get(1)
+                .ok_or("expected HOST:PORT of a replica server")?;
+            let idx = c
+                .replicas
+                .iter()
+                .position(|r| r.to_string() == *addr)
+                .ok_or_else(|| format!("{addr} is not a replica server of {}", c.name))?;
+            liveness::set_down(c, idx, on_off(args.get(2))?);
+        }
+        Some("failover") => {
+            let (Some(table), Some(pidx)) = (args.get(1), args.get(2).and_then(|p| p.parse().ok()))
+            else {
+                return Err("usage: sim.fault failover TABLE PARTITION_INDEX".into());
+            };
+            let to = liveness::failover(c, table, pidx)?;
+            return Ok(format!(
+                "OK: primary of {table}.{pidx} is now {}",
+                c.replicas[to]
+            ));
+        }
         Some("leader") => {
             let idx: usize = args
                 .get(1)
@@ -55,11 +83,27 @@ fn fault(c: &Cluster, args: &[&str]) -> Result<String, String> {
             if idx >= c.metas.len() {
                 return Err(format!("meta index {idx} out of range"));
             }
-            c.lock().leader = idx;
+            let changed = {
+                let mut state = c.lock();
+                let changed = state.leader != idx;
+                state.leader = idx;
+                changed
+            };
+            if changed {
+                liveness::leader_changed(c);
+            }
         }
         other => return Err(format!("unknown fault {other:?}")),
     }
     Ok("OK".into())
+}
+
+/// Makes every node, meta and replica, drop its open connections.
+fn drop_all(c: &Cluster) {
+    c.faults.drop_connections.send_modify(|g| *g += 1);
+    for node in &c.faults.node_drops {
+        node.send_modify(|g| *g += 1);
+    }
 }
 
 /// `sim.table data_version NAME V`: what an old table created before data version 1 looks like.

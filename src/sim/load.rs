@@ -2,6 +2,11 @@
 //! on `ERR_INVALID_STATE`, as the Java client does), a record of every acknowledged write and
 //! of the windows in which writes were unavailable, and the check afterwards that every
 //! acknowledged write is readable where the routing points.
+//!
+//! Besides the writers of fresh keys, one task per partition writes a fixed key of that
+//! partition in a loop and reads it back: its longest gap between acknowledged writes is what
+//! a client that writes one key sees, which the table-wide gaps hide (writers move on to
+//! partitions that are not blocked yet).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,6 +32,8 @@ pub struct LoadConfig {
     pub writers_per_table: usize,
     /// Deadline of one write, retries included.
     pub op_timeout: Duration,
+    /// Pause between two writes of a partition's fixed key; `None` = no per-partition load.
+    pub partition_every: Option<Duration>,
 }
 
 /// A write acknowledged by the servers.
@@ -45,6 +52,8 @@ struct Availability {
     /// A write failed since the last acknowledgement (an outage still open at the end).
     failing: bool,
     windows_ms: Vec<u64>,
+    /// The longest gap between two acknowledgements (or the last one and the end).
+    longest_ms: u64,
 }
 
 const WINDOW_MIN: Duration = Duration::from_millis(200);
@@ -59,6 +68,7 @@ impl Availability {
     }
     fn succeeded(&mut self, acked: Instant) {
         if let Some(gap) = self.last_ack.map(|last| acked.duration_since(last)) {
+            self.longest_ms = self.longest_ms.max(ms(gap));
             if gap >= WINDOW_MIN {
                 tracing::info!(
                     gap_ms = ms(gap),
@@ -74,7 +84,9 @@ impl Availability {
     /// Closes an outage still open when the load stops.
     fn close(&mut self, ended: Instant) {
         if let (true, Some(last)) = (self.failing, self.last_ack) {
-            self.windows_ms.push(ms(ended.duration_since(last)));
+            let gap = ms(ended.duration_since(last));
+            self.windows_ms.push(gap);
+            self.longest_ms = self.longest_ms.max(gap);
         }
     }
 }
@@ -84,6 +96,9 @@ pub struct Load {
     stop: watch::Sender<bool>,
     writers: Vec<JoinHandle<WriterLog>>,
     availability: HashMap<String, Arc<Mutex<Availability>>>,
+    /// Per table, per partition (filled once the table's partition count is known).
+    partitions: HashMap<String, Arc<Mutex<Vec<Availability>>>>,
+    probes: Vec<JoinHandle<WriterLog>>,
     started: Instant,
 }
 
@@ -91,6 +106,8 @@ pub struct Load {
 struct WriterLog {
     acked: Vec<Acked>,
     failed: u64,
+    /// A fixed key read back with another value than was just acknowledged.
+    mismatched: u64,
 }
 
 /// What the load saw.
@@ -104,6 +121,12 @@ pub struct LoadReport {
     pub write_unavailable_ms: u64,
     /// Every window, per table.
     pub unavailable_windows_ms: HashMap<String, Vec<u64>>,
+    /// Longest gap between acknowledged writes of one partition's key: the headline figure.
+    pub write_unavailable_per_partition_ms: u64,
+    /// That gap per table, per partition index.
+    pub partition_unavailable_ms: HashMap<String, Vec<u64>>,
+    /// Reads of a partition's key that did not return the value just acknowledged.
+    pub read_back_mismatches: u64,
     #[serde(skip)]
     pub acked: Vec<Acked>,
 }
@@ -124,7 +147,9 @@ impl Load {
             },
         );
         let mut availability = HashMap::new();
+        let mut partitions = HashMap::new();
         let mut writers = Vec::new();
+        let mut probes = Vec::new();
         for table in &cfg.tables {
             let avail = Arc::new(Mutex::new(Availability::default()));
             availability.insert(table.clone(), avail.clone());
@@ -142,26 +167,39 @@ impl Load {
                 };
                 writers.push(tokio::spawn(writer.run(stopped.clone())));
             }
+            if let Some(every) = cfg.partition_every {
+                let per = Arc::new(Mutex::new(Vec::new()));
+                partitions.insert(table.clone(), per.clone());
+                let probe = PartitionLoad { client, every, per };
+                probes.push(tokio::spawn(probe.run(stopped.clone())));
+            }
         }
         Self {
             stop,
             writers,
             availability,
+            partitions,
+            probes,
             started: Instant::now(),
         }
     }
 
     /// Stops the writers and gathers their logs.
+    ///
+    /// # Panics
+    /// A writer panicked: its log is lost, so "nothing lost" could not be claimed.
     pub async fn finish(self) -> LoadReport {
         let _ = self.stop.send(true);
         let seconds = self.started.elapsed().as_secs_f64();
         let mut acked = Vec::new();
-        let mut failed = 0;
-        for w in self.writers {
-            if let Ok(log) = w.await {
-                acked.extend(log.acked);
-                failed += log.failed;
-            }
+        let (mut failed, mut mismatched) = (0, 0);
+        for w in self.writers.into_iter().chain(self.probes) {
+            let log = w
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+            acked.extend(log.acked);
+            failed += log.failed;
+            mismatched += log.mismatched;
         }
         let ended = Instant::now();
         let unavailable_windows_ms: HashMap<String, Vec<u64>> = self
@@ -173,22 +211,117 @@ impl Load {
                 (t, std::mem::take(&mut a.windows_ms))
             })
             .collect();
-        let worst = unavailable_windows_ms
-            .values()
-            .flatten()
-            .copied()
-            .max()
-            .unwrap_or(0);
+        let partition_unavailable_ms: HashMap<String, Vec<u64>> = self
+            .partitions
+            .into_iter()
+            .map(|(t, per)| {
+                let mut per = per.lock().expect("availability lock");
+                let gaps = per
+                    .iter_mut()
+                    .map(|a| {
+                        a.close(ended);
+                        a.longest_ms
+                    })
+                    .collect();
+                (t, gaps)
+            })
+            .collect();
+        let worst = |m: &HashMap<String, Vec<u64>>| m.values().flatten().copied().max();
         LoadReport {
             acked_writes: acked.len() as u64,
             failed_writes: failed,
             seconds,
             acked_per_second: acked.len() as f64 / seconds.max(1e-9),
-            write_unavailable_ms: worst,
+            write_unavailable_ms: worst(&unavailable_windows_ms).unwrap_or(0),
+            write_unavailable_per_partition_ms: worst(&partition_unavailable_ms).unwrap_or(0),
             unavailable_windows_ms,
+            partition_unavailable_ms,
+            read_back_mismatches: mismatched,
             acked,
         }
     }
+}
+
+/// Writes one fixed key per partition in a loop and reads it back.
+struct PartitionLoad {
+    client: TableClient,
+    every: Duration,
+    per: Arc<Mutex<Vec<Availability>>>,
+}
+
+impl PartitionLoad {
+    async fn run(self, mut stop: watch::Receiver<bool>) -> WriterLog {
+        let count = loop {
+            if *stop.borrow() {
+                return WriterLog::default();
+            }
+            match self.client.refresh().await {
+                Ok(r) => break r.partition_count,
+                Err(_) => tokio::time::sleep(self.every).await,
+            }
+        };
+        let n = usize::try_from(count).unwrap_or(0);
+        *self.per.lock().expect("availability lock") =
+            (0..n).map(|_| Availability::default()).collect();
+        let mut tasks = tokio::task::JoinSet::new();
+        for pidx in 0..count {
+            let key = crate::pegasus::key::hash_key_in_partition("fixed-", pidx, count);
+            let (client, per, every) = (self.client.clone(), self.per.clone(), self.every);
+            let stop = stop.clone();
+            let slot = usize::try_from(pidx).unwrap_or(0);
+            tasks.spawn(async move { one_partition(client, key, per, slot, every, stop).await });
+        }
+        let _ = stop.changed().await;
+        let mut log = WriterLog::default();
+        while let Some(done) = tasks.join_next().await {
+            let part = done.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+            log.failed += part.failed;
+            log.mismatched += part.mismatched;
+        }
+        log
+    }
+}
+
+async fn one_partition(
+    client: TableClient,
+    key: Vec<u8>,
+    per: Arc<Mutex<Vec<Availability>>>,
+    slot: usize,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> WriterLog {
+    let mut log = WriterLog::default();
+    for seq in 0u64.. {
+        if *stop.borrow() {
+            break;
+        }
+        let value = seq.to_string();
+        let put = client.put(&key, b"s", value.as_bytes()).await;
+        let ok = match put {
+            Ok(_) => {
+                let back = client.get(&key, b"s").await;
+                if matches!(&back, Ok(v) if v.as_deref() != Some(value.as_bytes())) {
+                    log.mismatched += 1;
+                }
+                true
+            }
+            Err(_) => false,
+        };
+        {
+            let mut per = per.lock().expect("availability lock");
+            if ok {
+                per[slot].succeeded(Instant::now());
+            } else {
+                log.failed += 1;
+                per[slot].failed();
+            }
+        }
+        tokio::select! {
+            _ = stop.changed() => break,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+    log
 }
 
 struct Writer {

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use super::app_envs;
 use super::duplication;
 use super::faults;
 use super::server::{Handler, Outcome};
@@ -190,12 +191,19 @@ impl MetaNode {
 
     fn list_nodes(&self) -> ListNodesResponse {
         let v2_6 = self.cluster.config.version.is_2_6();
+        let state = self.cluster.lock();
+        // Dead servers stay listed (`meta_service::on_list_nodes`).
         let infos = self
             .cluster
             .replicas
             .iter()
-            .map(|a| NodeInfo {
-                status: NodeStatus::NS_ALIVE,
+            .zip(&state.nodes)
+            .map(|(a, n)| NodeInfo {
+                status: if n.listed_alive {
+                    NodeStatus::NS_ALIVE
+                } else {
+                    NodeStatus::NS_UNALIVE
+                },
                 node: RpcAddress::from_socket(v4(*a)),
                 hp_node: v2_6.then(|| HostPort::new("localhost", a.port())),
             })
@@ -253,18 +261,20 @@ impl Handler for MetaNode {
             ListApps::NAME => self.leader_only::<ListApps>(&req, |q| self.list_apps(&q)),
             ClusterInfo::NAME => self.leader_only::<ClusterInfo>(&req, |_| self.cluster_info()),
             ListNodes::NAME => self.leader_only::<ListNodes>(&req, |_| self.list_nodes()),
-            UpdateAppEnv::NAME => self.leader_only::<UpdateAppEnv>(&req, |q| {
-                match tables::update_envs(&mut c.lock(), &q) {
-                    Ok(()) => UpdateAppEnvResponse {
-                        err: ErrorCode::ok(),
-                        hint_message: String::new(),
-                    },
-                    Err((code, hint)) => UpdateAppEnvResponse {
-                        err: ErrorCode::new(code),
-                        hint_message: hint,
-                    },
-                }
-            }),
+            UpdateAppEnv::NAME => {
+                self.leader_only::<UpdateAppEnv>(&req, |q| {
+                    match app_envs::update(&mut c.lock(), &q, c.config.version.is_2_6()) {
+                        Ok(()) => UpdateAppEnvResponse {
+                            err: ErrorCode::ok(),
+                            hint_message: String::new(),
+                        },
+                        Err((code, hint)) => UpdateAppEnvResponse {
+                            err: ErrorCode::new(code),
+                            hint_message: hint,
+                        },
+                    }
+                })
+            }
             CreateApp::NAME => self.leader_only::<CreateApp>(&req, |q| {
                 let r = tables::create_app(c, &mut c.lock(), &q.app_name, &q.options);
                 app_result(r.map(|appid| CreateAppResponse {

@@ -6,10 +6,15 @@
 //! it is dropped. Clusters that share a [`Directory`] know each other, as
 //! `[pegasus.clusters]` and `[duplication-group]` make real clusters do.
 
+pub mod app_envs;
 pub mod config;
 pub mod duplication;
+pub mod dupsync;
 pub mod envsync;
 pub mod faults;
+pub mod flags;
+pub mod groupcheck;
+pub mod liveness;
 pub mod load;
 pub mod meta;
 pub mod metaproxy;
@@ -20,6 +25,7 @@ pub mod shipping;
 pub mod state;
 pub mod storage;
 pub mod tables;
+pub mod world;
 pub mod zk_server;
 
 use std::net::SocketAddr;
@@ -86,9 +92,13 @@ impl SimCluster {
                 cluster: cluster.clone(),
                 index,
             });
-            tokio::spawn(server::serve(l, node, stop.clone(), drops.clone()));
+            let node_drops = cluster.faults.node_drops[index].subscribe();
+            tokio::spawn(server::serve(l, node, stop.clone(), node_drops));
             tokio::spawn(envsync::run(cluster.clone(), index, stop.clone()));
         }
+        tokio::spawn(groupcheck::run(cluster.clone(), stop.clone()));
+        tokio::spawn(dupsync::run(cluster.clone(), stop.clone()));
+        tokio::spawn(liveness::run(cluster.clone(), stop.clone()));
         tokio::spawn(shipping::run(cluster.clone(), stop));
         Ok(Self { cluster, shutdown })
     }

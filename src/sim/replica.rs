@@ -10,7 +10,7 @@ use super::server::{Handler, Outcome};
 use super::state::{App, Cluster, State};
 use super::storage::{self, Write};
 use super::{replica_views, tables};
-use crate::pegasus::base::{err, Blob, ErrorCode};
+use crate::pegasus::base::{err, Blob, ErrorCode, Gpid};
 use crate::pegasus::frame::{self, Request};
 use crate::pegasus::key;
 use crate::pegasus::messages::apps::{QueryAppInfo, QueryAppInfoResponse};
@@ -18,6 +18,10 @@ use crate::pegasus::messages::command::RemoteCommand;
 use crate::pegasus::messages::data::{
     rocksdb, Duplicate, DuplicateRequest, DuplicateResponse, Get, KeyValue, MultiGet,
     MultiGetRequest, MultiGetResponse, MultiPut, Put, ReadResponse, Remove, UpdateResponse,
+};
+use crate::pegasus::messages::replica_admin::{
+    ManualCompactionStatus, PartitionStatus, QueryReplicaInfo, QueryReplicaInfoResponse,
+    ReplicaInfo,
 };
 use crate::pegasus::messages::Rpc;
 use crate::pegasus::thrift::Wire;
@@ -55,9 +59,7 @@ impl ReplicaNode {
         let part = usize::try_from(pidx)
             .ok()
             .and_then(|p| app.and_then(|a| a.partitions.get(p)));
-        let Some(part) =
-            part.filter(|p| p.primary == self.index || p.secondaries.contains(&self.index))
-        else {
+        let Some(part) = part.filter(|p| p.hosted_on(self.index)) else {
             return Err(Self::error(req, err::OBJECT_NOT_FOUND));
         };
         if let Some(deny) = state.nodes[self.index].deny.get(&app_id) {
@@ -178,30 +180,58 @@ impl ReplicaNode {
         })
     }
 
-    /// The tables this node hosts, with the envs it applied at its last config sync (how an
-    /// operator can confirm an env change is in force on a replica).
+    /// The tables this node hosts, with the envs each replica was created with: config sync
+    /// never updates them (`replica::on_config_sync`), so they cannot show an applied env.
     fn query_app_info(&self, req: &Request) -> Outcome {
         let state = self.cluster.lock();
         let v2_6 = self.cluster.config.version.is_2_6();
-        let node = &state.nodes[self.index];
-        let hosted = |a: &&App| {
-            a.partitions
-                .iter()
-                .any(|p| p.primary == self.index || p.secondaries.contains(&self.index))
-        };
         let apps = state
             .apps
             .values()
-            .filter(hosted)
+            .filter(|a| a.partitions.iter().any(|p| p.hosted_on(self.index)))
             .map(|a| {
                 let mut info = tables::app_info(a, v2_6);
-                info.envs = node.envs.get(&a.id).cloned().unwrap_or_default();
+                info.envs = a.created_envs.clone();
                 info
             })
             .collect();
         respond::<QueryAppInfo>(req, |_| QueryAppInfoResponse {
             err: ErrorCode::ok(),
             apps,
+        })
+    }
+
+    /// Every replica this node hosts, with its role, ballot and decrees
+    /// (`replica_stub::on_query_replica_info`; the request is not looked at).
+    fn query_replica_info(&self, req: &Request) -> Outcome {
+        let state = self.cluster.lock();
+        let mut replicas = Vec::new();
+        for app in state.apps.values() {
+            for (pidx, p) in app.partitions.iter().enumerate() {
+                if !p.hosted_on(self.index) {
+                    continue;
+                }
+                let status = if p.primary == self.index {
+                    PartitionStatus::PS_PRIMARY
+                } else {
+                    PartitionStatus::PS_SECONDARY
+                };
+                replicas.push(ReplicaInfo {
+                    pid: Gpid::new(app.id, i32::try_from(pidx).unwrap_or(i32::MAX)),
+                    ballot: p.ballot,
+                    status,
+                    last_committed_decree: p.last_committed,
+                    last_prepared_decree: p.last_committed,
+                    last_durable_decree: p.last_committed,
+                    app_type: app.app_type.clone(),
+                    disk_tag: "data0".into(),
+                    manual_compact_status: Some(ManualCompactionStatus::IDLE),
+                });
+            }
+        }
+        respond::<QueryReplicaInfo>(req, |_| QueryReplicaInfoResponse {
+            err: ErrorCode::ok(),
+            replicas,
         })
     }
 
@@ -291,6 +321,7 @@ impl Handler for ReplicaNode {
     fn handle(&self, req: Request) -> Outcome {
         match req.name.as_str() {
             QueryAppInfo::NAME => self.query_app_info(&req),
+            QueryReplicaInfo::NAME => self.query_replica_info(&req),
             RemoteCommand::NAME => respond::<RemoteCommand>(&req, |c| {
                 replica_views::command(self, &c.cmd, &c.arguments)
             }),
@@ -303,6 +334,6 @@ impl Handler for ReplicaNode {
     }
 
     fn refuses(&self) -> bool {
-        self.cluster.faults.is_unreachable()
+        self.cluster.faults.is_unreachable() || !self.cluster.lock().nodes[self.index].alive
     }
 }

@@ -1,6 +1,7 @@
-//! Owns the read-only views a replica server offers about duplication and data: the 2.5
-//! perf counters (`perf-counters-by-substr`), `/replica/data_version`, `/replica/duplication`
-//! and the 2.6 `/metrics` endpoint.
+//! Owns the views a replica server offers about duplication and data: the 2.5 perf counters
+//! (`perf-counters-by-substr`), `/replica/data_version`, `/replica/duplication`
+//! (`replica_http_service.cpp`, `duplication_sync_timer.cpp get_dup_states`), the 2.6
+//! `/metrics` endpoint, and routing of `/config` and `/updateConfig` to `flags`.
 
 use serde_json::{json, Value};
 
@@ -14,8 +15,16 @@ fn primaries<'a>(node: &'a ReplicaNode, app: &'a App) -> impl Iterator<Item = us
     (0..app.partitions.len()).filter(move |&p| app.partitions[p].primary == node.index)
 }
 
-fn pending(app: &App, dup: &Dup, pidx: usize) -> i64 {
-    (app.partitions[pidx].last_committed - dup.confirmed[pidx]).max(0)
+/// `not_duplicated_mutations_num`: committed on the primary but not yet shipped and
+/// acknowledged by the remote.
+fn not_duplicated(app: &App, dup: &Dup, pidx: usize) -> i64 {
+    (app.partitions[pidx].last_committed - dup.parts[pidx].last_decree).max(0)
+}
+
+/// `not_confirmed_mutations_num`: committed on the primary but not confirmed by the meta, as
+/// the primary last heard it.
+fn not_confirmed(app: &App, dup: &Dup, pidx: usize) -> i64 {
+    (app.partitions[pidx].last_committed - dup.parts[pidx].replica_confirmed).max(0)
 }
 
 /// Runs a remote command on a replica server.
@@ -40,12 +49,12 @@ fn perf_counters(node: &ReplicaNode, wanted: impl Fn(&str) -> bool) -> String {
         let mut node_pending = 0;
         for app in state.apps.values() {
             for dup in app.dups.values() {
-                for p in primaries(node, app) {
-                    node_pending += pending(app, dup, p);
+                for p in primaries(node, app).filter(|&p| dup.parts[p].duplicator) {
+                    node_pending += not_duplicated(app, dup, p);
                     if v2_5 && dup.status == DuplicationStatus::DS_LOG {
                         let name = format!("replica*app.pegasus*dup_shipped_ops@{}.{p}", app.id);
-                        counters
-                            .push(json!({"name": name, "type": "RATE", "value": dup.ship_rate[p]}));
+                        let rate = dup.parts[p].ship_rate;
+                        counters.push(json!({"name": name, "type": "RATE", "value": rate}));
                     }
                 }
             }
@@ -66,13 +75,16 @@ fn perf_counters(node: &ReplicaNode, wanted: impl Fn(&str) -> bool) -> String {
 /// Serves the replica HTTP endpoints.
 #[must_use]
 pub fn http(node: &ReplicaNode, path: &str) -> (u16, String) {
+    let full = path;
     let (path, query) = parse_query(path);
     let param = |k: &str| query.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
     match path {
         "/replica/data_version" => data_version(node, param("app_id")),
         "/replica/duplication" => duplication(node, param("appid")),
         "/metrics" if node.cluster.config.version.is_2_6() => metrics(node, param("attributes")),
-        _ => (404, format!("{{\"error\":\"not found: {path}\"}}")),
+        "/config" => super::flags::get(node, full),
+        "/updateConfig" => super::flags::update(node, full),
+        _ => (404, format!("service not found for \"{path}\"")),
     }
 }
 
@@ -94,7 +106,7 @@ fn data_version(node: &ReplicaNode, app_id: Option<&str>) -> (u16, String) {
         .partitions
         .iter()
         .enumerate()
-        .filter(|(_, p)| p.primary == node.index || p.secondaries.contains(&node.index))
+        .filter(|(_, p)| p.hosted_on(node.index))
         .map(|(i, _)| {
             (
                 i.to_string(),
@@ -108,33 +120,46 @@ fn data_version(node: &ReplicaNode, app_id: Option<&str>) -> (u16, String) {
     (200, Value::Object(hosted).to_string())
 }
 
+/// `/replica/duplication?appid=N`: per duplication, the primaries on this node that run a
+/// duplicator; 404 when there are none.
 fn duplication(node: &ReplicaNode, appid: Option<&str>) -> (u16, String) {
-    let id = match parse_id(appid, "appid") {
-        Ok(id) => id,
-        Err(e) => return e,
+    let id = match appid {
+        None | Some("") => return (400, "appid should not be empty".into()),
+        Some(raw) => match raw.parse::<i32>() {
+            Ok(id) if id >= 0 => id,
+            _ => return (400, format!("invalid appid={raw}")),
+        },
     };
     let state = node.cluster.lock();
+    let no_primary = || (404, format!("no primary for app [appid={id}]"));
     let Some(app) = state.apps.get(&id) else {
-        return (404, format!("appid={id} not found"));
+        return no_primary();
     };
+    if primaries(node, app).next().is_none() {
+        return no_primary();
+    }
     let v2_6 = node.cluster.config.version.is_2_6();
     let mut out = serde_json::Map::new();
     for dup in app.dups.values() {
         let mut parts = serde_json::Map::new();
-        for p in primaries(node, app) {
-            let n = pending(app, dup, p);
+        for p in primaries(node, app).filter(|&p| dup.parts[p].duplicator) {
             let mut st = json!({
-                "duplicating": dup.status == DuplicationStatus::DS_LOG,
-                "not_confirmed_mutations_num": n,
-                "not_duplicated_mutations_num": n,
+                "duplicating": dup.status != DuplicationStatus::DS_PAUSE,
                 "fail_mode": dup.fail_mode.name(),
+                "not_confirmed_mutations_num": not_confirmed(app, dup, p),
+                "not_duplicated_mutations_num": not_duplicated(app, dup, p),
             });
             if v2_6 {
                 st["remote_app_name"] = json!(dup.remote_app_name);
             }
             parts.insert(format!("{}.{p}", app.id), st);
         }
-        out.insert(dup.dupid.to_string(), Value::Object(parts));
+        if !parts.is_empty() {
+            out.insert(dup.dupid.to_string(), Value::Object(parts));
+        }
+    }
+    if out.is_empty() {
+        return (404, format!("no duplication assigned for app [appid={id}]"));
     }
     (200, Value::Object(out).to_string())
 }
@@ -156,8 +181,8 @@ fn metrics(node: &ReplicaNode, attributes: Option<&str>) -> (u16, String) {
         .filter(|a| table_filter.is_none_or(|t| t == a.id))
     {
         for p in primaries(node, app) {
-            let pend: i64 = app.dups.values().map(|d| pending(app, d, p)).sum();
-            let shipped: u64 = app.dups.values().map(|d| d.shipped[p]).sum();
+            let pend: i64 = app.dups.values().map(|d| not_duplicated(app, d, p)).sum();
+            let shipped: u64 = app.dups.values().map(|d| d.parts[p].shipped).sum();
             entities.push(json!({
                 "type": "replica",
                 "id": format!("replica@{}.{p}", app.id),

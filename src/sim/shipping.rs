@@ -15,8 +15,8 @@ use std::time::Instant;
 use tokio::sync::watch;
 
 use super::state::{
-    Cluster, Dup, Record, FOLLOWER_STATUS_ENV, MASTER_APP_NAME_ENV, MASTER_CLUSTER_ENV,
-    MASTER_METAS_ENV,
+    Cluster, Dup, Record, EMPTY_WRITE, FOLLOWER_STATUS_ENV, MASTER_APP_NAME_ENV,
+    MASTER_CLUSTER_ENV, MASTER_METAS_ENV,
 };
 use crate::pegasus::base::{Blob, Gpid, TaskCode};
 use crate::pegasus::key;
@@ -88,7 +88,7 @@ impl Engine {
         )
     }
 
-    /// Decides this tick's steps; refreshes what the meta has heard from primaries.
+    /// Decides this tick's steps and refreshes the shipping rates.
     fn plan_tick(&self, last_shipped: &mut HashMap<(i32, i32), Vec<u64>>) -> Vec<Step> {
         let c = &self.cluster;
         let tick_secs = c.config.dup_tick.as_secs_f64();
@@ -96,6 +96,7 @@ impl Engine {
             ((f64::from(c.config.ship_rate) * tick_secs) as usize).clamp(1, c.config.ship_batch);
         let mut steps = Vec::new();
         let mut state = c.lock();
+        let alive: Vec<bool> = state.nodes.iter().map(|n| n.alive).collect();
         for app in state.apps.values_mut() {
             let (app_id, envs, max_replicas, name) = (
                 app.id,
@@ -105,20 +106,7 @@ impl Engine {
             );
             let partitions = &app.partitions;
             for dup in app.dups.values_mut() {
-                dup.reported = dup
-                    .confirmed
-                    .iter()
-                    .zip(partitions)
-                    .map(|(&c, p)| (c, p.last_committed))
-                    .collect();
-                let prev = last_shipped
-                    .entry((app_id, dup.dupid))
-                    .or_insert_with(|| dup.shipped.clone());
-                for (p, rate) in dup.ship_rate.iter_mut().enumerate() {
-                    let delta = dup.shipped[p].saturating_sub(prev[p]) as f64;
-                    *rate = 0.5 * *rate + 0.5 * delta / tick_secs;
-                }
-                prev.clone_from(&dup.shipped);
+                update_rates(dup, last_shipped, app_id, tick_secs);
                 let r = DupRef {
                     app_id,
                     dupid: dup.dupid,
@@ -141,7 +129,16 @@ impl Engine {
                             partitions.iter().map(|p| p.data.clone()).collect(),
                         ));
                     }
-                    DS_LOG => steps.extend(ship_steps(dup, partitions, &r, budget, c.cluster_id)),
+                    DS_LOG => {
+                        let rule = LoadRule::of(c.config.version);
+                        let ctx = ShipCtx {
+                            budget,
+                            own_id: c.cluster_id,
+                            rule,
+                            alive: &alive,
+                        };
+                        steps.extend(ship_steps(dup, partitions, &r, &ctx));
+                    }
                     _ => {}
                 }
             }
@@ -296,6 +293,7 @@ impl Engine {
         from: DuplicationStatus,
         to: Option<DuplicationStatus>,
     ) {
+        let persist = self.cluster.config.meta_persist_delay;
         let mut state = self.cluster.lock();
         let Some(dup) = dup_mut(&mut state, r) else {
             return;
@@ -304,6 +302,7 @@ impl Engine {
         if let Some(to) = to.filter(|_| dup.status == from) {
             dup.status = to;
             dup.status_since = Instant::now();
+            dup.altering_until = Some(dup.status_since + persist);
         }
     }
 
@@ -312,14 +311,14 @@ impl Engine {
         let Some(app) = state.apps.get_mut(&r.app_id) else {
             return;
         };
-        if let Some(dup) = app.dups.get_mut(&r.dupid) {
-            dup.shipping[pidx] = false;
+        if let Some(part) = app.dups.get_mut(&r.dupid).map(|d| &mut d.parts[pidx]) {
+            part.shipping = false;
             if let Some((decree, n)) = done {
-                dup.confirmed[pidx] = dup.confirmed[pidx].max(decree);
-                dup.shipped[pidx] += n;
+                part.last_decree = part.last_decree.max(decree);
+                part.shipped += n;
             }
         }
-        let floor = app.min_confirmed(pidx).unwrap_or(i64::MAX);
+        let floor = app.log_floor(pidx).unwrap_or(i64::MAX);
         let log = &mut app.partitions[pidx].log;
         while log.front().is_some_and(|m| m.decree <= floor) {
             log.pop_front();
@@ -362,43 +361,113 @@ fn follower_options(
     }
 }
 
-/// Shipping steps for partitions of `dup` that have unshipped mutations and nothing in flight.
+/// Which logged mutations a primary's duplicator may load.
+#[derive(Debug, Clone, Copy)]
+enum LoadRule {
+    /// v2.5.0 `load_mutation::run`: up to `max_commit_on_disk`, the newest logged mutation's
+    /// committed decree, so mutation N waits until N+1 is logged.
+    MaxCommitOnDisk,
+    /// master (a774afea1): up to the last applied decree.
+    LastApplied,
+}
+
+impl LoadRule {
+    fn of(version: super::Version) -> Self {
+        if version.is_2_6() {
+            Self::LastApplied
+        } else {
+            Self::MaxCommitOnDisk
+        }
+    }
+
+    /// The highest decree loadable in a partition whose last committed decree is `lcd`
+    /// (each mutation carries its predecessor as its committed decree).
+    fn loadable(self, lcd: i64) -> i64 {
+        match self {
+            Self::MaxCommitOnDisk => (lcd - 1).max(0),
+            Self::LastApplied => lcd,
+        }
+    }
+}
+
+struct ShipCtx<'a> {
+    budget: usize,
+    own_id: i8,
+    rule: LoadRule,
+    alive: &'a [bool],
+}
+
+fn update_rates(
+    dup: &mut Dup,
+    last_shipped: &mut HashMap<(i32, i32), Vec<u64>>,
+    app_id: i32,
+    tick_secs: f64,
+) {
+    let prev = last_shipped
+        .entry((app_id, dup.dupid))
+        .or_insert_with(|| dup.parts.iter().map(|p| p.shipped).collect());
+    for (part, prev) in dup.parts.iter_mut().zip(prev.iter_mut()) {
+        let delta = part.shipped.saturating_sub(*prev) as f64;
+        part.ship_rate = 0.5 * part.ship_rate + 0.5 * delta / tick_secs;
+        *prev = part.shipped;
+    }
+}
+
+/// Shipping steps for partitions of `dup` whose primary runs a duplicator with loadable
+/// mutations and nothing in flight. Empty writes are never shipped, but a batch of them
+/// still advances `last_decree`.
 fn ship_steps(
     dup: &mut Dup,
     partitions: &[super::state::Partition],
     r: &DupRef,
-    budget: usize,
-    own_id: i8,
+    ctx: &ShipCtx<'_>,
 ) -> Vec<Step> {
     let mut steps = Vec::new();
     for (pidx, p) in partitions.iter().enumerate() {
-        if dup.shipping[pidx] || dup.confirmed[pidx] >= p.last_committed {
+        let part = &mut dup.parts[pidx];
+        let loadable = ctx.rule.loadable(p.last_committed);
+        if !part.duplicator
+            || part.shipping
+            || !ctx.alive.get(p.primary).copied().unwrap_or(false)
+            || part.last_decree >= loadable
+        {
             continue;
         }
-        let from = dup.confirmed[pidx];
+        let from = part.last_decree;
         let batch: Vec<_> = p
             .log
             .iter()
-            .filter(|m| m.decree > from)
-            .take(budget)
+            .filter(|m| m.decree > from && m.decree <= loadable)
+            .take(ctx.budget)
             .collect();
         let Some(last) = batch.last() else {
-            // Nothing logged past the confirmed decree (e.g. writes before the checkpoint).
-            dup.confirmed[pidx] = p.last_committed;
+            // Nothing logged past it (writes before the duplication started).
+            part.last_decree = loadable;
             continue;
         };
-        let (last_decree, hash) = (last.decree, last.hash);
-        let entries = batch
+        let last_decree = last.decree;
+        // A batch is routed by a write's hash; empty writes have none.
+        let hash = batch
             .iter()
+            .rev()
+            .find(|m| m.code != EMPTY_WRITE)
+            .map(|m| m.hash);
+        let entries: Vec<_> = batch
+            .iter()
+            .filter(|m| m.code != EMPTY_WRITE)
             .map(|m| DuplicateEntry {
                 timestamp: Some(m.timestamp_us),
                 task_code: Some(TaskCode(m.code.to_string())),
                 raw_message: Some(Blob(m.raw.clone())),
-                cluster_id: Some(own_id),
+                cluster_id: Some(ctx.own_id),
                 verify_timetag: None,
             })
             .collect();
-        dup.shipping[pidx] = true;
+        let Some(hash) = hash else {
+            part.last_decree = last_decree;
+            continue;
+        };
+        part.shipping = true;
         steps.push(Step::Ship(r.clone(), pidx, entries, last_decree, hash));
     }
     steps

@@ -20,9 +20,37 @@ pub use crate::pegasus::envs::{
     DENY_ENV, FOLLOWER_STATUS_ENV, MASTER_APP_NAME_ENV, MASTER_CLUSTER_ENV, MASTER_METAS_ENV,
 };
 
-/// What other clusters this one knows (`[pegasus.clusters]` and `[duplication-group]`).
-#[derive(Debug, Clone, Default)]
-pub struct Directory(Arc<Mutex<HashMap<String, Peer>>>);
+/// What other clusters this one knows (`[pegasus.clusters]` and `[duplication-group]`), and
+/// the switches shared by everything in one simulated world (the meta-proxies' ZooKeeper
+/// sessions).
+#[derive(Debug, Clone)]
+pub struct Directory {
+    peers: Arc<Mutex<HashMap<String, Peer>>>,
+    /// Bumped to end every meta-proxy watch, as a ZooKeeper session expiry does.
+    metaproxy_sessions: Arc<watch::Sender<u64>>,
+}
+
+impl Default for Directory {
+    fn default() -> Self {
+        Self {
+            peers: Arc::default(),
+            metaproxy_sessions: Arc::new(watch::channel(0).0),
+        }
+    }
+}
+
+impl Directory {
+    /// What meta-proxies watch to learn their sessions expired.
+    #[must_use]
+    pub fn metaproxy_sessions(&self) -> watch::Receiver<u64> {
+        self.metaproxy_sessions.subscribe()
+    }
+
+    /// Expires every meta-proxy's ZooKeeper session: all their watches end.
+    pub fn expire_metaproxy_sessions(&self) {
+        self.metaproxy_sessions.send_modify(|g| *g += 1);
+    }
+}
 
 /// A cluster as seen from another one.
 #[derive(Debug, Clone)]
@@ -34,7 +62,7 @@ pub struct Peer {
 impl Directory {
     /// Registers a cluster.
     pub fn insert(&self, name: &str, peer: Peer) {
-        self.0
+        self.peers
             .lock()
             .expect("directory lock")
             .insert(name.to_string(), peer);
@@ -42,12 +70,16 @@ impl Directory {
     /// Looks a cluster up by name.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<Peer> {
-        self.0.lock().expect("directory lock").get(name).cloned()
+        self.peers
+            .lock()
+            .expect("directory lock")
+            .get(name)
+            .cloned()
     }
     /// Whether some cluster has duplication-group id `id`.
     #[must_use]
     pub fn knows_id(&self, id: i8) -> bool {
-        self.0
+        self.peers
             .lock()
             .expect("directory lock")
             .values()
@@ -88,6 +120,9 @@ impl Deny {
     }
 }
 
+/// The task code of a primary's empty write (group check); never shipped.
+pub const EMPTY_WRITE: &str = "RPC_REPLICATION_WRITE_EMPTY";
+
 /// One logged write, kept while a duplication may still need to ship it.
 #[derive(Debug, Clone)]
 pub struct Mutation {
@@ -107,8 +142,9 @@ pub struct Record {
     pub timetag: u64,
 }
 
-/// One partition: its replicas, data and decrees.
-#[derive(Debug, Clone, Default)]
+/// One partition: its replicas, data and decrees. The data is shared by its replicas, so a
+/// failover never loses an acknowledged write.
+#[derive(Debug, Clone)]
 pub struct Partition {
     pub primary: usize,
     pub secondaries: Vec<usize>,
@@ -116,6 +152,114 @@ pub struct Partition {
     pub last_committed: i64,
     pub data: BTreeMap<Vec<u8>, Record>,
     pub log: VecDeque<Mutation>,
+    /// The primary's last prepare (client write or empty write): group check writes an empty
+    /// mutation once it is `group_check_interval` old.
+    pub last_prepare: Instant,
+    /// When the current primary took over; its group-check rounds run from here.
+    pub primary_since: Instant,
+    /// Group-check rounds the current primary has run.
+    pub group_checks: u64,
+}
+
+impl Partition {
+    /// A partition served by `primary` and `secondaries`, with no data.
+    #[must_use]
+    pub fn new(primary: usize, secondaries: Vec<usize>) -> Self {
+        let now = Instant::now();
+        Self {
+            primary,
+            secondaries,
+            ballot: 1,
+            last_committed: 0,
+            data: BTreeMap::new(),
+            log: VecDeque::new(),
+            last_prepare: now,
+            primary_since: now,
+            group_checks: 0,
+        }
+    }
+
+    /// Whether `node` holds a replica of this partition.
+    #[must_use]
+    pub fn hosted_on(&self, node: usize) -> bool {
+        self.primary == node || self.secondaries.contains(&node)
+    }
+
+    /// Makes `node` the primary under a higher ballot; the old primary stays a secondary if
+    /// `keep_old`, else it leaves the configuration.
+    pub fn promote(&mut self, node: usize, keep_old: bool) {
+        let old = self.primary;
+        self.secondaries.retain(|&n| n != node && n != old);
+        if keep_old && old != node {
+            self.secondaries.push(old);
+        }
+        self.primary = node;
+        self.ballot += 1;
+        self.primary_since = Instant::now();
+        self.last_prepare = self.primary_since;
+        self.group_checks = 0;
+    }
+}
+
+/// One partition's duplication progress, on its primary and on the meta.
+#[derive(Debug, Clone)]
+pub struct DupPartition {
+    /// The primary has a duplicator for this duplication (created at a duplication sync).
+    pub duplicator: bool,
+    /// Where a brand-new duplicator starts while the meta has no confirmed decree yet.
+    pub start_decree: i64,
+    /// Primary: highest decree shipped and acknowledged by the remote (`last_decree`).
+    pub last_decree: i64,
+    /// Primary: the meta's stored confirmed decree, as its last duplication sync returned it.
+    pub replica_confirmed: i64,
+    /// Meta: the persisted confirmed decree (−1 until the first persist).
+    pub confirmed: i64,
+    /// Meta (master): last committed decree the primary last reported; −1 when unknown.
+    pub reported_lcd: i64,
+    /// Meta: from when this partition's progress is initialised (listed in
+    /// `partition_states`); `None` while it is not.
+    pub inited_at: Option<Instant>,
+    /// Meta: when the confirmed decree was last persisted.
+    pub persisted_at: Option<Instant>,
+    /// A duplicate RPC is in flight.
+    pub shipping: bool,
+    /// Mutations shipped.
+    pub shipped: u64,
+    /// Recent shipping rate in mutations per second (2.5 counters).
+    pub ship_rate: f64,
+}
+
+impl DupPartition {
+    /// Progress of a new duplication whose checkpoint covers decrees up to `start_decree`.
+    #[must_use]
+    pub fn new(start_decree: i64) -> Self {
+        Self {
+            duplicator: false,
+            start_decree,
+            last_decree: start_decree,
+            replica_confirmed: -1,
+            confirmed: -1,
+            reported_lcd: -1,
+            inited_at: Some(Instant::now()),
+            persisted_at: None,
+            shipping: false,
+            shipped: 0,
+            ship_rate: 0.0,
+        }
+    }
+
+    /// Whether the meta lists this partition in `partition_states`.
+    #[must_use]
+    pub fn is_inited(&self) -> bool {
+        self.inited_at.is_some_and(|t| Instant::now() >= t)
+    }
+
+    /// Lowest decree the private log must keep for this duplication: a new primary re-ships
+    /// from the meta's confirmed decree.
+    #[must_use]
+    pub fn log_floor(&self) -> i64 {
+        self.last_decree.min(self.confirmed.max(self.start_decree))
+    }
 }
 
 /// One duplication of a table.
@@ -128,21 +272,22 @@ pub struct Dup {
     pub create_ts_ms: i64,
     pub remote_app_name: String,
     pub remote_replica_count: i32,
-    /// Highest decree shipped and acknowledged, per partition.
-    pub confirmed: Vec<i64>,
-    /// (confirmed, last committed) per partition as the meta last heard them at a
-    /// duplication sync; what 2.6 reports in `partition_states`.
-    pub reported: Vec<(i64, i64)>,
+    /// Progress per partition.
+    pub parts: Vec<DupPartition>,
     /// When the current status began (drives the checkpoint delay).
     pub status_since: Instant,
     /// A status step (create follower, copy checkpoint) is in flight.
     pub busy: bool,
-    /// Partitions with a duplicate RPC in flight.
-    pub shipping: Vec<bool>,
-    /// Mutations shipped, per partition.
-    pub shipped: Vec<u64>,
-    /// Recent shipping rate in mutations per second, per partition (2.5 counters).
-    pub ship_rate: Vec<f64>,
+    /// A status change is being persisted until then; a modify meanwhile gets `ERR_BUSY`.
+    pub altering_until: Option<Instant>,
+}
+
+impl Dup {
+    /// Whether a status change is still being persisted.
+    #[must_use]
+    pub fn is_altering(&self) -> bool {
+        self.altering_until.is_some_and(|t| Instant::now() < t)
+    }
 }
 
 /// One table.
@@ -154,6 +299,9 @@ pub struct App {
     pub app_type: String,
     pub max_replica_count: i32,
     pub envs: BTreeMap<String, String>,
+    /// The envs the table was created with: what replicas report in their app info, which
+    /// config sync never updates.
+    pub created_envs: BTreeMap<String, String>,
     pub data_version: u32,
     pub create_second: i64,
     pub drop_second: i64,
@@ -167,18 +315,50 @@ impl App {
     pub fn is_duplicating(&self) -> bool {
         !self.dups.is_empty()
     }
-    /// Lowest decree any duplication still has to ship from, per partition.
+    /// Lowest decree the private log of `pidx` must keep for the duplications.
     #[must_use]
-    pub fn min_confirmed(&self, pidx: usize) -> Option<i64> {
-        self.dups.values().map(|d| d.confirmed[pidx]).min()
+    pub fn log_floor(&self, pidx: usize) -> Option<i64> {
+        self.dups.values().map(|d| d.parts[pidx].log_floor()).min()
     }
 }
 
-/// A replica node's view: the envs it applied at its last config sync.
-#[derive(Debug, Clone, Default)]
+/// A replica server: whether it runs, its runtime flags, and the deny flags it applied at its
+/// last config sync.
+#[derive(Debug, Clone)]
 pub struct Node {
+    /// The process runs (it refuses connections otherwise).
+    pub alive: bool,
+    /// What the meta's failure detector believes; lags `alive` by `failure_detect`.
+    pub listed_alive: bool,
+    /// When the meta last heard from it; the failure detector counts from here.
+    pub last_beacon: Instant,
+    /// Bumped at every restart: background loops start over, runtime flags are forgotten.
+    pub epoch: u64,
+    /// `config_sync_interval_ms` as `/config` shows it (changed by `/updateConfig`).
+    pub config_sync_interval_ms: u32,
+    /// `replica.deny_client_request` as applied at the last config sync, per app id.
     pub deny: HashMap<i32, Deny>,
-    pub envs: HashMap<i32, BTreeMap<String, String>>,
+}
+
+impl Node {
+    /// A running node with the configured flags.
+    #[must_use]
+    pub fn new(config: &SimConfig) -> Self {
+        Self {
+            alive: true,
+            listed_alive: true,
+            last_beacon: Instant::now(),
+            epoch: 0,
+            config_sync_interval_ms: millis(config.config_sync_interval),
+            deny: HashMap::new(),
+        }
+    }
+}
+
+/// `d` in whole milliseconds, as a u32 flag value.
+#[must_use]
+pub fn millis(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
 }
 
 /// Mutable cluster state.
@@ -211,6 +391,8 @@ impl State {
 pub struct Faults {
     /// Every node refuses connections (accepts and closes at once).
     pub unreachable: AtomicBool,
+    /// Bumped to make one replica server drop its open connections (it went down).
+    pub node_drops: Vec<watch::Sender<u64>>,
     /// Extra delay before replica servers answer data writes, in ms.
     pub slow_write_ms: AtomicU64,
     /// Duplications never leave DS_APP.
@@ -219,18 +401,19 @@ pub struct Faults {
     pub drop_connections: watch::Sender<u64>,
 }
 
-impl Default for Faults {
-    fn default() -> Self {
+impl Faults {
+    /// Switches for a cluster of `replicas` replica servers.
+    #[must_use]
+    pub fn new(replicas: usize) -> Self {
         Self {
             unreachable: AtomicBool::new(false),
+            node_drops: (0..replicas).map(|_| watch::channel(0).0).collect(),
             slow_write_ms: AtomicU64::new(0),
             stuck_in_app: AtomicBool::new(false),
             drop_connections: watch::channel(0).0,
         }
     }
-}
 
-impl Faults {
     /// The current write delay.
     #[must_use]
     pub fn write_delay(&self) -> Duration {
@@ -272,16 +455,16 @@ impl Cluster {
             leader: 0,
             apps: BTreeMap::new(),
             next_app_id: 1,
-            nodes: vec![Node::default(); replicas.len()],
+            nodes: vec![Node::new(&config); replicas.len()],
         };
         Self {
             name: name.to_string(),
             cluster_id,
             config,
             metas,
+            faults: Faults::new(replicas.len()),
             replicas,
             directory,
-            faults: Faults::default(),
             state: Mutex::new(state),
         }
     }

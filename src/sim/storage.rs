@@ -2,7 +2,7 @@
 //! timetags (`timestamp << 8 | cluster_id << 1 | is_delete`), plus applying shipped
 //! duplicate entries on a follower.
 
-use super::state::{App, Mutation, Record};
+use super::state::{App, Mutation, Record, EMPTY_WRITE};
 use crate::pegasus::base::Blob;
 use crate::pegasus::frame::Request;
 use crate::pegasus::key;
@@ -76,6 +76,7 @@ pub fn apply_client_write(
     let logging = app.is_duplicating();
     let p = &mut app.partitions[pidx];
     p.last_committed += 1;
+    p.last_prepare = std::time::Instant::now();
     let decree = p.last_committed;
     apply(
         &mut p.data,
@@ -92,6 +93,23 @@ pub fn apply_client_write(
         });
     }
     decree
+}
+
+/// The primary's empty write (group check): a decree with no data, logged but never shipped.
+pub fn apply_empty_write(app: &mut App, pidx: usize) {
+    let logging = app.is_duplicating();
+    let p = &mut app.partitions[pidx];
+    p.last_committed += 1;
+    p.last_prepare = std::time::Instant::now();
+    if logging {
+        p.log.push_back(Mutation {
+            decree: p.last_committed,
+            timestamp_us: super::state::now_us(),
+            code: EMPTY_WRITE,
+            raw: Vec::new(),
+            hash: 0,
+        });
+    }
 }
 
 fn apply(data: &mut std::collections::BTreeMap<Vec<u8>, Record>, write: &Write, timetag: u64) {

@@ -1,15 +1,12 @@
-//! Owns table-level operations on a simulated cluster's state: create, drop, envs, and the
+//! Owns table-level operations on a simulated cluster's state: create, drop, and the
 //! views meta replies are built from (app info, partition configuration).
 
 use std::collections::BTreeMap;
 
-use super::state::{
-    App, Cluster, Deny, Partition, State, DENY_ENV, FOLLOWER_STATUS_ENV, MASTER_CLUSTER_ENV,
-};
+use super::state::{App, Cluster, Partition, State, FOLLOWER_STATUS_ENV, MASTER_CLUSTER_ENV};
 use crate::pegasus::base::{err, Gpid, HostPort, RpcAddress};
 use crate::pegasus::messages::apps::{
-    AppEnvOperation, AppInfo, AppStatus, CreateAppOptions, PartitionConfiguration,
-    UpdateAppEnvRequest,
+    AppInfo, AppStatus, CreateAppOptions, PartitionConfiguration,
 };
 
 /// An application error: the `ERR_*` name and a hint.
@@ -58,12 +55,7 @@ fn new_app(cluster: &Cluster, id: i32, name: &str, opts: &CreateAppOptions) -> A
         .unwrap_or(1)
         .clamp(1, nodes);
     let partitions = (0..usize::try_from(opts.partition_count).unwrap_or(1))
-        .map(|p| Partition {
-            primary: p % nodes,
-            secondaries: (1..copies).map(|k| (p + k) % nodes).collect(),
-            ballot: 1,
-            ..Partition::default()
-        })
+        .map(|p| Partition::new(p % nodes, (1..copies).map(|k| (p + k) % nodes).collect()))
         .collect();
     App {
         id,
@@ -76,6 +68,7 @@ fn new_app(cluster: &Cluster, id: i32, name: &str, opts: &CreateAppOptions) -> A
         },
         max_replica_count: opts.replica_count,
         envs: opts.envs.clone(),
+        created_envs: opts.envs.clone(),
         data_version: 1,
         create_second: super::state::now_secs(),
         drop_second: 0,
@@ -95,56 +88,6 @@ pub fn drop_app(state: &mut State, name: &str) -> Result<(), AppError> {
     app.status = AppStatus::AS_DROPPED;
     app.drop_second = super::state::now_secs();
     app.dups.clear();
-    Ok(())
-}
-
-/// Applies an env update as the meta does; replicas see it at their next config sync.
-///
-/// # Errors
-/// `ERR_INVALID_PARAMETERS` (with the validator's hint) or `ERR_APP_NOT_EXIST`.
-pub fn update_envs(state: &mut State, req: &UpdateAppEnvRequest) -> Result<(), AppError> {
-    let app = state.app_by_name_mut(&req.app_name).ok_or((
-        err::APP_NOT_EXIST,
-        format!("app {} does not exist", req.app_name),
-    ))?;
-    let keys = req.keys.clone().unwrap_or_default();
-    match req.op {
-        AppEnvOperation::APP_ENV_OP_SET => {
-            let values = req.values.clone().unwrap_or_default();
-            if keys.is_empty() || keys.len() != values.len() {
-                return Err((
-                    err::INVALID_PARAMETERS,
-                    "keys and values must be set, non-empty and of the same length".into(),
-                ));
-            }
-            for (k, v) in keys.iter().zip(&values) {
-                validate_env(k, v)?;
-            }
-            app.envs.extend(keys.into_iter().zip(values));
-        }
-        AppEnvOperation::APP_ENV_OP_DEL => {
-            if keys.is_empty() {
-                return Err((err::INVALID_PARAMETERS, "keys must be set".into()));
-            }
-            keys.iter().for_each(|k| drop(app.envs.remove(k)));
-        }
-        AppEnvOperation::APP_ENV_OP_CLEAR => {
-            let prefix = req.clear_prefix.clone().unwrap_or_default();
-            app.envs
-                .retain(|k, _| !prefix.is_empty() && !k.starts_with(&format!("{prefix}.")));
-        }
-        _ => return Err((err::INVALID_PARAMETERS, "invalid app env operation".into())),
-    }
-    Ok(())
-}
-
-fn validate_env(key: &str, value: &str) -> Result<(), AppError> {
-    if key == DENY_ENV && Deny::parse(value).is_none() {
-        return Err((
-            err::INVALID_PARAMETERS,
-            "Invalid deny client args, valid include: timeout*all, timeout*write, timeout*read; reconfig*all, reconfig*write, reconfig*read".into(),
-        ));
-    }
     Ok(())
 }
 

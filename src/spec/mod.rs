@@ -75,6 +75,10 @@ pub struct RawSpec {
 #[serde(deny_unknown_fields)]
 pub struct RawCluster {
     pub meta: Vec<String>,
+    /// Lower this cluster's replica `config_sync_interval_ms` to this while it is the source
+    /// of a cut-over (restored afterwards).
+    #[serde(default)]
+    pub config_sync_during_cutover: Option<String>,
 }
 
 /// The meta-proxy section.
@@ -84,6 +88,10 @@ pub struct RawMetaproxy {
     pub zookeeper: Vec<String>,
     #[serde(default)]
     pub root: Option<String>,
+    /// The meta-proxy instances clients use (`host:port`); each is asked before and after
+    /// the switch.
+    #[serde(default)]
+    pub addresses: Vec<String>,
 }
 
 /// Settings that `defaults` sets and each migration may override.
@@ -117,17 +125,26 @@ pub struct Spec {
     pub migrations: Vec<Migration>,
 }
 
-/// A cluster's meta servers (`host:port`, at least two).
+/// A cluster's meta servers (`host:port`, at least two) and cut-over settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterSpec {
     pub meta: Vec<String>,
+    /// `config_sync_interval_ms` while this cluster is the source of a cut-over.
+    #[serde(
+        default,
+        with = "opt_duration_ms",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub config_sync_during_cutover: Option<Duration>,
 }
 
-/// Where meta-proxy keeps its routing.
+/// Where meta-proxy keeps its routing, and the instances clients use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetaproxySpec {
     pub zookeeper: Vec<String>,
     pub root: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
 }
 
 /// One table's move with every setting resolved.
@@ -153,6 +170,23 @@ mod duration_ms {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+mod opt_duration_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    #[allow(clippy::ref_option)] // serde's `with` passes a reference to the field
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<u64>::deserialize(d).map(|o| o.map(Duration::from_millis))
     }
 }
 

@@ -103,14 +103,48 @@ fn clusters(raw: &RawSpec, issues: &mut Issues) -> BTreeMap<String, ClusterSpec>
     raw.clusters
         .iter()
         .map(|(n, c)| {
+            let path = format!("clusters.{n}.config_sync_during_cutover");
+            let sync = c
+                .config_sync_during_cutover
+                .as_deref()
+                .and_then(|text| config_sync(text, &path, issues));
             (
                 n.clone(),
                 ClusterSpec {
                     meta: c.meta.clone(),
+                    config_sync_during_cutover: sync,
                 },
             )
         })
         .collect()
+}
+
+/// Least config-sync interval accepted: each sync is one RPC per replica server to the meta.
+const MIN_CONFIG_SYNC: Duration = Duration::from_millis(100);
+
+fn config_sync(text: &str, path: &str, issues: &mut Issues) -> Option<Duration> {
+    match parse_duration(text) {
+        Ok(d) if d < MIN_CONFIG_SYNC => {
+            issues.add(
+                path,
+                format!("config_sync_during_cutover {text} is below 100ms; every replica server would ask the meta that often"),
+            );
+            None
+        }
+        Ok(d) if d.as_millis() > u128::from(i32::MAX.unsigned_abs()) => {
+            // v2.5.0 casts the flag to int and aborts the server above this.
+            issues.add(
+                path,
+                format!("config_sync_during_cutover {text} is too long"),
+            );
+            None
+        }
+        Ok(d) => Some(d),
+        Err(e) => {
+            issues.add(path, e);
+            None
+        }
+    }
 }
 
 fn metaproxy(m: &super::RawMetaproxy, issues: &mut Issues) -> MetaproxySpec {
@@ -135,9 +169,11 @@ fn metaproxy(m: &super::RawMetaproxy, issues: &mut Issues) -> MetaproxySpec {
             ),
         );
     }
+    addresses(&m.addresses, "metaproxy.addresses", "meta-proxy", issues);
     MetaproxySpec {
         zookeeper: m.zookeeper.clone(),
         root,
+        addresses: m.addresses.clone(),
     }
 }
 

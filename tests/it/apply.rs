@@ -3,193 +3,18 @@
 //! each step, an outlasted write block is restored, a routing change by someone else stops the
 //! switch, stale plans and held locks are refused.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use migrator::pegasus::base::err;
-use migrator::pegasus::meta::{MetaClient, MetaOptions};
-use migrator::pegasus::replica::ReplicaClient;
 use migrator::pegasus::table::{TableClient, TableOptions};
 use migrator::routing::{node_path, Route};
-use migrator::sim::load::{count_lost, Load, LoadConfig};
-use migrator::sim::metaproxy::MetaProxy;
-use migrator::sim::{Directory, SimCluster, Version};
+use migrator::sim::world::addrs;
+use migrator::sim::Version;
 
-use crate::support::{eventually, meta_client, start_in, unique_root, TestZk};
-
-struct Stage {
-    zk: TestZk,
-    root: String,
-    src: SimCluster,
-    dst: SimCluster,
-    proxy: MetaProxy,
-    dir: tempfile::TempDir,
-    tables: Vec<String>,
-    load: Option<Load>,
-}
-
-fn addrs(sim: &SimCluster) -> Vec<String> {
-    sim.metas().iter().map(ToString::to_string).collect()
-}
-
-impl Stage {
-    async fn new(test: &str, version: Version, tables: &[&str], max_write_block: &str) -> Stage {
-        let zk = TestZk::get().await;
-        let directory = Directory::default();
-        let src = start_in(&directory, "src", 1, version).await;
-        let dst = start_in(&directory, "dst", 2, version).await;
-        let root = unique_root(test);
-        let session = zk.connect().await;
-        for t in tables {
-            src.create_table(t, 4, 1).unwrap();
-            let client = TableClient::new(t, meta_client(&src), TableOptions::default());
-            for i in 0..50 {
-                client
-                    .put(
-                        format!("seed{i}").as_bytes(),
-                        b"s",
-                        format!("seed{i}").as_bytes(),
-                    )
-                    .await
-                    .unwrap();
-            }
-            let route = Route {
-                cluster_name: "src".into(),
-                meta_addrs: addrs(&src),
-            };
-            session
-                .create_all(&node_path(&root, t), route.to_json().as_bytes())
-                .await
-                .unwrap();
-        }
-        let proxy = MetaProxy::start(session, &root).await.unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let list = |s: &SimCluster| {
-            addrs(s)
-                .iter()
-                .map(|a| format!("\"{a}\""))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let mut yaml = format!(
-            "version: 1\nclusters:\n  src: {{ meta: [{}] }}\n  dst: {{ meta: [{}] }}\nmetaproxy: {{ zookeeper: [\"{}\"], root: {root} }}\n\
-             defaults: {{ threshold: 100, max_write_block: {max_write_block} }}\nmigrations:\n",
-            list(&src),
-            list(&dst),
-            zk.addr
-        );
-        for t in tables {
-            yaml.push_str(&format!("  - {{ table: {t}, from: src, to: dst }}\n"));
-        }
-        std::fs::write(dir.path().join("m.yaml"), yaml).unwrap();
-        let tables = tables.iter().map(|t| (*t).to_string()).collect();
-        Stage {
-            zk,
-            root,
-            src,
-            dst,
-            proxy,
-            dir,
-            tables,
-            load: None,
-        }
-    }
-
-    fn start_load(&mut self) {
-        self.start_load_at(300);
-    }
-
-    fn start_load_at(&mut self, rate: u32) {
-        let cfg = LoadConfig {
-            tables: self.tables.clone(),
-            resolver: self.proxy.addr(),
-            rate,
-            writers_per_table: 2,
-            op_timeout: Duration::from_millis(500),
-        };
-        self.load = Some(Load::start(&cfg));
-    }
-
-    /// The binary in the stage's directory; apply's waits are bounded so a bug fails fast.
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_migrator"));
-        c.args(args)
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null());
-        if args.first() == Some(&"apply") && args.len() > 1 {
-            c.args(["--catch-up-timeout", "60s", "--checkpoint-timeout", "60s"]);
-        }
-        c
-    }
-
-    async fn run(&self, args: &[&str]) -> Output {
-        let mut c = self.command(args);
-        tokio::task::spawn_blocking(move || c.output().unwrap())
-            .await
-            .unwrap()
-    }
-
-    fn journal(&self) -> PathBuf {
-        self.dir.path().join(".migrator/journal.jsonl")
-    }
-
-    /// Stops the load; returns (acknowledged, lost) read back where routing now points.
-    async fn finish_load(&mut self) -> (u64, u64) {
-        let report = self.load.take().expect("load running").finish().await;
-        let mut clients = HashMap::new();
-        let session = self.zk.connect().await;
-        for t in &self.tables {
-            let (data, _) = session
-                .read(&node_path(&self.root, t))
-                .await
-                .unwrap()
-                .unwrap();
-            let route = Route::parse(&data).unwrap();
-            let sim = if route.cluster_name == "dst" {
-                &self.dst
-            } else {
-                &self.src
-            };
-            clients.insert(
-                t.clone(),
-                TableClient::new(t, meta_client(sim), TableOptions::default()),
-            );
-        }
-        let acked = report.acked_writes;
-        (acked, count_lost(report.acked, &clients).await)
-    }
-
-    async fn routed_to(&self, table: &str) -> String {
-        let (data, _) = self
-            .zk
-            .connect()
-            .await
-            .read(&node_path(&self.root, table))
-            .await
-            .unwrap()
-            .unwrap();
-        Route::parse(&data).unwrap().cluster_name
-    }
-
-    async fn dup_count(&self, table: &str) -> usize {
-        meta_client(&self.src)
-            .query_duplication(table)
-            .await
-            .unwrap()
-            .entry_list
-            .len()
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use crate::stage::{text, Stage, StageOpts};
+use crate::support::{eventually, eventually_within, meta_client};
 
 /// Cut-overs on one source cluster never overlap (default --max-concurrent-cutovers 1): each
 /// table's block intent comes after the previous table's switch.
@@ -216,8 +41,38 @@ fn assert_cutovers_one_at_a_time(journal: &str) {
     );
 }
 
-async fn migrates_three_tables_under_load(version: Version) {
-    let mut s = Stage::new("three", version, &["t0", "t1", "t2"], "10s").await;
+/// Every partition's longest gap between acknowledged writes of its fixed key stays under
+/// `bound`, and the client saw no stale read-back.
+fn assert_partition_windows(r: &crate::stage::LoadResult, bound: Duration) {
+    let worst = r.report.write_unavailable_per_partition_ms;
+    eprintln!(
+        "per-partition write-unavailable ms: {:?}; table-wide windows: {:?}",
+        r.report.partition_unavailable_ms, r.report.unavailable_windows_ms
+    );
+    assert!(
+        worst > 0,
+        "the per-partition load ran: {:?}",
+        r.report.partition_unavailable_ms
+    );
+    assert!(
+        u128::from(worst) <= bound.as_millis(),
+        "a partition was write-unavailable for {worst} ms (bound {bound:?}): {:?}",
+        r.report.partition_unavailable_ms
+    );
+    assert_eq!(r.report.read_back_mismatches, 0);
+}
+
+/// The bound for a fast-simulator cut-over: the block's budget (10 s) plus a client's
+/// deadline.
+const WINDOW_BOUND: Duration = Duration::from_millis(10_500);
+
+async fn migrates_three_tables_under_load(source: Version, target: Version) {
+    let opts = StageOpts {
+        versions: (source, target),
+        tables: vec!["t0", "t1", "t2"],
+        ..StageOpts::new(source, "10s")
+    };
+    let mut s = Stage::new("three", opts).await;
     s.start_load();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let out = s.run(&["apply", "m.yaml", "--auto-approve"]).await;
@@ -228,19 +83,24 @@ async fn migrates_three_tables_under_load(version: Version) {
         text(&out)
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let (acked, lost) = s.finish_load().await;
-    assert!(acked > 100, "the load ran: {acked}");
+    let r = s.finish_load().await;
+    assert!(
+        r.report.acked_writes > 100,
+        "the load ran: {}",
+        r.report.acked_writes
+    );
     assert_eq!(
-        lost, 0,
+        r.lost, 0,
         "every acknowledged write is readable on the target"
     );
+    assert_partition_windows(&r, WINDOW_BOUND);
     for t in ["t0", "t1", "t2"] {
         assert_eq!(s.routed_to(t).await, "dst");
         assert_eq!(s.dup_count(t).await, 1);
     }
     let direct = TableClient::new(
         "t0",
-        meta_client(&s.src),
+        meta_client(s.src()),
         TableOptions {
             op_timeout: Duration::from_millis(300),
             ..TableOptions::default()
@@ -263,22 +123,29 @@ async fn migrates_three_tables_under_load(version: Version) {
         "{}",
         text(&again)
     );
-    let journal = std::fs::read_to_string(s.journal()).unwrap();
+    let journal = s.journal_text();
     assert_cutovers_one_at_a_time(&journal);
     assert!(
-        journal.lines().any(|l| l.contains("\"write_block_ms\"")),
-        "the journal records each write block"
+        journal
+            .lines()
+            .any(|l| l.contains("\"told_every_primary\":true")),
+        "the journal records when every primary told clients to move: {journal}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_2_5_source_migrates_three_tables_under_load_without_losing_a_write() {
-    migrates_three_tables_under_load(Version::V2_5).await;
+async fn a_2_5_source_migrates_to_2_5_under_load_without_losing_a_write() {
+    migrates_three_tables_under_load(Version::V2_5, Version::V2_5).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_2_6_source_migrates_three_tables_under_load_without_losing_a_write() {
-    migrates_three_tables_under_load(Version::V2_6).await;
+async fn a_2_5_source_migrates_to_2_6_under_load_without_losing_a_write() {
+    migrates_three_tables_under_load(Version::V2_5, Version::V2_6).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_2_6_source_migrates_to_2_6_under_load_without_losing_a_write() {
+    migrates_three_tables_under_load(Version::V2_6, Version::V2_6).await;
 }
 
 /// Waits until the journal has a record of `step`/`event`, then SIGKILLs `child`.
@@ -287,7 +154,8 @@ async fn kill_at(child: &mut Child, journal: &Path, step: &str, event: &str) {
         format!("\"step\":\"{step}\""),
         format!("\"event\":\"{event}\""),
     );
-    eventually(&format!("{step} {event} in the journal"), || async {
+    let what = format!("{step} {event} in the journal");
+    eventually_within(&what, Duration::from_secs(60), || async {
         let text = std::fs::read_to_string(journal).unwrap_or_default();
         text.lines()
             .any(|l| l.contains(&needle.0) && l.contains(&needle.1))
@@ -300,9 +168,7 @@ async fn kill_at(child: &mut Child, journal: &Path, step: &str, event: &str) {
 async fn converges_after_sigkill(step: &str, event: &str) {
     let mut s = Stage::new(
         &format!("crash-{step}-{event}"),
-        Version::V2_6,
-        &["t0"],
-        "10s",
+        StageOpts::new(Version::V2_6, "10s"),
     )
     .await;
     s.start_load();
@@ -332,8 +198,8 @@ async fn converges_after_sigkill(step: &str, event: &str) {
             ),
         }
     }
-    let (_, lost) = s.finish_load().await;
-    assert_eq!(lost, 0, "nothing lost after a kill at {step}/{event}");
+    let r = s.finish_load().await;
+    assert_eq!(r.lost, 0, "nothing lost after a kill at {step}/{event}");
     assert_eq!(s.routed_to("t0").await, "dst");
     assert_eq!(
         s.dup_count("t0").await,
@@ -388,46 +254,69 @@ crash_test!(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_drain_outlasting_max_write_block_aborts_restores_writes_and_a_later_apply_completes() {
-    let mut s = Stage::new("slow", Version::V2_5, &["t0"], "1s").await;
-    // Every duplicate batch takes 1.5 s: a light load still catches up (threshold 100), but the
-    // drain after the block cannot finish within max_write_block = 1 s.
-    let replica = ReplicaClient::new(Duration::from_secs(2));
-    replica
-        .command(s.dst.metas()[0], "sim.fault", &["slow_write_ms", "1500"])
+    // Every duplicate batch takes 10 s: with the catch-up threshold out of the way, the block
+    // comes at once and the drain cannot finish within max_write_block = 8 s.
+    let opts = StageOpts {
+        defaults: vec!["threshold: 1000000".into(), "max_write_block: 8s".into()],
+        ..StageOpts::new(Version::V2_5, "8s")
+    };
+    let mut s = Stage::new("slow", opts).await;
+    s.start_load_at(20);
+    let child = s
+        .command(&["apply", "m.yaml", "--auto-approve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let meta = meta_client(s.src());
+    eventually("the duplication ships (DS_LOG)", || async {
+        meta.query_duplication("t0").await.is_ok_and(|r| {
+            r.entry_list.first().is_some_and(|e| {
+                e.status == migrator::pegasus::messages::duplication::DuplicationStatus::DS_LOG
+            })
+        })
+    })
+    .await;
+    s.fault(s.dst(), &["slow_write_ms", "10000"]).await;
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
-    s.start_load_at(20);
-    let out = s.run(&["apply", "m.yaml", "--auto-approve"]).await;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("aborted, writes restored"),
+        said.contains("aborted") && said.contains("every primary takes writes again"),
         "{}",
         text(&out)
     );
-    let via_proxy = TableClient::new(
-        "t0",
-        MetaClient::new(vec![s.proxy.addr()], MetaOptions::default()),
-        TableOptions::default(),
+    let restored = s
+        .journal_text()
+        .lines()
+        .rev()
+        .find(|l| l.contains("\"event\":\"restored\""))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .unwrap();
+    let blocked = restored["detail"]["write_block_ms"].as_u64().unwrap();
+    assert!(
+        blocked <= 8_000,
+        "writes were taken again within max_write_block: {blocked} ms"
     );
+    let via_proxy = s.proxy_client("t0");
     eventually("writes succeed again", || async {
         via_proxy.put(b"after-abort", b"s", b"1").await.is_ok()
     })
     .await;
     assert_eq!(s.routed_to("t0").await, "src");
-    replica
-        .command(s.dst.metas()[0], "sim.fault", &["slow_write_ms", "0"])
-        .await
-        .unwrap();
+    s.fault(s.dst(), &["slow_write_ms", "0"]).await;
     let again = s.run(&["apply", "m.yaml", "--auto-approve"]).await;
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
-    let (_, lost) = s.finish_load().await;
-    assert_eq!(lost, 0);
+    let r = s.finish_load().await;
+    assert_eq!(r.lost, 0);
     assert_eq!(s.routed_to("t0").await, "dst");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_routing_change_by_someone_else_stops_the_switch_and_restores_writes() {
-    let mut s = Stage::new("cas", Version::V2_6, &["t0"], "5s").await;
+    let mut s = Stage::new("cas", StageOpts::new(Version::V2_6, "10s")).await;
     s.start_load();
     let child = s
         .command(&["apply", "m.yaml", "--auto-approve"])
@@ -442,16 +331,15 @@ async fn a_routing_change_by_someone_else_stops_the_switch_and_restores_writes()
             .any(|l| l.contains("\"step\":\"block_writes\"") && l.contains("\"event\":\"intent\""))
     })
     .await;
-    let mut reordered = addrs(&s.src);
+    let mut reordered = addrs(&s.src().metas());
     reordered.reverse();
     let theirs = Route {
         cluster_name: "src".into(),
         meta_addrs: reordered,
     }
     .to_json();
-    s.zk.connect()
-        .await
-        .set(&node_path(&s.root, "t0"), theirs.as_bytes(), None)
+    s.w.zk
+        .set(&node_path(&s.w.root, "t0"), theirs.as_bytes(), None)
         .await
         .unwrap();
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
@@ -464,34 +352,36 @@ async fn a_routing_change_by_someone_else_stops_the_switch_and_restores_writes()
         "{said}"
     );
     let (data, _) =
-        s.zk.connect()
-            .await
-            .read(&node_path(&s.root, "t0"))
+        s.w.zk
+            .read(&node_path(&s.w.root, "t0"))
             .await
             .unwrap()
             .unwrap();
     assert_eq!(String::from_utf8(data).unwrap(), theirs, "nothing switched");
-    let direct = TableClient::new("t0", meta_client(&s.src), TableOptions::default());
+    let direct = TableClient::new("t0", meta_client(s.src()), TableOptions::default());
     eventually("writes restored", || async {
         direct.put(b"after", b"s", b"1").await.is_ok()
     })
     .await;
-    let (_, lost) = s.finish_load().await;
-    assert_eq!(lost, 0);
+    let r = s.finish_load().await;
+    assert_eq!(r.lost, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stale_saved_plan_is_refused_naming_what_changed() {
-    let s = Stage::new("stale", Version::V2_5, &["t0"], "10s").await;
+    let s = Stage::new("stale", StageOpts::new(Version::V2_5, "10s")).await;
     let plan = s.run(&["plan", "m.yaml"]).await;
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
     let route = Route {
         cluster_name: "src".into(),
-        meta_addrs: addrs(&s.src),
+        meta_addrs: addrs(&s.src().metas()),
     };
-    s.zk.connect()
-        .await
-        .set(&node_path(&s.root, "t0"), route.to_json().as_bytes(), None)
+    s.w.zk
+        .set(
+            &node_path(&s.w.root, "t0"),
+            route.to_json().as_bytes(),
+            None,
+        )
         .await
         .unwrap();
     let out = s.run(&["apply"]).await;
@@ -506,10 +396,15 @@ async fn a_stale_saved_plan_is_refused_naming_what_changed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_apply_fails_naming_the_lock_holder() {
-    let s = Stage::new("lock", Version::V2_5, &["t0"], "10s").await;
+    let s = Stage::new("lock", StageOpts::new(Version::V2_5, "10s")).await;
     let holder = r#"{"operator":"alice@ops-1","pid":1,"plan_hash":"abc"}"#;
-    let other_session = s.zk.connect().await;
-    let lock = migrator::apply::lock::lock_path(&s.root, "t0");
+    let other_session = migrator::routing::zk::Zk::connect(
+        std::slice::from_ref(&s.w.zk_addr),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let lock = migrator::apply::lock::lock_path(&s.w.root, "t0");
     other_session
         .create_ephemeral(&lock, holder.as_bytes())
         .await
@@ -528,7 +423,7 @@ async fn a_second_apply_fails_naming_the_lock_holder() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_terminal_or_approval_apply_refuses() {
-    let s = Stage::new("confirm", Version::V2_5, &["t0"], "10s").await;
+    let s = Stage::new("confirm", StageOpts::new(Version::V2_5, "10s")).await;
     let out = s.run(&["apply", "m.yaml"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--auto-approve"));
@@ -537,15 +432,19 @@ async fn without_a_terminal_or_approval_apply_refuses() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_metaproxy_apply_stops_for_the_operator_with_writes_restored() {
-    let s = Stage::new("manual", Version::V2_5, &["t0"], "10s").await;
-    let path = s.dir.path().join("m.yaml");
-    let yaml: String = std::fs::read_to_string(&path)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with("metaproxy:"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(&path, yaml).unwrap();
+    let s = Stage::new("manual", StageOpts::new(Version::V2_5, "10s")).await;
+    s.edit_plan(|yaml| {
+        let mut in_metaproxy = false;
+        yaml.lines()
+            .filter(|l| {
+                if !l.starts_with(' ') {
+                    in_metaproxy = l.starts_with("metaproxy:");
+                }
+                !in_metaproxy
+            })
+            .map(|l| format!("{l}\n"))
+            .collect()
+    });
     let out = s.run(&["apply", "m.yaml", "--auto-approve"]).await;
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     let said = text(&out);
@@ -553,7 +452,7 @@ async fn without_metaproxy_apply_stops_for_the_operator_with_writes_restored() {
         said.contains("manual cut-over needed: point the clients of t0 at cluster dst"),
         "{said}"
     );
-    let apps = meta_client(&s.src)
+    let apps = meta_client(s.src())
         .list_apps(Default::default())
         .await
         .unwrap();
@@ -563,7 +462,7 @@ async fn without_metaproxy_apply_stops_for_the_operator_with_writes_restored() {
         "writes were restored: {:?}",
         t0.envs
     );
-    let direct = TableClient::new("t0", meta_client(&s.src), TableOptions::default());
+    let direct = TableClient::new("t0", meta_client(s.src()), TableOptions::default());
     eventually("the source takes writes", || async {
         direct.put(b"k", b"s", b"v").await.is_ok()
     })
@@ -572,7 +471,11 @@ async fn without_metaproxy_apply_stops_for_the_operator_with_writes_restored() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn status_and_abort_before_and_after_the_switch() {
-    let mut s = Stage::new("abort", Version::V2_6, &["t0"], "10s").await;
+    let opts = StageOpts {
+        defaults: vec!["threshold: 1000".into(), "max_write_block: 10s".into()],
+        ..StageOpts::new(Version::V2_6, "10s")
+    };
+    let mut s = Stage::new("abort", opts).await;
     let status = s.run(&["status", "m.yaml"]).await;
     assert!(
         String::from_utf8_lossy(&status.stdout).contains("t0: src → dst: not started"),
@@ -580,11 +483,7 @@ async fn status_and_abort_before_and_after_the_switch() {
         text(&status)
     );
     // A slow target stretches the drain, so the kill lands with writes blocked, before the switch.
-    let replica = ReplicaClient::new(Duration::from_secs(2));
-    replica
-        .command(s.dst.metas()[0], "sim.fault", &["slow_write_ms", "1500"])
-        .await
-        .unwrap();
+    s.fault(s.dst(), &["slow_write_ms", "1500"]).await;
     s.start_load_at(20);
     let mut child = s
         .command(&["apply", "m.yaml", "--auto-approve"])
@@ -593,21 +492,19 @@ async fn status_and_abort_before_and_after_the_switch() {
         .spawn()
         .unwrap();
     kill_at(&mut child, &s.journal(), "block_writes", "outcome").await;
-    replica
-        .command(s.dst.metas()[0], "sim.fault", &["slow_write_ms", "0"])
-        .await
-        .unwrap();
+    s.fault(s.dst(), &["slow_write_ms", "0"]).await;
     let aborted = s
         .run(&["abort", "m.yaml", "--table", "t0", "--remove-duplication"])
         .await;
     assert_eq!(aborted.status.code(), Some(0), "{}", text(&aborted));
     let said = String::from_utf8_lossy(&aborted.stdout);
     assert!(
-        said.contains("writes restored (confirmed on every primary)") && said.contains("removed"),
+        said.contains("writes restored: every primary takes writes again")
+            && said.contains("removed"),
         "{said}"
     );
     assert_eq!(s.dup_count("t0").await, 0);
-    let direct = TableClient::new("t0", meta_client(&s.src), TableOptions::default());
+    let direct = TableClient::new("t0", meta_client(s.src()), TableOptions::default());
     eventually("the source takes writes", || async {
         direct.put(b"k", b"s", b"v").await.is_ok()
     })
@@ -622,11 +519,11 @@ async fn status_and_abort_before_and_after_the_switch() {
         "the orphaned follower blocks: {}",
         text(&blocked)
     );
-    meta_client(&s.dst).drop_app("t0").await.unwrap();
+    meta_client(s.dst()).drop_app("t0").await.unwrap();
     let done = s.run(&["apply", "m.yaml", "--auto-approve"]).await;
     assert_eq!(done.status.code(), Some(0), "{}", text(&done));
-    let (_, lost) = s.finish_load().await;
-    assert_eq!(lost, 0);
+    let r = s.finish_load().await;
+    assert_eq!(r.lost, 0);
     let status = s.run(&["status", "m.yaml"]).await;
     assert!(
         String::from_utf8_lossy(&status.stdout).contains("t0: src → dst: done"),

@@ -86,7 +86,7 @@ async fn sandbox_serves_writes_its_files_and_leaves_nothing_behind_on_sigterm() 
     );
     assert_eq!(
         t0.get(b"seed7", b"s").await.unwrap(),
-        Some(b"seed".to_vec())
+        Some(b"seed7".to_vec())
     );
 
     tokio::time::sleep(Duration::from_millis(800)).await;

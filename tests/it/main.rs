@@ -11,5 +11,6 @@ mod roundtrip;
 mod schema;
 mod sim;
 mod spec;
+mod stage;
 mod support;
 mod wire;

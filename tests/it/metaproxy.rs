@@ -7,7 +7,7 @@ use migrator::pegasus::base::err;
 use migrator::pegasus::meta::{MetaClient, MetaOptions};
 use migrator::pegasus::table::{TableClient, TableOptions};
 use migrator::routing::{node_path, Route};
-use migrator::sim::metaproxy::MetaProxy;
+use migrator::sim::metaproxy::{Build, MetaProxy};
 use migrator::sim::{Directory, SimCluster, Version};
 
 use crate::support::{eventually, meta_client, start_in, unique_root, TestZk};
@@ -19,6 +19,13 @@ fn route_to(sim: &SimCluster) -> String {
         meta_addrs,
     }
     .to_json()
+}
+
+async fn start_proxy(zk: &migrator::routing::zk::Zk, root: &str, build: Build) -> MetaProxy {
+    let sessions = tokio::sync::watch::channel(0).1;
+    MetaProxy::start(zk.clone(), root, build, sessions)
+        .await
+        .unwrap()
 }
 
 fn proxy_client(proxy: &MetaProxy) -> MetaClient {
@@ -52,7 +59,7 @@ async fn clients_follow_a_routing_change_once_the_source_says_reconfig() {
     zk.create_all(&node_path(&root, "t"), route_to(&a).as_bytes())
         .await
         .unwrap();
-    let proxy = MetaProxy::start(zk.clone(), &root).await.unwrap();
+    let proxy = start_proxy(&zk, &root, Build::HostPort).await;
     let opts = TableOptions {
         op_timeout: Duration::from_secs(3),
         ..TableOptions::default()
@@ -106,7 +113,7 @@ async fn missing_and_malformed_nodes_get_upstream_errors_and_other_rpcs_no_reply
     )
     .await
     .unwrap();
-    let proxy = MetaProxy::start(zk.clone(), &root).await.unwrap();
+    let proxy = start_proxy(&zk, &root, Build::HostPort).await;
     let client = proxy_client(&proxy);
     let missing = client.query_config("nope").await.unwrap_err();
     assert!(missing.is(err::OBJECT_NOT_FOUND), "{missing}");
@@ -131,7 +138,7 @@ async fn a_routing_change_reaches_proxy_clients_promptly() {
     zk.create_all(&node_path(&root, "t"), route_to(&a).as_bytes())
         .await
         .unwrap();
-    let proxy = MetaProxy::start(zk.clone(), &root).await.unwrap();
+    let proxy = start_proxy(&zk, &root, Build::HostPort).await;
     let client = proxy_client(&proxy);
     let first = client.query_config("t").await.unwrap();
     let b_id = b.cluster().lock().app_by_name("t").unwrap().id;

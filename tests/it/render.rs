@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 
 use migrator::plan::observed::{
-    DupObs, Observed, RoutingNode, RoutingObs, SourceApp, TableObs, TargetObs,
+    ClusterObs, DupObs, Observed, RoutingNode, RoutingObs, SourceApp, TableObs, TargetObs,
 };
 use migrator::render::human::write_plan;
 use migrator::render::json::PlanDocument;
 
 const SPEC: &str = r#"version: 1
 clusters:
-  c3srv-a: { meta: ["10.0.0.1:34601", "10.0.0.2:34601"] }
+  c3srv-a: { meta: ["10.0.0.1:34601", "10.0.0.2:34601"], config_sync_during_cutover: 1s }
   c3srv-b: { meta: ["10.0.1.1:34601", "10.0.1.2:34601"] }
 metaproxy: { zookeeper: ["10.0.2.1:2181"], root: /pegasus/metaproxy }
 defaults: { threshold: 1000, max_write_block: 30s }
@@ -54,6 +54,7 @@ fn table(
                 .iter()
                 .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
                 .collect(),
+            atomic_idempotent: false,
         }),
         target: if dups.is_empty() {
             TargetObs::Absent
@@ -66,6 +67,8 @@ fn table(
             ("10.0.0.12:34801".into(), version.into()),
         ]),
         routing,
+        proxies: vec![],
+        target_deny: None,
     }
 }
 
@@ -103,6 +106,19 @@ fn representative() -> PlanDocument {
                 table(4, "0", vec![], node("c3srv-a", 0), &[]),
             ),
         ]),
+        clusters: BTreeMap::from([(
+            "c3srv-a".into(),
+            ClusterObs {
+                master: false,
+                config_sync_ms: BTreeMap::from([
+                    ("10.0.0.11:34801".into(), 30_000),
+                    ("10.0.0.12:34801".into(), 30_000),
+                ]),
+                group_check_ms: Some(5_000),
+                dead_nodes: vec![],
+            },
+        )]),
+        proxy_relays_master: BTreeMap::new(),
     };
     let plan = migrator::plan::plan(&spec, &observed);
     PlanDocument::new(&plan, "migrations.yaml", "0123456789abcdef")
@@ -142,7 +158,8 @@ fn the_json_document_round_trips_with_every_field() {
     let back: PlanDocument = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(back, doc);
     let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(v["format_version"], "1.0");
+    assert_eq!(v["format_version"], "1.1");
+    assert_eq!(v["cluster_changes"][0]["after"], "1000");
     assert_eq!(
         v["summary"],
         serde_json::json!({"migrate": 1, "resume": 1, "done": 1, "blocked": 1})

@@ -11,6 +11,7 @@ use migrator::pegasus::messages::duplication::{
     AddDuplication, ListDuplication, ModifyDuplication, QueryDuplication,
 };
 use migrator::pegasus::messages::nodes::{ClusterInfo, ListNodes};
+use migrator::pegasus::messages::replica_admin::QueryReplicaInfo;
 use migrator::pegasus::messages::Rpc;
 use migrator::pegasus::thrift::{from_bytes, to_bytes, Gen, Sample, Wire};
 use proptest::prelude::*;
@@ -74,7 +75,8 @@ fn decode_everything(bytes: &[u8]) {
         UpdateAppEnv,
         ListNodes,
         MultiGet,
-        Duplicate
+        Duplicate,
+        QueryReplicaInfo
     );
 }
 
@@ -85,7 +87,8 @@ proptest! {
     fn every_message_round_trips(seed in any::<u64>()) {
         every_rpc!(seed; ListApps, QueryConfig, UpdateAppEnv, CreateApp, DropApp, QueryAppInfo,
             ClusterInfo, ListNodes, QueryDuplication, AddDuplication, ModifyDuplication,
-            ListDuplication, RemoteCommand, Put, Get, Remove, MultiPut, MultiGet, Duplicate);
+            ListDuplication, RemoteCommand, Put, Get, Remove, MultiPut, MultiGet, Duplicate,
+            QueryReplicaInfo);
     }
 
     #[test]

@@ -50,15 +50,15 @@ async fn admin_rpcs_work_against_the_simulator() {
     assert_eq!(info.get("cluster_name"), Some("sim-a"));
     assert_eq!(meta.list_nodes().await.unwrap().len(), 3);
 
-    meta.set_app_envs("t1", &[("a.x", "1"), ("b.y", "2")])
+    meta.set_app_envs("t1", &[("business.info", "1"), ("default_ttl", "2")])
         .await
         .unwrap();
-    meta.del_app_envs("t1", &["b.y"]).await.unwrap();
+    meta.del_app_envs("t1", &["default_ttl"]).await.unwrap();
     let apps = meta.list_apps(AppStatus::AS_AVAILABLE).await.unwrap();
     let t1 = apps.iter().find(|a| a.app_name == "t1").unwrap();
     assert_eq!(
         t1.envs.iter().collect::<Vec<_>>(),
-        vec![(&"a.x".to_string(), &"1".to_string())]
+        vec![(&"business.info".to_string(), &"1".to_string())]
     );
     meta.clear_app_envs("t1", "").await.unwrap();
     assert!(meta.list_apps(AppStatus::AS_AVAILABLE).await.unwrap()[0]

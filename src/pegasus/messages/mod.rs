@@ -9,6 +9,7 @@ pub mod command;
 pub mod data;
 pub mod duplication;
 pub mod nodes;
+pub mod replica_admin;
 
 use super::base::ErrorCode;
 use super::thrift::Wire;

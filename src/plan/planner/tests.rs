@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::plan::observed::{DupObs, Observed, RoutingNode, RoutingObs, SourceApp};
+use crate::plan::observed::{
+    ClusterObs, DupObs, Observed, ProxyObs, ProxyServes, Relays, RoutingNode, RoutingObs, SourceApp,
+};
 use crate::spec::{load_str, BlockMode};
 
 fn spec(metaproxy: bool, remove_duplication: bool) -> Spec {
@@ -31,6 +33,7 @@ fn fresh() -> TableObs {
             status: "AS_AVAILABLE".into(),
             partition_count: 4,
             envs: BTreeMap::new(),
+            atomic_idempotent: false,
         }),
         dups: vec![],
         data_versions: [
@@ -48,6 +51,29 @@ fn fresh() -> TableObs {
                 invalid: None,
             }),
         }),
+        proxies: vec![],
+        target_deny: None,
+    }
+}
+
+/// Facts of a 2.5 source with a 1 s config sync and a 1 s group check.
+fn source_facts() -> ClusterObs {
+    ClusterObs {
+        master: false,
+        config_sync_ms: [("r1:1".to_string(), 1000)].into(),
+        group_check_ms: Some(1000),
+        dead_nodes: vec![],
+    }
+}
+
+fn observed_of(tables: Vec<(&str, TableObs)>) -> Observed {
+    Observed {
+        tables: tables
+            .into_iter()
+            .map(|(t, o)| (t.to_string(), o))
+            .collect(),
+        clusters: [("a".to_string(), source_facts())].into(),
+        proxy_relays_master: BTreeMap::new(),
     }
 }
 
@@ -80,10 +106,7 @@ fn routed(mut obs: TableObs, cluster: &str) -> TableObs {
 }
 
 fn plan_one(spec: &Spec, obs: TableObs) -> TablePlan {
-    let observed = Observed {
-        tables: [("t".to_string(), obs)].into(),
-    };
-    plan(spec, &observed).tables.remove(0)
+    plan(spec, &observed_of(vec![("t", obs)])).tables.remove(0)
 }
 
 fn kinds(tp: &TablePlan) -> Vec<StepKind> {
@@ -358,19 +381,16 @@ fn a_mixed_plan_counts_each_action() {
                 - { table: t1, from: a, to: b }\n- { table: t2, from: a, to: b }\n\
                 - { table: t3, from: a, to: b }\n- { table: t4, from: a, to: b }\n- { table: t5, from: a, to: b }\n";
     let s = load_str("mixed.yaml", text).unwrap();
-    let observed = Observed {
-        tables: [
-            ("t1".to_string(), fresh()),
-            ("t2".into(), fresh()),
-            ("t3".into(), with_dup(fresh(), "DS_LOG", 10)),
-            (
-                "t4".into(),
-                with_env(routed(with_dup(fresh(), "DS_LOG", 0), "b"), "reconfig*all"),
-            ),
-            ("t5".into(), routed(fresh(), "c")),
-        ]
-        .into(),
-    };
+    let observed = observed_of(vec![
+        ("t1", fresh()),
+        ("t2", fresh()),
+        ("t3", with_dup(fresh(), "DS_LOG", 10)),
+        (
+            "t4",
+            with_env(routed(with_dup(fresh(), "DS_LOG", 0), "b"), "reconfig*all"),
+        ),
+        ("t5", routed(fresh(), "c")),
+    ]);
     let p = plan(&s, &observed);
     let sum = p.summary();
     assert_eq!(
@@ -384,4 +404,160 @@ fn a_mixed_plan_counts_each_action() {
         5,
         "a table nobody observed is never planned as migratable"
     );
+}
+
+/// A cut-over case: name, source facts, plan-file tweak, observed table, expected blocker codes.
+type CutoverCase = (
+    &'static str,
+    ClusterObs,
+    &'static str,
+    TableObs,
+    Vec<&'static str>,
+);
+
+fn proxied(mut obs: TableObs, serves: ProxyServes) -> TableObs {
+    obs.proxies = vec![ProxyObs {
+        addr: "p:1".into(),
+        serves,
+    }];
+    obs
+}
+
+#[test]
+fn cut_over_facts_block_or_pass() {
+    let slow = ClusterObs {
+        config_sync_ms: [("r1:1".to_string(), 30_000)].into(),
+        group_check_ms: Some(10_000),
+        ..source_facts()
+    };
+    let master_slow = ClusterObs {
+        master: true,
+        ..slow.clone()
+    };
+    let cases: Vec<CutoverCase> = vec![
+        ("fast sync fits 60s", source_facts(), "", fresh(), vec![]),
+        (
+            "30 s sync and two 10 s group checks do not fit 60s",
+            slow.clone(),
+            "",
+            fresh(),
+            vec!["write_block_budget"],
+        ),
+        (
+            "the speed-up makes it fit on 2.5",
+            slow.clone(),
+            "1s",
+            fresh(),
+            vec![],
+        ),
+        (
+            "the speed-up does not help on master",
+            master_slow,
+            "1s",
+            fresh(),
+            vec!["write_block_budget"],
+        ),
+        (
+            "a proxy serving the source is fine",
+            source_facts(),
+            "",
+            proxied(fresh(), ProxyServes::Cluster("a".into())),
+            vec![],
+        ),
+        (
+            "a proxy serving the target before the switch is stale",
+            source_facts(),
+            "",
+            proxied(fresh(), ProxyServes::Cluster("b".into())),
+            vec!["metaproxy_stale"],
+        ),
+        (
+            "a silent proxy blocks",
+            source_facts(),
+            "",
+            proxied(fresh(), ProxyServes::NoAnswer),
+            vec!["metaproxy_unanswered"],
+        ),
+        (
+            "a target that denies writes blocks",
+            source_facts(),
+            "",
+            TableObs {
+                target_deny: Some("reconfig*all".into()),
+                ..fresh()
+            },
+            vec!["target_denies_writes"],
+        ),
+    ];
+    for (name, facts, speed_up, obs, want) in cases {
+        let mut s = spec(true, false);
+        if !speed_up.is_empty() {
+            let d = crate::spec::parse_duration(speed_up).unwrap();
+            s.clusters.get_mut("a").unwrap().config_sync_during_cutover = Some(d);
+        }
+        let mut observed = observed_of(vec![("t", obs)]);
+        observed.clusters.insert("a".into(), facts);
+        let tp = plan(&s, &observed).tables.remove(0);
+        let codes: Vec<&str> = tp.blockers.iter().map(|b| b.code.as_str()).collect();
+        assert_eq!(codes, want, "{name}: {:?}", tp.blockers);
+    }
+}
+
+#[test]
+fn a_2_6_target_needs_proxies_known_to_relay_it() {
+    let s = spec(true, false);
+    for (relays, want) in [
+        (
+            Relays::Yes {
+                evidence: "x".into(),
+            },
+            vec![],
+        ),
+        (
+            Relays::No {
+                evidence: "x".into(),
+            },
+            vec!["metaproxy_cannot_relay"],
+        ),
+        (Relays::Unknown, vec!["metaproxy_relay_unknown"]),
+    ] {
+        let mut observed = observed_of(vec![("t", fresh())]);
+        observed.clusters.insert(
+            "b".into(),
+            ClusterObs {
+                master: true,
+                ..source_facts()
+            },
+        );
+        observed.proxy_relays_master.insert("p:1".into(), relays);
+        let tp = plan(&s, &observed).tables.remove(0);
+        let codes: Vec<&str> = tp.blockers.iter().map(|b| b.code.as_str()).collect();
+        assert_eq!(codes, want);
+    }
+}
+
+#[test]
+fn the_speed_up_is_a_cluster_change_only_where_it_works() {
+    let mut s = spec(true, false);
+    s.clusters.get_mut("a").unwrap().config_sync_during_cutover =
+        Some(std::time::Duration::from_secs(1));
+    let mut observed = observed_of(vec![("t", fresh())]);
+    let p = plan(&s, &observed);
+    assert_eq!(p.cluster_changes.len(), 1);
+    let c = &p.cluster_changes[0];
+    assert_eq!(
+        (c.before.as_str(), c.after.as_str(), c.applied),
+        ("1000", "1000", true)
+    );
+    observed.clusters.get_mut("a").unwrap().master = true;
+    let p = plan(&s, &observed);
+    assert!(
+        !p.cluster_changes[0].applied,
+        "master's /updateConfig does not re-arm the timer"
+    );
+    let tp = &p.tables[0];
+    assert!(tp
+        .warnings
+        .iter()
+        .any(|w| w.contains("ERR_OPERATION_DISABLED")));
 }

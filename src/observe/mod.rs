@@ -1,9 +1,15 @@
 //! Owns observing: a read-only snapshot of everything a plan depends on, per table, read
 //! concurrently with a bound — source app, duplications to the target with this table's lag,
-//! data versions on the replicas that host it, the target's table, and the routing node.
+//! data versions on the replicas that host it, the target's table, the routing node and what
+//! each listed meta-proxy serves — and per cluster, its servers' config-sync and group-check
+//! periods (`clusters`) and the meta-proxies' ability to relay a 2.6 meta (`proxies`).
 //!
 //! The only I/O before planning. Each cluster's reported name must equal its key in the plan
-//! file; an unreachable cluster or ZooKeeper is one error naming it.
+//! file; an unreachable cluster or ZooKeeper is one error naming it. A dead replica server is
+//! skipped; a live one that cannot be asked makes only what depends on it unknown.
+
+mod clusters;
+mod proxies;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -15,11 +21,13 @@ use tokio::task::JoinSet;
 
 use crate::pegasus::envs::MASTER_CLUSTER_ENV;
 use crate::pegasus::messages::apps::{AppInfo, AppStatus};
+use crate::pegasus::messages::nodes::NodeStatus;
 use crate::pegasus::meta::{MetaClient, MetaOptions};
 use crate::pegasus::replica::ReplicaClient;
 use crate::plan::observed::{
     DupObs, Observed, RoutingNode, RoutingObs, SourceApp, TableObs, TargetObs,
 };
+use crate::probe::progress;
 use crate::routing::zk::Zk;
 use crate::routing::{node_path, Route};
 use crate::spec::{Migration, Spec};
@@ -70,7 +78,12 @@ pub enum Error {
 struct ClusterView {
     meta: MetaClient,
     apps: Vec<AppInfo>,
+    /// Every replica server the meta lists, dead ones included.
     replicas: Vec<SocketAddr>,
+    /// The ones it lists alive.
+    alive: Vec<SocketAddr>,
+    /// Master (2.6) servers: list-nodes carries host_port fields.
+    master: bool,
 }
 
 impl ClusterView {
@@ -95,11 +108,19 @@ pub async fn observe(spec: &Spec, opts: ObserveOptions) -> Result<Observed, Erro
         clusters.insert(name, view);
     }
     let zk = zookeeper(spec, opts.timeout).await?;
+    let proxy_addrs = spec
+        .metaproxy
+        .as_ref()
+        .map(|m| m.addresses.iter().filter_map(|a| a.parse().ok()).collect())
+        .unwrap_or_default();
     let shared = Arc::new(Shared {
         clusters,
         zk,
         root: spec.metaproxy.as_ref().map(|m| m.root.clone()),
         replica: ReplicaClient::new(opts.timeout),
+        proxies: proxy_addrs,
+        proxy_pool: crate::pegasus::connection::Pool::new(opts.timeout.min(Duration::from_secs(3))),
+        proxy_timeout: opts.timeout.min(Duration::from_secs(3)),
     });
     let limit = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let mut tasks = JoinSet::new();
@@ -116,7 +137,13 @@ pub async fn observe(spec: &Spec, opts: ObserveOptions) -> Result<Observed, Erro
         let (table, obs) = done.expect("observation tasks do not panic");
         tables.insert(table, obs?);
     }
-    Ok(Observed { tables })
+    let clusters = shared.cluster_facts().await;
+    let proxy_relays_master = shared.proxy_relays(spec, &tables).await;
+    Ok(Observed {
+        tables,
+        clusters,
+        proxy_relays_master,
+    })
 }
 
 fn used_clusters(spec: &Spec) -> Vec<String> {
@@ -194,10 +221,17 @@ async fn cluster_view(spec: &Spec, name: &str, opts: ObserveOptions) -> Result<C
         .map_err(unreachable)?;
     let nodes = meta.list_nodes().await.map_err(unreachable)?;
     let replicas = nodes.iter().filter_map(|n| n.node.to_socket()).collect();
+    let alive = nodes
+        .iter()
+        .filter(|n| n.status == NodeStatus::NS_ALIVE)
+        .filter_map(|n| n.node.to_socket())
+        .collect();
     Ok(ClusterView {
         meta,
         apps,
         replicas,
+        alive,
+        master: nodes.iter().any(|n| n.hp_node.is_some()),
     })
 }
 
@@ -216,6 +250,10 @@ struct Shared {
     zk: Option<Zk>,
     root: Option<String>,
     replica: ReplicaClient,
+    /// The listed meta-proxy instances.
+    proxies: Vec<SocketAddr>,
+    proxy_pool: crate::pegasus::connection::Pool,
+    proxy_timeout: Duration,
 }
 
 impl Shared {
@@ -225,13 +263,15 @@ impl Shared {
             routing: self.routing(&m.table).await?,
             ..TableObs::default()
         };
+        obs.proxies = self.proxy_answers(&m.table, &m.from, &m.to).await;
         obs.target = match dst.app(&m.table) {
             None => TargetObs::Absent,
-            Some(a) if a.envs.get(MASTER_CLUSTER_ENV) == Some(&m.from) => {
-                TargetObs::Follower { app_id: a.app_id }
-            }
+            Some(a) if is_follower_of(a, &m.from, src) => TargetObs::Follower { app_id: a.app_id },
             Some(a) => TargetObs::Unrelated { app_id: a.app_id },
         };
+        obs.target_deny = dst
+            .app(&m.table)
+            .and_then(|a| a.envs.get(crate::pegasus::envs::DENY_ENV).cloned());
         let Some(app) = src.app(&m.table) else {
             return Ok(obs);
         };
@@ -240,9 +280,10 @@ impl Shared {
             status: app.status.name(),
             partition_count: app.partition_count,
             envs: app.envs.clone(),
+            atomic_idempotent: app.atomic_idempotent.unwrap_or(false),
         });
         if app.status == AppStatus::AS_AVAILABLE {
-            obs.data_versions = self.data_versions(src, app.app_id).await;
+            obs.data_versions = self.data_versions(src, &m.table, app.app_id).await;
             obs.dups = self
                 .dups(src, &m.table, &m.to, app.app_id)
                 .await
@@ -275,11 +316,21 @@ impl Shared {
         Ok(Some(RoutingObs { path, node }))
     }
 
-    /// Data version per node hosting the table, asked of every node at once; a node that
-    /// hosts none is skipped, a node that cannot be asked is recorded as such (and so blocks).
-    async fn data_versions(&self, src: &ClusterView, app_id: i32) -> BTreeMap<String, String> {
+    /// Data version per live node hosting the table, asked of every such node at once; a
+    /// node that hosts none is skipped, a live node that cannot be asked is recorded as such
+    /// (and so blocks) when it holds one of the table's primaries.
+    async fn data_versions(
+        &self,
+        src: &ClusterView,
+        table: &str,
+        app_id: i32,
+    ) -> BTreeMap<String, String> {
+        let primaries = crate::probe::Primaries::read(&src.meta, table)
+            .await
+            .map(|p| p.nodes())
+            .unwrap_or_default();
         let mut asks = JoinSet::new();
-        for node in src.replicas.clone() {
+        for node in src.alive.clone() {
             let replica = self.replica.clone();
             asks.spawn(async move {
                 let path = format!("/replica/data_version?app_id={app_id}");
@@ -289,13 +340,16 @@ impl Shared {
                     Ok((status, body)) => Some(format!("unknown (HTTP {status}: {})", body.trim())),
                     Err(e) => Some(format!("unknown ({e})")),
                 };
-                (node.to_string(), version)
+                (node, version)
             });
         }
         let mut out = BTreeMap::new();
         while let Some(Ok((node, version))) = asks.join_next().await {
-            if let Some(v) = version {
-                out.insert(node, v);
+            match version {
+                Some(v) if !v.starts_with("unknown") || primaries.contains(&node) => {
+                    out.insert(node.to_string(), v);
+                }
+                _ => {}
             }
         }
         out
@@ -306,15 +360,21 @@ impl Shared {
         src: &ClusterView,
         table: &str,
         to: &str,
-        app_id: i32,
+        _app_id: i32,
     ) -> Result<Vec<DupObs>, crate::pegasus::Error> {
         let resp = src.meta.query_duplication(table).await?;
         let mut out = Vec::new();
         for e in resp.entry_list.iter().filter(|e| e.remote == to) {
-            // An unreadable 2.5 replica leaves the lag unknown rather than failing the plan.
-            let lag = crate::probe::lag(&self.replica, &src.replicas, app_id, e)
-                .await
-                .ok();
+            // Primaries that cannot be asked leave the lag unknown rather than failing the plan.
+            let lag = match crate::probe::Primaries::read(&src.meta, table).await {
+                Ok(prim) => {
+                    let parts =
+                        progress::read(&self.replica, &prim, Some(e.dupid), self.proxy_timeout)
+                            .await;
+                    progress::lag(e, prim.partition_count, &parts)
+                }
+                Err(_) => None,
+            };
             out.push(DupObs {
                 dupid: e.dupid,
                 status: e.status.name(),
@@ -323,6 +383,18 @@ impl Shared {
         }
         Ok(out)
     }
+}
+
+/// Whether `a` (on the target) is a follower of `from`'s table: its master markers name the
+/// source by cluster name, or (master's `dup_cluster_name` may differ from it) by meta list.
+fn is_follower_of(a: &AppInfo, from: &str, src: &ClusterView) -> bool {
+    if a.envs.get(MASTER_CLUSTER_ENV).map(String::as_str) == Some(from) {
+        return true;
+    }
+    let metas: Vec<String> = src.meta.metas().iter().map(ToString::to_string).collect();
+    a.envs
+        .get(crate::pegasus::envs::MASTER_METAS_ENV)
+        .is_some_and(|m| m.split(',').any(|x| metas.iter().any(|y| y == x.trim())))
 }
 
 /// The data version a node reports for its partitions (`"1"`, or the distinct values).

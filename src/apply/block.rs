@@ -1,0 +1,192 @@
+//! Owns the write block: setting the deny env with a budget, waiting until every primary
+//! shows it in force (`evidence`), and restoring writes when a cut-over is abandoned, saying
+//! only what was observed.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::evidence::{Awaited, Poller, Tally};
+use super::gate::wait_until;
+use super::journal::now_ms;
+use super::table::{Block, Run, StepResult, Stop};
+use crate::pegasus::envs::DENY_ENV;
+
+pub use crate::plan::budget::{restore_reserve, SYNC_MARGIN};
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Run<'_> {
+    pub(super) fn poller(&self) -> Poller<'_> {
+        Poller {
+            meta: self.src,
+            table: &self.m.table,
+            probes: &self.ctx.probes,
+            probe_deadline: self.ctx.opts.probe_timeout,
+            poll: self.ctx.opts.poll,
+        }
+    }
+
+    /// Waits (outside the block) until a lowered config-sync period is in force.
+    async fn await_speed_up(&self) {
+        let ready = self.source.speed_up_ready_at();
+        let wait = ready.saturating_duration_since(Instant::now());
+        if !wait.is_zero() {
+            let msg = format!(
+                "waiting {:.1}s for the lowered config sync of {} to take effect",
+                wait.as_secs_f64(),
+                self.m.from
+            );
+            self.ctx
+                .events
+                .emit(&self.m.table, "wait", "block_writes", msg);
+            tokio::time::sleep_until(ready).await;
+        }
+    }
+
+    pub(super) async fn block_writes(&mut self) -> StepResult {
+        self.begin_cutover().await;
+        self.await_speed_up().await;
+        let value = self.m.block_mode.deny_value();
+        // Only a run that resumes an interrupted block (the env is still set) keeps the old
+        // block's deadline; a fresh block starts its own clock.
+        let started_ms = if self.resumed_block {
+            self.ctx
+                .journal
+                .open_block_start_ms(&self.m.table)
+                .unwrap_or_else(now_ms)
+        } else {
+            now_ms()
+        };
+        let elapsed = Duration::from_millis(now_ms().saturating_sub(started_ms));
+        let sync = self.source.sync_bound();
+        let reserve = restore_reserve(sync, self.ctx.opts.probe_timeout);
+        self.journal(
+            "block_writes",
+            "intent",
+            json!({"env": DENY_ENV, "after": value, "max_write_block_ms": ms(self.m.max_write_block),
+                   "sync_bound_ms": ms(sync), "restore_reserve_ms": ms(reserve)}),
+        )?;
+        let now = Instant::now();
+        let started = now.checked_sub(elapsed).unwrap_or(now);
+        let block = Block {
+            started,
+            started_ms,
+            settled_at: started + sync + SYNC_MARGIN,
+            give_up_at: (started + self.m.max_write_block)
+                .checked_sub(reserve)
+                .unwrap_or(started),
+            deadline: started + self.m.max_write_block,
+        };
+        self.block = Some(block);
+        if now >= block.give_up_at {
+            return Err(Stop::Abort(format!(
+                "the write block from an earlier run is past its budget (max_write_block {:?} less {:?} to restore)",
+                self.m.max_write_block, reserve
+            )));
+        }
+        self.src
+            .set_app_envs(&self.m.table, &[(DENY_ENV, value)])
+            .await
+            .map_err(|e| Stop::Abort(format!("set {DENY_ENV}: {e}")))?;
+        let awaited = Awaited::WritesBlocked {
+            mode: self.m.block_mode,
+            settled: false,
+        };
+        let mut tally = Tally::default();
+        let seen = self
+            .poller()
+            .until_every_partition(awaited, block.settled_at, block.give_up_at, &mut tally)
+            .await;
+        self.tally = tally;
+        if !seen {
+            return Err(Stop::Abort(format!(
+                "{DENY_ENV}={value} was not seen in force on every primary within the budget; partitions without evidence: {}",
+                self.tally.describe_missing()
+            )));
+        }
+        let since = |t: Option<Instant>| t.map(|t| ms(t.saturating_duration_since(started)));
+        let (first, last) = (
+            since(self.tally.first_seen()),
+            since(self.tally.last_seen()),
+        );
+        self.journal(
+            "block_writes",
+            "outcome",
+            json!({"started_ms": started_ms, "first_in_force_after_ms": first, "all_in_force_after_ms": last}),
+        )?;
+        let msg = format!(
+            "writes blocked ({value}), in force on every primary after {} ms (the probe write was {})",
+            last.unwrap_or(0),
+            match self.m.block_mode {
+                crate::spec::BlockMode::Reconfig => "refused",
+                crate::spec::BlockMode::Timeout => "left unanswered",
+            }
+        );
+        self.ctx
+            .events
+            .emit(&self.m.table, "wait", "block_writes", msg);
+        Ok(())
+    }
+
+    /// Deletes the deny env and waits, within the block's deadline, until every primary takes
+    /// the probe write again. Returns what is known, for the operator.
+    pub(super) async fn restore_writes(&mut self) -> Result<String, String> {
+        let _ = self.journal("block_writes", "restore_intent", json!({"env": DENY_ENV}));
+        let sync = self.source.sync_bound();
+        let floor = Instant::now() + restore_reserve(sync, self.ctx.opts.probe_timeout);
+        let deadline = self.block.map_or(floor, |b| b.deadline.max(floor));
+        let (src, table) = (self.src, &self.m.table);
+        wait_until(
+            "the deny env to be deleted",
+            deadline,
+            self.ctx.opts.poll,
+            || async { src.del_app_envs(table, &[DENY_ENV]).await.map(Some) },
+        )
+        .await
+        .map_err(|e| {
+            format!(
+                "{e}: delete {DENY_ENV} on {table} of {} by hand",
+                self.m.from
+            )
+        })?;
+        let mut tally = Tally::default();
+        let restored = self
+            .poller()
+            .until_every_partition(
+                Awaited::WritesRestored,
+                Instant::now(),
+                deadline,
+                &mut tally,
+            )
+            .await;
+        let started = self.block.map(|b| b.started);
+        let block_ms = started.map(|s| ms(Instant::now().saturating_duration_since(s)));
+        let _ = self.journal(
+            "block_writes",
+            "restored",
+            json!({"write_block_ms": block_ms, "seen_on_every_primary": restored}),
+        );
+        self.block = None;
+        let said = if restored {
+            let after = tally
+                .last_seen()
+                .zip(started)
+                .map_or(0, |(t, s)| ms(t.saturating_duration_since(s)));
+            format!("writes restored: every primary takes writes again ({after} ms after the block began)")
+        } else {
+            format!(
+                "writes restored on the meta; replicas apply it at their next config sync (within {:.0}s); not yet seen on partitions {}",
+                sync.as_secs_f64(),
+                tally.describe_missing()
+            )
+        };
+        self.ctx
+            .events
+            .emit(&self.m.table, "wait", "block_writes", said.clone());
+        Ok(said)
+    }
+}

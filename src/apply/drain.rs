@@ -1,0 +1,139 @@
+//! Owns the drain: with writes blocked, wait until every partition's current primary has
+//! shipped (lcd − `not_duplicated`) at least the decree it had prepared once the block was in
+//! force there (server-behaviour.md §6). Prepared, not committed: a write that passed the deny
+//! check just before the block commits a moment later and must be shipped too.
+//!
+//! Each partition counts once, on the primary the meta names in that poll. A new primary
+//! (new ballot) starts its partition over: first evidence that the block holds there, then a
+//! new baseline. On 2.5 the last write is shipped only after the primary's next empty write
+//! (group check), which the budget allows for.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::evidence::Awaited;
+use super::journal::now_ms;
+use super::table::{Run, StepResult, Stop};
+use crate::probe::progress::{self, Known};
+use crate::probe::Primaries;
+
+/// One partition's drain state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Baseline {
+    ballot: i64,
+    /// The primary's prepared decree, read after the block was in force on it.
+    decree: i64,
+    drained: bool,
+}
+
+impl Run<'_> {
+    pub(super) async fn drain(&mut self) -> StepResult {
+        let dupid = match self.dupid {
+            Some(id) => id,
+            None => self
+                .find_dup()
+                .await?
+                .map(|d| d.dupid)
+                .ok_or_else(|| Stop::Abort("no duplication to drain".into()))?,
+        };
+        let block = self
+            .block
+            .ok_or_else(|| Stop::Abort("drain without a write block".into()))?;
+        let awaited = Awaited::WritesBlocked {
+            mode: self.m.block_mode,
+            settled: false,
+        };
+        let mut baselines: BTreeMap<i32, Baseline> = BTreeMap::new();
+        let mut last_state = String::from("not polled");
+        loop {
+            let current = Primaries::read(self.src, &self.m.table).await;
+            if current.as_ref().is_ok_and(|p| !self.tally.complete_for(p)) {
+                // A partition has a new primary: the block must be seen there again.
+                let mut tally = std::mem::take(&mut self.tally);
+                self.poller()
+                    .poll_once(awaited, block.settled_at, &mut tally)
+                    .await;
+                self.tally = tally;
+            }
+            let read_at = Instant::now();
+            if let Ok(prim) = Primaries::read(self.src, &self.m.table).await {
+                let parts = progress::read(
+                    &self.ctx.replica,
+                    &prim,
+                    Some(dupid),
+                    self.ctx.opts.probe_timeout * 4,
+                )
+                .await;
+                last_state = self.advance(&prim, &parts, read_at, &mut baselines);
+                let n = usize::try_from(prim.partition_count).unwrap_or(0);
+                if n > 0 && baselines.len() == n && baselines.values().all(|b| b.drained) {
+                    break;
+                }
+            }
+            if Instant::now() + self.ctx.opts.poll >= block.give_up_at {
+                return Err(Stop::Abort(format!(
+                    "not every partition shipped within the budget: {last_state}"
+                )));
+            }
+            tokio::time::sleep(self.ctx.opts.poll).await;
+        }
+        let since_block = now_ms().saturating_sub(block.started_ms);
+        self.journal(
+            "drain",
+            "outcome",
+            json!({"drained_after_block_ms": since_block, "baselines": baselines.iter().map(|(p, b)| (p.to_string(), b.decree)).collect::<BTreeMap<_, _>>()}),
+        )
+    }
+
+    /// Updates each partition's baseline and drained flag from one poll; returns a summary of
+    /// the partitions still waiting.
+    fn advance(
+        &self,
+        prim: &Primaries,
+        parts: &[Known<progress::PartitionProgress>],
+        read_at: Instant,
+        baselines: &mut BTreeMap<i32, Baseline>,
+    ) -> String {
+        let mut waiting = Vec::new();
+        for (p, known) in prim.parts.iter().zip(parts) {
+            let evidence = self.tally.seen.get(&p.pidx).copied();
+            let in_force_before_read =
+                evidence.is_some_and(|(ballot, at)| ballot == p.ballot && at <= read_at);
+            if baselines.get(&p.pidx).is_some_and(|b| b.ballot != p.ballot) {
+                baselines.remove(&p.pidx);
+            }
+            let pp = match known {
+                Known::Yes(pp) if pp.ballot == p.ballot => pp,
+                Known::Yes(_) => {
+                    waiting.push(format!("{} (primary changed)", p.pidx));
+                    continue;
+                }
+                Known::Unknown(why) => {
+                    waiting.push(format!("{} ({why})", p.pidx));
+                    continue;
+                }
+            };
+            if !in_force_before_read {
+                waiting.push(format!("{} (block not yet seen on its primary)", p.pidx));
+                continue;
+            }
+            let base = baselines.entry(p.pidx).or_insert(Baseline {
+                ballot: p.ballot,
+                decree: pp.last_prepared,
+                drained: false,
+            });
+            let shipped = pp.shipped().unwrap_or(i64::MIN);
+            base.drained = shipped >= base.decree;
+            if !base.drained {
+                waiting.push(format!("{} (shipped {shipped} of {})", p.pidx, base.decree));
+            }
+        }
+        if waiting.is_empty() {
+            "every partition shipped".into()
+        } else {
+            format!("partitions {}", waiting.join(", "))
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Owns each source cluster's config-sync facts for a run, and the optional speed-up: lowering
+//! `config_sync_interval_ms` on the source's replica servers while it has cut-overs
+//! (`/updateConfig`), journaled, and restoring the values read before when its last cut-over
+//! of the run ends — or, in a later run, when the journal shows it was left lowered.
+//!
+//! The tool never relies on the lowered value until it can be in force: on 2.5 a new period
+//! starts when the current one ends (one old interval), and on master `/updateConfig` does not
+//! re-arm the timer at all, so there the speed-up is not applied and the bound stays the value
+//! read (server-behaviour.md §1.4; `src/sim/fidelity.md`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::journal::Journal;
+use crate::pegasus::messages::nodes::NodeStatus;
+use crate::pegasus::meta::MetaClient;
+use crate::pegasus::replica::ReplicaClient;
+use crate::probe::flags::{self, CONFIG_SYNC};
+
+/// What a server's config sync is assumed to be when `/config` cannot be read: the default.
+pub const DEFAULT_CONFIG_SYNC: Duration = Duration::from_secs(30);
+
+/// One source cluster's config-sync facts and speed-up state.
+#[derive(Debug)]
+pub struct Source {
+    pub name: String,
+    /// Master (2.6) servers: `/updateConfig` does not change the config-sync period.
+    pub master: bool,
+    /// `config_sync_interval_ms` per live replica server, as read at the start of the run.
+    pub original: BTreeMap<SocketAddr, u64>,
+    /// The speed-up's value, when the plan asks for one and the servers honour it.
+    pub lowered_to: Option<Duration>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// When the lowered value was set (it is in force one old period later).
+    lowered_at: Option<Instant>,
+    /// Tables of this run whose cut-over has begun and not ended.
+    active: usize,
+}
+
+impl Source {
+    /// Reads the live replica servers' config-sync periods; `speed_up` is the plan's
+    /// `config_sync_during_cutover` for this cluster.
+    pub async fn load(
+        name: &str,
+        meta: &MetaClient,
+        replica: &ReplicaClient,
+        speed_up: Option<Duration>,
+    ) -> Source {
+        let nodes = meta.list_nodes().await.unwrap_or_default();
+        let master = nodes.iter().any(|n| n.hp_node.is_some());
+        let mut original = BTreeMap::new();
+        for n in nodes.iter().filter(|n| n.status == NodeStatus::NS_ALIVE) {
+            if let Some(addr) = n.node.to_socket() {
+                if let Ok(ms) = flags::read(replica, addr, CONFIG_SYNC).await {
+                    original.insert(addr, ms);
+                }
+            }
+        }
+        Source {
+            name: name.to_string(),
+            master,
+            original,
+            lowered_to: speed_up.filter(|_| !master),
+            state: Mutex::default(),
+        }
+    }
+
+    /// Takes over a speed-up an earlier run left in place: `left` holds the values it
+    /// replaced, which this run restores at its end.
+    pub fn adopt(&mut self, left: &BTreeMap<String, u64>) {
+        self.original = left
+            .iter()
+            .filter_map(|(a, ms)| Some((a.parse().ok()?, *ms)))
+            .collect();
+        let state = self.state.get_mut().expect("speed-up lock");
+        // When it was lowered is not known here: count from now.
+        state.lowered_at = Some(Instant::now());
+    }
+
+    /// The longest config-sync period that can be in force on any live server now.
+    #[must_use]
+    pub fn sync_bound(&self) -> Duration {
+        let read = self.longest_original();
+        let state = self.state.lock().expect("speed-up lock");
+        match (self.lowered_to, state.lowered_at) {
+            (Some(to), Some(at)) if Instant::now() >= at + read => to.min(read),
+            _ => read,
+        }
+    }
+
+    fn longest_original(&self) -> Duration {
+        self.original
+            .values()
+            .max()
+            .map_or(DEFAULT_CONFIG_SYNC, |&ms| Duration::from_millis(ms))
+    }
+
+    /// When the speed-up is in force (now, without one).
+    #[must_use]
+    pub fn speed_up_ready_at(&self) -> Instant {
+        let state = self.state.lock().expect("speed-up lock");
+        match (self.lowered_to, state.lowered_at) {
+            (Some(_), Some(at)) => at + self.longest_original(),
+            _ => Instant::now(),
+        }
+    }
+
+    /// A table of this cluster starts its cut-over: the first one lowers the period.
+    pub async fn begin(&self, replica: &ReplicaClient, journal: &Journal) {
+        let lower = {
+            let mut state = self.state.lock().expect("speed-up lock");
+            state.active += 1;
+            state.active == 1 && state.lowered_at.is_none()
+        };
+        let Some(to) = self.lowered_to.filter(|_| lower) else {
+            return;
+        };
+        let to_ms = u64::try_from(to.as_millis()).unwrap_or(u64::MAX);
+        let originals: BTreeMap<String, u64> = self
+            .original
+            .iter()
+            .map(|(a, ms)| (a.to_string(), *ms))
+            .collect();
+        let _ = journal.record(
+            "",
+            "speed_up",
+            "intent",
+            json!({"cluster": self.name, "flag": CONFIG_SYNC, "to": to_ms, "original": originals}),
+        );
+        let mut failed = BTreeMap::new();
+        for addr in self.original.keys() {
+            if let Err(e) = flags::update(replica, *addr, CONFIG_SYNC, to_ms).await {
+                failed.insert(addr.to_string(), e.to_string());
+            }
+        }
+        self.state.lock().expect("speed-up lock").lowered_at = Some(Instant::now());
+        let _ = journal.record(
+            "",
+            "speed_up",
+            "outcome",
+            json!({"cluster": self.name, "failed": failed}),
+        );
+    }
+
+    /// A table's cut-over ended; the last one restores the period. Returns what was
+    /// restored, for the operator.
+    pub async fn end(&self, replica: &ReplicaClient, journal: &Journal) -> Option<String> {
+        let restore = {
+            let mut state = self.state.lock().expect("speed-up lock");
+            state.active = state.active.saturating_sub(1);
+            state.active == 0 && state.lowered_at.take().is_some()
+        };
+        if !restore {
+            return None;
+        }
+        let originals = self
+            .original
+            .iter()
+            .map(|(a, ms)| (a.to_string(), *ms))
+            .collect();
+        Some(restore_values(&self.name, &originals, replica, journal).await)
+    }
+}
+
+/// Sets `originals` back and journals it; returns a line for the operator.
+pub async fn restore_values(
+    cluster: &str,
+    originals: &BTreeMap<String, u64>,
+    replica: &ReplicaClient,
+    journal: &Journal,
+) -> String {
+    let _ = journal.record(
+        "",
+        "speed_up",
+        "restore_intent",
+        json!({"cluster": cluster, "original": originals}),
+    );
+    let mut failed = Vec::new();
+    for (addr, ms) in originals {
+        let Ok(node) = addr.parse::<SocketAddr>() else {
+            continue;
+        };
+        if let Err(e) = flags::update(replica, node, CONFIG_SYNC, *ms).await {
+            failed.push(format!("{addr}: {e}"));
+        }
+    }
+    let _ = journal.record(
+        "",
+        "speed_up",
+        "restored",
+        json!({"cluster": cluster, "failed": failed}),
+    );
+    if failed.is_empty() {
+        format!(
+            "{CONFIG_SYNC} restored on {} replica server(s) of {cluster}",
+            originals.len()
+        )
+    } else {
+        format!(
+            "{CONFIG_SYNC} could not be restored on {} of {cluster}: set it back by hand (GET /updateConfig?{CONFIG_SYNC}=<value>)",
+            failed.join("; ")
+        )
+    }
+}

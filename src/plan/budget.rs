@@ -1,0 +1,143 @@
+//! Owns the write-block budget: how long a cut-over on a source needs from the moment the
+//! deny env is set until writes would be taken again if it had to give up — the block taking
+//! effect (one config sync), the drain (on 2.5, the next empty write), and the restore (one
+//! more config sync) — from the facts `observe` read. Pure; `apply` keeps the same reserve.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::observed::ClusterObs;
+
+/// Slack on top of a config-sync period: the sync RPC itself, clocks, a busy meta.
+pub const SYNC_MARGIN: Duration = Duration::from_millis(500);
+/// The probe requests' default deadline (`apply --probe-timeout`).
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+/// What a replica server's config sync is taken to be when `/config` could not be read.
+pub const DEFAULT_CONFIG_SYNC_MS: u64 = 30_000;
+/// Shipping the last writes once loadable, on any version.
+const SHIP_SLACK: Duration = Duration::from_secs(2);
+
+/// The parts of a cut-over's write-block budget, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Budget {
+    /// The longest config-sync period in force on the source's replica servers at the block.
+    pub config_sync_ms: u64,
+    /// Until the block is in force on every primary.
+    pub takes_effect_ms: u64,
+    /// Until every partition has shipped, after the block.
+    pub drain_ms: u64,
+    /// On a 2.5 source: the group-check period whose empty write lets the last write ship.
+    pub empty_write_ms: Option<u64>,
+    /// Reserved to restore writes if the cut-over gives up.
+    pub restore_ms: u64,
+}
+
+impl Budget {
+    /// The budget of a cut-over on `source`, with the speed-up's value if one applies.
+    #[must_use]
+    pub fn of(source: &ClusterObs, speed_up: Option<Duration>) -> Self {
+        let read = source
+            .config_sync_ms
+            .values()
+            .max()
+            .copied()
+            .unwrap_or(DEFAULT_CONFIG_SYNC_MS);
+        let sync = match speed_up.filter(|_| !source.master) {
+            Some(d) => ms(d).min(read),
+            None => read,
+        };
+        let sync_d = Duration::from_millis(sync);
+        let empty_write_ms = (!source.master).then(|| source.group_check_ms.unwrap_or(10_000));
+        // A primary runs group check once per period, so the empty write comes up to two
+        // periods after its last write.
+        let drain = SHIP_SLACK + Duration::from_millis(2 * empty_write_ms.unwrap_or(0));
+        Self {
+            config_sync_ms: sync,
+            takes_effect_ms: ms(sync_d + SYNC_MARGIN + PROBE_TIMEOUT * 2),
+            drain_ms: ms(drain),
+            empty_write_ms,
+            restore_ms: ms(restore_reserve(sync_d, PROBE_TIMEOUT)),
+        }
+    }
+
+    /// The least `max_write_block` that fits.
+    #[must_use]
+    pub fn needed_ms(&self) -> u64 {
+        self.takes_effect_ms + self.drain_ms + self.restore_ms
+    }
+}
+
+/// Time a restore needs from its start until every replica takes writes again.
+#[must_use]
+pub fn restore_reserve(sync_bound: Duration, probe_timeout: Duration) -> Duration {
+    sync_bound + probe_timeout * 2 + SYNC_MARGIN
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(master: bool, sync: &[u64], group_check: Option<u64>) -> ClusterObs {
+        ClusterObs {
+            master,
+            config_sync_ms: sync
+                .iter()
+                .enumerate()
+                .map(|(i, ms)| (format!("n{i}"), *ms))
+                .collect(),
+            group_check_ms: group_check,
+            dead_nodes: vec![],
+        }
+    }
+
+    #[test]
+    fn budgets_follow_each_version() {
+        struct Case {
+            name: &'static str,
+            source: ClusterObs,
+            speed_up: Option<Duration>,
+            sync: u64,
+            needed: u64,
+        }
+        let cases = [
+            Case {
+                name: "master at 30 s",
+                source: cluster(true, &[30_000, 30_000], Some(100_000)),
+                speed_up: None,
+                sync: 30_000,
+                needed: 31_500 + 2_000 + 31_500,
+            },
+            Case {
+                name: "master ignores the speed-up (its /updateConfig does not re-arm the timer)",
+                source: cluster(true, &[30_000], None),
+                speed_up: Some(Duration::from_secs(1)),
+                sync: 30_000,
+                needed: 65_000,
+            },
+            Case {
+                name: "2.5 with the speed-up waits for two group checks",
+                source: cluster(false, &[30_000, 20_000], Some(10_000)),
+                speed_up: Some(Duration::from_secs(1)),
+                sync: 1_000,
+                needed: 2_500 + 22_000 + 2_500,
+            },
+            Case {
+                name: "unreadable servers count as the default",
+                source: cluster(false, &[], None),
+                speed_up: None,
+                sync: 30_000,
+                needed: 31_500 + 22_000 + 31_500,
+            },
+        ];
+        for c in cases {
+            let b = Budget::of(&c.source, c.speed_up);
+            assert_eq!(b.config_sync_ms, c.sync, "{}", c.name);
+            assert_eq!(b.needed_ms(), c.needed, "{}", c.name);
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Owns duplication sync between primaries and the meta, every `dup_sync_interval`
+//! (`duplication_sync_timer.cpp`, `meta_duplication_service.cpp duplication_sync`,
+//! `duplication_info.cpp alter_progress`, v2.5.0 and master): a primary creates its
+//! duplicators here; it reports `last_decree` when it differs from the confirmed decree the
+//! meta last returned (master adds its last committed decree); the meta persists a higher
+//! decree at most every `dup_persist_period` and returns what it has stored.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use super::state::{Cluster, DupPartition};
+
+/// Runs duplication sync until `shutdown` turns true.
+pub async fn run(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
+    let mut timer = tokio::time::interval_at(
+        tokio::time::Instant::now() + cluster.config.dup_sync_interval,
+        cluster.config.dup_sync_interval,
+    );
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = timer.tick() => sync(&cluster),
+        }
+    }
+}
+
+/// One duplication sync of every live primary.
+pub fn sync(cluster: &Cluster) {
+    let master = cluster.config.version.is_2_6();
+    let persist_period = cluster.config.dup_persist_period;
+    let now = Instant::now();
+    let mut state = cluster.lock();
+    let alive: Vec<bool> = state.nodes.iter().map(|n| n.alive).collect();
+    for app in state.apps.values_mut() {
+        let partitions = &app.partitions;
+        for dup in app.dups.values_mut() {
+            for (part, p) in dup.parts.iter_mut().zip(partitions) {
+                if !alive.get(p.primary).copied().unwrap_or(false) {
+                    continue;
+                }
+                sync_partition(part, p.last_committed, master, persist_period, now);
+            }
+        }
+    }
+}
+
+fn sync_partition(
+    part: &mut DupPartition,
+    lcd: i64,
+    master: bool,
+    persist_period: std::time::Duration,
+    now: Instant,
+) {
+    if !part.duplicator {
+        // A new primary's duplicator starts from what the meta confirmed (it re-ships the
+        // rest); a brand-new duplication from its checkpoint.
+        part.duplicator = true;
+        part.last_decree = if part.confirmed >= 0 {
+            part.confirmed
+        } else {
+            part.start_decree
+        };
+        part.replica_confirmed = part.confirmed;
+        return;
+    }
+    if part.last_decree != part.replica_confirmed {
+        if master {
+            part.reported_lcd = lcd;
+        }
+        let may_persist = part
+            .persisted_at
+            .is_none_or(|t| now.duration_since(t) >= persist_period);
+        if part.is_inited() && part.last_decree > part.confirmed && may_persist {
+            part.confirmed = part.last_decree;
+            part.persisted_at = Some(now);
+        }
+    }
+    part.replica_confirmed = part.confirmed;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_stalled_duplication_stops_reporting_so_the_metas_lcd_freezes() {
+        let period = Duration::from_millis(0);
+        let mut part = DupPartition::new(10);
+        let t = Instant::now();
+        sync_partition(&mut part, 10, true, period, t);
+        assert!(part.duplicator);
+        part.last_decree = 15;
+        sync_partition(&mut part, 15, true, period, t);
+        assert_eq!((part.confirmed, part.reported_lcd), (15, 15));
+        // Shipping stalls while writes go on: nothing differs, nothing is reported.
+        sync_partition(&mut part, 40, true, period, t);
+        assert_eq!((part.confirmed, part.reported_lcd), (15, 15));
+    }
+
+    #[test]
+    fn the_meta_persists_at_most_once_per_period() {
+        let period = Duration::from_secs(5);
+        let mut part = DupPartition::new(0);
+        let t = Instant::now();
+        sync_partition(&mut part, 0, false, period, t);
+        part.last_decree = 3;
+        sync_partition(&mut part, 3, false, period, t);
+        part.last_decree = 7;
+        sync_partition(&mut part, 7, false, period, t + Duration::from_secs(1));
+        assert_eq!(part.confirmed, 3, "throttled");
+        assert_eq!(part.replica_confirmed, 3);
+        sync_partition(&mut part, 7, false, period, t + Duration::from_secs(6));
+        assert_eq!(part.confirmed, 7);
+        assert_eq!(part.reported_lcd, -1, "2.5 never reports its lcd");
+    }
+}

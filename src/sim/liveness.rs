@@ -1,0 +1,180 @@
+//! Owns liveness: replica servers that go down and come back, the meta's failure detector
+//! that declares them dead after `failure_detect` and moves their primaries, a primary moved
+//! by hand, and what a meta leader change forgets.
+//!
+//! Upstream: `meta_service.cpp` (failure detector, `set_node_state`, `start_service`),
+//! `server_state.cpp` (`downgrade_primary_to_inactive`), `partition_guardian.cpp`
+//! (`on_missing_primary`: the alive secondary with the fewest primaries), v2.5.0 and master.
+//! A new primary applies envs only at its own server's config sync (`replica_config.cpp`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::state::{millis, Cluster, Partition, State};
+
+/// Runs the failure detector until `shutdown` turns true.
+pub async fn run(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
+    let tick = (cluster.config.failure_detect / 10).max(Duration::from_millis(10));
+    let mut timer = tokio::time::interval(tick);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = timer.tick() => detect(&cluster),
+        }
+    }
+}
+
+/// Declares dead the servers silent for `failure_detect`, moving their replicas away, and
+/// takes back the ones that returned.
+pub fn detect(cluster: &Cluster) {
+    let now = Instant::now();
+    let grace = cluster.config.failure_detect;
+    let mut state = cluster.lock();
+    for idx in 0..state.nodes.len() {
+        let node = &state.nodes[idx];
+        if node.listed_alive && !node.alive && now.duration_since(node.last_beacon) >= grace {
+            state.nodes[idx].listed_alive = false;
+            remove_node(&mut state, idx);
+        } else if node.alive && !node.listed_alive {
+            state.nodes[idx].listed_alive = true;
+            readd_node(&mut state, idx);
+        }
+    }
+}
+
+/// Stops or restarts replica server `idx`. A stopped server refuses connections and drops
+/// open ones; a restarted one forgets its runtime flags and applied envs.
+pub fn set_down(cluster: &Cluster, idx: usize, down: bool) {
+    let mut state = cluster.lock();
+    let node = &mut state.nodes[idx];
+    if down {
+        node.alive = false;
+        node.last_beacon = Instant::now();
+        drop(state);
+        cluster.faults.node_drops[idx].send_modify(|g| *g += 1);
+    } else if !node.alive {
+        node.alive = true;
+        node.epoch += 1;
+        node.last_beacon = Instant::now();
+        node.config_sync_interval_ms = millis(cluster.config.config_sync_interval);
+        node.deny.clear();
+    }
+}
+
+/// Moves the primary of `table`'s partition `pidx` to another live replica (the old primary
+/// stays a secondary); returns the new primary's index.
+///
+/// # Errors
+/// No such table or partition, or no live secondary to move to.
+pub fn failover(cluster: &Cluster, table: &str, pidx: usize) -> Result<usize, String> {
+    let mut state = cluster.lock();
+    let usable = usable_nodes(&state);
+    let counts = primary_counts(&state);
+    let app = state
+        .app_by_name_mut(table)
+        .ok_or_else(|| format!("no table {table}"))?;
+    let p = app
+        .partitions
+        .get_mut(pidx)
+        .ok_or_else(|| format!("{table} has no partition {pidx}"))?;
+    let to = pick_primary(p, &usable, &counts).ok_or("no live secondary to move to")?;
+    p.promote(to, true);
+    reset_duplicators(&mut state, table, pidx);
+    Ok(to)
+}
+
+/// A meta leader change: the new leader lists every node alive again (until its own
+/// failure detector catches up), forgets the duplication `last_committed_decree`s, and
+/// restores each partition's progress from storage asynchronously.
+pub fn leader_changed(cluster: &Cluster) {
+    let now = Instant::now();
+    let restore = cluster.config.meta_persist_delay;
+    let mut state = cluster.lock();
+    for node in &mut state.nodes {
+        node.listed_alive = true;
+        node.last_beacon = now;
+    }
+    for app in state.apps.values_mut() {
+        let n = u32::try_from(app.partitions.len()).unwrap_or(1).max(1);
+        for dup in app.dups.values_mut() {
+            for (pidx, part) in dup.parts.iter_mut().enumerate() {
+                let k = u32::try_from(pidx).unwrap_or(0) + 1;
+                part.reported_lcd = -1;
+                part.inited_at = Some(now + restore * k / n);
+            }
+        }
+    }
+}
+
+fn usable_nodes(state: &State) -> Vec<bool> {
+    state
+        .nodes
+        .iter()
+        .map(|n| n.alive && n.listed_alive)
+        .collect()
+}
+
+fn primary_counts(state: &State) -> Vec<usize> {
+    let mut counts = vec![0; state.nodes.len()];
+    for p in state.apps.values().flat_map(|a| &a.partitions) {
+        counts[p.primary] += 1;
+    }
+    counts
+}
+
+/// The live secondary with the fewest primaries.
+fn pick_primary(p: &Partition, usable: &[bool], counts: &[usize]) -> Option<usize> {
+    p.secondaries
+        .iter()
+        .copied()
+        .filter(|&n| usable[n])
+        .min_by_key(|&n| (counts[n], n))
+}
+
+/// A primary's duplicators live on its server: the new primary creates its own at the next
+/// duplication sync.
+fn reset_duplicators(state: &mut State, table: &str, pidx: usize) {
+    if let Some(app) = state.app_by_name_mut(table) {
+        for dup in app.dups.values_mut() {
+            dup.parts[pidx].duplicator = false;
+        }
+    }
+}
+
+fn remove_node(state: &mut State, dead: usize) {
+    let usable = usable_nodes(state);
+    let mut counts = primary_counts(state);
+    let mut moved = Vec::new();
+    for app in state.apps.values_mut() {
+        for (pidx, p) in app.partitions.iter_mut().enumerate() {
+            if p.primary == dead {
+                if let Some(to) = pick_primary(p, &usable, &counts) {
+                    counts[to] += 1;
+                    p.promote(to, false);
+                    moved.push((app.name.clone(), pidx));
+                }
+            } else if p.secondaries.contains(&dead) {
+                p.secondaries.retain(|&n| n != dead);
+                p.ballot += 1;
+            }
+        }
+    }
+    for (table, pidx) in moved {
+        reset_duplicators(state, &table, pidx);
+    }
+}
+
+/// A server that is back rejoins the partitions that lack replicas, as a secondary.
+fn readd_node(state: &mut State, idx: usize) {
+    for app in state.apps.values_mut() {
+        let want = usize::try_from(app.max_replica_count).unwrap_or(1);
+        for p in &mut app.partitions {
+            if !p.hosted_on(idx) && 1 + p.secondaries.len() < want {
+                p.secondaries.push(idx);
+                p.ballot += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! A stage for end-to-end tests: a simulated world (source, target, meta-proxies over real
+//! ZooKeeper) built by the same world builder as `migrator sandbox`, a plan file in a temp
+//! dir, the `migrator` binary run there, and a client load through meta-proxy.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use migrator::pegasus::meta::{MetaClient, MetaOptions};
+use migrator::pegasus::replica::ReplicaClient;
+use migrator::pegasus::table::{TableClient, TableOptions};
+use migrator::sim::load::{count_lost, Load, LoadConfig, LoadReport};
+use migrator::sim::metaproxy::Build;
+use migrator::sim::world::{TableSpec, World, WorldConfig, ZkSource};
+use migrator::sim::{SimCluster, SimConfig, Version};
+
+use crate::support::{meta_client, unique_root, TestZk};
+
+/// How a stage is built.
+#[derive(Clone)]
+pub struct StageOpts {
+    pub versions: (Version, Version),
+    pub tables: Vec<&'static str>,
+    pub partitions: i32,
+    pub defaults: Vec<String>,
+    pub metaproxies: usize,
+    pub build: Build,
+    /// Tables that live on the target already, routed there.
+    pub target_tables: Vec<&'static str>,
+    pub tweak: fn(&mut SimConfig),
+}
+
+impl StageOpts {
+    /// One source table `t0` (4 partitions) on `version` clusters, `max_write_block`.
+    pub fn new(version: Version, max_write_block: &str) -> Self {
+        Self {
+            versions: (version, version),
+            tables: vec!["t0"],
+            partitions: 4,
+            defaults: vec![
+                "threshold: 100".into(),
+                format!("max_write_block: {max_write_block}"),
+            ],
+            metaproxies: 1,
+            build: Build::HostPort,
+            // Another application already lives on the target, routed through meta-proxy.
+            target_tables: vec!["r0"],
+            tweak: |_| {},
+        }
+    }
+}
+
+/// What the load saw and what was lost.
+pub struct LoadResult {
+    pub report: LoadReport,
+    pub lost: u64,
+}
+
+pub struct Stage {
+    pub w: World,
+    pub dir: tempfile::TempDir,
+    pub load: Option<Load>,
+    _zk: TestZk,
+}
+
+impl Stage {
+    pub async fn new(test: &str, opts: StageOpts) -> Stage {
+        let zk = TestZk::get().await;
+        let config = |v| {
+            let mut c = SimConfig::fast(v);
+            (opts.tweak)(&mut c);
+            c
+        };
+        let specs = |names: &[&str]| {
+            names
+                .iter()
+                .map(|t| TableSpec::new(t, opts.partitions, 50))
+                .collect()
+        };
+        let w = World::start(WorldConfig {
+            source_name: "src".into(),
+            target_name: "dst".into(),
+            source: config(opts.versions.0),
+            target: config(opts.versions.1),
+            zookeeper: ZkSource::Existing(zk.addr.clone()),
+            root: unique_root(test),
+            tables: specs(&opts.tables),
+            target_tables: specs(&opts.target_tables),
+            metaproxies: opts.metaproxies,
+            metaproxy_build: opts.build,
+        })
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("m.yaml"), w.plan_yaml(&opts.defaults)).unwrap();
+        Stage {
+            w,
+            dir,
+            load: None,
+            _zk: zk,
+        }
+    }
+
+    pub fn src(&self) -> &SimCluster {
+        &self.w.source
+    }
+
+    pub fn dst(&self) -> &SimCluster {
+        &self.w.target
+    }
+
+    /// Rewrites the plan file with `f`.
+    pub fn edit_plan(&self, f: impl FnOnce(String) -> String) {
+        let path = self.dir.path().join("m.yaml");
+        let yaml = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, f(yaml)).unwrap();
+    }
+
+    pub fn start_load(&mut self) {
+        self.start_load_at(300);
+    }
+
+    pub fn start_load_at(&mut self, rate: u32) {
+        let cfg = LoadConfig {
+            tables: self.w.tables.clone(),
+            resolver: self.w.proxy_addrs()[0],
+            rate,
+            writers_per_table: 2,
+            op_timeout: Duration::from_millis(500),
+            partition_every: Some(Duration::from_millis(50)),
+        };
+        self.load = Some(Load::start(&cfg));
+    }
+
+    /// The binary in the stage's directory; apply's waits are bounded so a bug fails fast.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_migrator"));
+        c.args(args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null());
+        if args.first() == Some(&"apply") && args.len() > 1 {
+            c.args(["--catch-up-timeout", "60s", "--checkpoint-timeout", "60s"]);
+        }
+        c
+    }
+
+    pub async fn run(&self, args: &[&str]) -> Output {
+        let mut c = self.command(args);
+        tokio::task::spawn_blocking(move || c.output().unwrap())
+            .await
+            .unwrap()
+    }
+
+    pub fn journal(&self) -> PathBuf {
+        self.dir.path().join(".migrator/journal.jsonl")
+    }
+
+    pub fn journal_text(&self) -> String {
+        std::fs::read_to_string(self.journal()).unwrap_or_default()
+    }
+
+    /// Stops the load; reads every acknowledged write back where routing now points.
+    pub async fn finish_load(&mut self) -> LoadResult {
+        let report = self.load.take().expect("load running").finish().await;
+        let mut clients = HashMap::new();
+        for t in &self.w.tables {
+            let sim = if self.routed_to(t).await == "dst" {
+                self.dst()
+            } else {
+                self.src()
+            };
+            clients.insert(
+                t.clone(),
+                TableClient::new(t, meta_client(sim), TableOptions::default()),
+            );
+        }
+        let lost = count_lost(report.acked.clone(), &clients).await;
+        LoadResult { report, lost }
+    }
+
+    pub async fn routed_to(&self, table: &str) -> String {
+        self.w.routed_to(table).await.unwrap().unwrap()
+    }
+
+    pub async fn dup_count(&self, table: &str) -> usize {
+        meta_client(self.src())
+            .query_duplication(table)
+            .await
+            .unwrap()
+            .entry_list
+            .len()
+    }
+
+    /// A remote command on a meta of `sim` (the simulator's faults).
+    pub async fn fault(&self, sim: &SimCluster, args: &[&str]) -> String {
+        ReplicaClient::new(Duration::from_secs(2))
+            .command(sim.metas()[0], "sim.fault", args)
+            .await
+            .unwrap()
+    }
+
+    /// A client of `table` through the first meta-proxy.
+    pub fn proxy_client(&self, table: &str) -> TableClient {
+        TableClient::new(
+            table,
+            MetaClient::new(vec![self.w.proxy_addrs()[0]], MetaOptions::default()),
+            TableOptions::default(),
+        )
+    }
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
