@@ -3,6 +3,7 @@
 mod apply;
 mod cli;
 mod dup;
+mod fidelity;
 mod metaproxy;
 mod official;
 mod plan;

@@ -1,0 +1,526 @@
+//! The simulator pinned to real servers, one test per row of server-behaviour.md §7 (and the
+//! facts read since, `src/sim/fidelity.md`): what a replica's app info shows, 2.5's late
+//! last write, the two duplication counters, dead nodes and failover, partition states after
+//! a leader change, meta-proxy's watches and builds, `/updateConfig`, env validation,
+//! `ERR_BUSY`, replica info and `/config`.
+
+use std::time::Duration;
+
+use migrator::pegasus::base::err;
+use migrator::pegasus::messages::apps::{
+    AppStatus, CreateAppOptions, QueryCfgRequest, QueryConfig,
+};
+use migrator::pegasus::messages::duplication::{
+    AddDuplicationRequest, DuplicationStatus, ModifyDuplication, ModifyDuplicationRequest,
+};
+use migrator::pegasus::messages::nodes::NodeStatus;
+use migrator::pegasus::messages::replica_admin::PartitionStatus;
+use migrator::pegasus::meta::{MetaClient, MetaOptions};
+use migrator::pegasus::replica::ReplicaClient;
+use migrator::pegasus::table::{TableClient, TableOptions};
+use migrator::probe::flags::{self, CONFIG_SYNC};
+use migrator::probe::progress::{self, Known};
+use migrator::probe::requests::{self, Answer, Probe};
+use migrator::probe::Primaries;
+use migrator::routing::{node_path, Route};
+use migrator::sim::metaproxy::{Build, MetaProxy};
+use migrator::sim::{Directory, SimCluster, SimConfig, Version};
+
+use crate::support::{eventually, meta_client, unique_root, TestZk};
+
+fn replica() -> ReplicaClient {
+    ReplicaClient::new(Duration::from_secs(2))
+}
+
+async fn start_with(
+    directory: &Directory,
+    name: &str,
+    id: i8,
+    version: Version,
+    tweak: impl FnOnce(&mut SimConfig),
+) -> SimCluster {
+    let mut config = SimConfig::fast(version);
+    tweak(&mut config);
+    SimCluster::start(name, id, config, directory)
+        .await
+        .unwrap()
+}
+
+async fn table(sim: &SimCluster, name: &str, partitions: i32) -> TableClient {
+    let meta = meta_client(sim);
+    let opts = CreateAppOptions {
+        partition_count: partitions,
+        replica_count: 3,
+        ..Default::default()
+    };
+    meta.create_app(name, opts).await.unwrap();
+    TableClient::new(name, meta, TableOptions::default())
+}
+
+async fn fault(sim: &SimCluster, args: &[&str]) -> String {
+    replica()
+        .command(sim.metas()[0], "sim.fault", args)
+        .await
+        .unwrap()
+}
+
+/// Duplicates `t` from `src` to `dst` and waits for DS_LOG and a duplicator on every primary.
+async fn duplicate(src: &SimCluster, t: &str) -> i32 {
+    let meta = meta_client(src);
+    let req = AddDuplicationRequest {
+        app_name: t.into(),
+        remote_cluster_name: "dst".into(),
+        is_duplicating_checkpoint: Some(true),
+        ..Default::default()
+    };
+    let dupid = meta.add_duplication(&req).await.unwrap().dupid;
+    eventually("DS_LOG with a duplicator on every primary", || async {
+        let prim = Primaries::read(&meta, t).await.unwrap();
+        let parts = progress::read(&replica(), &prim, Some(dupid), Duration::from_secs(1)).await;
+        let status = meta.query_duplication(t).await.unwrap().entry_list[0].status;
+        status == DuplicationStatus::DS_LOG && parts.iter().all(|p| p.value().is_some())
+    })
+    .await;
+    dupid
+}
+
+async fn counters(meta: &MetaClient, t: &str, dupid: i32) -> Vec<progress::PartitionProgress> {
+    let prim = Primaries::read(meta, t).await.unwrap();
+    progress::read(&replica(), &prim, Some(dupid), Duration::from_secs(1))
+        .await
+        .into_iter()
+        .map(|k| match k {
+            Known::Yes(p) => p,
+            Known::Unknown(why) => panic!("unknown partition: {why}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn replica_app_info_keeps_the_envs_the_replica_was_created_with() {
+    let sim = start_with(&Directory::default(), "a", 1, Version::V2_5, |_| {}).await;
+    table(&sim, "t", 2).await;
+    let meta = meta_client(&sim);
+    meta.set_app_envs("t", &[("replica.deny_client_request", "reconfig*write")])
+        .await
+        .unwrap();
+    // Several config syncs later the deny is in force, yet app info never shows it.
+    let prim = Primaries::read(&meta, "t").await.unwrap();
+    let probes = ReplicaClient::new(Duration::from_millis(300));
+    eventually("the deny is in force on every primary", || async {
+        requests::send(&probes, &prim, Probe::Write, Duration::from_millis(600))
+            .await
+            .iter()
+            .all(|a| *a == Answer::Refused)
+    })
+    .await;
+    for node in sim.replicas() {
+        let apps = replica().query_app_info(node).await.unwrap();
+        let t = apps.iter().find(|a| a.app_name == "t").unwrap();
+        assert!(t.envs.is_empty(), "{node} shows {:?}", t.envs);
+    }
+    let listed = meta.list_apps(AppStatus::AS_AVAILABLE).await.unwrap();
+    assert!(listed[0].envs.contains_key("replica.deny_client_request"));
+}
+
+#[tokio::test]
+async fn a_2_5_primary_ships_its_last_write_only_after_the_next_empty_write() {
+    let directory = Directory::default();
+    let slow_check = |c: &mut SimConfig| c.group_check_interval = Duration::from_millis(1500);
+    let src = start_with(&directory, "src", 1, Version::V2_5, slow_check).await;
+    let dst = start_with(&directory, "dst", 2, Version::V2_5, slow_check).await;
+    let t = table(&src, "t", 1).await;
+    let dupid = duplicate(&src, "t").await;
+    t.put(b"last", b"s", b"v").await.unwrap();
+    let meta = meta_client(&src);
+    let target = TableClient::new("t", meta_client(&dst), TableOptions::default());
+    // Within a group-check period nothing after it is logged, so it is not loadable.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let c = counters(&meta, "t", dupid).await;
+    assert!(c[0].counters.unwrap().not_duplicated >= 1, "{c:?}");
+    assert_eq!(target.get(b"last", b"s").await.unwrap(), None);
+    eventually("the empty write lets it ship", || async {
+        target.get(b"last", b"s").await.unwrap().is_some()
+    })
+    .await;
+    let c = counters(&meta, "t", dupid).await;
+    assert!(
+        c[0].counters.unwrap().not_duplicated >= 1,
+        "the empty write is the new unshipped tail: {c:?}"
+    );
+}
+
+#[tokio::test]
+async fn master_ships_the_last_write_at_once_and_the_two_counters_differ() {
+    let directory = Directory::default();
+    let slow_sync = |c: &mut SimConfig| {
+        c.group_check_interval = Duration::from_secs(60);
+        c.dup_sync_interval = Duration::from_millis(800);
+    };
+    let src = start_with(&directory, "src", 1, Version::V2_6, slow_sync).await;
+    let _dst = start_with(&directory, "dst", 2, Version::V2_6, slow_sync).await;
+    let t = table(&src, "t", 1).await;
+    let dupid = duplicate(&src, "t").await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    for i in 0..10 {
+        t.put(format!("k{i}").as_bytes(), b"s", b"v").await.unwrap();
+    }
+    let meta = meta_client(&src);
+    eventually("every write shipped and acknowledged", || async {
+        counters(&meta, "t", dupid).await[0]
+            .counters
+            .unwrap()
+            .not_duplicated
+            == 0
+    })
+    .await;
+    let c = counters(&meta, "t", dupid).await[0].counters.unwrap();
+    assert!(
+        c.not_confirmed >= 10,
+        "the meta confirms only at its next duplication sync: {c:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_node_stays_listed_and_its_primaries_move_without_losing_data() {
+    let sim = start_with(&Directory::default(), "a", 1, Version::V2_6, |_| {}).await;
+    let t = table(&sim, "t", 6).await;
+    for i in 0..60 {
+        t.put(format!("k{i}").as_bytes(), b"s", b"v").await.unwrap();
+    }
+    let meta = meta_client(&sim);
+    let before = Primaries::read(&meta, "t").await.unwrap();
+    let victim = sim.replicas()[0];
+    fault(&sim, &["replica_down", &victim.to_string(), "on"]).await;
+    assert!(
+        replica().http_get(victim, "/config?name=x").await.is_err(),
+        "refuses connections"
+    );
+    eventually("the meta lists it dead", || async {
+        meta.list_nodes()
+            .await
+            .unwrap()
+            .iter()
+            .any(|n| n.node.to_socket() == Some(victim) && n.status == NodeStatus::NS_UNALIVE)
+    })
+    .await;
+    assert_eq!(
+        meta.list_nodes().await.unwrap().len(),
+        3,
+        "dead nodes stay listed"
+    );
+    let after = Primaries::read(&meta, "t").await.unwrap();
+    for (b, a) in before.parts.iter().zip(&after.parts) {
+        assert_ne!(a.addr, Some(victim));
+        if b.addr == Some(victim) {
+            assert!(a.ballot > b.ballot, "a new primary has a higher ballot");
+        }
+    }
+    for i in 0..60 {
+        let got = t.get(format!("k{i}").as_bytes(), b"s").await.unwrap();
+        assert_eq!(got.as_deref(), Some(&b"v"[..]), "k{i}");
+    }
+    fault(&sim, &["replica_down", &victim.to_string(), "off"]).await;
+    eventually(
+        "it is listed alive again and rejoins as a secondary",
+        || async {
+            let alive = meta
+                .list_nodes()
+                .await
+                .unwrap()
+                .iter()
+                .all(|n| n.status == NodeStatus::NS_ALIVE);
+            let infos = replica()
+                .query_replica_info(victim)
+                .await
+                .unwrap_or_default();
+            alive
+                && infos
+                    .iter()
+                    .any(|r| r.status == PartitionStatus::PS_SECONDARY)
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn replica_info_names_each_replicas_role_ballot_and_decree() {
+    let sim = start_with(&Directory::default(), "a", 1, Version::V2_5, |_| {}).await;
+    let t = table(&sim, "t", 3).await;
+    t.put(b"k", b"s", b"v").await.unwrap();
+    let meta = meta_client(&sim);
+    let prim = Primaries::read(&meta, "t").await.unwrap();
+    let mut primaries = 0;
+    for node in sim.replicas() {
+        for r in replica().query_replica_info(node).await.unwrap() {
+            let p = prim.parts[usize::try_from(r.pid.partition_index).unwrap()];
+            assert_eq!(r.ballot, p.ballot);
+            if r.status == PartitionStatus::PS_PRIMARY {
+                assert_eq!(p.addr, Some(node));
+                primaries += 1;
+            }
+        }
+    }
+    assert_eq!(primaries, 3, "every partition has exactly one primary");
+    fault(&sim, &["failover", "t", "0"]).await;
+    let moved = Primaries::read(&meta, "t").await.unwrap();
+    assert_ne!(moved.parts[0].addr, prim.parts[0].addr);
+    assert_eq!(moved.parts[0].ballot, prim.parts[0].ballot + 1);
+}
+
+#[tokio::test]
+async fn a_meta_leader_change_forgets_the_last_committed_decrees() {
+    let directory = Directory::default();
+    let slow_sync = |c: &mut SimConfig| {
+        c.dup_sync_interval = Duration::from_millis(500);
+        c.meta_persist_delay = Duration::from_millis(200);
+    };
+    let src = start_with(&directory, "src", 1, Version::V2_6, slow_sync).await;
+    let _dst = start_with(&directory, "dst", 2, Version::V2_6, slow_sync).await;
+    let t = table(&src, "t", 4).await;
+    duplicate(&src, "t").await;
+    for i in 0..20 {
+        t.put(format!("k{i}").as_bytes(), b"s", b"v").await.unwrap();
+    }
+    let meta = meta_client(&src);
+    let states = || async {
+        meta.query_duplication("t").await.unwrap().entry_list[0]
+            .partition_states
+            .clone()
+            .unwrap()
+    };
+    eventually("every partition reported", || async {
+        let s = states().await;
+        s.len() == 4 && s.values().all(|p| p.last_committed_decree > 0)
+    })
+    .await;
+    fault(&src, &["leader", "1"]).await;
+    let after = states().await;
+    assert!(
+        after.len() < 4,
+        "progress is restored asynchronously: {after:?}"
+    );
+    assert!(
+        after.values().all(|p| p.last_committed_decree == -1),
+        "{after:?}"
+    );
+    eventually("restored, still without last committed decrees", || async {
+        let s = states().await;
+        s.len() == 4 && s.values().all(|p| p.last_committed_decree == -1)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn update_env_errors_and_key_validation_follow_each_version() {
+    for (version, unknown_table, quote) in [
+        (Version::V2_5, err::INVALID_PARAMETERS, '"'),
+        (Version::V2_6, err::APP_NOT_EXIST, '\''),
+    ] {
+        let sim = start_with(&Directory::default(), "a", 1, version, |_| {}).await;
+        table(&sim, "t", 1).await;
+        let meta = meta_client(&sim);
+        let missing = meta
+            .set_app_envs("nope", &[("business.info", "x")])
+            .await
+            .unwrap_err();
+        assert!(missing.is(unknown_table), "{version}: {missing}");
+        let bad = meta
+            .set_app_envs("t", &[("no.such.key", "x")])
+            .await
+            .unwrap_err();
+        assert!(bad.is(err::INVALID_PARAMETERS), "{bad}");
+        assert!(
+            bad.to_string().contains(&format!(
+                "app_env {quote}no.such.key{quote} is not supported"
+            )),
+            "{version}: {bad}"
+        );
+        meta.del_app_envs("t", &["business.info"]).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn modify_duplication_answers_busy_while_a_change_is_persisted() {
+    let directory = Directory::default();
+    let slow_zk = |c: &mut SimConfig| c.meta_persist_delay = Duration::from_millis(300);
+    let src = start_with(&directory, "src", 1, Version::V2_6, slow_zk).await;
+    let _dst = start_with(&directory, "dst", 2, Version::V2_6, slow_zk).await;
+    table(&src, "t", 1).await;
+    let dupid = duplicate(&src, "t").await;
+    let meta = MetaClient::new(src.metas(), MetaOptions::default());
+    let pause = |status| ModifyDuplicationRequest {
+        app_name: "t".into(),
+        dupid,
+        status: Some(status),
+        fail_mode: None,
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let first = meta
+        .call_any::<ModifyDuplication>(&pause(DuplicationStatus::DS_PAUSE))
+        .await
+        .unwrap();
+    assert!(first.err.is_ok(), "{first:?}");
+    let second = meta
+        .call_any::<ModifyDuplication>(&pause(DuplicationStatus::DS_LOG))
+        .await
+        .unwrap();
+    assert!(second.err.is(err::BUSY), "{second:?}");
+    // The client's method retries until the change is persisted.
+    meta.modify_duplication("t", dupid, DuplicationStatus::DS_LOG)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn config_shows_flags_and_update_config_takes_effect_after_the_current_period() {
+    for version in [Version::V2_5, Version::V2_6] {
+        let long = |c: &mut SimConfig| c.config_sync_interval = Duration::from_millis(1500);
+        let sim = start_with(&Directory::default(), "a", 1, version, long).await;
+        table(&sim, "t", 3).await;
+        let node = sim.replicas()[1];
+        assert_eq!(
+            flags::read(&replica(), node, CONFIG_SYNC).await.unwrap(),
+            1500
+        );
+        let (status, body) = replica().http_get(node, "/config?name=nope").await.unwrap();
+        assert_eq!(status, 200);
+        assert!(body.starts_with("ERR_OBJECT_NOT_FOUND"), "{body}");
+        for n in sim.replicas() {
+            flags::update(&replica(), n, CONFIG_SYNC, 100)
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            flags::read(&replica(), node, CONFIG_SYNC).await.unwrap(),
+            100
+        );
+        // Let every server finish the period it was in.
+        tokio::time::sleep(Duration::from_millis(1700)).await;
+        let meta = meta_client(&sim);
+        meta.set_app_envs("t", &[("replica.deny_client_request", "reconfig*write")])
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let prim = Primaries::read(&meta, "t").await.unwrap();
+        let probes = ReplicaClient::new(Duration::from_millis(300));
+        let answers =
+            requests::send(&probes, &prim, Probe::Write, Duration::from_millis(600)).await;
+        let refused = answers.iter().filter(|a| **a == Answer::Refused).count();
+        if version.is_2_6() {
+            assert!(
+                refused < 3,
+                "master's /updateConfig never re-arms the timer: {answers:?}"
+            );
+        } else {
+            assert_eq!(refused, 3, "2.5 syncs every 100 ms now: {answers:?}");
+        }
+        fault(&sim, &["replica_down", &node.to_string(), "on"]).await;
+        fault(&sim, &["replica_down", &node.to_string(), "off"]).await;
+        eventually("a restart forgets the runtime value", || async {
+            flags::read(&replica(), node, CONFIG_SYNC).await.ok() == Some(1500)
+        })
+        .await;
+    }
+}
+
+async fn proxy(
+    zk: &migrator::routing::zk::Zk,
+    root: &str,
+    build: Build,
+    directory: &Directory,
+) -> MetaProxy {
+    MetaProxy::start(zk.clone(), root, build, directory.metaproxy_sessions())
+        .await
+        .unwrap()
+}
+
+fn route_to(sim: &SimCluster) -> Vec<u8> {
+    Route {
+        cluster_name: sim.cluster().name.clone(),
+        meta_addrs: sim.metas().iter().map(ToString::to_string).collect(),
+    }
+    .to_json()
+    .into_bytes()
+}
+
+fn proxy_meta(p: &MetaProxy) -> MetaClient {
+    MetaClient::new(
+        vec![p.addr()],
+        MetaOptions {
+            call_timeout: Duration::from_millis(800),
+            ..MetaOptions::default()
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_metaproxy_whose_watch_ended_keeps_the_old_route() {
+    let zk_server = TestZk::get().await;
+    let zk = zk_server.connect().await;
+    let root = unique_root("watch-lost");
+    let directory = Directory::default();
+    let a = start_with(&directory, "a", 1, Version::V2_5, |_| {}).await;
+    let b = start_with(&directory, "b", 2, Version::V2_5, |_| {}).await;
+    table(&a, "t", 2).await;
+    table(&b, "t", 2).await;
+    zk.create_all(&node_path(&root, "t"), &route_to(&a))
+        .await
+        .unwrap();
+    let p = proxy(&zk, &root, Build::HostPort, &directory).await;
+    let client = proxy_meta(&p);
+    let served_by = |sim: &SimCluster| {
+        let replicas = sim.replicas();
+        move |cfg: &migrator::pegasus::messages::apps::QueryCfgResponse| {
+            cfg.partitions
+                .iter()
+                .all(|x| x.primary.to_socket().is_some_and(|s| replicas.contains(&s)))
+        }
+    };
+    assert!(served_by(&a)(&client.query_config("t").await.unwrap()));
+    fault(&a, &["metaproxy_watch_lost", "on"]).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    zk.set(&node_path(&root, "t"), &route_to(&b), None)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        served_by(&a)(&client.query_config("t").await.unwrap()),
+        "the cached route outlives the routing change"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_legacy_metaproxy_answers_nothing_for_a_2_6_cluster() {
+    let zk_server = TestZk::get().await;
+    let zk = zk_server.connect().await;
+    let root = unique_root("legacy");
+    let directory = Directory::default();
+    let old = start_with(&directory, "old", 1, Version::V2_5, |_| {}).await;
+    let new = start_with(&directory, "new", 2, Version::V2_6, |_| {}).await;
+    table(&old, "t25", 2).await;
+    table(&new, "t26", 2).await;
+    zk.create_all(&node_path(&root, "t25"), &route_to(&old))
+        .await
+        .unwrap();
+    zk.create_all(&node_path(&root, "t26"), &route_to(&new))
+        .await
+        .unwrap();
+    for (build, relays) in [(Build::Legacy, false), (Build::HostPort, true)] {
+        let p = proxy(&zk, &root, build, &directory).await;
+        let client = proxy_meta(&p);
+        assert!(
+            client.query_config("t25").await.is_ok(),
+            "{build:?} relays 2.5"
+        );
+        let q = QueryCfgRequest {
+            app_name: "t26".into(),
+            partition_indices: vec![],
+        };
+        let answer = client.call_any::<QueryConfig>(&q).await;
+        assert_eq!(answer.is_ok(), relays, "{build:?}: {answer:?}");
+        if !relays {
+            assert!(answer.unwrap_err().to_string().contains("no reply"));
+        }
+    }
+}
