@@ -4,7 +4,12 @@
 //! A [`SimCluster`] binds its meta and replica servers on `127.0.0.1:0`, serves the real
 //! protocol on them, and runs config sync and the duplication engine in the background until
 //! it is dropped. Clusters that share a [`Directory`] know each other, as
-//! `[pegasus.clusters]` and `[duplication-group]` make real clusters do.
+//! `[pegasus.clusters]` and `[duplication-group]` make real clusters do. [`world`] builds a
+//! source, a target and meta-proxies for the sandbox, the tests and the benchmarks.
+//!
+//! The simulator models real servers, not migrator: `fidelity.md` in this directory lists every
+//! behaviour migrator depends on, the upstream file and tag it follows, and the test that pins
+//! it.
 
 pub mod app_envs;
 pub mod config;
