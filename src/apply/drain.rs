@@ -7,6 +7,10 @@
 //! (new ballot) starts its partition over: first evidence that the block holds there, then a
 //! new baseline. On 2.5 the last write is shipped only after the primary's next empty write
 //! (group check), which the budget allows for.
+//!
+//! A partition whose prepared decree grows faster than its primary's empty writes can explain
+//! is taking writes: its evidence was wrong (a slow primary also leaves a probe unanswered),
+//! so it starts over rather than be declared drained.
 
 use std::collections::BTreeMap;
 
@@ -25,7 +29,15 @@ struct Baseline {
     ballot: i64,
     /// The primary's prepared decree, read after the block was in force on it.
     decree: i64,
+    /// When it was read.
+    at: Instant,
     drained: bool,
+}
+
+/// Decrees a blocked primary may add in `elapsed`: its group check's empty writes.
+fn empty_writes_allowed(elapsed: std::time::Duration, group_check: std::time::Duration) -> i64 {
+    let periods = elapsed.as_millis() / group_check.as_millis().max(1);
+    i64::try_from(periods).unwrap_or(i64::MAX).saturating_add(1)
 }
 
 impl Run<'_> {
@@ -90,7 +102,7 @@ impl Run<'_> {
     /// Updates each partition's baseline and drained flag from one poll; returns a summary of
     /// the partitions still waiting.
     fn advance(
-        &self,
+        &mut self,
         prim: &Primaries,
         parts: &[Known<progress::PartitionProgress>],
         read_at: Instant,
@@ -119,11 +131,23 @@ impl Run<'_> {
                 waiting.push(format!("{} (block not yet seen on its primary)", p.pidx));
                 continue;
             }
-            let base = baselines.entry(p.pidx).or_insert(Baseline {
+            let base = *baselines.entry(p.pidx).or_insert(Baseline {
                 ballot: p.ballot,
                 decree: pp.last_prepared,
+                at: read_at,
                 drained: false,
             });
+            let allowed = empty_writes_allowed(read_at - base.at, self.source.group_check);
+            if pp.last_prepared > base.decree + allowed {
+                baselines.remove(&p.pidx);
+                self.tally.seen.remove(&p.pidx);
+                waiting.push(format!(
+                    "{} (its primary still takes writes: decree {} → {}; waiting for the block there)",
+                    p.pidx, base.decree, pp.last_prepared
+                ));
+                continue;
+            }
+            let base = baselines.get_mut(&p.pidx).expect("inserted above");
             let shipped = pp.shipped().unwrap_or(i64::MIN);
             base.drained = shipped >= base.decree;
             if !base.drained {
@@ -135,5 +159,19 @@ impl Run<'_> {
         } else {
             format!("partitions {}", waiting.join(", "))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_blocked_primary_may_add_one_empty_write_per_group_check() {
+        let g = Duration::from_secs(10);
+        assert_eq!(empty_writes_allowed(Duration::ZERO, g), 1);
+        assert_eq!(empty_writes_allowed(Duration::from_secs(9), g), 1);
+        assert_eq!(empty_writes_allowed(Duration::from_secs(25), g), 3);
     }
 }

@@ -58,9 +58,9 @@ impl Default for Options {
             max_concurrent_cutovers: 1,
             checkpoint_timeout: Duration::from_secs(3600),
             catch_up_timeout: Duration::from_secs(3600),
-            probe_timeout: Duration::from_millis(500),
+            probe_timeout: crate::plan::budget::PROBE_TIMEOUT,
             proxy_timeout: Duration::from_secs(10),
-            poll: Duration::from_millis(100),
+            poll: Duration::from_millis(50),
             interactive: false,
         }
     }

@@ -20,7 +20,7 @@ use super::journal::Journal;
 use crate::pegasus::messages::nodes::NodeStatus;
 use crate::pegasus::meta::MetaClient;
 use crate::pegasus::replica::ReplicaClient;
-use crate::probe::flags::{self, CONFIG_SYNC};
+use crate::probe::flags::{self, CONFIG_SYNC, GROUP_CHECK};
 
 /// What a server's config sync is assumed to be when `/config` cannot be read: the default.
 pub const DEFAULT_CONFIG_SYNC: Duration = Duration::from_secs(30);
@@ -35,6 +35,9 @@ pub struct Source {
     pub original: BTreeMap<SocketAddr, u64>,
     /// The speed-up's value, when the plan asks for one and the servers honour it.
     pub lowered_to: Option<Duration>,
+    /// The longest `group_check_interval_ms` of the live servers: an idle primary writes an
+    /// empty mutation at most once per period.
+    pub group_check: Duration,
     state: Mutex<State>,
 }
 
@@ -58,11 +61,14 @@ impl Source {
         let nodes = meta.list_nodes().await.unwrap_or_default();
         let master = nodes.iter().any(|n| n.hp_node.is_some());
         let mut original = BTreeMap::new();
+        let mut group_check = None;
         for n in nodes.iter().filter(|n| n.status == NodeStatus::NS_ALIVE) {
             if let Some(addr) = n.node.to_socket() {
                 if let Ok(ms) = flags::read(replica, addr, CONFIG_SYNC).await {
                     original.insert(addr, ms);
                 }
+                let gc = flags::read(replica, addr, GROUP_CHECK).await.ok();
+                group_check = group_check.max(gc);
             }
         }
         Source {
@@ -70,6 +76,7 @@ impl Source {
             master,
             original,
             lowered_to: speed_up.filter(|_| !master),
+            group_check: Duration::from_millis(group_check.unwrap_or(10_000)),
             state: Mutex::default(),
         }
     }

@@ -103,7 +103,7 @@ async fn restored(meta: &crate::pegasus::meta::MetaClient, m: &Migration) -> Str
     let replica = ReplicaClient::new(Duration::from_secs(10));
     let source = Source::load(&m.from, meta, &replica, None).await;
     let sync = source.sync_bound();
-    let probe_timeout = Duration::from_millis(500);
+    let probe_timeout = crate::plan::budget::PROBE_TIMEOUT;
     let probes = ReplicaClient::new(probe_timeout);
     let poller = Poller {
         meta,

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::observed::ClusterObs;
 
 /// Slack on top of a config-sync period: the sync RPC itself, clocks, a busy meta.
-pub const SYNC_MARGIN: Duration = Duration::from_millis(500);
+pub const SYNC_MARGIN: Duration = Duration::from_millis(250);
 /// The probe requests' default deadline (`apply --probe-timeout`).
-pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
 /// What a replica server's config sync is taken to be when `/config` could not be read.
 pub const DEFAULT_CONFIG_SYNC_MS: u64 = 30_000;
 /// Shipping the last writes once loadable, on any version.
@@ -110,28 +110,28 @@ mod tests {
                 source: cluster(true, &[30_000, 30_000], Some(100_000)),
                 speed_up: None,
                 sync: 30_000,
-                needed: 31_500 + 2_000 + 31_500,
+                needed: 30_850 + 2_000 + 30_850,
             },
             Case {
                 name: "master ignores the speed-up (its /updateConfig does not re-arm the timer)",
                 source: cluster(true, &[30_000], None),
                 speed_up: Some(Duration::from_secs(1)),
                 sync: 30_000,
-                needed: 65_000,
+                needed: 63_700,
             },
             Case {
                 name: "2.5 with the speed-up waits for two group checks",
                 source: cluster(false, &[30_000, 20_000], Some(10_000)),
                 speed_up: Some(Duration::from_secs(1)),
                 sync: 1_000,
-                needed: 2_500 + 22_000 + 2_500,
+                needed: 1_850 + 22_000 + 1_850,
             },
             Case {
                 name: "unreadable servers count as the default",
                 source: cluster(false, &[], None),
                 speed_up: None,
                 sync: 30_000,
-                needed: 31_500 + 22_000 + 31_500,
+                needed: 30_850 + 22_000 + 30_850,
             },
         ];
         for c in cases {

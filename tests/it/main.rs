@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per area.
 
 mod apply;
+mod apply_faults;
 mod cli;
 mod dup;
 mod fidelity;

@@ -1,0 +1,289 @@
+//! `migrator apply` on a world that misbehaves as real clusters do: a source replica server
+//! down before the plan, a primary moving during catch-up and during the block, a meta leader
+//! change in the block, a meta-proxy whose watch ended, and the config-sync speed-up restored
+//! after success, abort, and a SIGKILL followed by a re-run. Every run: nothing acknowledged is
+//! lost, and every partition's write window stays under the budget.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use migrator::pegasus::messages::duplication::DuplicationStatus;
+use migrator::pegasus::messages::nodes::NodeStatus;
+use migrator::pegasus::replica::ReplicaClient;
+use migrator::probe::flags::{self, CONFIG_SYNC};
+use migrator::probe::requests::{self, Answer, Probe};
+use migrator::probe::Primaries;
+use migrator::sim::{SimConfig, Version};
+
+use crate::stage::{text, LoadResult, Stage, StageOpts};
+use crate::support::{eventually, eventually_within, meta_client};
+
+/// The budget plus a client deadline.
+const WINDOW_BOUND: Duration = Duration::from_millis(10_500);
+
+fn assert_clean(r: &LoadResult) {
+    assert_eq!(
+        r.lost, 0,
+        "every acknowledged write is readable where routing points"
+    );
+    assert_eq!(r.report.read_back_mismatches, 0);
+    let worst = r.report.write_unavailable_per_partition_ms;
+    eprintln!(
+        "per-partition windows: {:?}",
+        r.report.partition_unavailable_ms
+    );
+    assert!(
+        u128::from(worst) <= WINDOW_BOUND.as_millis(),
+        "a partition was write-unavailable for {worst} ms: {:?}",
+        r.report.partition_unavailable_ms
+    );
+}
+
+/// Waits until the journal has `step`/`event`.
+async fn journal_has(s: &Stage, step: &str, event: &str) {
+    let needle = (
+        format!("\"step\":\"{step}\""),
+        format!("\"event\":\"{event}\""),
+    );
+    eventually_within(
+        &format!("{step} {event}"),
+        Duration::from_secs(60),
+        || async {
+            s.journal_text()
+                .lines()
+                .any(|l| l.contains(&needle.0) && l.contains(&needle.1))
+        },
+    )
+    .await;
+}
+
+async fn apply_in_background(s: &Stage) -> std::process::Child {
+    s.command(&["apply", "m.yaml", "--auto-approve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+async fn wait(child: std::process::Child) -> std::process::Output {
+    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_replica_server_down_before_the_plan_does_not_stop_the_migration() {
+    let mut s = Stage::new("node-down", StageOpts::new(Version::V2_5, "10s")).await;
+    let victim = s.src().replicas()[2].to_string();
+    s.fault(s.src(), &["replica_down", &victim, "on"]).await;
+    let meta = meta_client(s.src());
+    eventually("the meta lists it dead", || async {
+        meta.list_nodes()
+            .await
+            .unwrap()
+            .iter()
+            .any(|n| n.status == NodeStatus::NS_UNALIVE)
+    })
+    .await;
+    s.start_load();
+    let plan = s.run(&["plan", "m.yaml"]).await;
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    assert!(
+        String::from_utf8_lossy(&plan.stdout).contains("dead replica servers"),
+        "{}",
+        text(&plan)
+    );
+    let out = s.run(&["apply", "m.yaml", "--auto-approve"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(s.routed_to("t0").await, "dst");
+    assert_clean(&s.finish_load().await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_primary_moving_during_catch_up_and_during_the_block_is_followed() {
+    let mut s = Stage::new("failover", StageOpts::new(Version::V2_6, "10s")).await;
+    s.start_load();
+    let child = apply_in_background(&s).await;
+    let meta = meta_client(s.src());
+    eventually_within("DS_LOG", Duration::from_secs(30), || async {
+        meta.query_duplication("t0").await.is_ok_and(|r| {
+            r.entry_list
+                .first()
+                .is_some_and(|e| e.status == DuplicationStatus::DS_LOG)
+        })
+    })
+    .await;
+    s.fault(s.src(), &["failover", "t0", "0"]).await;
+    journal_has(&s, "block_writes", "intent").await;
+    s.fault(s.src(), &["failover", "t0", "1"]).await;
+    let out = wait(child).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(s.routed_to("t0").await, "dst");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_clean(&s.finish_load().await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_meta_leader_change_during_the_block_is_survived() {
+    let mut s = Stage::new("leader", StageOpts::new(Version::V2_6, "10s")).await;
+    s.start_load();
+    let child = apply_in_background(&s).await;
+    journal_has(&s, "block_writes", "intent").await;
+    s.fault(s.src(), &["leader", "1"]).await;
+    let out = wait(child).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(s.routed_to("t0").await, "dst");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_clean(&s.finish_load().await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_metaproxy_that_lost_its_watch_stops_apply_after_the_switch_with_writes_blocked() {
+    let opts = StageOpts {
+        metaproxies: 2,
+        ..StageOpts::new(Version::V2_6, "10s")
+    };
+    let mut s = Stage::new("stale-proxy", opts).await;
+    s.start_load();
+    let child = apply_in_background(&s).await;
+    journal_has(&s, "block_writes", "intent").await;
+    // As a ZooKeeper session expiry would: every proxy's watches end, routes stay cached.
+    s.fault(s.src(), &["metaproxy_watch_lost", "on"]).await;
+    let out = wait(child).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("still serves it from another cluster") && said.contains("stay blocked"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(s.routed_to("t0").await, "dst", "routing switched");
+    let prim = Primaries::read(&meta_client(s.src()), "t0").await.unwrap();
+    let probes = ReplicaClient::new(Duration::from_millis(300));
+    let answers = requests::send(&probes, &prim, Probe::Write, Duration::from_millis(600)).await;
+    assert!(
+        answers.iter().all(|a| *a == Answer::NoReply),
+        "the block is kept on the source: {answers:?}"
+    );
+    let r = s.finish_load().await;
+    assert_eq!(r.lost, 0);
+}
+
+fn slow_source_sync(c: &mut SimConfig) {
+    c.config_sync_interval = Duration::from_millis(1000);
+}
+
+fn speed_up_opts(max_write_block: &str) -> StageOpts {
+    StageOpts {
+        tweak: slow_source_sync,
+        ..StageOpts::new(Version::V2_5, max_write_block)
+    }
+}
+
+/// Adds `config_sync_during_cutover: 200ms` to the source cluster of the plan.
+fn with_speed_up(s: &Stage) {
+    s.edit_plan(|yaml| {
+        yaml.lines()
+            .map(|l| {
+                if l.starts_with("  src: { meta:") {
+                    format!(
+                        "{}, config_sync_during_cutover: 200ms }}\n",
+                        l.trim_end_matches(" }")
+                    )
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect()
+    });
+}
+
+async fn source_sync_values(s: &Stage) -> Vec<u64> {
+    let replica = ReplicaClient::new(Duration::from_secs(2));
+    let mut out = Vec::new();
+    for node in s.src().replicas() {
+        out.push(flags::read(&replica, node, CONFIG_SYNC).await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_speed_up_is_restored_after_success() {
+    let mut s = Stage::new("speed-ok", speed_up_opts("10s")).await;
+    with_speed_up(&s);
+    s.start_load();
+    let plan = s.run(&["plan", "m.yaml"]).await;
+    assert!(
+        String::from_utf8_lossy(&plan.stdout).contains("1000 → 200 during its cut-overs"),
+        "{}",
+        text(&plan)
+    );
+    let child = apply_in_background(&s).await;
+    journal_has(&s, "speed_up", "outcome").await;
+    assert_eq!(source_sync_values(&s).await, vec![200, 200, 200]);
+    let out = wait(child).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(source_sync_values(&s).await, vec![1000, 1000, 1000]);
+    let restored = s.journal_text().lines().any(|l| {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        v["step"] == "speed_up" && v["event"] == "restored" && v["detail"]["cluster"] == "src"
+    });
+    assert!(restored, "the journal records the restore");
+    assert_clean(&s.finish_load().await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_speed_up_is_restored_after_an_abort() {
+    let opts = StageOpts {
+        defaults: vec!["threshold: 1000000".into(), "max_write_block: 8s".into()],
+        ..speed_up_opts("8s")
+    };
+    let mut s = Stage::new("speed-abort", opts).await;
+    with_speed_up(&s);
+    s.start_load_at(20);
+    let child = apply_in_background(&s).await;
+    journal_has(&s, "speed_up", "outcome").await;
+    // A target that takes 10 s per batch: the drain cannot finish in the budget.
+    s.fault(s.dst(), &["slow_write_ms", "10000"]).await;
+    let out = wait(child).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(source_sync_values(&s).await, vec![1000, 1000, 1000]);
+    s.fault(s.dst(), &["slow_write_ms", "0"]).await;
+    let r = s.finish_load().await;
+    assert_eq!(r.lost, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_speed_up_left_by_a_killed_apply_is_restored_by_the_next_run() {
+    let mut s = Stage::new("speed-kill", speed_up_opts("10s")).await;
+    with_speed_up(&s);
+    s.start_load();
+    let mut child = s
+        .command(&["apply", "m.yaml", "--auto-approve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    journal_has(&s, "speed_up", "outcome").await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        source_sync_values(&s).await,
+        vec![200, 200, 200],
+        "left lowered"
+    );
+    let mut done = false;
+    for _ in 0..3 {
+        let out = s
+            .run(&["apply", "m.yaml", "--auto-approve", "--lock-timeout", "40s"])
+            .await;
+        assert!(matches!(out.status.code(), Some(0 | 3)), "{}", text(&out));
+        done = out.status.code() == Some(0);
+        if done {
+            break;
+        }
+    }
+    assert!(done, "a re-run completes");
+    assert_eq!(source_sync_values(&s).await, vec![1000, 1000, 1000]);
+    assert_clean(&s.finish_load().await);
+}
