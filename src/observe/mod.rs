@@ -167,7 +167,15 @@ async fn resolve(cluster: &str, addrs: &[String]) -> Result<Vec<SocketAddr>, Err
                 addr: a.clone(),
                 reason: e.to_string(),
             })?;
+        let before = out.len();
         out.extend(found.filter(SocketAddr::is_ipv4).take(1));
+        if out.len() == before {
+            return Err(Error::Resolve {
+                cluster: cluster.into(),
+                addr: a.clone(),
+                reason: "it has no IPv4 address (Pegasus addresses are IPv4)".into(),
+            });
+        }
     }
     Ok(out)
 }

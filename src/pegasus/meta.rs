@@ -82,11 +82,15 @@ impl MetaClient {
     #[must_use]
     pub fn leader(&self) -> SocketAddr {
         let metas = self.metas();
-        metas[self.leader.load(Ordering::Relaxed) % metas.len()]
+        metas
+            .get(self.leader.load(Ordering::Relaxed) % metas.len().max(1))
+            .copied()
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
-    /// Sends `req` to the leader, following redirects; returns the response whatever its
-    /// application error, except the leader-related ones this method handles.
+    /// Sends `req` to the leader, following redirects, all within `call_timeout`; returns the
+    /// response whatever its application error, except the leader-related ones this method
+    /// handles.
     ///
     /// # Errors
     /// Transport and RPC-level errors from every meta, as [`Error::NoLeader`].
@@ -98,17 +102,24 @@ impl MetaClient {
         let attempts = self.metas().len() * 2 + 1;
         let mut last: Option<Error> = None;
         let mut target = self.leader();
+        // One deadline for the whole call, redirects and retries included.
+        let deadline = tokio::time::Instant::now() + self.opts.call_timeout;
         for _ in 0..attempts {
-            match self
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let call = self
                 .pool
-                .call::<R>(
-                    target,
-                    RequestHeader::default(),
-                    req,
-                    self.opts.call_timeout,
-                )
+                .call::<R>(target, RequestHeader::default(), req, left);
+            let outcome = tokio::time::timeout(left, call)
                 .await
-            {
+                .unwrap_or(Err(Error::Timeout {
+                    addr: target,
+                    rpc: R::NAME,
+                    timeout: self.opts.call_timeout,
+                }));
+            match outcome {
                 Ok(resp) if resp.err().is(err::FORWARD_TO_OTHERS) => {
                     last = Some(app_error::<R>(target, &resp));
                     target = match resp.leader_hint() {
@@ -181,7 +192,10 @@ impl MetaClient {
     fn next_after(&self, addr: SocketAddr) -> SocketAddr {
         let metas = self.metas();
         let idx = metas.iter().position(|m| *m == addr).unwrap_or(0);
-        metas[(idx + 1) % metas.len()]
+        metas
+            .get((idx + 1) % metas.len().max(1))
+            .copied()
+            .unwrap_or(addr)
     }
 
     /// Lists tables with the given status (`AS_INVALID` = all).

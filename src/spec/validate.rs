@@ -74,10 +74,32 @@ pub fn is_host_port(addr: &str) -> bool {
     host_ok && port.parse::<u16>().is_ok_and(|p| p > 0)
 }
 
+/// Whether `addr` names its host by an IPv6 literal (`[::1]:34601`).
+fn is_ipv6_literal(addr: &str) -> bool {
+    addr.starts_with('[')
+}
+
+/// Pegasus addresses (`rpc_address`) carry IPv4 only: meta servers and meta-proxies must be
+/// reachable over IPv4.
+fn pegasus_addresses(list: &[String], path: &str, what: &str, issues: &mut Issues) {
+    for (i, a) in list.iter().enumerate().filter(|(_, a)| is_ipv6_literal(a)) {
+        issues.add(
+            format!("{path}[{i}]"),
+            format!("{what} address {a} is IPv6; Pegasus addresses are IPv4 (rpc_address): use an IPv4 address or a host name"),
+        );
+    }
+    addresses(list, path, what, issues);
+}
+
 fn addresses(list: &[String], path: &str, what: &str, issues: &mut Issues) {
     let mut seen = HashMap::new();
     for (i, a) in list.iter().enumerate() {
-        if !is_host_port(a) {
+        if is_ipv6_literal(a) && !is_host_port(a) {
+            issues.add(
+                format!("{path}[{i}]"),
+                format!("bad {what} address {a:?}: expected [ipv6]:port"),
+            );
+        } else if !is_host_port(a) {
             issues.add(
                 format!("{path}[{i}]"),
                 format!("bad {what} address {a:?}: expected host:port"),
@@ -98,7 +120,7 @@ fn clusters(raw: &RawSpec, issues: &mut Issues) -> BTreeMap<String, ClusterSpec>
             let n = c.meta.len();
             issues.add(&path, format!("cluster {name} has {n} meta address(es); at least two are needed (meta-proxy rejects fewer)"));
         }
-        addresses(&c.meta, &path, "meta", issues);
+        pegasus_addresses(&c.meta, &path, "meta", issues);
     }
     raw.clusters
         .iter()
@@ -159,17 +181,20 @@ fn metaproxy(m: &super::RawMetaproxy, issues: &mut Issues) -> MetaproxySpec {
         .root
         .clone()
         .unwrap_or_else(|| DEFAULT_METAPROXY_ROOT.to_string());
-    let valid_root =
-        root.starts_with('/') && (root == "/" || !root.ends_with('/')) && !root.contains("//");
+    let valid_root = root.starts_with('/')
+        && root.len() > 1
+        && !root.ends_with('/')
+        && !root.contains("//")
+        && !root.split('/').any(|part| part == "." || part == "..");
     if !valid_root {
         issues.add(
             "metaproxy.root",
             format!(
-                "bad ZooKeeper path {root:?}: expected an absolute path such as /pegasus/metaproxy"
+                "bad ZooKeeper path {root:?}: expected an absolute path below / such as /pegasus/metaproxy (meta-proxy cannot route tables from the root itself)"
             ),
         );
     }
-    addresses(&m.addresses, "metaproxy.addresses", "meta-proxy", issues);
+    pegasus_addresses(&m.addresses, "metaproxy.addresses", "meta-proxy", issues);
     MetaproxySpec {
         zookeeper: m.zookeeper.clone(),
         root,
@@ -208,6 +233,13 @@ fn settings(s: &RawSettings, base: &Resolved, path: &str, issues: &mut Issues) -
                 );
                 base.max_write_block
             }
+            Ok(d) if d > MAX_WRITE_BLOCK_CEILING => {
+                issues.add(
+                    format!("{path}.max_write_block"),
+                    format!("max_write_block {text} is longer than 15m: that is an outage, not a cut-over"),
+                );
+                base.max_write_block
+            }
             Ok(d) => d,
             Err(e) => {
                 issues.add(format!("{path}.max_write_block"), e);
@@ -215,6 +247,12 @@ fn settings(s: &RawSettings, base: &Resolved, path: &str, issues: &mut Issues) -
             }
         },
     };
+    if s.threshold == Some(0) {
+        issues.add(
+            format!("{path}.threshold"),
+            "threshold 0 can never be reached (a 2.5 primary always has an unshipped empty write): use at least 1",
+        );
+    }
     Resolved {
         threshold: s.threshold.unwrap_or(base.threshold),
         max_write_block,
@@ -232,11 +270,33 @@ fn overrides(m: &RawMigration) -> RawSettings {
     }
 }
 
-fn is_table_name(name: &str) -> bool {
-    !name.is_empty()
+/// Names migrator uses for its own nodes next to the routing nodes.
+const RESERVED_PREFIX: &str = "__migrator";
+
+/// Longest write block accepted: past this, an outage is no longer a cut-over.
+pub const MAX_WRITE_BLOCK_CEILING: Duration = Duration::from_secs(15 * 60);
+
+fn table_name_problem(name: &str) -> Option<String> {
+    let chars_ok = !name.is_empty()
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if !chars_ok {
+        return Some(format!(
+            "bad table name {name:?}: letters, digits, '_', '.' and '-' only"
+        ));
+    }
+    if name == "." || name == ".." {
+        return Some(format!(
+            "bad table name {name:?}: it is not a ZooKeeper node name"
+        ));
+    }
+    if name.starts_with(RESERVED_PREFIX) {
+        return Some(format!(
+            "table name {name:?} starts with {RESERVED_PREFIX}, which migrator reserves for its own nodes"
+        ));
+    }
+    None
 }
 
 fn migrations(raw: &RawSpec, defaults: &Resolved, issues: &mut Issues) -> Vec<Migration> {
@@ -251,14 +311,8 @@ fn migrations(raw: &RawSpec, defaults: &Resolved, issues: &mut Issues) -> Vec<Mi
     let mut out = Vec::new();
     for (i, m) in raw.migrations.iter().enumerate() {
         let path = format!("migrations[{i}]");
-        if !is_table_name(&m.table) {
-            issues.add(
-                format!("{path}.table"),
-                format!(
-                    "bad table name {:?}: letters, digits, '_', '.' and '-' only",
-                    m.table
-                ),
-            );
+        if let Some(problem) = table_name_problem(&m.table) {
+            issues.add(format!("{path}.table"), problem);
         } else if let Some(first) = first_seen.insert(&m.table, i) {
             issues.add(
                 format!("{path}.table"),

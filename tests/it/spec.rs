@@ -76,6 +76,13 @@ fn every_bad_input_is_named_at_its_line_and_column() {
         (edit("  c3srv-b: { meta", "  c3srv-a: { meta"), 4, 3, "duplicate entry"),
         (edit("\"10.0.2.2:2181\"]", "\"10.0.2.2:2181\""), 7, 3, "did not find expected"),
         (GOOD.replace("migrations:", "migration:"), 12, 1, "unknown field `migration`"),
+        (edit("\"10.0.0.1:34601\", \"10.0.0.2", "\"[::1]:34601\", \"10.0.0.2"), 3, 21, "is IPv6"),
+        (edit("root: /pegasus/metaproxy", "root: /"), 7, 9, "bad ZooKeeper path"),
+        (edit("{ table: orders,", "{ table: \".\","), 13, 14, "not a ZooKeeper node name"),
+        (edit("{ table: orders,", "{ table: __migrator_locks__,"), 13, 14, "reserves for its own nodes"),
+        (edit("threshold: 100000", "threshold: 0"), 9, 14, "threshold 0 can never be reached"),
+        (edit("max_write_block: 60s", "max_write_block: 2h"), 10, 20, "longer than 15m"),
+        (edit("\"10.0.0.2:34601\"] }", "\"10.0.0.2:34601\"], config_sync_during_cutover: 10ms }"), 3, 86, "below 100ms"),
     ];
     assert!(cases.len() >= 15);
     let mut wrong = vec![];
