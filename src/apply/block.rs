@@ -51,37 +51,32 @@ impl Run<'_> {
         self.begin_cutover().await;
         self.await_speed_up().await;
         let value = self.m.block_mode.deny_value();
-        // Only a run that resumes an interrupted block (the env is still set) keeps the old
-        // block's deadline; a fresh block starts its own clock.
-        let started_ms = if self.resumed_block {
-            self.ctx
-                .journal
-                .open_block_start_ms(&self.m.table)
-                .unwrap_or_else(now_ms)
-        } else {
-            now_ms()
-        };
-        let elapsed = Duration::from_millis(now_ms().saturating_sub(started_ms));
         let sync = self.source.sync_bound();
         let reserve = restore_reserve(sync, self.ctx.opts.probe_timeout);
+        // The record comes first: from here a guardian can end the block without this run,
+        // and an earlier run's open block keeps its deadline, whichever host set it.
+        let opened = self.open_record(value, reserve).await?;
+        let r = &opened.record;
         self.journal(
             "block_writes",
             "intent",
             json!({"env": DENY_ENV, "after": value, "max_write_block_ms": ms(self.m.max_write_block),
-                   "sync_bound_ms": ms(sync), "restore_reserve_ms": ms(reserve)}),
+                   "sync_bound_ms": ms(sync), "restore_reserve_ms": ms(reserve),
+                   "started_ms": r.started_ms, "deadline_ms": r.deadline_ms, "resumed": opened.resumed}),
         )?;
         let now = Instant::now();
+        let since = |at_ms: u64| Duration::from_millis(at_ms.saturating_sub(r.started_ms));
+        let elapsed = Duration::from_millis(now_ms().saturating_sub(r.started_ms));
         let started = now.checked_sub(elapsed).unwrap_or(now);
         let block = Block {
             started,
-            started_ms,
+            started_ms: r.started_ms,
             settled_at: started + sync + SYNC_MARGIN,
-            give_up_at: (started + self.m.max_write_block)
-                .checked_sub(reserve)
-                .unwrap_or(started),
-            deadline: started + self.m.max_write_block,
+            give_up_at: started + since(r.give_up_ms),
+            deadline: started + since(r.deadline_ms),
         };
         self.block = Some(block);
+        self.start_guardian()?;
         if now >= block.give_up_at {
             return Err(Stop::Abort(format!(
                 "the write block from an earlier run is past its budget (max_write_block {:?} less {:?} to restore)",
@@ -116,7 +111,7 @@ impl Run<'_> {
         self.journal(
             "block_writes",
             "outcome",
-            json!({"started_ms": started_ms, "first_in_force_after_ms": first, "all_in_force_after_ms": last}),
+            json!({"started_ms": block.started_ms, "first_in_force_after_ms": first, "all_in_force_after_ms": last}),
         )?;
         let msg = format!(
             "writes blocked ({value}), in force on every primary after {} ms (the probe write was {})",
@@ -132,25 +127,26 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Deletes the deny env and waits, within the block's deadline, until every primary takes
-    /// the probe write again. Returns what is known, for the operator.
+    /// Lifts the block through its record (never after a switch may have happened) and waits,
+    /// within the block's deadline, until every primary takes the probe write again. Returns
+    /// what is known, for the operator.
     pub(super) async fn restore_writes(&mut self) -> Result<String, String> {
         let _ = self.journal("block_writes", "restore_intent", json!({"env": DENY_ENV}));
         let sync = self.source.sync_bound();
         let floor = Instant::now() + restore_reserve(sync, self.ctx.opts.probe_timeout);
         let deadline = self.block.map_or(floor, |b| b.deadline.max(floor));
-        let (src, table) = (self.src, &self.m.table);
+        let note = "apply: the cut-over was abandoned before the switch";
         wait_until(
             "the deny env to be deleted",
             deadline,
             self.ctx.opts.poll,
-            || async { src.del_app_envs(table, &[DENY_ENV]).await.map(Some) },
+            || async { self.lift_through_record(note).await.map(Some) },
         )
         .await
         .map_err(|e| {
             format!(
-                "{e}: delete {DENY_ENV} on {table} of {} by hand",
-                self.m.from
+                "{e}: delete {DENY_ENV} on {} of {} by hand if routing still names {}",
+                self.m.table, self.m.from, self.m.from
             )
         })?;
         let mut tally = Tally::default();

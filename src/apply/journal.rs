@@ -1,8 +1,10 @@
 //! Owns the append-only journal `.migrator/journal.jsonl`: one JSON line per step intent
-//! (before a mutation) and outcome (after it), with the plan hash, the YAML's git commit, the
-//! operator, and the values before/after. Each line is flushed and synced before the step acts.
+//! (before a mutation) and outcome (after it), naming the source cluster, table and app id,
+//! with the plan hash, the YAML's git commit, the operator, and the values before/after. Each
+//! line is one write, synced before the step acts; the file is private (0600) and never
+//! opened through a symbolic link.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -33,9 +35,9 @@ impl Journal {
     /// The file or its directory cannot be created.
     pub fn open(path: &Path, run: RunInfo) -> std::io::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
+            super::files::private_dir(dir)?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = super::files::append_private(path)?;
         Ok(Self {
             path: path.to_path_buf(),
             file: Mutex::new(file),
@@ -43,13 +45,13 @@ impl Journal {
         })
     }
 
-    /// Appends one record; `event` is `intent`, `outcome`, `restored`, ...
+    /// Appends one record about `subject`; `event` is `intent`, `outcome`, `restored`, ...
     ///
     /// # Errors
     /// The write or sync failed (the caller must not act without its intent on disk).
     pub fn record(
         &self,
-        table: &str,
+        subject: &Subject,
         step: &str,
         event: &str,
         detail: Value,
@@ -59,43 +61,22 @@ impl Journal {
             "plan_hash": self.run.plan_hash,
             "git_commit": self.run.git_commit,
             "operator": self.run.operator,
-            "table": table,
+            "cluster": subject.cluster,
+            "table": subject.table,
+            "app_id": subject.app_id,
             "step": step,
             "event": event,
             "detail": detail,
         });
+        let mut bytes = line.to_string().into_bytes();
+        bytes.push(b'\n');
         let mut f = self
             .file
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        writeln!(f, "{line}")?;
+        // One write per record: a reader never sees half a line from this process.
+        f.write_all(&bytes)?;
         f.sync_data()
-    }
-
-    /// When the write block of `table` began, if the journal shows one still in force (a block
-    /// intent with no later restore or switch): a resumed run keeps the original deadline.
-    #[must_use]
-    pub fn open_block_start_ms(&self, table: &str) -> Option<u64> {
-        let file = File::open(&self.path).ok()?;
-        let mut start = None;
-        for line in BufReader::new(file).lines().map_while(Result::ok) {
-            let Ok(v) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if v["table"] != table {
-                continue;
-            }
-            let (step, event) = (
-                v["step"].as_str().unwrap_or(""),
-                v["event"].as_str().unwrap_or(""),
-            );
-            if step == "block_writes" && event == "intent" {
-                start = start.or(v["ts_ms"].as_u64());
-            } else if event == "restored" || (step == "switch" && event == "outcome") {
-                start = None;
-            }
-        }
-        start
     }
 }
 
@@ -125,6 +106,26 @@ impl Journal {
             }
         }
         open
+    }
+}
+
+/// What a journal record is about: a table of a source cluster (app id once known), or the
+/// cluster itself (empty table).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subject {
+    pub cluster: String,
+    pub table: String,
+    pub app_id: Option<i32>,
+}
+
+impl Subject {
+    /// The cluster as a whole.
+    #[must_use]
+    pub fn cluster(cluster: &str) -> Self {
+        Self {
+            cluster: cluster.into(),
+            ..Self::default()
+        }
     }
 }
 

@@ -1,8 +1,9 @@
-//! Owns the apply lock: one ephemeral ZooKeeper node per table under the meta-proxy root
-//! (`<root>/__migrator_locks__/<table>`, holding who, where, when and which plan), or, without
-//! meta-proxy, a local lock file. A crashed holder's ZooKeeper lock goes with its session.
+//! Owns the apply lock: one ephemeral ZooKeeper node per table under migrator's own root
+//! (`<migrator_root>/locks/<table>`, holding who, where, when and which plan), or, without
+//! meta-proxy, an exclusive `flock` on `.migrator/lock`. A crashed holder's ZooKeeper lock goes
+//! with its session; its file lock with its process.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -20,18 +21,19 @@ pub enum LockError {
     Io(String),
 }
 
-/// Held locks; released on drop (ZooKeeper nodes also vanish with the session).
+/// Held locks; released on drop (ZooKeeper nodes also vanish with the session, a file lock
+/// with the process).
 #[derive(Debug)]
 pub struct Locks {
     zk: Option<Zk>,
     paths: Vec<String>,
-    file: Option<PathBuf>,
+    file: Option<std::fs::File>,
 }
 
-/// The lock node of `table`.
+/// The lock node of `table` under migrator's own root.
 #[must_use]
-pub fn lock_path(root: &str, table: &str) -> String {
-    format!("{}/__migrator_locks__/{table}", root.trim_end_matches('/'))
+pub fn lock_path(migrator_root: &str, table: &str) -> String {
+    format!("{}/locks/{table}", migrator_root.trim_end_matches('/'))
 }
 
 /// Takes one ZooKeeper lock per table, waiting up to `timeout` for each.
@@ -78,55 +80,44 @@ pub async fn take_zk(
 }
 
 /// Takes the local lock file `path` (no meta-proxy): one apply at a time from this directory.
+/// An exclusive `flock` on the open file: the kernel releases it when the holder exits, however
+/// it exits, so there is no stale lock to judge and no race to take one over.
 ///
 /// # Errors
-/// [`LockError::Held`] if a live process holds it past `timeout`.
+/// [`LockError::Held`] if another process holds it past `timeout`.
 pub async fn take_file(path: &Path, holder: &str, timeout: Duration) -> Result<Locks, LockError> {
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::AsRawFd;
     let deadline = Instant::now() + timeout;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| LockError::Io(e.to_string()))?;
+    let io = |e: std::io::Error| LockError::Io(format!("{}: {e}", path.display()));
+    if let Some(dir) = path.parent() {
+        super::files::private_dir(dir).map_err(io)?;
     }
+    let mut file = super::files::open_private(path).map_err(io)?;
     loop {
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)
-        {
-            Ok(mut f) => {
-                use std::io::Write;
-                let _ = writeln!(f, "{holder}");
-                return Ok(Locks {
-                    zk: None,
-                    paths: vec![],
-                    file: Some(path.to_path_buf()),
-                });
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let held = std::fs::read_to_string(path).unwrap_or_default();
-                if !holder_alive(&held) {
-                    // The holder crashed: its lock protects nothing any more.
-                    let _ = std::fs::remove_file(path);
-                    continue;
-                }
-                if Instant::now() >= deadline {
-                    return Err(LockError::Held {
-                        table: "(all)".into(),
-                        holder: held.trim().into(),
-                    });
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => return Err(LockError::Io(e.to_string())),
+        // SAFETY: flock on a file descriptor this process owns; no memory is involved.
+        let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        if taken {
+            file.set_len(0).map_err(io)?;
+            file.rewind().map_err(io)?;
+            file.write_all(format!("{holder}\n").as_bytes())
+                .map_err(io)?;
+            return Ok(Locks {
+                zk: None,
+                paths: vec![],
+                file: Some(file),
+            });
         }
+        if Instant::now() >= deadline {
+            let mut held = String::new();
+            let _ = std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut held));
+            return Err(LockError::Held {
+                table: "(all)".into(),
+                holder: held.trim().into(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// Whether the process named in a holder record (`"pid": N`) still runs.
-fn holder_alive(record: &str) -> bool {
-    let pid = serde_json::from_str::<serde_json::Value>(record.trim())
-        .ok()
-        .and_then(|v| v["pid"].as_u64());
-    pid.is_none_or(|p| Path::new(&format!("/proc/{p}")).exists())
 }
 
 impl Locks {
@@ -137,16 +128,17 @@ impl Locks {
                 let _ = zk.delete(&p, None).await;
             }
         }
-        if let Some(f) = self.file.take() {
-            let _ = std::fs::remove_file(f);
-        }
+        // Closing the file releases its flock.
+        drop(self.file.take());
     }
-}
 
-impl Drop for Locks {
-    fn drop(&mut self) {
-        if let Some(f) = self.file.take() {
-            let _ = std::fs::remove_file(f);
-        }
+    /// The ZooKeeper lock node of `table`, if this run holds one (a fence for the switch:
+    /// it vanishes with the session that owns it).
+    #[must_use]
+    pub fn zk_node(&self, table: &str) -> Option<&str> {
+        self.paths
+            .iter()
+            .find(|p| p.rsplit('/').next() == Some(table))
+            .map(String::as_str)
     }
 }

@@ -8,10 +8,14 @@ pub mod block;
 mod drain;
 pub mod events;
 pub mod evidence;
+pub mod files;
 pub mod gate;
+mod guard;
+pub mod guardian;
 pub mod journal;
 pub mod lock;
 pub mod progress;
+pub mod record;
 pub mod speedup;
 mod switch;
 pub mod table;
@@ -118,8 +122,14 @@ pub struct Ctx {
     pub events: events::Events,
     pub opts: Options,
     cutovers: HashMap<String, Arc<Semaphore>>,
-    /// Turns true at the first SIGINT/SIGTERM: start nothing new, restore blocked writes.
+    /// Turns true at the first SIGINT/SIGTERM/SIGHUP: start nothing new, restore blocked
+    /// writes.
     pub stopping: watch::Receiver<bool>,
+    /// The ZooKeeper lock node this run holds, per table: the switch's fence.
+    pub fences: HashMap<String, String>,
+    /// Where local state lives (`.migrator`): block records and guardian logs without
+    /// meta-proxy.
+    pub state_dir: std::path::PathBuf,
 }
 
 impl Ctx {
@@ -157,7 +167,29 @@ impl Ctx {
             opts,
             cutovers,
             stopping,
+            fences: HashMap::new(),
+            state_dir: std::path::PathBuf::from(".migrator"),
         }
+    }
+
+    /// Records the lock nodes this run holds (the switch checks them) and the state dir.
+    #[must_use]
+    pub fn with_fences(mut self, locks: &lock::Locks, state_dir: std::path::PathBuf) -> Self {
+        self.fences = self
+            .spec
+            .migrations
+            .iter()
+            .filter_map(|m| Some((m.table.clone(), locks.zk_node(&m.table)?.to_string())))
+            .collect();
+        self.state_dir = state_dir;
+        self
+    }
+
+    /// Where the block record of `m` lives: migrator's ZooKeeper root with meta-proxy, the
+    /// state dir without.
+    #[must_use]
+    pub fn record_store(&self, m: &crate::spec::Migration) -> record::RecordStore {
+        record::RecordStore::of(&self.spec, self.zk.as_ref(), &self.state_dir, m)
     }
 
     /// Reads each source cluster's config-sync facts. A speed-up an earlier run left in place
@@ -191,6 +223,12 @@ impl Ctx {
     }
 }
 
+async fn close_record(ctx: &Ctx, table: &str) {
+    if let Some(m) = ctx.spec.migrations.iter().find(|m| m.table == table) {
+        record::close_finished(&ctx.record_store(m)).await;
+    }
+}
+
 /// Runs every table of `plan` that has work; blocked tables are reported, not run.
 pub async fn execute(ctx: Arc<Ctx>, plan: &Plan) -> Vec<(String, Outcome)> {
     let limit = Arc::new(Semaphore::new(ctx.opts.parallelism.max(1)));
@@ -198,7 +236,10 @@ pub async fn execute(ctx: Arc<Ctx>, plan: &Plan) -> Vec<(String, Outcome)> {
     let mut outcomes = Vec::new();
     for tp in plan.tables.iter().cloned() {
         match tp.action {
-            Action::Done => continue,
+            Action::Done => {
+                close_record(&ctx, &tp.table).await;
+                continue;
+            }
             Action::Blocked => {
                 let reason = tp
                     .blockers

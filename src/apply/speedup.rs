@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::journal::Journal;
+use super::journal::{Journal, Subject};
 use crate::pegasus::messages::nodes::NodeStatus;
 use crate::pegasus::meta::MetaClient;
 use crate::pegasus::replica::ReplicaClient;
@@ -138,7 +138,7 @@ impl Source {
             .map(|(a, ms)| (a.to_string(), *ms))
             .collect();
         let _ = journal.record(
-            "",
+            &Subject::cluster(&self.name),
             "speed_up",
             "intent",
             json!({"cluster": self.name, "flag": CONFIG_SYNC, "to": to_ms, "original": originals}),
@@ -151,7 +151,7 @@ impl Source {
         }
         self.state.lock().expect("speed-up lock").lowered_at = Some(Instant::now());
         let _ = journal.record(
-            "",
+            &Subject::cluster(&self.name),
             "speed_up",
             "outcome",
             json!({"cluster": self.name, "failed": failed}),
@@ -186,7 +186,7 @@ pub async fn restore_values(
     journal: &Journal,
 ) -> String {
     let _ = journal.record(
-        "",
+        &Subject::cluster(cluster),
         "speed_up",
         "restore_intent",
         json!({"cluster": cluster, "original": originals}),
@@ -201,7 +201,7 @@ pub async fn restore_values(
         }
     }
     let _ = journal.record(
-        "",
+        &Subject::cluster(cluster),
         "speed_up",
         "restored",
         json!({"cluster": cluster, "failed": failed}),

@@ -2,9 +2,11 @@
 //! switch), the check that every listed meta-proxy serves the target, and `reconfig*all` on
 //! the source with the evidence that every primary tells clients to move.
 //!
-//! From the moment the compare-and-set is sent, this run never lifts the block on the
-//! source: only a definite conflict (the node was changed by someone else and does not name
-//! the target) proves nothing switched.
+//! Before the compare-and-set is sent the block record moves to `SwitchSent`, so the guardian
+//! can no longer lift the block; the compare-and-set checks that record version and this
+//! run's lock node in the same transaction (a run that lost its ZooKeeper session cannot
+//! switch). From then on the block is lifted only when the node proves nothing switched: a
+//! definite conflict, or an unknown outcome re-read on the same session as the old version.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -17,6 +19,7 @@ use super::block::SYNC_MARGIN;
 use super::evidence::{Awaited, Tally};
 use super::gate::wait_until;
 use super::journal::now_ms;
+use super::record::BlockState;
 use super::table::{Run, StepResult, Stop};
 use crate::pegasus::envs::{DENY_ALL_RECONFIG, DENY_ENV};
 use crate::plan::RoutingChange;
@@ -30,9 +33,22 @@ fn ms(d: Duration) -> u64 {
 
 impl Run<'_> {
     pub(super) async fn switch(&mut self, routing: Option<&RoutingChange>) -> StepResult {
+        if self.record.is_none() {
+            // Resumed after the block: the earlier run's record moves on from here.
+            self.record = Some(self.ctx.record_store(self.m));
+        }
         match (routing, &self.ctx.zk) {
             (Some(change), Some(zk)) => self.compare_and_set(zk, change).await?,
-            (None, Some(_)) => self.switch_sent = true, // switched by an earlier run
+            (None, Some(_)) => {
+                // Switched by an earlier run.
+                self.switch_sent = true;
+                self.record_state(
+                    BlockState::SwitchSent,
+                    BlockState::Switched,
+                    "apply: routing names the target",
+                )
+                .await;
+            }
             (_, None) => self.manual_switch().await?,
         }
         if self.ctx.zk.is_some() {
@@ -42,8 +58,7 @@ impl Run<'_> {
     }
 
     async fn compare_and_set(&mut self, zk: &Zk, c: &RoutingChange) -> StepResult {
-        if let Some(b) = self.block.filter(|b| Instant::now() >= b.give_up_at) {
-            let _ = b;
+        if self.block.is_some_and(|b| Instant::now() >= b.give_up_at) {
             return Err(Stop::Abort(
                 "the write-block budget ran out before the switch".into(),
             ));
@@ -53,51 +68,118 @@ impl Run<'_> {
             "intent",
             json!({"path": c.path, "version": c.version, "before": c.before, "after": c.after}),
         )?;
+        // The record says SwitchSent before anything is sent: the guardian can no longer lift
+        // the block, and the switch is fenced on that record version and on this run's lock.
+        let record_version = self.record_switch_sent().await?;
+        let mut guards: Vec<(&str, i32)> = Vec::new();
+        if let (Some(v), Some(super::record::RecordStore::Zk { path, .. })) =
+            (record_version, &self.record)
+        {
+            guards.push((path.as_str(), v));
+        }
+        if let Some(lock) = self.ctx.fences.get(&self.m.table) {
+            guards.push((lock.as_str(), 0));
+        }
         self.switch_sent = true;
         let result = zk
-            .compare_and_set(&c.path, c.version, c.after.as_bytes())
+            .compare_and_set_guarded(&c.path, c.version, c.after.as_bytes(), &guards)
             .await;
-        let names_target =
-            |data: &[u8]| Route::parse(data).is_ok_and(|r| r.cluster_name == self.m.to);
         match result {
             Ok(Ok(_)) => {}
-            Ok(Err(_)) | Err(_) => {
-                // Conflict or unknown outcome: the node itself says whether clients moved.
-                let now = zk.read(&c.path).await;
-                match now {
-                    Ok(Some((data, _))) if names_target(&data) => {}
-                    Ok(now) if matches!(result, Ok(Err(_))) => {
-                        self.switch_sent = false;
-                        let who = now.map_or_else(
-                            || "deleted".to_string(),
-                            |(d, v)| format!("{} at version {v}", String::from_utf8_lossy(&d)),
-                        );
-                        return Err(Stop::Abort(format!(
-                            "routing node {} was changed by someone else since it was read at version {} (now {who}); nothing was switched",
-                            c.path, c.version
-                        )));
-                    }
-                    other => {
-                        let read = match other {
-                            Ok(Some((d, v))) => {
-                                format!("it reads {} at version {v}", String::from_utf8_lossy(&d))
-                            }
-                            Ok(None) => "it is deleted".into(),
-                            Err(e) => format!("it cannot be read: {e}"),
-                        };
-                        return Err(Stop::Operator(format!(
-                            "the switch of {} may or may not have happened ({read}); writes to {} stay blocked on {}. Check the node: if it names {}, run apply again; if not, set it back to {} and run `migrator abort`",
-                            c.path, self.m.table, self.m.from, self.m.to, c.before
-                        )));
-                    }
-                }
-            }
+            Ok(Err(conflict)) => self.after_conflict(zk, c, &conflict).await?,
+            Err(e) => self.resolve_unknown(zk, c, &e.to_string()).await?,
         }
+        self.record_state(
+            BlockState::SwitchSent,
+            BlockState::Switched,
+            "apply: routing switched",
+        )
+        .await;
         self.journal(
             "switch",
             "outcome",
             json!({"path": c.path, "after": c.after}),
         )
+    }
+
+    /// The multi failed as a whole, so it wrote nothing; a node that names the target anyway
+    /// was switched by someone else, which counts as switched.
+    async fn after_conflict(
+        &mut self,
+        zk: &Zk,
+        c: &RoutingChange,
+        conflict: &crate::routing::zk::CasConflict,
+    ) -> StepResult {
+        let why = conflict.to_string();
+        let now = zk.read(&c.path).await;
+        if let Ok(Some((data, _))) = &now {
+            if self.names_target(data) {
+                return Ok(());
+            }
+        }
+        if now.is_err() {
+            return self.resolve_unknown(zk, c, &why).await;
+        }
+        self.not_switched("apply: the switch was refused").await;
+        let who = now.ok().flatten().map_or_else(
+            || "deleted".to_string(),
+            |(d, v)| format!("{} at version {v}", String::from_utf8_lossy(&d)),
+        );
+        Err(Stop::Abort(match conflict {
+            crate::routing::zk::CasConflict::Guard { path } => format!(
+                "the switch was refused: {path} no longer fences this run (its ZooKeeper session lost the lock, or the block record moved on); nothing was switched"
+            ),
+            _ => format!(
+                "routing node {} was changed by someone else since it was read at version {} (now {who}); nothing was switched",
+                c.path, c.version
+            ),
+        }))
+    }
+
+    /// The outcome is unknown: re-read the node (on this session, which orders the read after
+    /// the multi) until it tells, within a bound; then stop with the block kept.
+    async fn resolve_unknown(&mut self, zk: &Zk, c: &RoutingChange, why: &str) -> StepResult {
+        let until = Instant::now() + Duration::from_secs(10);
+        let mut last = why.to_string();
+        while Instant::now() < until {
+            match zk.read(&c.path).await {
+                Ok(Some((data, _))) if self.names_target(&data) => return Ok(()),
+                Ok(Some((data, v))) if v == c.version && data == c.before.as_bytes() => {
+                    self.not_switched("apply: the switch did not happen").await;
+                    return Err(Stop::Abort(format!(
+                        "the switch of {} did not happen ({why}); nothing was switched",
+                        c.path
+                    )));
+                }
+                Ok(other) => {
+                    last = format!(
+                        "it reads {}",
+                        other.map_or_else(
+                            || "nothing (deleted)".into(),
+                            |(d, v)| format!("{} at version {v}", String::from_utf8_lossy(&d))
+                        )
+                    );
+                    break;
+                }
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(self.ctx.opts.poll * 4).await;
+        }
+        Err(Stop::Operator(format!(
+            "the switch of {} may or may not have happened ({last}); writes to {} stay blocked on {}. If the node names {}, run apply again; if it still names {}, run `migrator abort`",
+            c.path, self.m.table, self.m.from, self.m.to, self.m.from
+        )))
+    }
+
+    fn names_target(&self, data: &[u8]) -> bool {
+        Route::parse(data).is_ok_and(|r| r.cluster_name == self.m.to)
+    }
+
+    /// Nothing was switched after all: the block may be lifted again.
+    async fn not_switched(&mut self, note: &str) {
+        self.switch_sent = false;
+        self.record_state(BlockState::SwitchSent, BlockState::Blocking, note)
+            .await;
     }
 
     /// Without meta-proxy: tell the operator what to switch and wait for them, within the
@@ -126,6 +208,7 @@ impl Run<'_> {
         let answer = tokio::time::timeout_at(give_up, read_line()).await;
         match answer {
             Ok(Some(line)) if line.trim() == "switched" => {
+                self.record_switch_sent().await?;
                 self.switch_sent = true;
                 self.journal("switch", "outcome", json!({"manual": true}))
             }
@@ -231,6 +314,18 @@ impl Run<'_> {
                 .saturating_duration_since(s))
         });
         self.blocked_ms = block_ms;
+        self.record_state(
+            BlockState::Switched,
+            BlockState::Done,
+            "apply: reconfig*all set",
+        )
+        .await;
+        self.record_state(
+            BlockState::SwitchSent,
+            BlockState::Done,
+            "apply: reconfig*all set",
+        )
+        .await;
         self.journal(
             "switch",
             "reconfigured",

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use super::evidence::Tally;
 use super::gate::wait_until;
+use super::journal::Subject;
 use super::speedup::Source;
 use super::{Ctx, Outcome};
 use crate::pegasus::base::err;
@@ -65,6 +66,8 @@ pub(super) struct Run<'a> {
     pub m: &'a Migration,
     pub src: &'a MetaClient,
     pub source: Arc<Source>,
+    /// The source table's app id, once preflight read it.
+    pub app_id: Option<i32>,
     pub dupid: Option<i32>,
     pub block: Option<Block>,
     /// The evidence that the block is in force, per partition.
@@ -73,10 +76,10 @@ pub(super) struct Run<'a> {
     pub switch_sent: bool,
     /// How long writes were blocked, measured when clients were told to move.
     pub blocked_ms: Option<u64>,
-    /// The plan resumes a block that an earlier run set (the deny env is in force).
-    pub resumed_block: bool,
     /// This table counts as a cut-over of its source cluster (for the speed-up).
     pub in_cutover: bool,
+    /// The block record, once the block was opened.
+    pub record: Option<super::record::RecordStore>,
 }
 
 /// Runs `tp`'s remaining steps; `cutover` bounds concurrent cut-overs on the source cluster.
@@ -92,13 +95,14 @@ pub async fn run(ctx: &Ctx, tp: &TablePlan, cutover: Arc<Semaphore>) -> Outcome 
         m,
         src: &ctx.metas[&m.from],
         source: ctx.sources[&m.from].clone(),
+        app_id: None,
         dupid: None,
         block: None,
         tally: Tally::default(),
         switch_sent: false,
         blocked_ms: None,
-        resumed_block: tp.phase == Some(StepKind::BlockWrites),
         in_cutover: false,
+        record: None,
     };
     let outcome = run.steps(tp, cutover).await;
     if run.in_cutover {
@@ -185,17 +189,27 @@ impl Run<'_> {
         }
     }
 
+    /// What this run's journal records are about.
+    pub(super) fn subject(&self) -> Subject {
+        Subject {
+            cluster: self.m.from.clone(),
+            table: self.m.table.clone(),
+            app_id: self.app_id,
+        }
+    }
+
     pub(super) fn journal(&self, step: &str, event: &str, detail: serde_json::Value) -> StepResult {
         self.ctx
             .journal
-            .record(&self.m.table, step, event, detail)
+            .record(&self.subject(), step, event, detail)
             .map_err(|e| Stop::Fail(format!("cannot write the journal: {e}")))
     }
 
     async fn preflight(&mut self) -> StepResult {
-        Primaries::read(self.src, &self.m.table)
+        let prim = Primaries::read(self.src, &self.m.table)
             .await
             .map_err(fail("source table"))?;
+        self.app_id = Some(prim.app_id);
         self.dupid = self.find_dup().await?.map(|d| d.dupid);
         Ok(())
     }

@@ -71,8 +71,13 @@ pub async fn run(args: &Args) -> Result<u8> {
         let obs = observed.tables.get(&m.table).cloned().unwrap_or_default();
         match abort_table(&spec, m, &obs, args.remove_duplication).await {
             Ok(done) => {
+                let subject = crate::apply::journal::Subject {
+                    cluster: m.from.clone(),
+                    table: m.table.clone(),
+                    app_id: obs.source.as_ref().map(|s| s.app_id),
+                };
                 let _ = journal.record(
-                    &m.table,
+                    &subject,
                     "block_writes",
                     "restored",
                     serde_json::json!({"by": "abort", "done": done}),

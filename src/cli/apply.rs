@@ -62,6 +62,7 @@ fn duration(flag: &str, text: &str) -> Result<Duration> {
 pub async fn run(args: &Args) -> Result<u8> {
     let (spec, plan, plan_hash, spec_file) = load_or_plan(args).await?;
     if !plan.has_changes() {
+        close_finished_records(&spec, &plan, &args.journal).await;
         let blocked = plan.summary().blocked;
         if blocked == 0 {
             println!("No changes. Every table is already done.");
@@ -93,7 +94,9 @@ pub async fn run(args: &Args) -> Result<u8> {
         .collect();
     let lock_timeout = duration("lock-timeout", &args.lock_timeout)?;
     let locks = match (&zk, &spec.metaproxy) {
-        (Some(zk), Some(mp)) => lock::take_zk(zk, &mp.root, &tables, &holder, lock_timeout).await,
+        (Some(zk), Some(mp)) => {
+            lock::take_zk(zk, &mp.migrator_root, &tables, &holder, lock_timeout).await
+        }
         _ => lock::take_file(Path::new(".migrator/lock"), &holder, lock_timeout).await,
     }
     .map_err(|e| Error::Lock(e.to_string()))?;
@@ -127,6 +130,7 @@ pub async fn run(args: &Args) -> Result<u8> {
         opts,
         stop_on_signal(),
     )
+    .with_fences(&locks, state_dir(&args.journal))
     .load_sources(&cutting_over)
     .await;
     let ctx = Arc::new(ctx);
@@ -134,6 +138,32 @@ pub async fn run(args: &Args) -> Result<u8> {
     locks.release().await;
     report(&outcomes, args.json);
     Ok(executor::exit_code(&outcomes))
+}
+
+/// Moves the block records of done tables to `Done` (a run may have died after the switch).
+async fn close_finished_records(spec: &Spec, plan: &Plan, journal: &Path) {
+    let Ok(zk) = observe::zookeeper(spec, Duration::from_secs(10)).await else {
+        return;
+    };
+    let dir = state_dir(journal);
+    for t in plan
+        .tables
+        .iter()
+        .filter(|t| t.action == crate::plan::Action::Done)
+    {
+        if let Some(m) = spec.migrations.iter().find(|m| m.table == t.table) {
+            let store = crate::apply::record::RecordStore::of(spec, zk.as_ref(), &dir, m);
+            crate::apply::record::close_finished(&store).await;
+        }
+    }
+}
+
+/// Where migrator keeps its local state: the journal's directory.
+fn state_dir(journal: &Path) -> PathBuf {
+    journal
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
 /// The spec and the plan to run, with the spec's hash and file name.
@@ -217,19 +247,23 @@ fn confirm(auto_approve: bool) -> Result<()> {
     }
 }
 
-/// The first SIGINT/SIGTERM turns the watch true: nothing new starts, blocked writes are restored.
+/// The first SIGINT/SIGTERM/SIGHUP turns the watch true: nothing new starts, blocked writes
+/// are restored. The handlers stay installed, so a second signal changes nothing: the restore
+/// is never skipped (and the guardian ends the block even if this process is killed).
 fn stop_on_signal() -> watch::Receiver<bool> {
+    use tokio::signal::unix::{signal, SignalKind};
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        let wait_for = |kind: SignalKind| async move {
+            match signal(kind) {
                 Ok(mut s) => drop(s.recv().await),
                 Err(_) => std::future::pending().await,
             }
         };
         tokio::select! {
-            () = term => {}
-            _ = tokio::signal::ctrl_c() => {}
+            () = wait_for(SignalKind::terminate()) => {}
+            () = wait_for(SignalKind::hangup()) => {}
+            () = wait_for(SignalKind::interrupt()) => {}
         }
         eprintln!("stopping: no new steps; blocked writes are being restored");
         let _ = tx.send(true);

@@ -3,6 +3,7 @@
 
 pub mod abort;
 pub mod apply;
+pub mod guardian;
 pub mod plan;
 pub mod sandbox;
 pub mod show;
@@ -41,6 +42,9 @@ pub enum Command {
     Abort(abort::Args),
     /// Run simulated clusters, a meta-proxy and a client load to try plans on.
     Sandbox(sandbox::Args),
+    /// Guard one write block until it ends (apply starts it; not for direct use).
+    #[command(hide = true)]
+    Guardian(guardian::Args),
 }
 
 /// Prints a plan on stdout: versioned JSON, or text (coloured on a terminal).
@@ -89,5 +93,6 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Status(args) => status::run(&args).await,
         Command::Abort(args) => abort::run(&args).await,
         Command::Sandbox(args) => sandbox::run(args).await,
+        Command::Guardian(args) => guardian::run(&args).await,
     }
 }

@@ -155,6 +155,7 @@ fn world_config(args: &Args) -> Result<WorldConfig> {
             None => ZkSource::Start(args.dir.join("zookeeper")),
         },
         root: args.root.clone(),
+        migrator_root: crate::spec::DEFAULT_MIGRATOR_ROOT.into(),
         tables,
         target_tables: (0..args.target_tables)
             .map(|i| TableSpec::new(&format!("r{i}"), args.partitions, 10))

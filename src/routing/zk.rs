@@ -24,6 +24,7 @@ const EPHEMERAL: zkc::CreateOptions<'static> =
 pub struct Zk {
     client: zkc::Client,
     timeout: Duration,
+    servers: Vec<String>,
 }
 
 /// Why a ZooKeeper call failed.
@@ -91,6 +92,9 @@ pub enum CasConflict {
     /// Someone deleted the node after it was read.
     #[error("ZooKeeper node {path} was deleted since it was read at version {expected_version}")]
     Deleted { path: String, expected_version: i32 },
+    /// A guard node changed or is gone (a lock lost with its session, a record moved on).
+    #[error("ZooKeeper node {path} no longer guards this write (lost lock or moved record)")]
+    Guard { path: String },
 }
 
 /// What woke a [`NodeWatch`].
@@ -140,7 +144,11 @@ impl Zk {
         let joined = servers.join(",");
         let connector = zkc::Client::connector().with_session_timeout(SESSION_TIMEOUT);
         match tokio::time::timeout(timeout, connector.connect(&joined)).await {
-            Ok(Ok(client)) => Ok(Zk { client, timeout }),
+            Ok(Ok(client)) => Ok(Zk {
+                client,
+                timeout,
+                servers: servers.to_vec(),
+            }),
             Ok(Err(reason)) => Err(ZkError::Connect {
                 servers: joined,
                 reason,
@@ -150,6 +158,12 @@ impl Zk {
                 timeout,
             }),
         }
+    }
+
+    /// The servers this session was opened with.
+    #[must_use]
+    pub fn servers(&self) -> &[String] {
+        &self.servers
     }
 
     /// Reads a node's data and version; `None` if it does not exist.
@@ -232,8 +246,30 @@ impl Zk {
         expected_version: i32,
         data: &[u8],
     ) -> Result<Result<i32, CasConflict>, ZkError> {
+        self.compare_and_set_guarded(path, expected_version, data, &[])
+            .await
+    }
+
+    /// Like [`Zk::compare_and_set`], and in the same transaction checks that each `guards`
+    /// node is still at its version: a fence (a lock node this session owns, a record this
+    /// run moved). A guard that fails is [`CasConflict::Guard`]: nothing was written.
+    ///
+    /// # Errors
+    /// As [`Zk::compare_and_set`].
+    pub async fn compare_and_set_guarded(
+        &self,
+        path: &str,
+        expected_version: i32,
+        data: &[u8],
+        guards: &[(&str, i32)],
+    ) -> Result<Result<i32, CasConflict>, ZkError> {
         const OP: &str = "compare-and-set";
         let mut multi = self.client.new_multi_writer();
+        for (guard, version) in guards {
+            multi
+                .add_check_version(guard, *version)
+                .map_err(|e| classify(OP, guard, e))?;
+        }
         multi
             .add_check_version(path, expected_version)
             .map_err(|e| classify(OP, path, e))?;
@@ -243,7 +279,7 @@ impl Zk {
         let results = match tokio::time::timeout(self.timeout, multi.commit()).await {
             Err(_) => return Err(unknown(OP, path, UnknownCause::TimedOut(self.timeout))),
             Ok(Ok(results)) => results,
-            Ok(Err(e)) => return cas_failure(path, expected_version, e),
+            Ok(Err(e)) => return cas_failure(path, expected_version, guards, e),
         };
         let new_version = results.into_iter().find_map(|r| match r {
             zkc::MultiWriteResult::SetData { stat } => Some(stat.version),
@@ -316,32 +352,40 @@ impl Zk {
     }
 }
 
-/// The multi fails as a whole; ZooKeeper reports the first failing operation with its index,
-/// so index 0 (the version check) failing means someone else wrote or deleted the node.
+/// The multi fails as a whole; ZooKeeper reports the first failing operation with its index:
+/// a guard (the first `guards.len()`), or the node's own version check right after them,
+/// which means someone else wrote or deleted the node.
 fn cas_failure(
     path: &str,
     expected_version: i32,
+    guards: &[(&str, i32)],
     error: zkc::MultiWriteError,
 ) -> Result<Result<i32, CasConflict>, ZkError> {
-    let path = path.to_owned();
+    let check = guards.len();
     match error {
         zkc::MultiWriteError::OperationFailed {
-            index: 0,
+            index,
+            source: zkc::Error::BadVersion | zkc::Error::NoNode,
+        } if index < check => Ok(Err(CasConflict::Guard {
+            path: guards[index].0.to_owned(),
+        })),
+        zkc::MultiWriteError::OperationFailed {
+            index,
             source: zkc::Error::BadVersion,
-        } => Ok(Err(CasConflict::Changed {
-            path,
+        } if index == check => Ok(Err(CasConflict::Changed {
+            path: path.to_owned(),
             expected_version,
         })),
         zkc::MultiWriteError::OperationFailed {
-            index: 0,
+            index,
             source: zkc::Error::NoNode,
-        } => Ok(Err(CasConflict::Deleted {
-            path,
+        } if index == check => Ok(Err(CasConflict::Deleted {
+            path: path.to_owned(),
             expected_version,
         })),
         zkc::MultiWriteError::OperationFailed { source, .. }
         | zkc::MultiWriteError::RequestFailed { source } => {
-            Err(classify("compare-and-set", &path, source))
+            Err(classify("compare-and-set", path, source))
         }
     }
 }

@@ -60,6 +60,8 @@ pub struct WorldConfig {
     pub zookeeper: ZkSource,
     /// meta-proxy's root node.
     pub root: String,
+    /// migrator's own root (locks, block records), written into the plan file.
+    pub migrator_root: String,
     /// Tables on the source, routed to it.
     pub tables: Vec<TableSpec>,
     /// Tables that already live on the target and are routed to it (other applications).
@@ -215,11 +217,12 @@ impl World {
         let (src, dst) = (&self.config.source_name, &self.config.target_name);
         let proxies: Vec<String> = self.proxy_addrs().iter().map(ToString::to_string).collect();
         let mut y = format!(
-            "# Moves every table of {src} to {dst}.\nversion: 1\nclusters:\n  {src}: {{ meta: [{}] }}\n  {dst}: {{ meta: [{}] }}\nmetaproxy:\n  zookeeper: [\"{}\"]\n  root: {}\n  addresses: [{}]\n",
+            "# Moves every table of {src} to {dst}.\nversion: 1\nclusters:\n  {src}: {{ meta: [{}] }}\n  {dst}: {{ meta: [{}] }}\nmetaproxy:\n  zookeeper: [\"{}\"]\n  root: {}\n  migrator_root: {}\n  addresses: [{}]\n",
             list(&addrs(&self.source.metas())),
             list(&addrs(&self.target.metas())),
             self.zk_addr,
             self.root,
+            self.config.migrator_root,
             list(&proxies),
         );
         if !defaults.is_empty() {

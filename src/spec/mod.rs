@@ -24,6 +24,8 @@ pub const DEFAULT_THRESHOLD: u64 = 100_000;
 pub const DEFAULT_MAX_WRITE_BLOCK: Duration = Duration::from_secs(60);
 /// Default meta-proxy root.
 pub const DEFAULT_METAPROXY_ROOT: &str = "/pegasus/metaproxy";
+/// Default root of migrator's own ZooKeeper nodes (locks, block records).
+pub const DEFAULT_MIGRATOR_ROOT: &str = "/migrator";
 
 /// How writes are blocked during the cut-over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -92,6 +94,9 @@ pub struct RawMetaproxy {
     /// the switch.
     #[serde(default)]
     pub addresses: Vec<String>,
+    /// Where migrator keeps its own nodes (locks, block records); never inside `root`.
+    #[serde(default)]
+    pub migrator_root: Option<String>,
 }
 
 /// Settings that `defaults` sets and each migration may override.
@@ -145,6 +150,14 @@ pub struct MetaproxySpec {
     pub root: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<String>,
+    /// Root of migrator's own nodes: `<migrator_root>/locks/<table>`,
+    /// `<migrator_root>/blocks/<cluster>/<table>`.
+    #[serde(default = "default_migrator_root")]
+    pub migrator_root: String,
+}
+
+fn default_migrator_root() -> String {
+    DEFAULT_MIGRATOR_ROOT.to_string()
 }
 
 /// One table's move with every setting resolved.

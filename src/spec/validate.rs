@@ -74,6 +74,16 @@ pub fn is_host_port(addr: &str) -> bool {
     host_ok && port.parse::<u16>().is_ok_and(|p| p > 0)
 }
 
+/// Whether `path` is an absolute ZooKeeper path below the root, without empty, `.` or `..`
+/// parts.
+fn is_zk_path(path: &str) -> bool {
+    path.starts_with('/')
+        && path.len() > 1
+        && !path.ends_with('/')
+        && !path.contains("//")
+        && !path.split('/').any(|part| part == "." || part == "..")
+}
+
 /// Whether `addr` names its host by an IPv6 literal (`[::1]:34601`).
 fn is_ipv6_literal(addr: &str) -> bool {
     addr.starts_with('[')
@@ -181,12 +191,7 @@ fn metaproxy(m: &super::RawMetaproxy, issues: &mut Issues) -> MetaproxySpec {
         .root
         .clone()
         .unwrap_or_else(|| DEFAULT_METAPROXY_ROOT.to_string());
-    let valid_root = root.starts_with('/')
-        && root.len() > 1
-        && !root.ends_with('/')
-        && !root.contains("//")
-        && !root.split('/').any(|part| part == "." || part == "..");
-    if !valid_root {
+    if !is_zk_path(&root) {
         issues.add(
             "metaproxy.root",
             format!(
@@ -195,10 +200,28 @@ fn metaproxy(m: &super::RawMetaproxy, issues: &mut Issues) -> MetaproxySpec {
         );
     }
     pegasus_addresses(&m.addresses, "metaproxy.addresses", "meta-proxy", issues);
+    let migrator_root = m
+        .migrator_root
+        .clone()
+        .unwrap_or_else(|| super::DEFAULT_MIGRATOR_ROOT.to_string());
+    let nested =
+        |inner: &str, outer: &str| inner == outer || inner.starts_with(&format!("{outer}/"));
+    if !is_zk_path(&migrator_root) {
+        issues.add(
+            "metaproxy.migrator_root",
+            format!("bad ZooKeeper path {migrator_root:?}: expected an absolute path below / such as /migrator"),
+        );
+    } else if nested(&migrator_root, &root) || nested(&root, &migrator_root) {
+        issues.add(
+            "metaproxy.migrator_root",
+            format!("migrator_root {migrator_root} and the meta-proxy root {root} must not contain each other: meta-proxy would read migrator's nodes as routes"),
+        );
+    }
     MetaproxySpec {
         zookeeper: m.zookeeper.clone(),
         root,
         addresses: m.addresses.clone(),
+        migrator_root,
     }
 }
 

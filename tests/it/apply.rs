@@ -404,7 +404,7 @@ async fn a_second_apply_fails_naming_the_lock_holder() {
     )
     .await
     .unwrap();
-    let lock = migrator::apply::lock::lock_path(&s.w.root, "t0");
+    let lock = migrator::apply::lock::lock_path(&s.w.config.migrator_root, "t0");
     other_session
         .create_ephemeral(&lock, holder.as_bytes())
         .await

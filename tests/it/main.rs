@@ -5,6 +5,7 @@ mod apply_faults;
 mod cli;
 mod dup;
 mod fidelity;
+mod guardian;
 mod metaproxy;
 mod official;
 mod plan;

@@ -85,6 +85,7 @@ impl Stage {
             target: config(opts.versions.1),
             zookeeper: ZkSource::Existing(zk.addr.clone()),
             root: unique_root(test),
+            migrator_root: unique_root(&format!("{test}-migrator")),
             tables: specs(&opts.tables),
             target_tables: specs(&opts.target_tables),
             metaproxies: opts.metaproxies,

@@ -1,0 +1,222 @@
+//! Owns a run's side of the block record: opening it before the deny env is set (or taking
+//! over an earlier run's, with its deadline), starting the guardian, moving it to
+//! `SwitchSent` before the switch and on to `Switched` and `Done`, and lifting through it so
+//! that apply and the guardian never both decide how a block ends.
+
+use serde_json::json;
+
+use super::guardian;
+use super::journal::now_ms;
+use super::record::{BlockRecord, BlockState, RecordStore, RoutingRef, Transition};
+use super::table::{Run, Stop};
+use crate::routing::Route;
+
+/// What `open` found.
+pub(super) struct Opened {
+    pub record: BlockRecord,
+    /// The record existed: its block (and deadline) carry over.
+    pub resumed: bool,
+}
+
+fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Run<'_> {
+    fn fresh_record(&self, value: &str, reserve: std::time::Duration) -> BlockRecord {
+        let started_ms = now_ms();
+        let deadline_ms = started_ms + ms(self.m.max_write_block);
+        let routing = self.ctx.spec.metaproxy.as_ref().map(|mp| RoutingRef {
+            zookeeper: mp.zookeeper.clone(),
+            path: crate::routing::node_path(&mp.root, &self.m.table),
+        });
+        BlockRecord {
+            source_cluster: self.m.from.clone(),
+            source_metas: self.src.metas().iter().map(ToString::to_string).collect(),
+            target_cluster: self.m.to.clone(),
+            table: self.m.table.clone(),
+            app_id: self.app_id.unwrap_or(0),
+            deny_value: value.into(),
+            started_ms,
+            deadline_ms,
+            give_up_ms: deadline_ms.saturating_sub(ms(reserve)),
+            state: BlockState::Blocking,
+            owner: format!("{} pid {}", super::journal::operator(), std::process::id()),
+            note: String::new(),
+            routing,
+        }
+    }
+
+    /// Opens the block record before the deny env is set: a new one, or an earlier run's
+    /// still-open block (whose deadline holds, whichever host set it).
+    pub(super) async fn open_record(
+        &mut self,
+        value: &str,
+        reserve: std::time::Duration,
+    ) -> Result<Opened, Stop> {
+        let store = self.ctx.record_store(self.m);
+        self.record = Some(store.clone());
+        let fail = |e: super::record::RecordError| Stop::Abort(format!("block record: {e}"));
+        for _ in 0..3 {
+            let (record, version) = match store.read().await.map_err(fail)? {
+                None => (self.fresh_record(value, reserve), None),
+                Some((r, v)) => match self.adopt(&store, r).await? {
+                    Some(r) => {
+                        return Ok(Opened {
+                            record: r,
+                            resumed: true,
+                        })
+                    }
+                    None => (self.fresh_record(value, reserve), Some(v)),
+                },
+            };
+            if store.put(&record, version).await.map_err(fail)?.is_some() {
+                return Ok(Opened {
+                    record,
+                    resumed: false,
+                });
+            }
+        }
+        Err(Stop::Abort(format!(
+            "the block record {} keeps changing under this run",
+            store.describe()
+        )))
+    }
+
+    /// An existing record: its open block to resume, or `None` when it is over and a new one
+    /// may replace it.
+    async fn adopt(
+        &self,
+        store: &RecordStore,
+        r: BlockRecord,
+    ) -> Result<Option<BlockRecord>, Stop> {
+        match r.state {
+            BlockState::Blocking => Ok(Some(r)),
+            BlockState::Done | BlockState::Lifted => Ok(None),
+            BlockState::Lifting => Err(Stop::Abort(format!(
+                "the block is being lifted ({}); run apply again once it is",
+                r.note
+            ))),
+            BlockState::SwitchSent if !self.routing_names_target().await? => {
+                // This run holds the lock, so the earlier run's session (and the lock node its
+                // switch was fenced on) is gone: that switch can no longer happen.
+                let note = "apply: the earlier run's switch did not happen and cannot any more";
+                match store
+                    .transition(BlockState::SwitchSent, BlockState::Blocking, note)
+                    .await
+                    .map_err(|e| Stop::Abort(format!("block record: {e}")))?
+                {
+                    Transition::Done(r, _) => Ok(Some(r)),
+                    _ => Err(Stop::Abort("the block record changed; run apply again".into())),
+                }
+            }
+            state => Err(Stop::Operator(format!(
+                "the block record {} says {state:?} but routing was not switched by this run; check the routing node, then run apply again",
+                store.describe()
+            ))),
+        }
+    }
+
+    /// Whether the routing node names the target now.
+    pub(super) async fn routing_names_target(&self) -> Result<bool, Stop> {
+        let (Some(zk), Some(mp)) = (&self.ctx.zk, &self.ctx.spec.metaproxy) else {
+            return Ok(false);
+        };
+        let path = crate::routing::node_path(&mp.root, &self.m.table);
+        let node = zk
+            .read(&path)
+            .await
+            .map_err(|e| Stop::Abort(format!("read {path}: {e}")))?;
+        Ok(node
+            .and_then(|(d, _)| Route::parse(&d).ok())
+            .is_some_and(|r| r.cluster_name == self.m.to))
+    }
+
+    /// Starts the guardian of the open record; a failure to start it stops the cut-over
+    /// before any write is blocked.
+    pub(super) fn start_guardian(&self) -> Result<(), Stop> {
+        let store = self.record.as_ref().expect("opened before");
+        let log = self
+            .ctx
+            .state_dir
+            .join("guardians")
+            .join(format!("{}.{}.log", self.m.from, self.m.table));
+        let pid = guardian::spawn(store, &log).map_err(|e| {
+            Stop::Abort(format!(
+                "cannot start the guardian that ends the block if apply dies: {e}"
+            ))
+        })?;
+        self.journal(
+            "block_writes",
+            "guardian",
+            json!({"pid": pid, "record": store.describe(), "log": log.display().to_string()}),
+        )
+    }
+
+    /// Moves the record from `Blocking` to `SwitchSent`; returns its new version, or why the
+    /// switch must not be sent.
+    pub(super) async fn record_switch_sent(&self) -> Result<Option<i32>, Stop> {
+        let Some(store) = &self.record else {
+            return Ok(None);
+        };
+        let t = store
+            .transition(
+                BlockState::Blocking,
+                BlockState::SwitchSent,
+                "apply: switching",
+            )
+            .await
+            .map_err(|e| Stop::Abort(format!("block record: {e}; nothing was switched")))?;
+        match t {
+            Transition::Done(_, v) => Ok(Some(v)),
+            Transition::Lost(r) if matches!(r.state, BlockState::Lifting | BlockState::Lifted) => {
+                Err(Stop::Abort(format!(
+                    "the write block was lifted before the switch ({}); nothing was switched",
+                    r.note
+                )))
+            }
+            Transition::Lost(r) => Err(Stop::Operator(format!(
+                "the block record says {:?} ({}); nothing was switched by this run",
+                r.state, r.note
+            ))),
+            Transition::Missing => Err(Stop::Abort(
+                "the block record disappeared; nothing was switched".into(),
+            )),
+        }
+    }
+
+    /// Best-effort move of the record (the block itself is already decided).
+    pub(super) async fn record_state(&self, from: BlockState, to: BlockState, note: &str) {
+        if let Some(store) = &self.record {
+            let _ = store.transition(from, to, note).await;
+        }
+    }
+
+    /// Lifts the block through the record: only from `Blocking`, so never after a switch may
+    /// have happened. Returns whether this call (or the guardian before it) lifted it.
+    pub(super) async fn lift_through_record(&self, note: &str) -> Result<(), String> {
+        let Some(store) = &self.record else {
+            return Err("no block record".into());
+        };
+        match store
+            .transition(BlockState::Blocking, BlockState::Lifting, note)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Transition::Done(record, _) => {
+                guardian::lift(&record).await?;
+                self.record_state(BlockState::Lifting, BlockState::Lifted, note)
+                    .await;
+                Ok(())
+            }
+            Transition::Lost(r) if matches!(r.state, BlockState::Lifting | BlockState::Lifted) => {
+                Ok(())
+            }
+            Transition::Lost(r) => Err(format!(
+                "the block record says {:?}: a switch may have happened, so the block stays",
+                r.state
+            )),
+            Transition::Missing => Err("the block record disappeared".into()),
+        }
+    }
+}

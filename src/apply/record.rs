@@ -1,0 +1,393 @@
+//! Owns the block record: what anyone — this apply, a later one on another host, `status`,
+//! `abort`, and the guardian that outlives them — needs to know about a write block, kept
+//! where they can all read it: `<migrator_root>/blocks/<cluster>/<table>` in ZooKeeper, or
+//! `.migrator/blocks/<cluster>.<table>.json` without meta-proxy.
+//!
+//! Every change is a compare-and-set on the record's version, so the two parties that may end
+//! a block — apply sending the switch, the guardian lifting the block at the deadline — can
+//! never both win: the first to move the record out of `Blocking` decides.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::routing::zk::{Zk, ZkError};
+
+/// Where a block stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockState {
+    /// Writes are blocked (or about to be); the switch has not been sent.
+    Blocking,
+    /// The routing switch was sent: from here the block is never lifted automatically.
+    SwitchSent,
+    /// Routing names the target.
+    Switched,
+    /// `reconfig*all` set: the cut-over is complete.
+    Done,
+    /// Someone is lifting the block (the switch was never sent).
+    Lifting,
+    /// The deny env was deleted; writes are taken again once replicas sync.
+    Lifted,
+}
+
+impl BlockState {
+    /// Whether the block still holds writes back and nobody has decided its end.
+    #[must_use]
+    pub fn is_open(self) -> bool {
+        self == Self::Blocking
+    }
+
+    /// Whether a switch may have happened (the block must stay).
+    #[must_use]
+    pub fn switch_may_have_happened(self) -> bool {
+        matches!(self, Self::SwitchSent | Self::Switched | Self::Done)
+    }
+}
+
+/// The routing node a block's switch moves, for the guardian's last check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutingRef {
+    pub zookeeper: Vec<String>,
+    pub path: String,
+}
+
+/// One write block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockRecord {
+    pub source_cluster: String,
+    pub source_metas: Vec<String>,
+    pub target_cluster: String,
+    pub table: String,
+    pub app_id: i32,
+    /// The `replica.deny_client_request` value this block set.
+    pub deny_value: String,
+    pub started_ms: u64,
+    /// Writes must be taken again by then (`started_ms + max_write_block`).
+    pub deadline_ms: u64,
+    /// From then on the block is lifted if the switch was not sent (deadline − restore).
+    pub give_up_ms: u64,
+    pub state: BlockState,
+    /// Who set it: `user@host pid N`.
+    pub owner: String,
+    /// Who changed the state last, and why.
+    #[serde(default)]
+    pub note: String,
+    pub routing: Option<RoutingRef>,
+}
+
+/// Why the record store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("block record {path}: {source}")]
+    Zk { path: String, source: ZkError },
+    #[error("block record {path}: {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("block record {path} is unreadable: {reason}")]
+    Corrupt { path: String, reason: String },
+}
+
+/// Where one table's record lives.
+#[derive(Debug, Clone)]
+pub enum RecordStore {
+    Zk { zk: Zk, path: String },
+    File { path: PathBuf },
+}
+
+/// The record path of `table` of `cluster` under `migrator_root`.
+#[must_use]
+pub fn zk_path(migrator_root: &str, cluster: &str, table: &str) -> String {
+    format!(
+        "{}/blocks/{cluster}/{table}",
+        migrator_root.trim_end_matches('/')
+    )
+}
+
+/// The record file of `table` of `cluster` under `dir` (`.migrator`).
+#[must_use]
+pub fn file_path(dir: &Path, cluster: &str, table: &str) -> PathBuf {
+    dir.join("blocks").join(format!("{cluster}.{table}.json"))
+}
+
+impl RecordStore {
+    /// Where the block record of `m` lives: migrator's ZooKeeper root with meta-proxy, the
+    /// state dir (`.migrator`) without.
+    #[must_use]
+    pub fn of(
+        spec: &crate::spec::Spec,
+        zk: Option<&Zk>,
+        state_dir: &Path,
+        m: &crate::spec::Migration,
+    ) -> Self {
+        match (zk, &spec.metaproxy) {
+            (Some(zk), Some(mp)) => Self::Zk {
+                zk: zk.clone(),
+                path: zk_path(&mp.migrator_root, &m.from, &m.table),
+            },
+            _ => Self::File {
+                path: file_path(state_dir, &m.from, &m.table),
+            },
+        }
+    }
+
+    /// Where the record is, for messages.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Zk { path, .. } => format!("ZooKeeper {path}"),
+            Self::File { path } => path.display().to_string(),
+        }
+    }
+
+    /// The record and its version; `None` when there is none.
+    ///
+    /// # Errors
+    /// The store cannot be read, or holds something that is not a record.
+    pub async fn read(&self) -> Result<Option<(BlockRecord, i32)>, RecordError> {
+        let (bytes, version) = match self {
+            Self::Zk { zk, path } => match zk.read(path).await {
+                Ok(Some(found)) => found,
+                Ok(None) => return Ok(None),
+                Err(source) => return Err(self.zk_err(source)),
+            },
+            Self::File { path } => match read_file(path) {
+                Ok(Some(found)) => found,
+                Ok(None) => return Ok(None),
+                Err(source) => return Err(self.file_err(source)),
+            },
+        };
+        serde_json::from_slice(&bytes)
+            .map(|r| Some((r, version)))
+            .map_err(|e| RecordError::Corrupt {
+                path: self.describe(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Writes `record` if the stored one is still at `version` (`None`: only if there is
+    /// none). Returns the new version, or `None` when someone else changed it first.
+    ///
+    /// # Errors
+    /// The store cannot be written (for ZooKeeper, possibly with an unknown outcome: re-read).
+    pub async fn put(
+        &self,
+        record: &BlockRecord,
+        version: Option<i32>,
+    ) -> Result<Option<i32>, RecordError> {
+        let bytes = serde_json::to_vec(record).expect("records serialize");
+        match self {
+            Self::Zk { zk, path } => {
+                let result = match version {
+                    None => zk.create_all(path, &bytes).await.map(|()| 0),
+                    Some(v) => zk.set(path, &bytes, Some(v)).await,
+                };
+                match result {
+                    Ok(v) => Ok(Some(v)),
+                    Err(ZkError::NodeExists { .. } | ZkError::BadVersion { .. }) => Ok(None),
+                    Err(ZkError::NoNode { .. }) if version.is_some() => Ok(None),
+                    Err(source) => Err(self.zk_err(source)),
+                }
+            }
+            Self::File { path } => put_file(path, &bytes, version).map_err(|e| self.file_err(e)),
+        }
+    }
+
+    /// Moves the record from `from` to `to` with `note`, if it is still at `version` in state
+    /// `from`. Returns the new record and version, or the record as it now stands.
+    ///
+    /// # Errors
+    /// As [`RecordStore::read`] and [`RecordStore::put`].
+    pub async fn transition(
+        &self,
+        from: BlockState,
+        to: BlockState,
+        note: &str,
+    ) -> Result<Transition, RecordError> {
+        let Some((mut record, version)) = self.read().await? else {
+            return Ok(Transition::Missing);
+        };
+        if record.state != from {
+            return Ok(Transition::Lost(record));
+        }
+        record.state = to;
+        record.note = note.to_string();
+        match self.put(&record, Some(version)).await? {
+            Some(v) => Ok(Transition::Done(record, v)),
+            None => Ok(match self.read().await? {
+                Some((now, _)) => Transition::Lost(now),
+                None => Transition::Missing,
+            }),
+        }
+    }
+
+    fn zk_err(&self, source: ZkError) -> RecordError {
+        RecordError::Zk {
+            path: self.describe(),
+            source,
+        }
+    }
+
+    fn file_err(&self, source: std::io::Error) -> RecordError {
+        RecordError::File {
+            path: PathBuf::from(self.describe()),
+            source,
+        }
+    }
+}
+
+/// A table the plan finds done whose run died between the switch and recording it: its
+/// record still says the switch is under way; it is over.
+pub async fn close_finished(store: &RecordStore) {
+    let note = "apply: the cut-over had completed";
+    for from in [BlockState::SwitchSent, BlockState::Switched] {
+        let _ = store.transition(from, BlockState::Done, note).await;
+    }
+}
+
+/// What a transition found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// It happened: the record as written and its version.
+    Done(BlockRecord, i32),
+    /// Someone else moved the record first: here is what it says now.
+    Lost(BlockRecord),
+    /// There is no record.
+    Missing,
+}
+
+/// File records carry their version next to the record, as `{"version":N,"record":{...}}`.
+#[derive(Serialize, Deserialize)]
+struct Versioned {
+    version: i32,
+    record: serde_json::Value,
+}
+
+fn read_file(path: &Path) -> std::io::Result<Option<(Vec<u8>, i32)>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let v: Versioned = serde_json::from_slice(&bytes)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    Ok(Some((serde_json::to_vec(&v.record)?, v.version)))
+}
+
+/// A compare-and-set on a file: under an exclusive lock file, re-read the version, then
+/// replace the file atomically (write a temporary file, fsync, rename).
+fn put_file(path: &Path, bytes: &[u8], version: Option<i32>) -> std::io::Result<Option<i32>> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    crate::apply::files::private_dir(dir)?;
+    let lock = path.with_extension("lock");
+    let _guard = FileLock::take(&lock)?;
+    let current = read_file(path)?.map(|(_, v)| v);
+    if current != version {
+        return Ok(None);
+    }
+    let next = version.map_or(0, |v| v + 1);
+    let record: serde_json::Value = serde_json::from_slice(bytes)?;
+    let tmp = path.with_extension("tmp");
+    let mut f = crate::apply::files::create_private(&tmp)?;
+    f.write_all(&serde_json::to_vec(&Versioned {
+        version: next,
+        record,
+    })?)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(Some(next))
+}
+
+/// An exclusive lock file held for a few milliseconds around a compare-and-set; a lock older
+/// than a few seconds belongs to a process that died holding it and is broken.
+struct FileLock(PathBuf);
+
+impl FileLock {
+    fn take(path: &Path) -> std::io::Result<Self> {
+        let give_up = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+            {
+                Ok(_) => return Ok(Self(path.to_path_buf())),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let stale = std::fs::metadata(path)
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(3));
+                    if stale {
+                        let _ = std::fs::remove_file(path);
+                    } else if std::time::Instant::now() > give_up {
+                        return Err(e);
+                    } else {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> BlockRecord {
+        BlockRecord {
+            source_cluster: "a".into(),
+            source_metas: vec!["127.0.0.1:1".into()],
+            target_cluster: "b".into(),
+            table: "t".into(),
+            app_id: 3,
+            deny_value: "timeout*write".into(),
+            started_ms: 1,
+            deadline_ms: 2,
+            give_up_ms: 2,
+            state: BlockState::Blocking,
+            owner: "me".into(),
+            note: String::new(),
+            routing: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn only_one_party_moves_a_file_record_out_of_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RecordStore::File {
+            path: file_path(dir.path(), "a", "t"),
+        };
+        assert_eq!(store.read().await.unwrap(), None);
+        assert_eq!(store.put(&sample(), None).await.unwrap(), Some(0));
+        assert_eq!(store.put(&sample(), None).await.unwrap(), None, "exists");
+        let first = store
+            .transition(BlockState::Blocking, BlockState::SwitchSent, "apply")
+            .await
+            .unwrap();
+        assert!(matches!(first, Transition::Done(_, 1)));
+        let second = store
+            .transition(BlockState::Blocking, BlockState::Lifting, "guardian")
+            .await
+            .unwrap();
+        match second {
+            Transition::Lost(r) => assert_eq!(r.state, BlockState::SwitchSent),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            store.put(&sample(), Some(0)).await.unwrap(),
+            None,
+            "stale version"
+        );
+    }
+}

@@ -1,0 +1,192 @@
+//! The write block ends without apply: the guardian apply starts for each block lifts it at
+//! the deadline when apply was SIGKILLed before the switch (measured by the client load), and
+//! never lifts it once the switch was sent; SIGHUP and a second SIGINT go through the one
+//! restore path.
+
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use migrator::apply::record::{self, BlockRecord, BlockState};
+use migrator::pegasus::messages::duplication::DuplicationStatus;
+use migrator::pegasus::replica::ReplicaClient;
+use migrator::probe::requests::{self, Answer, Probe};
+use migrator::probe::Primaries;
+use migrator::sim::Version;
+
+use crate::stage::{text, Stage, StageOpts};
+use crate::support::{eventually, eventually_within, meta_client};
+
+/// A stage whose drain cannot finish: once the duplication ships, every duplicate batch to
+/// the target takes 10 s, so a run stays in the block until its deadline.
+async fn stuck_in_the_block(test: &str, max_write_block: &str) -> (Stage, Child) {
+    let opts = StageOpts {
+        defaults: vec![
+            "threshold: 1000000".into(),
+            format!("max_write_block: {max_write_block}"),
+        ],
+        ..StageOpts::new(Version::V2_6, max_write_block)
+    };
+    let mut s = Stage::new(test, opts).await;
+    s.start_load();
+    let child = s
+        .command(&["apply", "m.yaml", "--auto-approve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let meta = meta_client(s.src());
+    eventually_within("DS_LOG", Duration::from_secs(30), || async {
+        meta.query_duplication("t0").await.is_ok_and(|r| {
+            r.entry_list
+                .first()
+                .is_some_and(|e| e.status == DuplicationStatus::DS_LOG)
+        })
+    })
+    .await;
+    s.fault(s.dst(), &["slow_write_ms", "10000"]).await;
+    journal_has(&s, "block_writes", "outcome").await;
+    (s, child)
+}
+
+async fn journal_has(s: &Stage, step: &str, event: &str) {
+    let needle = (
+        format!("\"step\":\"{step}\""),
+        format!("\"event\":\"{event}\""),
+    );
+    eventually_within(
+        &format!("{step} {event}"),
+        Duration::from_secs(60),
+        || async {
+            s.journal_text()
+                .lines()
+                .any(|l| l.contains(&needle.0) && l.contains(&needle.1))
+        },
+    )
+    .await;
+}
+
+async fn block_record(s: &Stage) -> BlockRecord {
+    let path = record::zk_path(&s.w.config.migrator_root, "src", "t0");
+    let (bytes, _) = s.w.zk.read(&path).await.unwrap().expect("a block record");
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+async fn probe_writes(s: &Stage) -> Vec<Answer> {
+    let prim = Primaries::read(&meta_client(s.src()), "t0").await.unwrap();
+    let probes = ReplicaClient::new(Duration::from_millis(300));
+    requests::send(&probes, &prim, Probe::Write, Duration::from_millis(600)).await
+}
+
+fn signal(child: &Child, name: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{name}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sigkilled_apply_in_the_block_leaves_the_guardian_to_restore_writes_by_the_deadline() {
+    let (mut s, mut child) = stuck_in_the_block("guardian-kill", "6s").await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let client = s.proxy_client("t0");
+    eventually_within(
+        "writes are taken again",
+        Duration::from_secs(10),
+        || async { client.put(b"after-kill", b"s", b"1").await.is_ok() },
+    )
+    .await;
+    let r = s.finish_load().await;
+    assert_eq!(r.lost, 0);
+    let worst = r.report.write_unavailable_per_partition_ms;
+    eprintln!(
+        "per-partition windows: {:?}",
+        r.report.partition_unavailable_ms
+    );
+    assert!(
+        worst <= 6_000 + 500,
+        "writes were taken again within max_write_block 6s (plus a client timeout): {worst} ms"
+    );
+    let rec = block_record(&s).await;
+    assert_eq!(rec.state, BlockState::Lifted, "{rec:?}");
+    assert!(rec.note.contains("guardian"), "{rec:?}");
+    assert_eq!(s.routed_to("t0").await, "src");
+    s.fault(s.dst(), &["slow_write_ms", "0"]).await;
+    s.start_load();
+    let again = s
+        .run(&["apply", "m.yaml", "--auto-approve", "--lock-timeout", "40s"])
+        .await;
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert_eq!(s.finish_load().await.lost, 0);
+    assert_eq!(block_record(&s).await.state, BlockState::Done);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn once_the_switch_is_sent_the_guardian_never_lifts_the_block() {
+    let opts = StageOpts::new(Version::V2_6, "5s");
+    let mut s = Stage::new("guardian-switched", opts).await;
+    s.start_load();
+    let mut child = s
+        .command(&["apply", "m.yaml", "--auto-approve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    journal_has(&s, "switch", "outcome").await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let rec = block_record(&s).await;
+    assert!(rec.state.switch_may_have_happened(), "{rec:?}");
+    // Well past the deadline: the block stays, because clients may already write to dst.
+    let past = rec.deadline_ms + 1_000;
+    let now = migrator::apply::journal::now_ms();
+    tokio::time::sleep(Duration::from_millis(past.saturating_sub(now))).await;
+    assert!(
+        probe_writes(&s).await.iter().all(|a| *a != Answer::Served),
+        "the source must not take writes after the switch"
+    );
+    assert_eq!(block_record(&s).await.state, rec.state);
+    let again = s
+        .run(&["apply", "m.yaml", "--auto-approve", "--lock-timeout", "40s"])
+        .await;
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert_eq!(s.finish_load().await.lost, 0);
+    assert_eq!(block_record(&s).await.state, BlockState::Done);
+}
+
+async fn stops_through_the_restore_on(signals: &[&str], test: &str) {
+    let (mut s, child) = stuck_in_the_block(test, "30s").await;
+    for name in signals {
+        signal(&child, name);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("every primary takes writes again"),
+        "{}",
+        text(&out)
+    );
+    let rec = block_record(&s).await;
+    assert_eq!(rec.state, BlockState::Lifted, "{rec:?}");
+    eventually("writes are taken again", || async {
+        probe_writes(&s).await.iter().all(|a| *a == Answer::Served)
+    })
+    .await;
+    s.fault(s.dst(), &["slow_write_ms", "0"]).await;
+    assert_eq!(s.finish_load().await.lost, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_in_the_block_restores_writes() {
+    stops_through_the_restore_on(&["HUP"], "guardian-hup").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_ctrl_c_does_not_skip_the_restore() {
+    stops_through_the_restore_on(&["INT", "INT"], "guardian-int").await;
+}
