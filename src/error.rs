@@ -51,6 +51,12 @@ impl Error {
         1
     }
 
+    /// Whether stdout's reader went away (`migrator plan | head`): nothing to report.
+    #[must_use]
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Self::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
     /// What the operator can do about it, when there is something specific.
     #[must_use]
     pub fn help(&self) -> Option<&'static str> {

@@ -13,16 +13,21 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            migrator::tell!("error: cannot start the async runtime: {e}");
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(migrator::cli::run(cli)) {
+    let result = runtime.block_on(migrator::cli::run(cli));
+    // A manual cut-over's stdin read may still be pending: do not wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
         Ok(code) => ExitCode::from(code),
+        // The reader of stdout left: exit quietly.
+        Err(e) if e.is_broken_pipe() => ExitCode::from(0),
         Err(e) => {
-            eprintln!("error: {e}");
+            migrator::tell!("error: {e}");
             if let Some(help) = e.help() {
-                eprintln!("  {help}");
+                migrator::tell!("  {help}");
             }
             ExitCode::from(e.exit_code())
         }

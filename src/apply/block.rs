@@ -48,8 +48,16 @@ impl Run<'_> {
     }
 
     pub(super) async fn block_writes(&mut self) -> StepResult {
+        if self.ctx.zk.is_none() && !self.ctx.opts.interactive {
+            // Nobody could confirm a manual switch: do not block writes for nothing.
+            return Err(Stop::Operator(format!(
+                "manual cut-over needed: point the clients of {} at cluster {} after the drain; run apply in a terminal to be guided through it (nothing was blocked)",
+                self.m.table, self.m.to
+            )));
+        }
         self.begin_cutover().await;
         self.await_speed_up().await;
+        self.recheck_before_block().await?;
         let value = self.m.block_mode.deny_value();
         let sync = self.source.sync_bound();
         let reserve = restore_reserve(sync, self.ctx.opts.probe_timeout);

@@ -102,7 +102,11 @@ impl Events {
                 .eta_s
                 .map(|s| format!(" (ETA {s:.0}s)"))
                 .unwrap_or_default();
-            eprintln!("[{}] {}: {}{eta}", e.table, e.step, e.message);
+            if e.message.is_empty() {
+                crate::tell!("[{}] {}", e.table, e.step);
+            } else {
+                crate::tell!("[{}] {}: {}{eta}", e.table, e.step, e.message);
+            }
         }
     }
 }

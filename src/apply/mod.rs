@@ -14,6 +14,7 @@ mod guard;
 pub mod guardian;
 pub mod journal;
 pub mod lock;
+mod preflight;
 pub mod progress;
 pub mod record;
 pub mod speedup;
@@ -130,6 +131,8 @@ pub struct Ctx {
     /// Where local state lives (`.migrator`): block records and guardian logs without
     /// meta-proxy.
     pub state_dir: std::path::PathBuf,
+    /// Held while a manual cut-over asks the operator, so questions never interleave.
+    pub prompt: tokio::sync::Mutex<()>,
 }
 
 impl Ctx {
@@ -169,6 +172,7 @@ impl Ctx {
             stopping,
             fences: HashMap::new(),
             state_dir: std::path::PathBuf::from(".migrator"),
+            prompt: tokio::sync::Mutex::new(()),
         }
     }
 

@@ -200,14 +200,29 @@ impl Run<'_> {
             return Err(Stop::Operator(format!("manual cut-over needed: {instruction}; run apply in a terminal to be guided through it")));
         }
         let give_up = self.block.map_or_else(Instant::now, |b| b.give_up_at);
-        eprintln!(
-            "\n[{}] {instruction}.\nType 'switched' when done (deadline in {:?}):",
-            self.m.table,
-            give_up.saturating_duration_since(Instant::now())
+        // One prompt at a time: each answer names its table.
+        let _turn = tokio::time::timeout_at(give_up, self.ctx.prompt.lock())
+            .await
+            .map_err(|_| {
+                Stop::Operator(format!(
+                    "no turn to ask before the write-block deadline: {instruction}"
+                ))
+            })?;
+        let expected = format!("switched {}", self.m.table);
+        self.ctx.events.emit(
+            &self.m.table,
+            "wait",
+            "switch",
+            format!(
+                "{instruction}. Type '{expected}' when done (deadline in {:.0}s)",
+                give_up
+                    .saturating_duration_since(Instant::now())
+                    .as_secs_f64()
+            ),
         );
         let answer = tokio::time::timeout_at(give_up, read_line()).await;
         match answer {
-            Ok(Some(line)) if line.trim() == "switched" => {
+            Ok(Some(line)) if line.trim() == expected => {
                 self.record_switch_sent().await?;
                 self.switch_sent = true;
                 self.journal("switch", "outcome", json!({"manual": true}))

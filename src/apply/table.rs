@@ -143,12 +143,8 @@ impl Run<'_> {
                 }
                 permit = cutover.clone().acquire_owned().await.ok();
             }
-            ctx.events.emit(
-                &m.table,
-                "start",
-                step_name(step.kind),
-                step.kind.label().to_string(),
-            );
+            ctx.events
+                .emit(&m.table, "start", step_name(step.kind), String::new());
             if let Err(stop) = self.step(&step.detail).await {
                 return self.stopped(step.kind, stop).await;
             }
@@ -365,6 +361,7 @@ impl Run<'_> {
     async fn finish(&mut self, remove_duplication: bool) -> StepResult {
         if remove_duplication {
             if let Some(d) = self.find_dup().await? {
+                self.before_removal(d.dupid).await?;
                 self.journal("finish", "intent", json!({"remove_duplication": d.dupid}))?;
                 match self
                     .src
@@ -383,6 +380,62 @@ impl Run<'_> {
             }
         }
         self.journal("finish", "outcome", json!({"migrated": true}))
+    }
+
+    /// The duplication is removed only once every primary is seen telling clients to move
+    /// (`reconfig*all`, so nothing new can be written there) and every partition has shipped
+    /// all but, on 2.5, its unshippable trailing empty write.
+    async fn before_removal(&self, dupid: i32) -> StepResult {
+        let sync = self.source.sync_bound();
+        let until =
+            Instant::now() + sync * 2 + self.ctx.opts.probe_timeout * 4 + Duration::from_secs(1);
+        let mut tally = super::evidence::Tally::default();
+        let told = self
+            .poller()
+            .until_every_partition(
+                super::evidence::Awaited::ClientsToldToMove,
+                Instant::now(),
+                until,
+                &mut tally,
+            )
+            .await;
+        if !told {
+            return Err(Stop::Operator(format!(
+                "migrated, but the duplication is kept: reconfig*all is not yet seen on partitions {} of {}; run apply again to remove it",
+                tally.describe_missing(),
+                self.m.from
+            )));
+        }
+        let tail = i64::from(!self.source.master);
+        let wait = self.source.group_check * 2 + Duration::from_secs(2);
+        let what = format!(
+            "every partition of {} shipped before removing the duplication",
+            self.m.table
+        );
+        wait_until(&what, Instant::now() + wait, self.ctx.opts.poll, || async {
+            let prim = Primaries::read(self.src, &self.m.table)
+                .await
+                .map_err(|e| e.to_string())?;
+            let parts = progress::read(
+                &self.ctx.replica,
+                &prim,
+                Some(dupid),
+                self.ctx.opts.probe_timeout * 4,
+            )
+            .await;
+            let shipped = parts.iter().all(|p| {
+                p.value()
+                    .and_then(|p| p.counters)
+                    .is_some_and(|c| c.not_duplicated <= tail)
+            });
+            Ok::<_, String>(shipped.then_some(()))
+        })
+        .await
+        .map_err(|e| {
+            Stop::Operator(format!(
+                "migrated, but the duplication is kept: {e}; run apply again to remove it"
+            ))
+        })
     }
 
     /// Ends the run at `kind` with `stop`, restoring writes first if this run blocked them and

@@ -1,21 +1,26 @@
-//! Owns `migrator abort FILE [--table T] [--remove-duplication]`: before the switch, lift a
-//! write block (saying whether every primary was seen taking writes again), optionally remove
-//! the duplication, and restore a config-sync speed-up a run left in place; after the switch,
-//! refuse and explain.
+//! Owns `migrator abort FILE [--table T] [--remove-duplication]`: with the tables' apply lock
+//! held, before the switch, lift a write block through its block record (saying whether every
+//! primary was seen taking writes again), optionally remove the duplication, and restore a
+//! config-sync speed-up a run left in place. It refuses when routing names the target or the
+//! record says a switch may have happened, and never deletes a deny value migrator did not
+//! set.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::apply::block::SYNC_MARGIN;
 use crate::apply::evidence::{Awaited, Poller, Tally};
-use crate::apply::journal::{self, Journal, RunInfo};
+use crate::apply::journal::{self, Journal, RunInfo, Subject};
+use crate::apply::record::{BlockState, RecordStore, Transition};
 use crate::apply::speedup::Source;
+use crate::apply::{guardian, lock};
 use crate::error::{Error, Result};
 use crate::observe::{meta_client, observe, ObserveOptions};
 use crate::pegasus::envs::{DENY_ALL_RECONFIG, DENY_ENV};
 use crate::pegasus::messages::duplication::DuplicationStatus;
+use crate::pegasus::meta::MetaClient;
 use crate::pegasus::replica::ReplicaClient;
 use crate::plan::observed::TableObs;
 use crate::spec::{Migration, Spec};
@@ -34,12 +39,15 @@ pub struct Args {
     /// The journal file (abort records what it undid there too).
     #[arg(long, default_value = ".migrator/journal.jsonl")]
     pub journal: PathBuf,
+    /// How long to wait for a running apply's lock.
+    #[arg(long, default_value = "10s")]
+    pub lock_timeout: String,
 }
 
 /// Aborts the chosen tables' migrations where that is still possible.
 ///
 /// # Errors
-/// An invalid plan file, an unknown table, or an unreachable cluster.
+/// An invalid plan file, an unknown table, a held lock, or an unreachable cluster.
 pub async fn run(args: &Args) -> Result<u8> {
     let spec = crate::spec::load(&args.file)?;
     let chosen: Vec<&Migration> = spec
@@ -54,6 +62,8 @@ pub async fn run(args: &Args) -> Result<u8> {
             args.table.clone().unwrap_or_default()
         )));
     }
+    let zk = crate::observe::zookeeper(&spec, Duration::from_secs(10)).await?;
+    let locks = take_locks(&spec, zk.as_ref(), &chosen, args).await?;
     let observed = observe(&spec, ObserveOptions::default()).await?;
     let run = RunInfo {
         plan_hash: String::new(),
@@ -64,28 +74,30 @@ pub async fn run(args: &Args) -> Result<u8> {
         path: args.journal.clone(),
         source: e,
     })?;
+    let state_dir = args
+        .journal
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut code = 0;
     let mut sources: Vec<&str> = chosen.iter().map(|m| m.from.as_str()).collect();
     sources.dedup();
     for m in chosen {
         let obs = observed.tables.get(&m.table).cloned().unwrap_or_default();
-        match abort_table(&spec, m, &obs, args.remove_duplication).await {
+        let store = RecordStore::of(&spec, zk.as_ref(), state_dir, m);
+        let subject = Subject {
+            cluster: m.from.clone(),
+            table: m.table.clone(),
+            app_id: obs.source.as_ref().map(|s| s.app_id),
+        };
+        match abort_table(&spec, m, &obs, &store, args.remove_duplication).await {
             Ok(done) => {
-                let subject = crate::apply::journal::Subject {
-                    cluster: m.from.clone(),
-                    table: m.table.clone(),
-                    app_id: obs.source.as_ref().map(|s| s.app_id),
-                };
-                let _ = journal.record(
-                    &subject,
-                    "block_writes",
-                    "restored",
-                    serde_json::json!({"by": "abort", "done": done}),
-                );
-                println!("{}: {done}", m.table);
+                let detail = serde_json::json!({"by": "abort", "done": done});
+                let _ = journal.record(&subject, "block_writes", "restored", detail);
+                crate::say!("{}: {done}", m.table);
             }
             Err(why) => {
-                println!("{}: not aborted: {why}", m.table);
+                crate::say!("{}: not aborted: {why}", m.table);
                 code = 1;
             }
         }
@@ -93,18 +105,145 @@ pub async fn run(args: &Args) -> Result<u8> {
     for cluster in sources {
         if let Some(left) = journal.unrestored_speed_up(cluster) {
             let replica = ReplicaClient::new(Duration::from_secs(10));
-            println!(
+            crate::say!(
                 "{}",
                 crate::apply::speedup::restore_values(cluster, &left, &replica, &journal).await
             );
         }
     }
+    locks.release().await;
     Ok(code)
+}
+
+/// The same locks apply takes: abort never races a running apply.
+async fn take_locks(
+    spec: &Spec,
+    zk: Option<&crate::routing::zk::Zk>,
+    chosen: &[&Migration],
+    args: &Args,
+) -> Result<lock::Locks> {
+    let timeout = crate::spec::parse_duration(&args.lock_timeout)
+        .map_err(|e| Error::Usage(format!("--lock-timeout: {e}")))?;
+    let holder = serde_json::json!({"operator": journal::operator(), "pid": std::process::id(), "command": "abort"}).to_string();
+    let tables: Vec<String> = chosen.iter().map(|m| m.table.clone()).collect();
+    let taken = match (zk, &spec.metaproxy) {
+        (Some(zk), Some(mp)) => {
+            lock::take_zk(zk, &mp.migrator_root, &tables, &holder, timeout).await
+        }
+        _ => {
+            let dir = args
+                .journal
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            lock::take_file(&dir.join("lock"), &holder, timeout).await
+        }
+    };
+    taken.map_err(|e| {
+        Error::Lock(format!(
+            "{e}; a running apply restores writes itself when stopped (Ctrl-C), and its guardian ends the block at the deadline"
+        ))
+    })
+}
+
+async fn abort_table(
+    spec: &Spec,
+    m: &Migration,
+    obs: &TableObs,
+    store: &RecordStore,
+    remove_duplication: bool,
+) -> Result<String, String> {
+    let routed_to_target = obs
+        .routing
+        .as_ref()
+        .and_then(|r| r.node.as_ref())
+        .and_then(|n| n.cluster_name.as_deref())
+        == Some(m.to.as_str());
+    let deny = obs
+        .source
+        .as_ref()
+        .and_then(|s| s.envs.get(DENY_ENV))
+        .map(String::as_str);
+    if routed_to_target || deny == Some(DENY_ALL_RECONFIG) {
+        return Err(format!(
+            "clients already use {}; abort cannot undo a switch (writes since then exist only there). To go back, migrate {} from {} to {}",
+            m.to, m.table, m.to, m.from
+        ));
+    }
+    let record = store.read().await.map_err(|e| e.to_string())?;
+    if let Some((r, _)) = record
+        .as_ref()
+        .filter(|(r, _)| r.state.switch_may_have_happened())
+    {
+        return Err(format!(
+            "the block record ({}) says {:?}: a switch may have happened, so the block on {} stays. If routing names {}, run apply to finish; if it names {} and no apply runs, run apply to resume",
+            store.describe(), r.state, m.from, m.to, m.from
+        ));
+    }
+    let meta = meta_client(spec, &m.from, Duration::from_secs(10))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut done = vec![];
+    if let Some(value) = deny {
+        lift(store, m, value).await?;
+        done.push(restored(&meta, m).await);
+    }
+    if remove_duplication {
+        for d in &obs.dups {
+            meta.modify_duplication(&m.table, d.dupid, DuplicationStatus::DS_REMOVED)
+                .await
+                .map_err(|e| e.to_string())?;
+            done.push(format!(
+                "duplication {} removed (the follower table {} stays on {}: drop it before migrating again)",
+                d.dupid, m.table, m.to
+            ));
+        }
+    }
+    Ok(if done.is_empty() {
+        "nothing to undo".into()
+    } else {
+        done.join("; ")
+    })
+}
+
+/// Lifts the block on `m`'s source through its record; a deny value migrator did not set is
+/// left alone.
+async fn lift(store: &RecordStore, m: &Migration, value: &str) -> Result<(), String> {
+    let note = "abort: asked by an operator";
+    match store
+        .transition(BlockState::Blocking, BlockState::Lifting, note)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Transition::Done(record, _) => {
+            guardian::lift(&record).await?;
+            let _ = store
+                .transition(BlockState::Lifting, BlockState::Lifted, note)
+                .await;
+            Ok(())
+        }
+        Transition::Lost(r) if matches!(r.state, BlockState::Lifting | BlockState::Lifted) => {
+            if r.deny_value == value {
+                guardian::lift(&r).await
+            } else {
+                Err(not_ours(m, value))
+            }
+        }
+        Transition::Lost(r) => Err(format!("the block record says {:?}", r.state)),
+        Transition::Missing => Err(not_ours(m, value)),
+    }
+}
+
+fn not_ours(m: &Migration, value: &str) -> String {
+    format!(
+        "{DENY_ENV}={value} on {} has no open migrator block record, so migrator did not set it (or its block is over); it is left alone: delete it by hand if that is intended",
+        m.from
+    )
 }
 
 /// Waits (bounded by two config-sync periods of the source) until every primary takes the
 /// probe write again, and says what was seen.
-async fn restored(meta: &crate::pegasus::meta::MetaClient, m: &Migration) -> String {
+async fn restored(meta: &MetaClient, m: &Migration) -> String {
     let replica = ReplicaClient::new(Duration::from_secs(10));
     let source = Source::load(&m.from, meta, &replica, None).await;
     let sync = source.sync_bound();
@@ -132,55 +271,4 @@ async fn restored(meta: &crate::pegasus::meta::MetaClient, m: &Migration) -> Str
             tally.describe_missing()
         )
     }
-}
-
-async fn abort_table(
-    spec: &Spec,
-    m: &Migration,
-    obs: &TableObs,
-    remove_duplication: bool,
-) -> Result<String, String> {
-    let routed_to_target = obs
-        .routing
-        .as_ref()
-        .and_then(|r| r.node.as_ref())
-        .and_then(|n| n.cluster_name.as_deref())
-        == Some(m.to.as_str());
-    let deny = obs
-        .source
-        .as_ref()
-        .and_then(|s| s.envs.get(DENY_ENV))
-        .map(String::as_str);
-    if routed_to_target || deny == Some(DENY_ALL_RECONFIG) {
-        return Err(format!(
-            "clients already use {}; abort cannot undo a switch (writes since then exist only there). To go back, migrate {} from {} to {}",
-            m.to, m.table, m.to, m.from
-        ));
-    }
-    let meta = meta_client(spec, &m.from, Duration::from_secs(10))
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut done = vec![];
-    if deny.is_some() {
-        meta.del_app_envs(&m.table, &[DENY_ENV])
-            .await
-            .map_err(|e| e.to_string())?;
-        done.push(restored(&meta, m).await);
-    }
-    if remove_duplication {
-        for d in &obs.dups {
-            meta.modify_duplication(&m.table, d.dupid, DuplicationStatus::DS_REMOVED)
-                .await
-                .map_err(|e| e.to_string())?;
-            done.push(format!(
-                "duplication {} removed (the follower table {} stays on {}: drop it before migrating again)",
-                d.dupid, m.table, m.to
-            ));
-        }
-    }
-    Ok(if done.is_empty() {
-        "nothing to undo".into()
-    } else {
-        done.join("; ")
-    })
 }

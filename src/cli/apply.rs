@@ -65,10 +65,10 @@ pub async fn run(args: &Args) -> Result<u8> {
         close_finished_records(&spec, &plan, &args.journal).await;
         let blocked = plan.summary().blocked;
         if blocked == 0 {
-            println!("No changes. Every table is already done.");
+            crate::say!("No changes. Every table is already done.");
             return Ok(0);
         }
-        println!("Nothing to apply; {blocked} table(s) are blocked and need an operator (see `migrator plan`).");
+        crate::say!("Nothing to apply; {blocked} table(s) are blocked and need an operator (see `migrator plan`).");
         return Ok(4);
     }
     let opts = Options {
@@ -265,7 +265,7 @@ fn stop_on_signal() -> watch::Receiver<bool> {
             () = wait_for(SignalKind::hangup()) => {}
             () = wait_for(SignalKind::interrupt()) => {}
         }
-        eprintln!("stopping: no new steps; blocked writes are being restored");
+        crate::tell!("stopping: no new steps; blocked writes are being restored");
         let _ = tx.send(true);
     });
     rx
@@ -273,7 +273,7 @@ fn stop_on_signal() -> watch::Receiver<bool> {
 
 fn report(outcomes: &[(String, Outcome)], json: bool) {
     if json {
-        println!(
+        crate::say!(
             "{}",
             json!({"type": "summary", "tables": outcomes.iter().map(|(t, o)| json!({"table": t, "result": o})).collect::<Vec<_>>()})
         );
@@ -298,10 +298,13 @@ fn report(outcomes: &[(String, Outcome)], json: bool) {
             Outcome::Failed { .. } => 2,
             Outcome::NeedsOperator { .. } => 3,
         }] += 1;
-        println!("{table}: {line}");
+        crate::say!("{table}: {line}");
     }
-    println!(
+    crate::say!(
         "Apply: {} migrated, {} aborted, {} failed, {} need an operator.",
-        counts[0], counts[1], counts[2], counts[3]
+        counts[0],
+        counts[1],
+        counts[2],
+        counts[3]
     );
 }

@@ -50,13 +50,13 @@ pub async fn run(args: &Args) -> Result<u8> {
             ))
         }
     };
-    eprintln!(
+    crate::tell!(
         "guardian {}: watching {}",
         std::process::id(),
         store.describe()
     );
     let ended = guardian::run(store, zk).await;
-    eprintln!("guardian {}: {ended:?}", std::process::id());
+    crate::tell!("guardian {}: {ended:?}", std::process::id());
     Ok(match ended {
         Ended::Resolved(_) | Ended::Lifted => 0,
         Ended::LeftForOperator(_) | Ended::GaveUp(_) => 4,

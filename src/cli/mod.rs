@@ -4,6 +4,7 @@
 pub mod abort;
 pub mod apply;
 pub mod guardian;
+pub mod out;
 pub mod plan;
 pub mod sandbox;
 pub mod show;

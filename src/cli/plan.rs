@@ -42,7 +42,7 @@ pub async fn run(args: &Args) -> Result<u8> {
     let doc = PlanDocument::of_saved(&saved);
     super::print_plan(&doc, args.json)?;
     if !args.json {
-        eprintln!(
+        crate::tell!(
             "Saved the plan to {}; `migrator apply` uses it.",
             args.out.display()
         );

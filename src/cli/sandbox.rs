@@ -99,7 +99,7 @@ pub async fn run(args: Args) -> Result<u8> {
         .await
         .map_err(|e| Error::Sandbox(e.to_string()))?;
     write_files(&args, &world)?;
-    println!("sandbox serving; files in {}", args.dir.display());
+    crate::say!("sandbox serving; files in {}", args.dir.display());
     let load = Load::start(&LoadConfig {
         tables: world
             .tables
@@ -118,9 +118,10 @@ pub async fn run(args: Args) -> Result<u8> {
     let report = load.finish().await;
     let lost = count_lost(&world, report.acked.clone()).await;
     write_client_json(&args.dir, &report, lost)?;
-    println!(
-        "client: {} acknowledged writes ({:.0}/s), {} failed, {} lost, longest write-unavailable window {} ms table-wide, {} ms per partition",
-        report.acked_writes, report.acked_per_second, report.failed_writes, lost, report.write_unavailable_ms, report.write_unavailable_per_partition_ms
+    let lost_text = lost.map_or_else(|| "unknown (read-back timed out)".into(), |n| n.to_string());
+    crate::say!(
+        "client: {} acknowledged writes ({:.0}/s), {} failed, {lost_text} lost, longest write-unavailable window {} ms table-wide, {} ms per partition",
+        report.acked_writes, report.acked_per_second, report.failed_writes, report.write_unavailable_ms, report.write_unavailable_per_partition_ms
     );
     drop(world);
     Ok(0)
@@ -240,11 +241,14 @@ async fn wait_for_stop(duration: Option<f64>) {
 }
 
 /// Reads every acknowledged write back from the cluster each table's route now points at.
-async fn count_lost(world: &World, acked: Vec<load::Acked>) -> u64 {
+/// Reads every acknowledged write back where routing points; `None` when the routes cannot be
+/// read quickly (ZooKeeper gone): the sandbox still exits promptly.
+async fn count_lost(world: &World, acked: Vec<load::Acked>) -> Option<u64> {
     let mut clients = HashMap::new();
     for t in &world.tables {
-        let Ok(Some(name)) = world.routed_to(t).await else {
-            continue;
+        let route = tokio::time::timeout(ROUTE_READ_LIMIT, world.routed_to(t)).await;
+        let Ok(Ok(Some(name))) = route else {
+            return None;
         };
         let Some(sim) = world.cluster(&name) else {
             continue;
@@ -252,10 +256,17 @@ async fn count_lost(world: &World, acked: Vec<load::Acked>) -> u64 {
         let client = TableClient::new(t, world::meta_client(sim), TableOptions::default());
         clients.insert(t.clone(), client);
     }
-    load::count_lost(acked, &clients).await
+    tokio::time::timeout(READ_BACK_LIMIT, load::count_lost(acked, &clients))
+        .await
+        .ok()
 }
 
-fn write_client_json(dir: &Path, report: &LoadReport, lost: u64) -> Result<()> {
+/// How long reading one routing node may take after SIGTERM.
+const ROUTE_READ_LIMIT: Duration = Duration::from_millis(300);
+/// How long reading every acknowledged write back may take.
+const READ_BACK_LIMIT: Duration = Duration::from_secs(60);
+
+fn write_client_json(dir: &Path, report: &LoadReport, lost: Option<u64>) -> Result<()> {
     let mut doc = serde_json::to_value(report).unwrap_or_default();
     doc["lost_writes"] = json!(lost);
     let path = dir.join("client.json");

@@ -42,14 +42,14 @@ pub fn run(args: &Args) -> Result<u8> {
             "error_count": diagnostics.len(),
             "diagnostics": diagnostics,
         });
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        crate::say!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else if let Ok(spec) = &result {
-        println!("{file}: valid ({} migration(s))", spec.migrations.len());
+        crate::say!("{file}: valid ({} migration(s))", spec.migrations.len());
     } else {
         for d in &diagnostics {
-            eprintln!("{d}");
+            crate::tell!("{d}");
         }
-        eprintln!("{file}: {} error(s)", diagnostics.len());
+        crate::tell!("{file}: {} error(s)", diagnostics.len());
     }
     Ok(u8::from(!diagnostics.is_empty()))
 }

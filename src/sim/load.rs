@@ -194,9 +194,11 @@ impl Load {
         let mut acked = Vec::new();
         let (mut failed, mut mismatched) = (0, 0);
         for w in self.writers.into_iter().chain(self.probes) {
-            let log = w
-                .await
-                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+            let log = match w.await {
+                Ok(log) => log,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => continue, // cancelled: the runtime is shutting down
+            };
             acked.extend(log.acked);
             failed += log.failed;
             mismatched += log.mismatched;
@@ -274,7 +276,11 @@ impl PartitionLoad {
         let _ = stop.changed().await;
         let mut log = WriterLog::default();
         while let Some(done) = tasks.join_next().await {
-            let part = done.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+            let part = match done {
+                Ok(part) => part,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => continue, // cancelled: the runtime is shutting down
+            };
             log.failed += part.failed;
             log.mismatched += part.mismatched;
         }
