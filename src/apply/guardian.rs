@@ -60,7 +60,12 @@ pub fn spawn(store: &RecordStore, log: &Path) -> std::io::Result<u32> {
         super::files::private_dir(dir)?;
     }
     let out = super::files::append_private(log)?;
-    let child = Command::new(exe)
+    let mut command = Command::new(exe);
+    // Credentials travel in the environment, never on a command line others can read.
+    if let Some(auth) = crate::routing::zk::ZkAuth::installed() {
+        command.env(crate::routing::zk::AUTH_ENV, auth.as_env());
+    }
+    let child = command
         .arg("guardian")
         .args(args(store))
         .stdin(Stdio::null())

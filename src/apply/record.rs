@@ -183,7 +183,7 @@ impl RecordStore {
         match self {
             Self::Zk { zk, path } => {
                 let result = match version {
-                    None => zk.create_all(path, &bytes).await.map(|()| 0),
+                    None => zk.create_owned(path, &bytes).await.map(|()| 0),
                     Some(v) => zk.set(path, &bytes, Some(v)).await,
                 };
                 match result {

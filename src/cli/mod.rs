@@ -22,6 +22,11 @@ pub struct Cli {
     /// More log output on stderr (repeat for more).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// ZooKeeper digest credentials (`user:password`) from this file; else from the
+    /// MIGRATOR_ZK_AUTH environment variable. Never from the plan file. With credentials,
+    /// migrator's own nodes (locks, block records) can be changed only with them.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub zk_auth_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -81,11 +86,31 @@ pub fn init_logging(verbose: u8) {
         .try_init();
 }
 
+/// ZooKeeper credentials from `file`, else from the environment.
+fn zk_auth(file: Option<&std::path::Path>) -> Result<Option<crate::routing::zk::ZkAuth>> {
+    use crate::routing::zk::{ZkAuth, AUTH_ENV};
+    let text = match file {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| crate::error::Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?,
+        None => match std::env::var(AUTH_ENV) {
+            Ok(v) if !v.is_empty() => v,
+            _ => return Ok(None),
+        },
+    };
+    let first = text.lines().next().unwrap_or_default();
+    ZkAuth::parse(first)
+        .map(Some)
+        .map_err(|e| crate::error::Error::Usage(format!("ZooKeeper credentials: {e}")))
+}
+
 /// Runs the chosen command; returns the exit code on success.
 ///
 /// # Errors
 /// Whatever the command fails with.
 pub async fn run(cli: Cli) -> Result<u8> {
+    crate::routing::zk::ZkAuth::install(zk_auth(cli.zk_auth_file.as_deref())?);
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Plan(args) => plan::run(&args).await,

@@ -17,6 +17,60 @@ const PERSISTENT: zkc::CreateOptions<'static> =
     zkc::CreateMode::Persistent.with_acls(zkc::Acls::anyone_all());
 const EPHEMERAL: zkc::CreateOptions<'static> =
     zkc::CreateMode::Ephemeral.with_acls(zkc::Acls::anyone_all());
+/// migrator's own nodes (locks, block records) when it authenticates: only the same
+/// credentials may change or delete them; anyone may read them (`status` by another operator).
+static OWNED_ACL: [zkc::Acl; 2] = [
+    zkc::Acl::new_const(zkc::Permission::ALL, "auth", ""),
+    zkc::Acl::new_const(zkc::Permission::READ, "world", "anyone"),
+];
+
+/// Digest credentials (`user:password`) for ZooKeeper, from the environment
+/// (`MIGRATOR_ZK_AUTH`) or a file named on the command line, never from the plan file.
+#[derive(Clone)]
+pub struct ZkAuth(String);
+
+impl std::fmt::Debug for ZkAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let user = self.0.split(':').next().unwrap_or_default();
+        write!(f, "ZkAuth({user}:***)")
+    }
+}
+
+/// The environment variable that carries credentials (also to the guardian).
+pub const AUTH_ENV: &str = "MIGRATOR_ZK_AUTH";
+
+static AUTH: std::sync::OnceLock<Option<ZkAuth>> = std::sync::OnceLock::new();
+
+impl ZkAuth {
+    /// Credentials from `text` (`user:password`, surrounding whitespace ignored).
+    ///
+    /// # Errors
+    /// Not `user:password`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        match text.split_once(':') {
+            Some((user, pass)) if !user.is_empty() && !pass.is_empty() => Ok(Self(text.into())),
+            _ => Err("ZooKeeper credentials must be user:password".into()),
+        }
+    }
+
+    /// The credentials, as `AUTH_ENV` wants them.
+    #[must_use]
+    pub fn as_env(&self) -> &str {
+        &self.0
+    }
+
+    /// Uses `auth` for every session this process opens (call once, at start-up).
+    pub fn install(auth: Option<ZkAuth>) {
+        let _ = AUTH.set(auth);
+    }
+
+    /// The installed credentials.
+    #[must_use]
+    pub fn installed() -> Option<&'static ZkAuth> {
+        AUTH.get().and_then(Option::as_ref)
+    }
+}
 
 /// A ZooKeeper session, cheap to clone; the session (and its ephemeral nodes) ends when the
 /// last clone is dropped.
@@ -25,6 +79,8 @@ pub struct Zk {
     client: zkc::Client,
     timeout: Duration,
     servers: Vec<String>,
+    /// The session authenticated: migrator's own nodes get [`OWNED_ACL`].
+    authed: bool,
 }
 
 /// Why a ZooKeeper call failed.
@@ -142,12 +198,17 @@ impl Zk {
             return Err(ZkError::NoServers);
         }
         let joined = servers.join(",");
-        let connector = zkc::Client::connector().with_session_timeout(SESSION_TIMEOUT);
+        let mut connector = zkc::Client::connector().with_session_timeout(SESSION_TIMEOUT);
+        let auth = ZkAuth::installed();
+        if let Some(a) = auth {
+            connector = connector.with_auth("digest", a.0.as_bytes());
+        }
         match tokio::time::timeout(timeout, connector.connect(&joined)).await {
             Ok(Ok(client)) => Ok(Zk {
                 client,
                 timeout,
                 servers: servers.to_vec(),
+                authed: auth.is_some(),
             }),
             Ok(Err(reason)) => Err(ZkError::Connect {
                 servers: joined,
@@ -304,34 +365,70 @@ impl Zk {
         self.bounded("delete", path, delete).await
     }
 
-    /// Creates an ephemeral node, which lives as long as this session; creates missing
-    /// persistent parents.
+    /// Creates an ephemeral node of migrator's (a lock), which lives as long as this session;
+    /// creates missing parents. Authenticated sessions make them owned (see [`ZkAuth`]).
     ///
     /// # Errors
     /// [`ZkError::NodeExists`] if the node exists, i.e. another session holds it.
     pub async fn create_ephemeral(&self, path: &str, data: &[u8]) -> Result<(), ZkError> {
-        let create = self.client.create(path, data, &EPHEMERAL);
-        match self.bounded("create ephemeral", path, create).await {
-            Err(ZkError::NoNode { .. }) => self.create_parents(path).await?,
+        self.create_mine(path, data, zkc::CreateMode::Ephemeral)
+            .await
+    }
+
+    /// Creates a persistent node of migrator's (a block record) and its missing parents,
+    /// owned when the session authenticated.
+    ///
+    /// # Errors
+    /// [`ZkError::NodeExists`] if the node exists; timeouts as [`Zk::read`].
+    pub async fn create_owned(&self, path: &str, data: &[u8]) -> Result<(), ZkError> {
+        self.create_mine(path, data, zkc::CreateMode::Persistent)
+            .await
+    }
+
+    fn mine(&self, mode: zkc::CreateMode) -> zkc::CreateOptions<'static> {
+        if self.authed {
+            mode.with_acls(zkc::Acls::new(&OWNED_ACL))
+        } else if mode == zkc::CreateMode::Ephemeral {
+            EPHEMERAL
+        } else {
+            PERSISTENT
+        }
+    }
+
+    async fn create_mine(
+        &self,
+        path: &str,
+        data: &[u8],
+        mode: zkc::CreateMode,
+    ) -> Result<(), ZkError> {
+        let options = self.mine(mode);
+        let create = self.client.create(path, data, &options);
+        match self.bounded("create", path, create).await {
+            Err(ZkError::NoNode { .. }) => {
+                self.create_parents_with(path, &self.mine(zkc::CreateMode::Persistent))
+                    .await?;
+            }
             other => return other.map(drop),
         }
-        let create = self.client.create(path, data, &EPHEMERAL);
-        self.bounded("create ephemeral", path, create)
-            .await
-            .map(drop)
+        let create = self.client.create(path, data, &options);
+        self.bounded("create", path, create).await.map(drop)
     }
 
     /// `mkdir -p` of the parent of `path`; the root always exists.
     async fn create_parents(&self, path: &str) -> Result<(), ZkError> {
+        self.create_parents_with(path, &PERSISTENT).await
+    }
+
+    async fn create_parents_with(
+        &self,
+        path: &str,
+        options: &zkc::CreateOptions<'_>,
+    ) -> Result<(), ZkError> {
         match path.rfind('/') {
             Some(i) if i > 0 => {
                 let parent = &path[..i];
-                self.bounded(
-                    "create parents",
-                    parent,
-                    self.client.mkdir(parent, &PERSISTENT),
-                )
-                .await
+                self.bounded("create parents", parent, self.client.mkdir(parent, options))
+                    .await
             }
             _ => Ok(()),
         }

@@ -190,3 +190,24 @@ async fn sighup_in_the_block_restores_writes() {
 async fn a_second_ctrl_c_does_not_skip_the_restore() {
     stops_through_the_restore_on(&["INT", "INT"], "guardian-int").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_credentials_migrators_own_nodes_can_be_changed_only_with_them() {
+    let mut s = Stage::new("zk-auth", StageOpts::new(Version::V2_6, "10s")).await;
+    s.start_load();
+    let mut apply = s.command(&["apply", "m.yaml", "--auto-approve"]);
+    apply.env("MIGRATOR_ZK_AUTH", "alice:secret");
+    let out = tokio::task::spawn_blocking(move || apply.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(s.finish_load().await.lost, 0);
+    // This test's session has no credentials: it may read the record, not change it.
+    let path = record::zk_path(&s.w.config.migrator_root, "src", "t0");
+    let (bytes, version) = s.w.zk.read(&path).await.unwrap().unwrap();
+    let rec: BlockRecord = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(rec.state, BlockState::Done);
+    let denied = s.w.zk.set(&path, b"{}", Some(version)).await.unwrap_err();
+    assert!(denied.to_string().contains("not authorized"), "{denied}");
+    assert!(s.w.zk.delete(&path, None).await.is_err());
+}
