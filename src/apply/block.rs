@@ -47,22 +47,8 @@ impl Run<'_> {
         }
     }
 
-    pub(super) async fn block_writes(&mut self) -> StepResult {
-        if self.ctx.zk.is_none() && !self.ctx.opts.interactive {
-            // Nobody could confirm a manual switch: do not block writes for nothing.
-            return Err(Stop::Operator(format!(
-                "manual cut-over needed: point the clients of {} at cluster {} after the drain; run apply in a terminal to be guided through it (nothing was blocked)",
-                self.m.table, self.m.to
-            )));
-        }
-        self.begin_cutover().await;
-        self.await_speed_up().await;
-        self.recheck_before_block().await?;
-        let value = self.m.block_mode.deny_value();
-        let sync = self.source.sync_bound();
-        let reserve = restore_reserve(sync, self.ctx.opts.probe_timeout);
-        // The record comes first: from here a guardian can end the block without this run,
-        // and an earlier run's open block keeps its deadline, whichever host set it.
+    /// Opens (or takes over) the block record, starts its guardian and sets `self.block`.
+    async fn open_block(&mut self, value: &str, sync: Duration, reserve: Duration) -> StepResult {
         let opened = self.open_record(value, reserve).await?;
         let r = &opened.record;
         self.journal(
@@ -76,25 +62,58 @@ impl Run<'_> {
         let since = |at_ms: u64| Duration::from_millis(at_ms.saturating_sub(r.started_ms));
         let elapsed = Duration::from_millis(now_ms().saturating_sub(r.started_ms));
         let started = now.checked_sub(elapsed).unwrap_or(now);
-        let block = Block {
+        self.block = Some(Block {
             started,
             started_ms: r.started_ms,
-            settled_at: started + sync + SYNC_MARGIN,
+            settled_at: now + sync + SYNC_MARGIN,
             give_up_at: started + since(r.give_up_ms),
             deadline: started + since(r.deadline_ms),
-        };
-        self.block = Some(block);
-        self.start_guardian()?;
-        if now >= block.give_up_at {
+        });
+        self.start_guardian().await
+    }
+
+    pub(super) async fn block_writes(&mut self) -> StepResult {
+        if self.ctx.zk.is_none() && !self.ctx.opts.interactive {
+            // Nobody could confirm a manual switch: do not block writes for nothing.
+            return Err(Stop::Operator(format!(
+                "manual cut-over needed: point the clients of {} at cluster {} after the drain; run apply in a terminal to be guided through it (nothing was blocked)",
+                self.m.table, self.m.to
+            )));
+        }
+        self.begin_cutover().await;
+        self.await_speed_up().await;
+        let value = self.m.block_mode.deny_value();
+        let sync = self.source.sync_bound();
+        let reserve = restore_reserve(sync, self.ctx.opts.probe_timeout);
+        // An earlier run's open block gets its guardian and keeps its deadline before anything
+        // here can fail; a fresh one is opened only once the re-checks passed.
+        if self.has_open_block().await {
+            self.open_block(value, sync, reserve).await?;
+            self.recheck_before_block().await?;
+        } else {
+            self.recheck_before_block().await?;
+            self.open_block(value, sync, reserve).await?;
+        }
+        let block = self.block.expect("opened above");
+        if Instant::now() >= block.give_up_at {
             return Err(Stop::Abort(format!(
                 "the write block from an earlier run is past its budget (max_write_block {:?} less {:?} to restore)",
                 self.m.max_write_block, reserve
             )));
         }
-        self.src
+        super::failpoint::hit("set_deny", "before");
+        let set = self
+            .src
             .set_app_envs(&self.m.table, &[(DENY_ENV, value)])
-            .await
-            .map_err(|e| Stop::Abort(format!("set {DENY_ENV}: {e}")))?;
+            .await;
+        super::failpoint::hit("set_deny", "after");
+        set.map_err(|e| Stop::Abort(format!("set {DENY_ENV}: {e}")))?;
+        // Silence counts only once a full config sync has passed since the meta took the env
+        // from this run.
+        let settled_at = Instant::now() + sync + SYNC_MARGIN;
+        if let Some(b) = self.block.as_mut() {
+            b.settled_at = settled_at;
+        }
         let awaited = Awaited::WritesBlocked {
             mode: self.m.block_mode,
             settled: false,
@@ -102,7 +121,7 @@ impl Run<'_> {
         let mut tally = Tally::default();
         let seen = self
             .poller()
-            .until_every_partition(awaited, block.settled_at, block.give_up_at, &mut tally)
+            .until_every_partition(awaited, settled_at, block.give_up_at, &mut tally)
             .await;
         self.tally = tally;
         if !seen {
@@ -111,6 +130,7 @@ impl Run<'_> {
                 self.tally.describe_missing()
             )));
         }
+        let started = block.started;
         let since = |t: Option<Instant>| t.map(|t| ms(t.saturating_duration_since(started)));
         let (first, last) = (
             since(self.tally.first_seen()),

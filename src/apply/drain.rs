@@ -131,6 +131,15 @@ impl Run<'_> {
                 waiting.push(format!("{} (block not yet seen on its primary)", p.pidx));
                 continue;
             }
+            if !baselines.contains_key(&p.pidx) && pp.last_prepared != pp.last_committed {
+                // Writes that passed the deny check may still wait in the primary's queue for a
+                // decree; with nothing in flight, that queue is empty.
+                waiting.push(format!(
+                    "{} (writes in flight: prepared {}, committed {})",
+                    p.pidx, pp.last_prepared, pp.last_committed
+                ));
+                continue;
+            }
             let base = *baselines.entry(p.pidx).or_insert(Baseline {
                 ballot: p.ballot,
                 decree: pp.last_prepared,

@@ -18,6 +18,12 @@ pub(super) struct Opened {
     pub resumed: bool,
 }
 
+/// The note apply writes when it moves a record to `SwitchSent`.
+const SWITCHING: &str = "apply: switching";
+
+/// How long a new guardian may take to read the record and announce itself.
+const GUARDIAN_READY: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn ms(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -44,6 +50,7 @@ impl Run<'_> {
             owner: format!("{} pid {}", super::journal::operator(), std::process::id()),
             note: String::new(),
             routing,
+            fence: None,
         }
     }
 
@@ -90,12 +97,38 @@ impl Run<'_> {
         store: &RecordStore,
         r: BlockRecord,
     ) -> Result<Option<BlockRecord>, Stop> {
+        let fail = |e: super::record::RecordError| Stop::Abort(format!("block record: {e}"));
+        let value = self.m.block_mode.deny_value();
         match r.state {
+            BlockState::Blocking if r.deny_value != value => {
+                // The block mode changed: the record must name the value this run sets, or
+                // every lift would take it for someone else's.
+                let note = format!("apply: block mode changed to {value}");
+                match store
+                    .modify(BlockState::Blocking, None, |r| {
+                        r.deny_value = value.to_string();
+                        r.note = note;
+                    })
+                    .await
+                    .map_err(fail)?
+                {
+                    Transition::Done(r, _) => Ok(Some(r)),
+                    _ => Err(Stop::Abort("the block record changed; run apply again".into())),
+                }
+            }
             BlockState::Blocking => Ok(Some(r)),
             BlockState::Done | BlockState::Lifted => Ok(None),
-            BlockState::Lifting => Err(Stop::Abort(format!(
-                "the block is being lifted ({}); run apply again once it is",
-                r.note
+            BlockState::Lifting => {
+                // Lifting proves the switch was never sent: finish the lift, then start anew.
+                guardian::finish_lift(store, &r)
+                    .await
+                    .map_err(|e| Stop::Abort(format!("finishing an earlier lift: {e}")))?;
+                Ok(None)
+            }
+            // Without meta-proxy a person switches clients: no fence proves they did not.
+            BlockState::SwitchSent if self.ctx.zk.is_none() => Err(Stop::Operator(format!(
+                "the block record ({}) says the operator was asked to switch the clients of {}; the block stays. If they were not switched, run `migrator abort --not-switched`; if they were, confirm by running apply again after setting {} = reconfig*all on {}",
+                store.describe(), self.m.table, crate::pegasus::envs::DENY_ENV, self.m.from
             ))),
             BlockState::SwitchSent if !self.routing_names_target().await? => {
                 // This run holds the lock, so the earlier run's session (and the lock node its
@@ -132,9 +165,15 @@ impl Run<'_> {
             .is_some_and(|r| r.cluster_name == self.m.to))
     }
 
-    /// Starts the guardian of the open record; a failure to start it stops the cut-over
-    /// before any write is blocked.
-    pub(super) fn start_guardian(&self) -> Result<(), Stop> {
+    /// Whether an earlier run left this table's block open.
+    pub(super) async fn has_open_block(&self) -> bool {
+        let store = self.ctx.record_store(self.m);
+        matches!(store.read().await, Ok(Some((r, _))) if matches!(r.state, BlockState::Blocking | BlockState::SwitchSent | BlockState::Lifting))
+    }
+
+    /// Starts the guardian of the open record and waits until it announces that it read the
+    /// record; without that, no write is blocked (or the block is lifted again).
+    pub(super) async fn start_guardian(&self) -> Result<(), Stop> {
         let store = self.record.as_ref().expect("opened before");
         let log = self
             .ctx
@@ -150,7 +189,19 @@ impl Run<'_> {
             "block_writes",
             "guardian",
             json!({"pid": pid, "record": store.describe(), "log": log.display().to_string()}),
-        )
+        )?;
+        let until = tokio::time::Instant::now() + GUARDIAN_READY;
+        let started_ms = self.block.map_or(0, |b| b.started_ms);
+        while !guardian::is_announced(store, started_ms).await {
+            if tokio::time::Instant::now() >= until {
+                return Err(Stop::Abort(format!(
+                    "the guardian (pid {pid}) did not announce itself within {GUARDIAN_READY:?}; see {}",
+                    log.display()
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        Ok(())
     }
 
     /// Moves the record from `Blocking` to `SwitchSent`; returns its new version, or why the
@@ -159,14 +210,36 @@ impl Run<'_> {
         let Some(store) = &self.record else {
             return Ok(None);
         };
-        let t = store
-            .transition(
-                BlockState::Blocking,
-                BlockState::SwitchSent,
-                "apply: switching",
-            )
+        let fence = self.ctx.fences.get(&self.m.table).cloned();
+        let t = match store
+            .modify(BlockState::Blocking, None, |r| {
+                r.state = BlockState::SwitchSent;
+                r.note = SWITCHING.into();
+                r.fence = fence;
+            })
             .await
-            .map_err(|e| Stop::Abort(format!("block record: {e}; nothing was switched")))?;
+        {
+            Ok(t) => t,
+            Err(e) => {
+                // The write may have landed: no switch was sent, so take it back if it did.
+                let back = store
+                    .transition(
+                        BlockState::SwitchSent,
+                        BlockState::Blocking,
+                        "apply: no switch was sent",
+                    )
+                    .await;
+                let settled = matches!(back, Ok(Transition::Done(..) | Transition::Lost(_)));
+                return Err(if settled {
+                    Stop::Abort(format!("block record: {e}; nothing was switched"))
+                } else {
+                    Stop::Operator(format!(
+                        "block record: {e}; nothing was switched, but the record may say SwitchSent: check {} and run `migrator abort`",
+                        store.describe()
+                    ))
+                });
+            }
+        };
         match t {
             Transition::Done(_, v) => Ok(Some(v)),
             Transition::Lost(r) if matches!(r.state, BlockState::Lifting | BlockState::Lifted) => {
@@ -204,14 +277,17 @@ impl Run<'_> {
             .map_err(|e| e.to_string())?
         {
             Transition::Done(record, _) => {
-                guardian::lift(&record).await?;
-                self.record_state(BlockState::Lifting, BlockState::Lifted, note)
-                    .await;
+                super::failpoint::hit("delete_deny", "before");
+                guardian::finish_lift(store, &record).await?;
+                super::failpoint::hit("delete_deny", "after");
                 Ok(())
             }
-            Transition::Lost(r) if matches!(r.state, BlockState::Lifting | BlockState::Lifted) => {
-                Ok(())
+            // Someone (maybe this run, earlier) is lifting or lifted: make sure the delete was
+            // sent; both are idempotent.
+            Transition::Lost(r) if r.state == BlockState::Lifting => {
+                guardian::finish_lift(store, &r).await
             }
+            Transition::Lost(r) if r.state == BlockState::Lifted => guardian::lift(&r).await,
             Transition::Lost(r) => Err(format!(
                 "the block record says {:?}: a switch may have happened, so the block stays",
                 r.state

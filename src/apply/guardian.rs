@@ -1,26 +1,39 @@
 //! Owns the guardian: a process apply starts for each write block, detached from the terminal
 //! and from apply itself (its own process group, no terminal I/O, SIGHUP and SIGINT ignored),
 //! so the block ends at its deadline even when apply is killed, loses its host's terminal, or
-//! hangs. At `give_up_ms` it lifts the deny env — only if the block record still says
-//! `Blocking` (its compare-and-set to `Lifting` loses to apply's `SwitchSent`) and routing
-//! still names the source — and records that. It exits as soon as the record says the block
-//! was resolved, or long after the deadline.
+//! hangs. It announces itself (an ephemeral node, or a file, next to the record) once it has
+//! read the record; apply blocks nothing before that.
+//!
+//! At `give_up_ms` (by the wall clock or the monotonic one it started with, whichever comes
+//! first) it lifts the deny env — only if the block record still says `Blocking` (its
+//! compare-and-set to `Lifting` loses to apply's `SwitchSent`) and routing still names the
+//! source — and records that. It keeps trying while the block is due and open, watches a
+//! `SwitchSent` record (apply may take it back to `Blocking`), and after a lift deletes the
+//! deny env again if a late write of it lands. A ZooKeeper session that expires is replaced.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use super::journal::now_ms;
 use super::record::{BlockRecord, BlockState, RecordStore, Transition};
 use crate::pegasus::envs::DENY_ENV;
 use crate::pegasus::meta::{MetaClient, MetaOptions};
-use crate::routing::zk::Zk;
+use crate::routing::zk::{Zk, ZkError};
 use crate::routing::Route;
 
-/// How long past the deadline a guardian keeps watching before it gives up.
+/// How long past the deadline a guardian keeps watching a record it may not act on.
 const LINGER: Duration = Duration::from_secs(600);
+/// How long after a lift it keeps deleting a deny env that lands late.
+const AFTERCARE: Duration = Duration::from_secs(120);
 /// Pause between two reads of the record.
 const POLL: Duration = Duration::from_millis(100);
+/// Consecutive failed reads before the ZooKeeper session is replaced.
+const RECONNECT_AFTER: u32 = 20;
+/// Deadline of each meta call of a lift (two fit `plan::budget::LIFT_CALLS`).
+pub const LIFT_CALL: Duration = Duration::from_secs(2);
 
 /// What the guardian did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,8 +44,6 @@ pub enum Ended {
     Lifted,
     /// Routing no longer names the source: the block stays, an operator must look.
     LeftForOperator(String),
-    /// It watched long past the deadline without being able to act.
-    GaveUp(String),
 }
 
 /// Where a guardian finds its record: the arguments of `migrator guardian`.
@@ -76,38 +87,139 @@ pub fn spawn(store: &RecordStore, log: &Path) -> std::io::Result<u32> {
     Ok(child.id())
 }
 
-/// Guards the block in `store` until it is resolved; `zk` reads the routing node.
-pub async fn run(store: RecordStore, zk: Option<Zk>) -> Ended {
-    let mut last_error = String::new();
+/// Where a guardian of the block that started at `started_ms` announces itself: an ephemeral
+/// node (it vanishes with the guardian) or a file next to the record.
+#[must_use]
+pub fn marker(store: &RecordStore, started_ms: u64) -> String {
+    match store {
+        RecordStore::Zk { path, .. } => format!("{path}.guardian.{started_ms}"),
+        RecordStore::File { path } => format!("{}.guardian.{started_ms}", path.display()),
+    }
+}
+
+/// Whether a guardian of the block that started at `started_ms` has announced itself.
+pub async fn is_announced(store: &RecordStore, started_ms: u64) -> bool {
+    let marker = marker(store, started_ms);
+    match store {
+        RecordStore::Zk { zk, .. } => matches!(zk.read(&marker).await, Ok(Some(_))),
+        RecordStore::File { .. } => Path::new(&marker).exists(),
+    }
+}
+
+async fn announce(store: &RecordStore, started_ms: u64) -> Result<(), String> {
+    let pid = std::process::id().to_string();
+    let marker = marker(store, started_ms);
+    match store {
+        RecordStore::Zk { zk, .. } => match zk.create_ephemeral(&marker, pid.as_bytes()).await {
+            // Another live guardian already watches this block: so much the better.
+            Ok(()) | Err(ZkError::NodeExists { .. }) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        },
+        RecordStore::File { .. } => std::fs::write(marker, pid).map_err(|e| e.to_string()),
+    }
+}
+
+/// A guardian's view of its record, able to reopen its ZooKeeper session.
+pub struct Watch {
+    pub store: RecordStore,
+    pub routing_zk: Option<Zk>,
+    /// The servers to reconnect to (ZooKeeper stores).
+    pub servers: Vec<String>,
+}
+
+impl Watch {
+    async fn reconnect(&mut self) {
+        let RecordStore::Zk { path, .. } = &self.store else {
+            return;
+        };
+        if let Ok(zk) = Zk::connect(&self.servers, Duration::from_secs(5)).await {
+            self.store = RecordStore::Zk {
+                zk: zk.clone(),
+                path: path.clone(),
+            };
+            self.routing_zk = Some(zk);
+        }
+    }
+}
+
+/// Guards the block until it is resolved.
+pub async fn run(mut watch: Watch) -> Ended {
+    let mut announced = false;
+    let mut failures = 0u32;
+    let mut mono_give_up: Option<Instant> = None;
+    let mut lifted_at: Option<u64> = None;
+    let mut guarded: Option<u64> = None;
+    let mut round = 0u64;
     loop {
-        let record = match store.read().await {
+        round += 1;
+        let record = match watch.store.read().await {
             Ok(Some((r, _))) => r,
             Ok(None) => return Ended::Resolved("no block record".into()),
             Err(e) => {
-                last_error = e.to_string();
+                failures += 1;
+                crate::tell!("guardian: {e}");
+                if failures % RECONNECT_AFTER == 0 {
+                    watch.reconnect().await;
+                    // The old session's marker went with it.
+                    announced = false;
+                }
                 tokio::time::sleep(POLL).await;
                 continue;
             }
         };
-        let now = now_ms();
-        if now > record.deadline_ms + ms(LINGER) {
-            return Ended::GaveUp(last_error);
+        failures = 0;
+        // A later run replaced the record with a block of its own, and its own guardian.
+        if *guarded.get_or_insert(record.started_ms) != record.started_ms {
+            return Ended::Resolved("a newer block replaced this one".into());
         }
+        if !announced {
+            announced = announce(&watch.store, record.started_ms).await.is_ok();
+        }
+        let now = now_ms();
+        let give_up = *mono_give_up.get_or_insert_with(|| {
+            Instant::now() + Duration::from_millis(record.give_up_ms.saturating_sub(now))
+        });
+        let due = now >= record.give_up_ms || Instant::now() >= give_up;
         match record.state {
-            BlockState::Blocking if now >= record.give_up_ms => {
-                match lift_at_deadline(&store, &record, zk.as_ref()).await {
-                    Ok(Some(ended)) => return ended,
-                    Ok(None) => {}
-                    Err(e) => last_error = e,
+            BlockState::Blocking if due => {
+                if let Some(ended) = lift_at_deadline(&watch, &record).await {
+                    if ended != Ended::Lifted {
+                        return ended;
+                    }
+                    lifted_at.get_or_insert(now);
                 }
             }
+            BlockState::SwitchSent if due => {
+                if let Some(ended) = lift_dead_switch(&watch, &record).await {
+                    if ended != Ended::Lifted {
+                        return ended;
+                    }
+                    lifted_at.get_or_insert(now);
+                }
+            }
+            BlockState::Blocking | BlockState::SwitchSent
+                if now <= record.deadline_ms + ms(LINGER) => {}
+            BlockState::SwitchSent | BlockState::Switched | BlockState::Done => {
+                return Ended::Resolved(format!("the block is {:?}", record.state))
+            }
+            // Not due yet and long past the deadline cannot both hold; keep watching.
             BlockState::Blocking => {}
-            // A lift that its owner did not finish (it died): the switch was never sent.
-            BlockState::Lifting => match finish_lift(&store, &record).await {
-                Ok(()) => return Ended::Lifted,
-                Err(e) => last_error = e,
-            },
-            state => return Ended::Resolved(format!("the block is {state:?}")),
+            // A lift its owner did not finish (it died): the switch was never sent.
+            BlockState::Lifting => {
+                if finish_lift(&watch.store, &record).await.is_ok() {
+                    lifted_at.get_or_insert(now);
+                }
+            }
+            BlockState::Lifted => {
+                let since = *lifted_at.get_or_insert(now);
+                if now > since.max(record.deadline_ms) + ms(AFTERCARE) {
+                    return Ended::Lifted;
+                }
+                // A set of the deny env that was in flight can land after the lift.
+                if round % 10 == 0 {
+                    let _ = lift(&record).await;
+                }
+            }
         }
         tokio::time::sleep(POLL).await;
     }
@@ -118,38 +230,81 @@ fn ms(d: Duration) -> u64 {
 }
 
 /// The deadline came with the record still `Blocking`: lift the block unless routing moved.
-/// `Ok(None)`: the record changed meanwhile; look again.
-async fn lift_at_deadline(
-    store: &RecordStore,
-    record: &BlockRecord,
-    zk: Option<&Zk>,
-) -> Result<Option<Ended>, String> {
-    if let (Some(r), Some(zk)) = (&record.routing, zk) {
-        let node = zk.read(&r.path).await.map_err(|e| e.to_string())?;
+/// `None`: nothing decided in this round (look again).
+async fn lift_at_deadline(watch: &Watch, record: &BlockRecord) -> Option<Ended> {
+    if let (Some(r), Some(zk)) = (&record.routing, &watch.routing_zk) {
+        let node = zk.read(&r.path).await.ok()?;
         let names = node.and_then(|(d, _)| Route::parse(&d).ok().map(|r| r.cluster_name));
         if names.as_deref() != Some(record.source_cluster.as_str()) {
-            return Ok(Some(Ended::LeftForOperator(format!(
+            return Some(Ended::LeftForOperator(format!(
                 "routing node {} names {} instead of {}: the block stays",
                 r.path,
                 names.as_deref().unwrap_or("nothing"),
                 record.source_cluster
-            ))));
+            )));
         }
     }
     let note = "guardian: the write-block deadline came before the switch";
-    match store
+    match watch
+        .store
         .transition(BlockState::Blocking, BlockState::Lifting, note)
         .await
-        .map_err(|e| e.to_string())?
+        .ok()?
     {
-        Transition::Done(rec, _) => finish_lift(store, &rec).await.map(|()| Some(Ended::Lifted)),
-        Transition::Lost(_) => Ok(None),
-        Transition::Missing => Ok(Some(Ended::Resolved("no block record".into()))),
+        Transition::Done(rec, _) => finish_lift(&watch.store, &rec)
+            .await
+            .ok()
+            .map(|()| Ended::Lifted),
+        Transition::Lost(_) => None,
+        Transition::Missing => Some(Ended::Resolved("no block record".into())),
     }
 }
 
-/// Deletes the deny env if it is still the block's own value, then records `Lifted`.
-async fn finish_lift(store: &RecordStore, record: &BlockRecord) -> Result<(), String> {
+/// A `SwitchSent` record whose fence (the lock node of the run that sent the switch) is gone
+/// with routing still naming the source: that switch was decided and did not happen (a
+/// session's requests are processed in order, an expired session's are dropped, and the
+/// multi checked the lock node). Lift it, the routing version guarding the record change.
+async fn lift_dead_switch(watch: &Watch, record: &BlockRecord) -> Option<Ended> {
+    let (Some(zk), Some(fence), Some(routing)) =
+        (&watch.routing_zk, &record.fence, &record.routing)
+    else {
+        return None;
+    };
+    if !matches!(zk.read(fence).await, Ok(None)) {
+        return None;
+    }
+    let (data, version) = zk.read(&routing.path).await.ok()??;
+    let names = Route::parse(&data).ok().map(|r| r.cluster_name);
+    if names.as_deref() != Some(record.source_cluster.as_str()) {
+        return None;
+    }
+    let note = "guardian: the switch's run is gone and routing still names the source";
+    let moved = watch
+        .store
+        .modify(
+            BlockState::SwitchSent,
+            Some((&routing.path, version)),
+            |r| {
+                r.state = BlockState::Lifting;
+                r.note = note.into();
+            },
+        )
+        .await
+        .ok()?;
+    match moved {
+        Transition::Done(rec, _) => finish_lift(&watch.store, &rec)
+            .await
+            .ok()
+            .map(|()| Ended::Lifted),
+        Transition::Lost(_) | Transition::Missing => None,
+    }
+}
+
+/// Deletes the deny env (unless it is someone else's value), then records `Lifted`.
+///
+/// # Errors
+/// The delete or the record write failed.
+pub async fn finish_lift(store: &RecordStore, record: &BlockRecord) -> Result<(), String> {
     lift(record).await?;
     match store
         .transition(BlockState::Lifting, BlockState::Lifted, &record.note)
@@ -162,10 +317,11 @@ async fn finish_lift(store: &RecordStore, record: &BlockRecord) -> Result<(), St
     }
 }
 
-/// Deletes `record`'s deny env on its source, unless someone set another value since.
+/// Sends the delete of `record`'s deny env on its source — also when it looks absent, since a
+/// set of it may still be in flight — unless someone set another value since.
 ///
 /// # Errors
-/// The source meta could not be asked or refused.
+/// The source meta could not be asked or refused, or holds someone else's value.
 pub async fn lift(record: &BlockRecord) -> Result<(), String> {
     let metas = record
         .source_metas
@@ -173,7 +329,7 @@ pub async fn lift(record: &BlockRecord) -> Result<(), String> {
         .filter_map(|a| a.parse().ok())
         .collect();
     let opts = MetaOptions {
-        call_timeout: Duration::from_secs(5),
+        call_timeout: LIFT_CALL,
         ..MetaOptions::default()
     };
     let meta = MetaClient::new(metas, opts);
@@ -185,9 +341,11 @@ pub async fn lift(record: &BlockRecord) -> Result<(), String> {
         .iter()
         .find(|a| a.app_name == record.table)
         .and_then(|a| a.envs.get(DENY_ENV).cloned());
-    if current.as_deref() != Some(record.deny_value.as_str()) {
-        // Deleted already, or someone else's value: not ours to remove.
-        return Ok(());
+    if let Some(other) = current.filter(|v| *v != record.deny_value) {
+        return Err(format!(
+            "{DENY_ENV}={other} on {} is not this block's value; it is left alone",
+            record.source_cluster
+        ));
     }
     meta.del_app_envs(&record.table, &[DENY_ENV])
         .await

@@ -68,6 +68,9 @@ impl Journal {
             "event": event,
             "detail": detail,
         });
+        if super::failpoint::journal_fails(step, event) {
+            return Err(std::io::Error::other("failpoint: journal write refused"));
+        }
         let mut bytes = line.to_string().into_bytes();
         bytes.push(b'\n');
         let mut f = self

@@ -8,6 +8,7 @@ pub mod block;
 mod drain;
 pub mod events;
 pub mod evidence;
+pub mod failpoint;
 pub mod files;
 pub mod gate;
 mod guard;
@@ -77,7 +78,8 @@ impl Default for Options {
 pub enum Outcome {
     /// Every step done; `write_block_ms` is how long writes were blocked, if they were.
     Done { write_block_ms: Option<u64> },
-    /// The cut-over was abandoned and writes are confirmed restored; a later apply resumes.
+    /// The cut-over was abandoned before the switch and the block lifted (the reason says
+    /// what was seen of it); a later apply resumes.
     Aborted { reason: String },
     /// Something failed before any write block; nothing needs restoring.
     Failed { reason: String },
@@ -133,6 +135,8 @@ pub struct Ctx {
     pub state_dir: std::path::PathBuf,
     /// Held while a manual cut-over asks the operator, so questions never interleave.
     pub prompt: tokio::sync::Mutex<()>,
+    /// The operator's answers, line by line, once a prompt first needs them.
+    pub stdin: tokio::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>,
 }
 
 impl Ctx {
@@ -173,6 +177,7 @@ impl Ctx {
             fences: HashMap::new(),
             state_dir: std::path::PathBuf::from(".migrator"),
             prompt: tokio::sync::Mutex::new(()),
+            stdin: tokio::sync::Mutex::new(None),
         }
     }
 

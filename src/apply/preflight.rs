@@ -33,7 +33,7 @@ impl Run<'_> {
             return Ok(());
         }
         Err(Stop::Fail(format!(
-            "routing node {path} names {} now, not {}: someone moved it since the plan; nothing was blocked, plan again",
+            "routing node {path} names {} now, not {}: someone moved it since the plan; plan again",
             names.as_deref().unwrap_or("nothing"),
             self.m.from
         )))
@@ -96,7 +96,7 @@ impl Run<'_> {
             return Ok(());
         }
         Err(Stop::Fail(format!(
-            "table {} on {} is not healthy (partitions without a primary: {}); nothing was blocked",
+            "table {} on {} is not healthy (partitions without a primary: {})",
             self.m.table,
             self.m.to,
             if headless.is_empty() {

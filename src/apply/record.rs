@@ -9,7 +9,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +75,10 @@ pub struct BlockRecord {
     #[serde(default)]
     pub note: String,
     pub routing: Option<RoutingRef>,
+    /// The lock node the switch was fenced on (set with `SwitchSent`): once it is gone, that
+    /// switch can never commit.
+    #[serde(default)]
+    pub fence: Option<String>,
 }
 
 /// Why the record store failed.
@@ -208,15 +211,46 @@ impl RecordStore {
         to: BlockState,
         note: &str,
     ) -> Result<Transition, RecordError> {
+        self.modify(from, None, |r| {
+            r.state = to;
+            r.note = note.to_string();
+        })
+        .await
+    }
+
+    /// Changes the record with `change` if it is in state `from`, as one compare-and-set; with
+    /// `guard` (ZooKeeper only), only if that node is still at that version too.
+    ///
+    /// # Errors
+    /// As [`RecordStore::read`] and [`RecordStore::put`].
+    pub async fn modify(
+        &self,
+        from: BlockState,
+        guard: Option<(&str, i32)>,
+        change: impl FnOnce(&mut BlockRecord),
+    ) -> Result<Transition, RecordError> {
         let Some((mut record, version)) = self.read().await? else {
             return Ok(Transition::Missing);
         };
         if record.state != from {
             return Ok(Transition::Lost(record));
         }
-        record.state = to;
-        record.note = note.to_string();
-        match self.put(&record, Some(version)).await? {
+        change(&mut record);
+        let written = match (self, guard) {
+            (Self::Zk { zk, path }, Some(guard)) => {
+                let bytes = serde_json::to_vec(&record).expect("records serialize");
+                match zk
+                    .compare_and_set_guarded(path, version, &bytes, &[guard])
+                    .await
+                {
+                    Ok(Ok(v)) => Some(v),
+                    Ok(Err(_)) => None,
+                    Err(source) => return Err(self.zk_err(source)),
+                }
+            }
+            _ => self.put(&record, Some(version)).await?,
+        };
+        match written {
             Some(v) => Ok(Transition::Done(record, v)),
             None => Ok(match self.read().await? {
                 Some((now, _)) => Transition::Lost(now),
@@ -278,20 +312,25 @@ fn read_file(path: &Path) -> std::io::Result<Option<(Vec<u8>, i32)>> {
     Ok(Some((serde_json::to_vec(&v.record)?, v.version)))
 }
 
-/// A compare-and-set on a file: under an exclusive lock file, re-read the version, then
-/// replace the file atomically (write a temporary file, fsync, rename).
+/// A compare-and-set on a file: under an exclusive `flock` on a lock file that is never
+/// deleted (the kernel releases it if the holder dies), re-read the version, then replace the
+/// file atomically (a temporary file of this process, fsync, rename).
 fn put_file(path: &Path, bytes: &[u8], version: Option<i32>) -> std::io::Result<Option<i32>> {
+    use std::os::fd::AsRawFd;
     let dir = path.parent().unwrap_or(Path::new("."));
     crate::apply::files::private_dir(dir)?;
-    let lock = path.with_extension("lock");
-    let _guard = FileLock::take(&lock)?;
+    let lock = crate::apply::files::open_private(&path.with_extension("lock"))?;
+    // SAFETY: flock on a descriptor this function owns; released when `lock` is closed.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
     let current = read_file(path)?.map(|(_, v)| v);
     if current != version {
         return Ok(None);
     }
     let next = version.map_or(0, |v| v + 1);
     let record: serde_json::Value = serde_json::from_slice(bytes)?;
-    let tmp = path.with_extension("tmp");
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     let mut f = crate::apply::files::create_private(&tmp)?;
     f.write_all(&serde_json::to_vec(&Versioned {
         version: next,
@@ -299,45 +338,8 @@ fn put_file(path: &Path, bytes: &[u8], version: Option<i32>) -> std::io::Result<
     })?)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)?;
+    drop(lock);
     Ok(Some(next))
-}
-
-/// An exclusive lock file held for a few milliseconds around a compare-and-set; a lock older
-/// than a few seconds belongs to a process that died holding it and is broken.
-struct FileLock(PathBuf);
-
-impl FileLock {
-    fn take(path: &Path) -> std::io::Result<Self> {
-        let give_up = std::time::Instant::now() + Duration::from_secs(5);
-        loop {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)
-            {
-                Ok(_) => return Ok(Self(path.to_path_buf())),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let stale = std::fs::metadata(path)
-                        .and_then(|m| m.modified())
-                        .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(3));
-                    if stale {
-                        let _ = std::fs::remove_file(path);
-                    } else if std::time::Instant::now() > give_up {
-                        return Err(e);
-                    } else {
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-}
-
-impl Drop for FileLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 #[cfg(test)]
@@ -359,6 +361,7 @@ mod tests {
             owner: "me".into(),
             note: String::new(),
             routing: None,
+            fence: None,
         }
     }
 

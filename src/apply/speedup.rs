@@ -38,6 +38,8 @@ pub struct Source {
     /// The longest `group_check_interval_ms` of the live servers: an idle primary writes an
     /// empty mutation at most once per period.
     pub group_check: Duration,
+    /// A live server's period could not be read: it counts as the default.
+    pub unreadable: bool,
     state: Mutex<State>,
 }
 
@@ -47,6 +49,8 @@ struct State {
     lowered_at: Option<Instant>,
     /// Tables of this run whose cut-over has begun and not ended.
     active: usize,
+    /// Every live server took the lowered value.
+    all_lowered: bool,
 }
 
 impl Source {
@@ -62,10 +66,12 @@ impl Source {
         let master = nodes.iter().any(|n| n.hp_node.is_some());
         let mut original = BTreeMap::new();
         let mut group_check = None;
+        let mut unreadable = false;
         for n in nodes.iter().filter(|n| n.status == NodeStatus::NS_ALIVE) {
             if let Some(addr) = n.node.to_socket() {
-                if let Ok(ms) = flags::read(replica, addr, CONFIG_SYNC).await {
-                    original.insert(addr, ms);
+                match flags::read(replica, addr, CONFIG_SYNC).await {
+                    Ok(ms) => drop(original.insert(addr, ms)),
+                    Err(_) => unreadable = true,
                 }
                 let gc = flags::read(replica, addr, GROUP_CHECK).await.ok();
                 group_check = group_check.max(gc);
@@ -76,6 +82,7 @@ impl Source {
             master,
             original,
             lowered_to: speed_up.filter(|_| !master),
+            unreadable,
             group_check: Duration::from_millis(group_check.unwrap_or(10_000)),
             state: Mutex::default(),
         }
@@ -99,16 +106,24 @@ impl Source {
         let read = self.longest_original();
         let state = self.state.lock().expect("speed-up lock");
         match (self.lowered_to, state.lowered_at) {
-            (Some(to), Some(at)) if Instant::now() >= at + read => to.min(read),
+            (Some(to), Some(at)) if state.all_lowered && Instant::now() >= at + read => {
+                to.min(read)
+            }
             _ => read,
         }
     }
 
     fn longest_original(&self) -> Duration {
-        self.original
+        let read = self
+            .original
             .values()
             .max()
-            .map_or(DEFAULT_CONFIG_SYNC, |&ms| Duration::from_millis(ms))
+            .map(|&ms| Duration::from_millis(ms));
+        match read {
+            Some(d) if !self.unreadable => d,
+            Some(d) => d.max(DEFAULT_CONFIG_SYNC),
+            None => DEFAULT_CONFIG_SYNC,
+        }
     }
 
     /// When the speed-up is in force (now, without one).
@@ -149,7 +164,14 @@ impl Source {
                 failed.insert(addr.to_string(), e.to_string());
             }
         }
-        self.state.lock().expect("speed-up lock").lowered_at = Some(Instant::now());
+        // A server that did not take the lowered value keeps its period: then the bound does
+        // not change (the values that did change are restored all the same).
+        let lowered_at = Instant::now();
+        {
+            let mut state = self.state.lock().expect("speed-up lock");
+            state.lowered_at = Some(lowered_at);
+            state.all_lowered = failed.is_empty();
+        }
         let _ = journal.record(
             &Subject::cluster(&self.name),
             "speed_up",

@@ -81,9 +81,11 @@ impl Run<'_> {
             guards.push((lock.as_str(), 0));
         }
         self.switch_sent = true;
+        super::failpoint::hit("switch", "before");
         let result = zk
             .compare_and_set_guarded(&c.path, c.version, c.after.as_bytes(), &guards)
             .await;
+        super::failpoint::hit("switch", "after");
         match result {
             Ok(Ok(_)) => {}
             Ok(Err(conflict)) => self.after_conflict(zk, c, &conflict).await?,
@@ -145,11 +147,14 @@ impl Run<'_> {
             match zk.read(&c.path).await {
                 Ok(Some((data, _))) if self.names_target(&data) => return Ok(()),
                 Ok(Some((data, v))) if v == c.version && data == c.before.as_bytes() => {
-                    self.not_switched("apply: the switch did not happen").await;
-                    return Err(Stop::Abort(format!(
-                        "the switch of {} did not happen ({why}); nothing was switched",
-                        c.path
-                    )));
+                    // A read may be stale; the record moves back only in one transaction with a
+                    // check that routing is still at the old version, linearized at the leader.
+                    if self.not_switched_guarded(&c.path, c.version).await {
+                        return Err(Stop::Abort(format!(
+                            "the switch of {} did not happen ({why}); nothing was switched",
+                            c.path
+                        )));
+                    }
                 }
                 Ok(other) => {
                     last = format!(
@@ -175,7 +180,27 @@ impl Run<'_> {
         Route::parse(data).is_ok_and(|r| r.cluster_name == self.m.to)
     }
 
-    /// Nothing was switched after all: the block may be lifted again.
+    /// Moves the record back to `Blocking` only if the routing node is still at `version`;
+    /// whether it did.
+    async fn not_switched_guarded(&mut self, path: &str, version: i32) -> bool {
+        let Some(store) = self.record.clone() else {
+            return false;
+        };
+        let back = store
+            .modify(BlockState::SwitchSent, Some((path, version)), |r| {
+                r.state = BlockState::Blocking;
+                r.note = "apply: the switch did not happen".into();
+            })
+            .await;
+        let moved = matches!(back, Ok(super::record::Transition::Done(..)));
+        if moved {
+            self.switch_sent = false;
+        }
+        moved
+    }
+
+    /// Nothing was switched after all (the transaction failed as a whole): the block may be
+    /// lifted again.
     async fn not_switched(&mut self, note: &str) {
         self.switch_sent = false;
         self.record_state(BlockState::SwitchSent, BlockState::Blocking, note)
@@ -199,16 +224,25 @@ impl Run<'_> {
         if !self.ctx.opts.interactive {
             return Err(Stop::Operator(format!("manual cut-over needed: {instruction}; run apply in a terminal to be guided through it")));
         }
-        let give_up = self.block.map_or_else(Instant::now, |b| b.give_up_at);
-        // One prompt at a time: each answer names its table.
-        let _turn = tokio::time::timeout_at(give_up, self.ctx.prompt.lock())
-            .await
-            .map_err(|_| {
-                Stop::Operator(format!(
-                    "no turn to ask before the write-block deadline: {instruction}"
-                ))
-            })?;
+        // From the moment the instruction is shown, the clients may move: the block is never
+        // lifted automatically after this.
+        self.record_switch_sent().await?;
+        self.switch_sent = true;
+        let give_up = self.block.map_or_else(Instant::now, |b| b.deadline);
         let expected = format!("switched {}", self.m.table);
+        let unconfirmed = || {
+            Stop::Operator(format!(
+                "no '{expected}' before the write-block deadline: {instruction}. The block on {} stays, since the clients may have moved. If they were not switched, run `migrator abort --not-switched --table {}`; if they were, run apply again and answer",
+                self.m.from, self.m.table
+            ))
+        };
+        // One prompt at a time: each answer names its table.
+        let Ok(_turn) = tokio::time::timeout_at(give_up, self.ctx.prompt.lock()).await else {
+            return Err(unconfirmed());
+        };
+        let mut lines = self.ctx.stdin.lock().await;
+        let lines = lines.get_or_insert_with(stdin_lines);
+        while lines.try_recv().is_ok() {} // answers typed before this question
         self.ctx.events.emit(
             &self.m.table,
             "wait",
@@ -220,17 +254,28 @@ impl Run<'_> {
                     .as_secs_f64()
             ),
         );
-        let answer = tokio::time::timeout_at(give_up, read_line()).await;
-        match answer {
-            Ok(Some(line)) if line.trim() == expected => {
-                self.record_switch_sent().await?;
-                self.switch_sent = true;
-                self.journal("switch", "outcome", json!({"manual": true}))
+        loop {
+            match tokio::time::timeout_at(give_up, lines.recv()).await {
+                Ok(Some(line)) if line.trim() == expected => break,
+                Ok(Some(_)) => self.ctx.events.emit(
+                    &self.m.table,
+                    "wait",
+                    "switch",
+                    format!(
+                        "type exactly '{expected}' once the clients use {}",
+                        self.m.to
+                    ),
+                ),
+                Ok(None) | Err(_) => return Err(unconfirmed()),
             }
-            _ => Err(Stop::Operator(format!(
-                "no confirmation before the write-block deadline: {instruction}"
-            ))),
         }
+        self.record_state(
+            BlockState::SwitchSent,
+            BlockState::Switched,
+            "operator: clients switched",
+        )
+        .await;
+        self.journal("switch", "outcome", json!({"manual": true}))
     }
 
     /// Asks every listed meta-proxy until each serves the table from the target.
@@ -296,9 +341,12 @@ impl Run<'_> {
             deadline,
             self.ctx.opts.poll,
             || async {
-                src.set_app_envs(table, &[(DENY_ENV, DENY_ALL_RECONFIG)])
-                    .await
-                    .map(Some)
+                super::failpoint::hit("reconfig_all", "before");
+                let set = src
+                    .set_app_envs(table, &[(DENY_ENV, DENY_ALL_RECONFIG)])
+                    .await;
+                super::failpoint::hit("reconfig_all", "after");
+                set.map(Some)
             },
         )
         .await;
@@ -378,12 +426,17 @@ fn describe(a: &ProxyAnswer, target: &BTreeSet<SocketAddr>) -> String {
     }
 }
 
-async fn read_line() -> Option<String> {
-    tokio::task::spawn_blocking(|| {
+/// One reader of stdin for the whole run: a thread that sends each line on; prompts take
+/// them in turn, so no orphaned read can swallow another table's answer.
+fn stdin_lines() -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
         let mut line = String::new();
-        std::io::stdin().read_line(&mut line).ok().map(|_| line)
-    })
-    .await
-    .ok()
-    .flatten()
+        while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
+            if tx.send(std::mem::take(&mut line)).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }

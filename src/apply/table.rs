@@ -237,7 +237,10 @@ impl Run<'_> {
             is_duplicating_checkpoint: Some(true),
             ..Default::default()
         };
-        match self.src.add_duplication(&req).await {
+        super::failpoint::hit("add_duplication", "before");
+        let added = self.src.add_duplication(&req).await;
+        super::failpoint::hit("add_duplication", "after");
+        match added {
             Ok(r) if (r.err.is_ok() || r.err.is(err::DUP_EXIST)) && r.dupid > 0 => {
                 self.dupid = Some(r.dupid);
             }
@@ -363,11 +366,13 @@ impl Run<'_> {
             if let Some(d) = self.find_dup().await? {
                 self.before_removal(d.dupid).await?;
                 self.journal("finish", "intent", json!({"remove_duplication": d.dupid}))?;
-                match self
+                super::failpoint::hit("remove_duplication", "before");
+                let removed = self
                     .src
                     .modify_duplication(&self.m.table, d.dupid, DuplicationStatus::DS_REMOVED)
-                    .await
-                {
+                    .await;
+                super::failpoint::hit("remove_duplication", "after");
+                match removed {
                     Ok(()) => {}
                     Err(e) if e.is(err::OBJECT_NOT_FOUND) => {}
                     Err(e) => {
@@ -463,6 +468,15 @@ impl Run<'_> {
                     }
                 }
             }
+        }
+        if self.switch_sent && !matches!(outcome, Outcome::NeedsOperator { .. }) {
+            // Routing may name the target while the source still blocks: half a cut-over is
+            // never just an error.
+            let reason = format!(
+                "{reason}; the switch was sent, so writes to {} stay blocked on {}: run apply again to finish the cut-over",
+                self.m.table, self.m.from
+            );
+            outcome = Outcome::NeedsOperator { reason };
         }
         let kind_word = if matches!(outcome, Outcome::NeedsOperator { .. }) {
             "operator"

@@ -42,6 +42,10 @@ pub struct Args {
     /// How long to wait for a running apply's lock.
     #[arg(long, default_value = "10s")]
     pub lock_timeout: String,
+    /// Without meta-proxy only: the clients were NOT switched after apply asked for it, so the
+    /// block may be lifted although the record says the switch was asked for.
+    #[arg(long)]
+    pub not_switched: bool,
 }
 
 /// Aborts the chosen tables' migrations where that is still possible.
@@ -90,6 +94,14 @@ pub async fn run(args: &Args) -> Result<u8> {
             table: m.table.clone(),
             app_id: obs.source.as_ref().map(|s| s.app_id),
         };
+        let manual_not_switched = args.not_switched && spec.metaproxy.is_none();
+        if manual_not_switched {
+            if let Err(e) = operator_says_not_switched(&store).await {
+                crate::say!("{}: not aborted: {e}", m.table);
+                code = 1;
+                continue;
+            }
+        }
         match abort_table(&spec, m, &obs, &store, args.remove_duplication).await {
             Ok(done) => {
                 let detail = serde_json::json!({"by": "abort", "done": done});
@@ -204,6 +216,21 @@ async fn abort_table(
     } else {
         done.join("; ")
     })
+}
+
+/// The operator states that a manual switch did not happen: the record goes back to
+/// `Blocking` (the only way out of `SwitchSent` without meta-proxy).
+async fn operator_says_not_switched(store: &RecordStore) -> Result<(), String> {
+    let note = "abort: the operator says the clients were not switched";
+    match store
+        .transition(BlockState::SwitchSent, BlockState::Blocking, note)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Transition::Done(..) | Transition::Missing => Ok(()),
+        Transition::Lost(r) if r.state == BlockState::Blocking => Ok(()),
+        Transition::Lost(r) => Err(format!("the block record says {:?}", r.state)),
+    }
 }
 
 /// Lifts the block on `m`'s source through its record; a deny value migrator did not set is

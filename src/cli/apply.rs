@@ -97,7 +97,14 @@ pub async fn run(args: &Args) -> Result<u8> {
         (Some(zk), Some(mp)) => {
             lock::take_zk(zk, &mp.migrator_root, &tables, &holder, lock_timeout).await
         }
-        _ => lock::take_file(Path::new(".migrator/lock"), &holder, lock_timeout).await,
+        _ => {
+            lock::take_file(
+                &state_dir(&args.journal).join("lock"),
+                &holder,
+                lock_timeout,
+            )
+            .await
+        }
     }
     .map_err(|e| Error::Lock(e.to_string()))?;
     let journal = Journal::open(&args.journal, run).map_err(|e| Error::Io {
@@ -288,7 +295,7 @@ fn report(outcomes: &[(String, Outcome)], json: bool) {
             Outcome::Done {
                 write_block_ms: None,
             } => "migrated".into(),
-            Outcome::Aborted { reason } => format!("aborted, writes restored: {reason}"),
+            Outcome::Aborted { reason } => format!("aborted: {reason}"),
             Outcome::Failed { reason } => format!("failed: {reason}"),
             Outcome::NeedsOperator { reason } => format!("needs an operator: {reason}"),
         };

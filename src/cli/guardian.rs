@@ -55,11 +55,21 @@ pub async fn run(args: &Args) -> Result<u8> {
         std::process::id(),
         store.describe()
     );
-    let ended = guardian::run(store, zk).await;
+    let servers = args
+        .zookeeper
+        .as_deref()
+        .map(|s| s.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
+    let watch = guardian::Watch {
+        store,
+        routing_zk: zk,
+        servers,
+    };
+    let ended = guardian::run(watch).await;
     crate::tell!("guardian {}: {ended:?}", std::process::id());
     Ok(match ended {
         Ended::Resolved(_) | Ended::Lifted => 0,
-        Ended::LeftForOperator(_) | Ended::GaveUp(_) => 4,
+        Ended::LeftForOperator(_) => 4,
     })
 }
 

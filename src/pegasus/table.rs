@@ -152,6 +152,21 @@ impl TableClient {
     /// # Errors
     /// Routing, transport or storage failure.
     pub async fn put(&self, hash_key: &[u8], sort_key: &[u8], value: &[u8]) -> Result<i64> {
+        self.put_reply(hash_key, sort_key, value)
+            .await
+            .map(|r| r.decree)
+    }
+
+    /// Like [`TableClient::put`], returning the whole reply (which server took the write).
+    ///
+    /// # Errors
+    /// Routing, transport or storage failure.
+    pub async fn put_reply(
+        &self,
+        hash_key: &[u8],
+        sort_key: &[u8],
+        value: &[u8],
+    ) -> Result<super::messages::data::UpdateResponse> {
         let key = composite(hash_key, sort_key)?;
         let hash = key::key_hash(&key);
         let req = UpdateRequest {
@@ -161,7 +176,7 @@ impl TableClient {
         };
         let resp = self.call::<Put>(hash, &req).await?;
         self.storage_ok::<Put>(resp.error)?;
-        Ok(resp.decree)
+        Ok(resp)
     }
 
     /// Reads (`hash_key`, `sort_key`); `None` when absent.

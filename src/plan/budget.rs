@@ -68,10 +68,14 @@ impl Budget {
     }
 }
 
-/// Time a restore needs from its start until every replica takes writes again.
+/// The meta calls of a lift (read the envs, delete the deny), each bounded this long.
+pub const LIFT_CALLS: Duration = Duration::from_secs(4);
+
+/// Time a restore needs from its start until every replica takes writes again: the lift's
+/// meta calls, one config sync, a probe round and the margin.
 #[must_use]
 pub fn restore_reserve(sync_bound: Duration, probe_timeout: Duration) -> Duration {
-    sync_bound + probe_timeout * 2 + SYNC_MARGIN
+    LIFT_CALLS + sync_bound + probe_timeout * 2 + SYNC_MARGIN
 }
 
 fn ms(d: Duration) -> u64 {
@@ -110,28 +114,28 @@ mod tests {
                 source: cluster(true, &[30_000, 30_000], Some(100_000)),
                 speed_up: None,
                 sync: 30_000,
-                needed: 30_850 + 2_000 + 30_850,
+                needed: 30_850 + 2_000 + 34_850,
             },
             Case {
                 name: "master ignores the speed-up (its /updateConfig does not re-arm the timer)",
                 source: cluster(true, &[30_000], None),
                 speed_up: Some(Duration::from_secs(1)),
                 sync: 30_000,
-                needed: 63_700,
+                needed: 67_700,
             },
             Case {
                 name: "2.5 with the speed-up waits for two group checks",
                 source: cluster(false, &[30_000, 20_000], Some(10_000)),
                 speed_up: Some(Duration::from_secs(1)),
                 sync: 1_000,
-                needed: 1_850 + 22_000 + 1_850,
+                needed: 1_850 + 22_000 + 5_850,
             },
             Case {
                 name: "unreadable servers count as the default",
                 source: cluster(false, &[], None),
                 speed_up: None,
                 sync: 30_000,
-                needed: 30_850 + 22_000 + 30_850,
+                needed: 30_850 + 22_000 + 34_850,
             },
         ];
         for c in cases {

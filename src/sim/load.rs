@@ -41,6 +41,9 @@ pub struct LoadConfig {
 pub struct Acked {
     pub table: String,
     pub hash_key: String,
+    /// The replica server that acknowledged it, and when the reply arrived.
+    pub server: String,
+    pub at: Instant,
 }
 
 /// Unavailability seen by one table's writers: the gaps between consecutive acknowledged
@@ -355,15 +358,18 @@ impl Writer {
             let hash_key = format!("w{}-{seq}", self.id);
             let result = self
                 .client
-                .put(hash_key.as_bytes(), b"s", hash_key.as_bytes())
+                .put_reply(hash_key.as_bytes(), b"s", hash_key.as_bytes())
                 .await;
             let mut avail = self.avail.lock().expect("availability lock");
             match result {
-                Ok(_) => {
-                    avail.succeeded(Instant::now());
+                Ok(reply) => {
+                    let at = Instant::now();
+                    avail.succeeded(at);
                     log.acked.push(Acked {
                         table: self.client.table().to_string(),
                         hash_key,
+                        server: reply.server,
+                        at,
                     });
                 }
                 Err(e) => {

@@ -235,8 +235,8 @@ async fn the_speed_up_is_restored_after_success() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_speed_up_is_restored_after_an_abort() {
     let opts = StageOpts {
-        defaults: vec!["threshold: 1000000".into(), "max_write_block: 8s".into()],
-        ..speed_up_opts("8s")
+        defaults: vec!["threshold: 1000000".into(), "max_write_block: 10s".into()],
+        ..speed_up_opts("10s")
     };
     let mut s = Stage::new("speed-abort", opts).await;
     with_speed_up(&s);

@@ -4,6 +4,7 @@ mod apply;
 mod apply_faults;
 mod cli;
 mod dup;
+mod failpoints;
 mod fidelity;
 mod guardian;
 mod metaproxy;
