@@ -211,3 +211,132 @@ async fn with_credentials_migrators_own_nodes_can_be_changed_only_with_them() {
     assert!(denied.to_string().contains("not authorized"), "{denied}");
     assert!(s.w.zk.delete(&path, None).await.is_err());
 }
+
+/// Waits for the block intent, runs `meddle`, and returns the apply's output.
+async fn apply_meddled<F, Fut>(s: &Stage, meddle: F) -> std::process::Output
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let child = s
+        .command(&["apply", "m.yaml", "--auto-approve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    journal_has(s, "block_writes", "outcome").await;
+    meddle().await;
+    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_that_lost_its_lock_cannot_switch_and_restores_writes() {
+    let opts = StageOpts {
+        defaults: vec!["threshold: 1000000".into(), "max_write_block: 10s".into()],
+        ..StageOpts::new(Version::V2_6, "10s")
+    };
+    let mut s = Stage::new("lost-lock", opts).await;
+    s.start_load();
+    let lock = migrator::apply::lock::lock_path(&s.w.config.migrator_root, "t0");
+    // As a session expiry would: the ephemeral lock node is gone before the switch.
+    s.fault(s.dst(), &["slow_write_ms", "300"]).await;
+    let out = apply_meddled(&s, || async {
+        s.w.zk.delete(&lock, None).await.unwrap();
+        s.fault(s.dst(), &["slow_write_ms", "0"]).await;
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("no longer fences this run"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(s.routed_to("t0").await, "src", "nothing was switched");
+    eventually("writes are taken again", || async {
+        probe_writes(&s).await.iter().all(|a| *a == Answer::Served)
+    })
+    .await;
+    assert_eq!(s.finish_load().await.lost, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn routing_moved_to_the_target_by_someone_else_counts_as_switched() {
+    let opts = StageOpts {
+        defaults: vec!["threshold: 1000000".into(), "max_write_block: 10s".into()],
+        ..StageOpts::new(Version::V2_6, "10s")
+    };
+    let mut s = Stage::new("moved-by-other", opts).await;
+    s.start_load();
+    s.fault(s.dst(), &["slow_write_ms", "300"]).await;
+    let target = migrator::routing::Route {
+        cluster_name: "dst".into(),
+        meta_addrs: migrator::sim::world::addrs(&s.dst().metas()),
+    }
+    .to_json();
+    let path = migrator::routing::node_path(&s.w.root, "t0");
+    let out = apply_meddled(&s, || async {
+        s.w.zk.set(&path, target.as_bytes(), None).await.unwrap();
+        s.fault(s.dst(), &["slow_write_ms", "0"]).await;
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        probe_writes(&s).await.iter().all(|a| *a != Answer::Served),
+        "the source never takes writes again"
+    );
+    assert_eq!(block_record(&s).await.state, BlockState::Done);
+    assert_eq!(s.finish_load().await.lost, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn abort_during_apply_waits_for_its_lock_and_names_the_holder() {
+    let (mut s, child) = stuck_in_the_block("abort-during", "30s").await;
+    let aborted = s
+        .run(&["abort", "m.yaml", "--table", "t0", "--lock-timeout", "1s"])
+        .await;
+    assert_eq!(aborted.status.code(), Some(1), "{}", text(&aborted));
+    assert!(
+        String::from_utf8_lossy(&aborted.stderr).contains("locked by another apply"),
+        "{}",
+        text(&aborted)
+    );
+    assert_eq!(
+        block_record(&s).await.state,
+        BlockState::Blocking,
+        "untouched"
+    );
+    signal(&child, "INT");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    s.fault(s.dst(), &["slow_write_ms", "0"]).await;
+    assert_eq!(s.finish_load().await.lost, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_stderr_does_not_stop_a_cut_over() {
+    let mut s = Stage::new("closed-stderr", StageOpts::new(Version::V2_6, "10s")).await;
+    s.start_load();
+    let mut child = s
+        .command(&["apply", "m.yaml", "--auto-approve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader of stderr goes away (as when `2>&1 | tee` is killed).
+    drop(child.stderr.take());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(s.routed_to("t0").await, "dst");
+    assert_eq!(s.finish_load().await.lost, 0);
+}
