@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use crate::exit::Exit;
+
 /// Anything a command can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -45,10 +47,10 @@ pub enum Error {
 }
 
 impl Error {
-    /// The process exit code for this error (design.md: 1 = error).
+    /// The exit status for this error: always an error (1), never "changes" (2).
     #[must_use]
-    pub fn exit_code(&self) -> u8 {
-        1
+    pub fn exit(&self) -> Exit {
+        Exit::Error
     }
 
     /// Whether stdout's reader went away (`migrator plan | head`): nothing to report.

@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod cli;
 pub mod error;
+pub mod exit;
 pub mod observe;
 pub mod pegasus;
 pub mod plan;

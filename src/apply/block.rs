@@ -4,14 +4,15 @@
 
 use std::time::Duration;
 
-use serde_json::json;
 use tokio::time::Instant;
 
+use super::entry::{self, Entry};
 use super::evidence::{Awaited, Poller, Tally};
 use super::gate::wait_until;
 use super::journal::now_ms;
 use super::table::{Block, Run, StepResult, Stop};
 use crate::pegasus::envs::DENY_ENV;
+use crate::plan::StepKind;
 
 pub use crate::plan::budget::{restore_reserve, SYNC_MARGIN};
 
@@ -42,7 +43,7 @@ impl Run<'_> {
             );
             self.ctx
                 .events
-                .emit(&self.m.table, "wait", "block_writes", msg);
+                .wait(&self.m.table, StepKind::BlockWrites, msg);
             tokio::time::sleep_until(ready).await;
         }
     }
@@ -51,13 +52,16 @@ impl Run<'_> {
     async fn open_block(&mut self, value: &str, sync: Duration, reserve: Duration) -> StepResult {
         let opened = self.open_record(value, reserve).await?;
         let r = &opened.record;
-        self.journal(
-            "block_writes",
-            "intent",
-            json!({"env": DENY_ENV, "after": value, "max_write_block_ms": ms(self.m.max_write_block),
-                   "sync_bound_ms": ms(sync), "restore_reserve_ms": ms(reserve),
-                   "started_ms": r.started_ms, "deadline_ms": r.deadline_ms, "resumed": opened.resumed}),
-        )?;
+        self.journal(Entry::BlockWrites(entry::Block::Intent {
+            env: DENY_ENV.into(),
+            after: value.into(),
+            max_write_block_ms: ms(self.m.max_write_block),
+            sync_bound_ms: ms(sync),
+            restore_reserve_ms: ms(reserve),
+            started_ms: r.started_ms,
+            deadline_ms: r.deadline_ms,
+            resumed: opened.resumed,
+        }))?;
         let now = Instant::now();
         let since = |at_ms: u64| Duration::from_millis(at_ms.saturating_sub(r.started_ms));
         let elapsed = Duration::from_millis(now_ms().saturating_sub(r.started_ms));
@@ -136,11 +140,11 @@ impl Run<'_> {
             since(self.tally.first_seen()),
             since(self.tally.last_seen()),
         );
-        self.journal(
-            "block_writes",
-            "outcome",
-            json!({"started_ms": block.started_ms, "first_in_force_after_ms": first, "all_in_force_after_ms": last}),
-        )?;
+        self.journal(Entry::BlockWrites(entry::Block::Outcome {
+            started_ms: block.started_ms,
+            first_in_force_after_ms: first,
+            all_in_force_after_ms: last,
+        }))?;
         let msg = format!(
             "writes blocked ({value}), in force on every primary after {} ms (the probe write was {})",
             last.unwrap_or(0),
@@ -151,7 +155,7 @@ impl Run<'_> {
         );
         self.ctx
             .events
-            .emit(&self.m.table, "wait", "block_writes", msg);
+            .wait(&self.m.table, StepKind::BlockWrites, msg);
         Ok(())
     }
 
@@ -159,7 +163,9 @@ impl Run<'_> {
     /// within the block's deadline, until every primary takes the probe write again. Returns
     /// what is known, for the operator.
     pub(super) async fn restore_writes(&mut self) -> Result<String, String> {
-        let _ = self.journal("block_writes", "restore_intent", json!({"env": DENY_ENV}));
+        let _ = self.journal(Entry::BlockWrites(entry::Block::RestoreIntent {
+            env: DENY_ENV.into(),
+        }));
         let sync = self.source.sync_bound();
         let floor = Instant::now() + restore_reserve(sync, self.ctx.opts.probe_timeout);
         let deadline = self.block.map_or(floor, |b| b.deadline.max(floor));
@@ -189,11 +195,6 @@ impl Run<'_> {
             .await;
         let started = self.block.map(|b| b.started);
         let block_ms = started.map(|s| ms(Instant::now().saturating_duration_since(s)));
-        let _ = self.journal(
-            "block_writes",
-            "restored",
-            json!({"write_block_ms": block_ms, "seen_on_every_primary": restored}),
-        );
         self.block = None;
         let said = if restored {
             let after = tally
@@ -208,9 +209,15 @@ impl Run<'_> {
                 tally.describe_missing()
             )
         };
+        let _ = self.journal(Entry::BlockWrites(entry::Block::Restored {
+            by: entry::LiftedBy::Apply,
+            write_block_ms: block_ms,
+            seen_on_every_primary: Some(restored),
+            said: said.clone(),
+        }));
         self.ctx
             .events
-            .emit(&self.m.table, "wait", "block_writes", said.clone());
+            .wait(&self.m.table, StepKind::BlockWrites, said.clone());
         Ok(said)
     }
 }

@@ -14,9 +14,9 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::json;
 use tokio::time::Instant;
 
+use super::entry::{self, Entry};
 use super::evidence::Awaited;
 use super::journal::now_ms;
 use super::table::{Run, StepResult, Stop};
@@ -92,11 +92,13 @@ impl Run<'_> {
             tokio::time::sleep(self.ctx.opts.poll).await;
         }
         let since_block = now_ms().saturating_sub(block.started_ms);
-        self.journal(
-            "drain",
-            "outcome",
-            json!({"drained_after_block_ms": since_block, "baselines": baselines.iter().map(|(p, b)| (p.to_string(), b.decree)).collect::<BTreeMap<_, _>>()}),
-        )
+        self.journal(Entry::Drain(entry::Drain::Outcome {
+            drained_after_block_ms: since_block,
+            baselines: baselines
+                .iter()
+                .map(|(p, b)| (p.to_string(), b.decree))
+                .collect(),
+        }))
     }
 
     /// Updates each partition's baseline and drained flag from one poll; returns a summary of

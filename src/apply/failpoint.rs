@@ -6,6 +6,10 @@
 //! Points: `<call>:before` and `<call>:after` for each mutating call — `add_duplication`,
 //! `set_deny`, `delete_deny`, `switch` (after = committed, the reply never seen),
 //! `reconfig_all`, `remove_duplication`.
+//!
+//! With `MIGRATOR_PAUSE=<point>=<file>` the process instead stops at that point, writes
+//! `<file>.reached`, and goes on once `<file>` exists (at most a minute): a test can act at
+//! exactly that moment.
 
 /// The environment variable that names the point.
 pub const ENV: &str = "MIGRATOR_FAILPOINT";
@@ -14,17 +18,38 @@ fn armed(name: &str) -> bool {
     std::env::var(ENV).is_ok_and(|v| v == name)
 }
 
-/// Dies here if the point `<call>:<when>` is armed.
+/// The environment variable that pauses at a point.
+pub const PAUSE_ENV: &str = "MIGRATOR_PAUSE";
+
+/// Dies (or pauses) here if the point `<call>:<when>` is armed.
 pub fn hit(call: &str, when: &str) {
     let name = format!("{call}:{when}");
     if armed(&name) {
         crate::tell!("failpoint {name}: exiting as a crash would");
         std::process::exit(137);
     }
+    pause(&name);
 }
 
-/// Whether the journal write of `step`/`event` is to fail.
+fn pause(name: &str) {
+    let Ok(v) = std::env::var(PAUSE_ENV) else {
+        return;
+    };
+    let Some((point, file)) = v.split_once('=') else {
+        return;
+    };
+    if point != name {
+        return;
+    }
+    let _ = std::fs::write(format!("{file}.reached"), name);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::path::Path::new(file).exists() && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Whether the journal write of the entry named `point` (`<step>:<event>`) is to fail.
 #[must_use]
-pub fn journal_fails(step: &str, event: &str) -> bool {
-    armed(&format!("journal:{step}:{event}"))
+pub fn journal_fails(point: &str) -> bool {
+    armed(&format!("journal:{point}"))
 }

@@ -3,8 +3,7 @@
 //! `SwitchSent` before the switch and on to `Switched` and `Done`, and lifting through it so
 //! that apply and the guardian never both decide how a block ends.
 
-use serde_json::json;
-
+use super::entry::{self, Entry};
 use super::guardian;
 use super::journal::now_ms;
 use super::record::{BlockRecord, BlockState, RecordStore, RoutingRef, Transition};
@@ -185,11 +184,11 @@ impl Run<'_> {
                 "cannot start the guardian that ends the block if apply dies: {e}"
             ))
         })?;
-        self.journal(
-            "block_writes",
-            "guardian",
-            json!({"pid": pid, "record": store.describe(), "log": log.display().to_string()}),
-        )?;
+        self.journal(Entry::BlockWrites(entry::Block::Guardian {
+            pid,
+            record: store.describe(),
+            log: log.display().to_string(),
+        }))?;
         let until = tokio::time::Instant::now() + GUARDIAN_READY;
         let started_ms = self.block.map_or(0, |b| b.started_ms);
         while !guardian::is_announced(store, started_ms).await {

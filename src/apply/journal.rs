@@ -4,13 +4,15 @@
 //! line is one write, synced before the step acts; the file is private (0600) and never
 //! opened through a symbolic link.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use serde::Serialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+
+use super::entry::{Entry, SpeedUp};
 
 /// Facts shared by every record of one apply run.
 #[derive(Debug, Clone, Serialize)]
@@ -45,33 +47,23 @@ impl Journal {
         })
     }
 
-    /// Appends one record about `subject`; `event` is `intent`, `outcome`, `restored`, ...
+    /// Appends one record about `subject`.
     ///
     /// # Errors
     /// The write or sync failed (the caller must not act without its intent on disk).
-    pub fn record(
-        &self,
-        subject: &Subject,
-        step: &str,
-        event: &str,
-        detail: Value,
-    ) -> std::io::Result<()> {
-        let line = serde_json::json!({
-            "ts_ms": now_ms(),
-            "plan_hash": self.run.plan_hash,
-            "git_commit": self.run.git_commit,
-            "operator": self.run.operator,
-            "cluster": subject.cluster,
-            "table": subject.table,
-            "app_id": subject.app_id,
-            "step": step,
-            "event": event,
-            "detail": detail,
-        });
-        if super::failpoint::journal_fails(step, event) {
+    pub fn record(&self, subject: &Subject, entry: &Entry) -> std::io::Result<()> {
+        let line = Line {
+            ts_ms: now_ms(),
+            run: &self.run,
+            cluster: &subject.cluster,
+            table: &subject.table,
+            app_id: subject.app_id,
+            entry,
+        };
+        if super::failpoint::journal_fails(&entry.point()) {
             return Err(std::io::Error::other("failpoint: journal write refused"));
         }
-        let mut bytes = line.to_string().into_bytes();
+        let mut bytes = serde_json::to_vec(&line).map_err(std::io::Error::other)?;
         bytes.push(b'\n');
         let mut f = self
             .file
@@ -81,35 +73,60 @@ impl Journal {
         f.write_all(&bytes)?;
         f.sync_data()
     }
-}
 
-impl Journal {
+    /// Every readable entry so far, oldest first (lines of other versions are skipped).
+    fn entries(&self) -> Vec<Entry> {
+        let Ok(file) = File::open(&self.path) else {
+            return Vec::new();
+        };
+        BufReader::new(file)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|l| serde_json::from_str::<Recorded>(&l).ok())
+            .map(|r| r.entry)
+            .collect()
+    }
+
     /// The values a speed-up of `cluster` replaced, if the journal shows it was lowered and
     /// never restored.
     #[must_use]
-    pub fn unrestored_speed_up(
-        &self,
-        cluster: &str,
-    ) -> Option<std::collections::BTreeMap<String, u64>> {
-        let file = File::open(&self.path).ok()?;
+    pub fn unrestored_speed_up(&self, cluster: &str) -> Option<BTreeMap<String, u64>> {
         let mut open = None;
-        for line in BufReader::new(file).lines().map_while(Result::ok) {
-            let Ok(v) = serde_json::from_str::<Value>(&line) else {
-                continue;
-            };
-            if v["step"] != "speed_up" || v["detail"]["cluster"] != cluster {
-                continue;
-            }
-            match v["event"].as_str() {
-                Some("intent") => {
-                    open = serde_json::from_value(v["detail"]["original"].clone()).ok();
+        for entry in self.entries() {
+            match entry {
+                Entry::SpeedUp(SpeedUp::Intent {
+                    cluster: c,
+                    original,
+                    ..
+                }) if c == cluster => open = Some(original),
+                Entry::SpeedUp(SpeedUp::Restored { cluster: c, .. }) if c == cluster => {
+                    open = None;
                 }
-                Some("restored") => open = None,
                 _ => {}
             }
         }
         open
     }
+}
+
+/// One line as written.
+#[derive(Serialize)]
+struct Line<'a> {
+    ts_ms: u64,
+    #[serde(flatten)]
+    run: &'a RunInfo,
+    cluster: &'a str,
+    table: &'a str,
+    app_id: Option<i32>,
+    #[serde(flatten)]
+    entry: &'a Entry,
+}
+
+/// One line as read back.
+#[derive(Deserialize)]
+struct Recorded {
+    #[serde(flatten)]
+    entry: Entry,
 }
 
 /// What a journal record is about: a table of a source cluster (app id once known), or the

@@ -5,11 +5,16 @@
 //! Steps live in `table`; waits in `gate`; the journal, lock and events in their own modules.
 
 pub mod block;
+mod catch_up;
+mod checkpoint;
 mod drain;
+mod duplicate;
+pub mod entry;
 pub mod events;
 pub mod evidence;
 pub mod failpoint;
 pub mod files;
+mod finish;
 pub mod gate;
 mod guard;
 pub mod guardian;
@@ -30,6 +35,7 @@ use serde::Serialize;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::exit::Exit;
 use crate::pegasus::meta::MetaClient;
 use crate::pegasus::replica::ReplicaClient;
 use crate::plan::{Action, Plan};
@@ -78,36 +84,57 @@ impl Default for Options {
 pub enum Outcome {
     /// Every step done; `write_block_ms` is how long writes were blocked, if they were.
     Done { write_block_ms: Option<u64> },
-    /// The cut-over was abandoned before the switch and the block lifted (the reason says
-    /// what was seen of it); a later apply resumes.
+    /// The cut-over was abandoned before the switch and the write block lifted (the reason
+    /// says what was seen of it); a later apply resumes.
     Aborted { reason: String },
-    /// Something failed before any write block; nothing needs restoring.
+    /// Stopped (interrupted, or a wait ran out) with nothing blocked; a later apply resumes.
+    Stopped { reason: String },
+    /// Something failed with nothing blocked by this run.
     Failed { reason: String },
     /// Stopped where an operator must act.
     NeedsOperator { reason: String },
 }
 
 impl Outcome {
-    /// Exit code for this outcome (design.md: 0 done, 1 error, 3 aborted, 4 operator).
+    /// The exit status this outcome asks for (3 only when a block was lifted).
     #[must_use]
-    pub fn exit_code(&self) -> u8 {
+    pub fn exit(&self) -> Exit {
         match self {
-            Self::Done { .. } => 0,
-            Self::Failed { .. } => 1,
-            Self::Aborted { .. } => 3,
-            Self::NeedsOperator { .. } => 4,
+            Self::Done { .. } => Exit::Success,
+            Self::Stopped { .. } | Self::Failed { .. } => Exit::Error,
+            Self::Aborted { .. } => Exit::Lifted,
+            Self::NeedsOperator { .. } => Exit::NeedsOperator,
+        }
+    }
+
+    /// The event that reports this outcome.
+    #[must_use]
+    pub fn event_kind(&self) -> events::EventKind {
+        match self {
+            Self::Done { .. } => events::EventKind::Done,
+            Self::Aborted { .. } => events::EventKind::Aborted,
+            Self::Stopped { .. } | Self::Failed { .. } => events::EventKind::Failed,
+            Self::NeedsOperator { .. } => events::EventKind::Operator,
+        }
+    }
+
+    /// Why it ended so (empty when done).
+    #[must_use]
+    pub fn reason(&self) -> &str {
+        match self {
+            Self::Done { .. } => "",
+            Self::Aborted { reason }
+            | Self::Stopped { reason }
+            | Self::Failed { reason }
+            | Self::NeedsOperator { reason } => reason,
         }
     }
 }
 
-/// The exit code of a whole run: an operator's attention wins, then errors, then aborts.
+/// The exit status of a whole run.
 #[must_use]
-pub fn exit_code(outcomes: &[(String, Outcome)]) -> u8 {
-    let codes: Vec<u8> = outcomes.iter().map(|(_, o)| o.exit_code()).collect();
-    [4, 1, 3]
-        .into_iter()
-        .find(|c| codes.contains(c))
-        .unwrap_or(0)
+pub fn exit(outcomes: &[(String, Outcome)]) -> Exit {
+    Exit::worst(outcomes.iter().map(|(_, o)| o.exit()))
 }
 
 /// Everything the steps share.
@@ -223,7 +250,7 @@ impl Ctx {
                 } else {
                     let said =
                         speedup::restore_values(&m.from, &left, &self.replica, &self.journal).await;
-                    self.events.emit("", "wait", "speed_up", said);
+                    self.events.cluster(&m.from, said);
                 }
             }
             self.sources.insert(m.from.clone(), Arc::new(src));

@@ -1,4 +1,5 @@
-//! Owns the re-checks right before writes are blocked: what the plan assumed may have changed
+//! Owns the preflight step (the source table's app id and an existing duplication) and the
+//! re-checks right before writes are blocked: what the plan assumed may have changed
 //! since it was made. Routing must still name the source, the deny env must be absent or a
 //! block migrator itself left open (a value someone else set is never overwritten), the
 //! duplication must still ship to this table on the target, and the target table must have a
@@ -8,10 +9,32 @@ use super::record::BlockState;
 use super::table::{fail, Run, StepResult, Stop};
 use crate::pegasus::envs::DENY_ENV;
 use crate::pegasus::messages::apps::AppStatus;
+use crate::pegasus::messages::duplication::DuplicationEntry;
 use crate::probe::Primaries;
 use crate::routing::Route;
 
 impl Run<'_> {
+    /// Reads the source table's app id and the duplication to reuse, if any.
+    pub(super) async fn preflight(&mut self) -> StepResult {
+        let prim = Primaries::read(self.src, &self.m.table)
+            .await
+            .map_err(fail("source table"))?;
+        self.app_id = Some(prim.app_id);
+        self.dupid = self.find_dup().await?.map(|d| d.dupid);
+        Ok(())
+    }
+
+    /// The duplication of this table to its target cluster, if there is one.
+    pub(super) async fn find_dup(&self) -> Result<Option<DuplicationEntry>, Stop> {
+        let resp = self
+            .src
+            .query_duplication(&self.m.table)
+            .await
+            .map_err(fail("query duplications"))?;
+        Ok(resp.entry_list.into_iter().find(|e| e.remote == self.m.to))
+    }
+
+    /// Everything the plan assumed, read again right before the deny env is set.
     pub(super) async fn recheck_before_block(&self) -> StepResult {
         self.recheck_routing().await?;
         self.recheck_deny_env().await?;

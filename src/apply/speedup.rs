@@ -13,9 +13,9 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use serde_json::json;
 use tokio::time::Instant;
 
+use super::entry::{Entry, SpeedUp};
 use super::journal::{Journal, Subject};
 use crate::pegasus::messages::nodes::NodeStatus;
 use crate::pegasus::meta::MetaClient;
@@ -154,9 +154,12 @@ impl Source {
             .collect();
         let _ = journal.record(
             &Subject::cluster(&self.name),
-            "speed_up",
-            "intent",
-            json!({"cluster": self.name, "flag": CONFIG_SYNC, "to": to_ms, "original": originals}),
+            &Entry::SpeedUp(SpeedUp::Intent {
+                cluster: self.name.clone(),
+                flag: CONFIG_SYNC.into(),
+                to: to_ms,
+                original: originals,
+            }),
         );
         let mut failed = BTreeMap::new();
         for addr in self.original.keys() {
@@ -174,9 +177,10 @@ impl Source {
         }
         let _ = journal.record(
             &Subject::cluster(&self.name),
-            "speed_up",
-            "outcome",
-            json!({"cluster": self.name, "failed": failed}),
+            &Entry::SpeedUp(SpeedUp::Outcome {
+                cluster: self.name.clone(),
+                failed,
+            }),
         );
     }
 
@@ -209,9 +213,10 @@ pub async fn restore_values(
 ) -> String {
     let _ = journal.record(
         &Subject::cluster(cluster),
-        "speed_up",
-        "restore_intent",
-        json!({"cluster": cluster, "original": originals}),
+        &Entry::SpeedUp(SpeedUp::RestoreIntent {
+            cluster: cluster.into(),
+            original: originals.clone(),
+        }),
     );
     let mut failed = Vec::new();
     for (addr, ms) in originals {
@@ -224,9 +229,10 @@ pub async fn restore_values(
     }
     let _ = journal.record(
         &Subject::cluster(cluster),
-        "speed_up",
-        "restored",
-        json!({"cluster": cluster, "failed": failed}),
+        &Entry::SpeedUp(SpeedUp::Restored {
+            cluster: cluster.into(),
+            failed: failed.clone(),
+        }),
     );
     if failed.is_empty() {
         format!(

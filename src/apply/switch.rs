@@ -12,17 +12,17 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use serde_json::json;
 use tokio::time::Instant;
 
 use super::block::SYNC_MARGIN;
+use super::entry::{self, Entry};
 use super::evidence::{Awaited, Tally};
 use super::gate::wait_until;
 use super::journal::now_ms;
 use super::record::BlockState;
 use super::table::{Run, StepResult, Stop};
 use crate::pegasus::envs::{DENY_ALL_RECONFIG, DENY_ENV};
-use crate::plan::RoutingChange;
+use crate::plan::{RoutingChange, StepKind};
 use crate::probe::proxies::{self, ProxyAnswer};
 use crate::routing::zk::Zk;
 use crate::routing::Route;
@@ -63,11 +63,12 @@ impl Run<'_> {
                 "the write-block budget ran out before the switch".into(),
             ));
         }
-        self.journal(
-            "switch",
-            "intent",
-            json!({"path": c.path, "version": c.version, "before": c.before, "after": c.after}),
-        )?;
+        self.journal(Entry::Switch(entry::Switch::Intent {
+            path: c.path.clone(),
+            version: c.version,
+            before: c.before.clone(),
+            after: c.after.clone(),
+        }))?;
         // The record says SwitchSent before anything is sent: the guardian can no longer lift
         // the block, and the switch is fenced on that record version and on this run's lock.
         let record_version = self.record_switch_sent().await?;
@@ -97,11 +98,10 @@ impl Run<'_> {
             "apply: routing switched",
         )
         .await;
-        self.journal(
-            "switch",
-            "outcome",
-            json!({"path": c.path, "after": c.after}),
-        )
+        self.journal(Entry::Switch(entry::Switch::Outcome {
+            path: c.path.clone(),
+            after: c.after.clone(),
+        }))
     }
 
     /// The multi failed as a whole, so it wrote nothing; a node that names the target anyway
@@ -243,10 +243,9 @@ impl Run<'_> {
         let mut lines = self.ctx.stdin.lock().await;
         let lines = lines.get_or_insert_with(stdin_lines);
         while lines.try_recv().is_ok() {} // answers typed before this question
-        self.ctx.events.emit(
+        self.ctx.events.wait(
             &self.m.table,
-            "wait",
-            "switch",
+            StepKind::Switch,
             format!(
                 "{instruction}. Type '{expected}' when done (deadline in {:.0}s)",
                 give_up
@@ -257,10 +256,9 @@ impl Run<'_> {
         loop {
             match tokio::time::timeout_at(give_up, lines.recv()).await {
                 Ok(Some(line)) if line.trim() == expected => break,
-                Ok(Some(_)) => self.ctx.events.emit(
+                Ok(Some(_)) => self.ctx.events.wait(
                     &self.m.table,
-                    "wait",
-                    "switch",
+                    StepKind::Switch,
                     format!(
                         "type exactly '{expected}' once the clients use {}",
                         self.m.to
@@ -275,7 +273,7 @@ impl Run<'_> {
             "operator: clients switched",
         )
         .await;
-        self.journal("switch", "outcome", json!({"manual": true}))
+        self.journal(Entry::Switch(entry::Switch::Confirmed))
     }
 
     /// Asks every listed meta-proxy until each serves the table from the target.
@@ -311,7 +309,10 @@ impl Run<'_> {
                 .map(|(p, _)| *p)
                 .collect();
             if pending.is_empty() {
-                let _ = self.journal("switch", "proxies", json!({"serve_target": mp.addresses}));
+                let _ = self.journal(Entry::Switch(entry::Switch::Proxies {
+                    serve_target: mp.addresses.clone(),
+                    not_serving_target: Vec::new(),
+                }));
                 return Ok(());
             }
             if Instant::now() + self.ctx.opts.poll >= deadline {
@@ -324,7 +325,10 @@ impl Run<'_> {
             .filter(|(p, _)| pending.contains(p))
             .map(|(p, a)| format!("{p} {}", describe(a, &target_nodes)))
             .collect();
-        let _ = self.journal("switch", "proxies", json!({"not_serving_target": wrong}));
+        let _ = self.journal(Entry::Switch(entry::Switch::Proxies {
+            serve_target: Vec::new(),
+            not_serving_target: wrong.clone(),
+        }));
         Err(Stop::Operator(format!(
             "routing of {} names {}, but meta-proxy {}; writes to {} stay blocked on {} and `reconfig*all` was not set. Restart those meta-proxy instances (a lost ZooKeeper watch keeps a stale route; a build from the 2021 code cannot relay a 2.6 cluster and must be replaced), then run apply again: it checks them and finishes the switch",
             self.m.table, self.m.to, wrong.join("; "), self.m.table, self.m.from
@@ -389,12 +393,13 @@ impl Run<'_> {
             "apply: reconfig*all set",
         )
         .await;
-        self.journal(
-            "switch",
-            "reconfigured",
-            json!({"env": DENY_ENV, "after": DENY_ALL_RECONFIG, "write_block_ms": block_ms,
-                   "told_every_primary": told, "at_ms": now_ms()}),
-        )?;
+        self.journal(Entry::Switch(entry::Switch::Reconfigured {
+            env: DENY_ENV.into(),
+            after: DENY_ALL_RECONFIG.into(),
+            write_block_ms: block_ms,
+            told_every_primary: told,
+            at_ms: now_ms(),
+        }))?;
         let measured = block_ms
             .map(|ms| format!("; writes were blocked for {ms} ms"))
             .unwrap_or_default();
@@ -411,7 +416,7 @@ impl Run<'_> {
                 tally.describe_missing()
             )
         };
-        self.ctx.events.emit(table, "wait", "switch", msg);
+        self.ctx.events.wait(table, StepKind::Switch, msg);
         Ok(())
     }
 }

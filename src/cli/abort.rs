@@ -11,12 +11,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::apply::block::SYNC_MARGIN;
+use crate::apply::entry::{self, Entry};
 use crate::apply::evidence::{Awaited, Poller, Tally};
 use crate::apply::journal::{self, Journal, RunInfo, Subject};
 use crate::apply::record::{BlockState, RecordStore, Transition};
 use crate::apply::speedup::Source;
 use crate::apply::{guardian, lock};
 use crate::error::{Error, Result};
+use crate::exit::Exit;
 use crate::observe::{meta_client, observe, ObserveOptions};
 use crate::pegasus::envs::{DENY_ALL_RECONFIG, DENY_ENV};
 use crate::pegasus::messages::duplication::DuplicationStatus;
@@ -52,7 +54,7 @@ pub struct Args {
 ///
 /// # Errors
 /// An invalid plan file, an unknown table, a held lock, or an unreachable cluster.
-pub async fn run(args: &Args) -> Result<u8> {
+pub async fn run(args: &Args) -> Result<Exit> {
     let spec = crate::spec::load(&args.file)?;
     let chosen: Vec<&Migration> = spec
         .migrations
@@ -83,7 +85,7 @@ pub async fn run(args: &Args) -> Result<u8> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut code = 0;
+    let mut code = Exit::Success;
     let mut sources: Vec<&str> = chosen.iter().map(|m| m.from.as_str()).collect();
     sources.dedup();
     for m in chosen {
@@ -98,19 +100,24 @@ pub async fn run(args: &Args) -> Result<u8> {
         if manual_not_switched {
             if let Err(e) = operator_says_not_switched(&store).await {
                 crate::say!("{}: not aborted: {e}", m.table);
-                code = 1;
+                code = Exit::Error;
                 continue;
             }
         }
         match abort_table(&spec, m, &obs, &store, args.remove_duplication).await {
             Ok(done) => {
-                let detail = serde_json::json!({"by": "abort", "done": done});
-                let _ = journal.record(&subject, "block_writes", "restored", detail);
+                let entry = Entry::BlockWrites(entry::Block::Restored {
+                    by: entry::LiftedBy::Abort,
+                    write_block_ms: None,
+                    seen_on_every_primary: None,
+                    said: done.clone(),
+                });
+                let _ = journal.record(&subject, &entry);
                 crate::say!("{}: {done}", m.table);
             }
             Err(why) => {
                 crate::say!("{}: not aborted: {why}", m.table);
-                code = 1;
+                code = Exit::Error;
             }
         }
     }

@@ -12,8 +12,9 @@ use tokio::sync::watch;
 
 use crate::apply::events::Events;
 use crate::apply::journal::{self, Journal, RunInfo};
-use crate::apply::{self as executor, lock, Ctx, Options, Outcome};
+use crate::apply::{self as executor, lock, Ctx, Options};
 use crate::error::{Error, Result};
+use crate::exit::Exit;
 use crate::observe::{self, observe, ObserveOptions};
 use crate::plan::file::{self, SavedPlan};
 use crate::plan::{fingerprint, Plan};
@@ -59,17 +60,17 @@ fn duration(flag: &str, text: &str) -> Result<Duration> {
 ///
 /// # Errors
 /// A stale or unusable plan, refusal to confirm, an unreachable cluster, a held lock.
-pub async fn run(args: &Args) -> Result<u8> {
+pub async fn run(args: &Args) -> Result<Exit> {
     let (spec, plan, plan_hash, spec_file) = load_or_plan(args).await?;
     if !plan.has_changes() {
         close_finished_records(&spec, &plan, &args.journal).await;
         let blocked = plan.summary().blocked;
         if blocked == 0 {
             crate::say!("No changes. Every table is already done.");
-            return Ok(0);
+            return Ok(Exit::Success);
         }
         crate::say!("Nothing to apply; {blocked} table(s) are blocked and need an operator (see `migrator plan`).");
-        return Ok(4);
+        return Ok(Exit::NeedsOperator);
     }
     let opts = Options {
         parallelism: args.parallelism,
@@ -143,8 +144,8 @@ pub async fn run(args: &Args) -> Result<u8> {
     let ctx = Arc::new(ctx);
     let outcomes = executor::execute(ctx, &plan).await;
     locks.release().await;
-    report(&outcomes, args.json);
-    Ok(executor::exit_code(&outcomes))
+    Events::report(&outcomes, args.json);
+    Ok(executor::exit(&outcomes))
 }
 
 /// Moves the block records of done tables to `Done` (a run may have died after the switch).
@@ -276,42 +277,4 @@ fn stop_on_signal() -> watch::Receiver<bool> {
         let _ = tx.send(true);
     });
     rx
-}
-
-fn report(outcomes: &[(String, Outcome)], json: bool) {
-    if json {
-        crate::say!(
-            "{}",
-            json!({"type": "summary", "tables": outcomes.iter().map(|(t, o)| json!({"table": t, "result": o})).collect::<Vec<_>>()})
-        );
-        return;
-    }
-    let mut counts = [0usize; 4];
-    for (table, o) in outcomes {
-        let line = match o {
-            Outcome::Done {
-                write_block_ms: Some(ms),
-            } => format!("migrated (writes were blocked for {ms} ms)"),
-            Outcome::Done {
-                write_block_ms: None,
-            } => "migrated".into(),
-            Outcome::Aborted { reason } => format!("aborted: {reason}"),
-            Outcome::Failed { reason } => format!("failed: {reason}"),
-            Outcome::NeedsOperator { reason } => format!("needs an operator: {reason}"),
-        };
-        counts[match o {
-            Outcome::Done { .. } => 0,
-            Outcome::Aborted { .. } => 1,
-            Outcome::Failed { .. } => 2,
-            Outcome::NeedsOperator { .. } => 3,
-        }] += 1;
-        crate::say!("{table}: {line}");
-    }
-    crate::say!(
-        "Apply: {} migrated, {} aborted, {} failed, {} need an operator.",
-        counts[0],
-        counts[1],
-        counts[2],
-        counts[3]
-    );
 }

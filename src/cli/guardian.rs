@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::apply::guardian::{self, Ended};
 use crate::apply::record::RecordStore;
 use crate::error::{Error, Result};
+use crate::exit::Exit;
 use crate::routing::zk::Zk;
 
 /// Flags of `migrator guardian`.
@@ -28,7 +29,7 @@ pub struct Args {
 ///
 /// # Errors
 /// No record location, or ZooKeeper cannot be reached.
-pub async fn run(args: &Args) -> Result<u8> {
+pub async fn run(args: &Args) -> Result<Exit> {
     ignore_terminal_signals();
     let zk = match &args.zookeeper {
         Some(servers) => {
@@ -68,8 +69,8 @@ pub async fn run(args: &Args) -> Result<u8> {
     let ended = guardian::run(watch).await;
     crate::tell!("guardian {}: {ended:?}", std::process::id());
     Ok(match ended {
-        Ended::Resolved(_) | Ended::Lifted => 0,
-        Ended::LeftForOperator(_) => 4,
+        Ended::Resolved(_) | Ended::Lifted => Exit::Success,
+        Ended::LeftForOperator(_) => Exit::NeedsOperator,
     })
 }
 

@@ -14,6 +14,7 @@ pub mod validate;
 use clap::{Parser, Subcommand};
 
 use crate::error::Result;
+use crate::exit::Exit;
 
 /// Moves Apache Pegasus tables between clusters while their clients keep running.
 #[derive(Debug, Parser)]
@@ -105,11 +106,11 @@ fn zk_auth(file: Option<&std::path::Path>) -> Result<Option<crate::routing::zk::
         .map_err(|e| crate::error::Error::Usage(format!("ZooKeeper credentials: {e}")))
 }
 
-/// Runs the chosen command; returns the exit code on success.
+/// Runs the chosen command; returns its exit status on success.
 ///
 /// # Errors
 /// Whatever the command fails with.
-pub async fn run(cli: Cli) -> Result<u8> {
+pub async fn run(cli: Cli) -> Result<Exit> {
     crate::routing::zk::ZkAuth::install(zk_auth(cli.zk_auth_file.as_deref())?);
     match cli.command {
         Command::Validate(args) => validate::run(&args),

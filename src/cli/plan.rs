@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::exit::Exit;
 use crate::observe::{observe, ObserveOptions};
 use crate::plan::file::{self, SavedPlan};
 use crate::plan::fingerprint;
@@ -36,7 +37,7 @@ pub struct Args {
 ///
 /// # Errors
 /// An invalid plan file, an unreachable cluster or ZooKeeper, or an unwritable plan path.
-pub async fn run(args: &Args) -> Result<u8> {
+pub async fn run(args: &Args) -> Result<Exit> {
     let saved = make_plan(&args.file, args.concurrency).await?;
     save(&args.out, &saved)?;
     let doc = PlanDocument::of_saved(&saved);
@@ -48,9 +49,9 @@ pub async fn run(args: &Args) -> Result<u8> {
         );
     }
     Ok(if args.detailed_exitcode && saved.plan.has_changes() {
-        2
+        Exit::Changes
     } else {
-        0
+        Exit::Success
     })
 }
 

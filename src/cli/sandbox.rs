@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::error::{Error, Result};
+use crate::exit::Exit;
 use crate::pegasus::table::{TableClient, TableOptions};
 use crate::sim::load::{self, Load, LoadConfig, LoadReport};
 use crate::sim::metaproxy::Build;
@@ -93,7 +94,7 @@ const TARGET: &str = "sandbox-b";
 ///
 /// # Errors
 /// ZooKeeper or the simulator could not start, or a file could not be written.
-pub async fn run(args: Args) -> Result<u8> {
+pub async fn run(args: Args) -> Result<Exit> {
     std::fs::create_dir_all(&args.dir).map_err(|e| io_err(&args.dir, e))?;
     let world = World::start(world_config(&args)?)
         .await
@@ -124,7 +125,7 @@ pub async fn run(args: Args) -> Result<u8> {
         report.acked_writes, report.acked_per_second, report.failed_writes, report.write_unavailable_ms, report.write_unavailable_per_partition_ms
     );
     drop(world);
-    Ok(0)
+    Ok(Exit::Success)
 }
 
 fn world_config(args: &Args) -> Result<WorldConfig> {

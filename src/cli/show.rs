@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
+use crate::exit::Exit;
 use crate::render::json::PlanDocument;
 
 /// Flags of `migrator show`.
@@ -20,7 +21,7 @@ pub struct Args {
 ///
 /// # Errors
 /// The file is missing or not a plan of this tool.
-pub fn run(args: &Args) -> Result<u8> {
+pub fn run(args: &Args) -> Result<Exit> {
     let bytes = std::fs::read(&args.path).map_err(|e| Error::Io {
         path: args.path.clone(),
         source: e,
@@ -31,5 +32,5 @@ pub fn run(args: &Args) -> Result<u8> {
     })?;
     let doc = PlanDocument::of_saved(&saved);
     super::print_plan(&doc, args.json)?;
-    Ok(0)
+    Ok(Exit::Success)
 }

@@ -9,6 +9,7 @@ use std::path::Path;
 use crate::apply::journal::now_ms;
 use crate::apply::record::{BlockRecord, BlockState, RecordStore};
 use crate::error::Result;
+use crate::exit::Exit;
 use crate::observe::{observe, ObserveOptions};
 use crate::plan::{Action, StepDetail};
 
@@ -26,7 +27,7 @@ pub struct Args {
 ///
 /// # Errors
 /// An invalid plan file or an unreachable cluster.
-pub async fn run(args: &Args) -> Result<u8> {
+pub async fn run(args: &Args) -> Result<Exit> {
     let spec = crate::spec::load(&args.file)?;
     let zk = crate::observe::zookeeper(&spec, Duration::from_secs(10)).await?;
     loop {
@@ -65,7 +66,7 @@ pub async fn run(args: &Args) -> Result<u8> {
             }
         }
         if !args.watch {
-            return Ok(0);
+            return Ok(Exit::Success);
         }
         crate::say!();
         tokio::time::sleep(Duration::from_secs(2)).await;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use crate::error::Result;
+use crate::exit::Exit;
 use crate::spec::load::Error as SpecError;
 
 /// Flags of `migrator validate`.
@@ -21,7 +22,7 @@ pub struct Args {
 ///
 /// # Errors
 /// Never for an invalid file (that is exit 1 with diagnostics); only for output failures.
-pub fn run(args: &Args) -> Result<u8> {
+pub fn run(args: &Args) -> Result<Exit> {
     let result = crate::spec::load(&args.file);
     let file = args.file.display().to_string();
     let diagnostics = match &result {
@@ -51,5 +52,9 @@ pub fn run(args: &Args) -> Result<u8> {
         }
         crate::tell!("{file}: {} error(s)", diagnostics.len());
     }
-    Ok(u8::from(!diagnostics.is_empty()))
+    Ok(if diagnostics.is_empty() {
+        Exit::Success
+    } else {
+        Exit::Error
+    })
 }

@@ -150,6 +150,26 @@ fn validate_reports_json_diagnostics_and_exit_codes() {
     );
 }
 
+#[test]
+fn usage_errors_exit_1_and_help_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    // 2 means "changes" to scripts: a typo must never look like one.
+    for args in [
+        &["plan"][..],
+        &["apply", "--no-such-flag", "x.yaml"],
+        &["no-such-command"],
+    ] {
+        let out = migrator(args, dir.path());
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        assert!(!out.stderr.is_empty(), "{args:?} says why");
+    }
+    for args in [&["--help"][..], &["--version"], &["plan", "--help"]] {
+        let out = migrator(args, dir.path());
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        assert!(!out.stdout.is_empty(), "{args:?} prints on stdout");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn plan_saves_a_plan_that_show_prints_and_exit_codes_follow_changes() {
     let zk = crate::support::TestZk::get().await;

@@ -212,20 +212,27 @@ async fn with_credentials_migrators_own_nodes_can_be_changed_only_with_them() {
     assert!(s.w.zk.delete(&path, None).await.is_err());
 }
 
-/// Waits for the block intent, runs `meddle`, and returns the apply's output.
+/// Runs apply, pauses it just before the switch is sent, runs `meddle`, lets it go on and
+/// returns its output.
 async fn apply_meddled<F, Fut>(s: &Stage, meddle: F) -> std::process::Output
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let child = s
-        .command(&["apply", "m.yaml", "--auto-approve"])
+    let gate = s.dir.path().join("switch-gate");
+    let mut apply = s.command(&["apply", "m.yaml", "--auto-approve"]);
+    apply
+        .env(
+            migrator::apply::failpoint::PAUSE_ENV,
+            format!("switch:before={}", gate.display()),
+        )
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    journal_has(s, "block_writes", "outcome").await;
+        .stderr(Stdio::piped());
+    let child = apply.spawn().unwrap();
+    let reached = gate.with_extension("reached");
+    eventually("apply reaches the switch", || async { reached.exists() }).await;
     meddle().await;
+    std::fs::write(&gate, "go").unwrap();
     tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap()
@@ -240,11 +247,9 @@ async fn a_run_that_lost_its_lock_cannot_switch_and_restores_writes() {
     let mut s = Stage::new("lost-lock", opts).await;
     s.start_load();
     let lock = migrator::apply::lock::lock_path(&s.w.config.migrator_root, "t0");
-    // As a session expiry would: the ephemeral lock node is gone before the switch.
-    s.fault(s.dst(), &["slow_write_ms", "300"]).await;
+    // Just before the switch is sent, the lock node goes as a session expiry would take it.
     let out = apply_meddled(&s, || async {
         s.w.zk.delete(&lock, None).await.unwrap();
-        s.fault(s.dst(), &["slow_write_ms", "0"]).await;
     })
     .await;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
@@ -269,7 +274,6 @@ async fn routing_moved_to_the_target_by_someone_else_counts_as_switched() {
     };
     let mut s = Stage::new("moved-by-other", opts).await;
     s.start_load();
-    s.fault(s.dst(), &["slow_write_ms", "300"]).await;
     let target = migrator::routing::Route {
         cluster_name: "dst".into(),
         meta_addrs: migrator::sim::world::addrs(&s.dst().metas()),
@@ -278,7 +282,6 @@ async fn routing_moved_to_the_target_by_someone_else_counts_as_switched() {
     let path = migrator::routing::node_path(&s.w.root, "t0");
     let out = apply_meddled(&s, || async {
         s.w.zk.set(&path, target.as_bytes(), None).await.unwrap();
-        s.fault(s.dst(), &["slow_write_ms", "0"]).await;
     })
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
