@@ -182,7 +182,7 @@ impl Run<'_> {
                 "{e}: delete {DENY_ENV} on {} of {} by hand if routing still names {}",
                 self.m.table, self.m.from, self.m.from
             )
-        })?;
+        })??;
         let mut tally = Tally::default();
         let restored = self
             .poller()

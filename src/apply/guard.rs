@@ -6,7 +6,8 @@
 use super::entry::{self, Entry};
 use super::guardian;
 use super::journal::now_ms;
-use super::record::{BlockRecord, BlockState, RecordStore, RoutingRef, Transition};
+use super::protocol::{self, Adopt};
+use super::record::{BlockRecord, BlockState, Lift, RecordStore, RoutingRef, Transition};
 use super::table::{Run, Stop};
 use crate::routing::Route;
 
@@ -98,8 +99,13 @@ impl Run<'_> {
     ) -> Result<Option<BlockRecord>, Stop> {
         let fail = |e: super::record::RecordError| Stop::Abort(format!("block record: {e}"));
         let value = self.m.block_mode.deny_value();
-        match r.state {
-            BlockState::Blocking if r.deny_value != value => {
+        let manual = self.ctx.zk.is_none();
+        let names_target = match r.state {
+            BlockState::SwitchSent if !manual => self.routing_names_target().await?,
+            _ => false,
+        };
+        match protocol::adopt(r.state, r.deny_value == value, manual, names_target) {
+            Adopt::ResumeWithNewValue => {
                 // The block mode changed: the record must name the value this run sets, or
                 // every lift would take it for someone else's.
                 let note = format!("apply: block mode changed to {value}");
@@ -115,9 +121,9 @@ impl Run<'_> {
                     _ => Err(Stop::Abort("the block record changed; run apply again".into())),
                 }
             }
-            BlockState::Blocking => Ok(Some(r)),
-            BlockState::Done | BlockState::Lifted => Ok(None),
-            BlockState::Lifting => {
+            Adopt::Resume => Ok(Some(r)),
+            Adopt::Replace => Ok(None),
+            Adopt::FinishLiftThenReplace => {
                 // Lifting proves the switch was never sent: finish the lift, then start anew.
                 guardian::finish_lift(store, &r)
                     .await
@@ -125,11 +131,11 @@ impl Run<'_> {
                 Ok(None)
             }
             // Without meta-proxy a person switches clients: no fence proves they did not.
-            BlockState::SwitchSent if self.ctx.zk.is_none() => Err(Stop::Operator(format!(
+            Adopt::Operator if manual && r.state == BlockState::SwitchSent => Err(Stop::Operator(format!(
                 "the block record ({}) says the operator was asked to switch the clients of {}; the block stays. If they were not switched, run `migrator abort --not-switched`; if they were, confirm by running apply again after setting {} = reconfig*all on {}",
                 store.describe(), self.m.table, crate::pegasus::envs::DENY_ENV, self.m.from
             ))),
-            BlockState::SwitchSent if !self.routing_names_target().await? => {
+            Adopt::RevertDeadSwitch => {
                 // This run holds the lock, so the earlier run's session (and the lock node its
                 // switch was fenced on) is gone: that switch can no longer happen.
                 let note = "apply: the earlier run's switch did not happen and cannot any more";
@@ -142,9 +148,10 @@ impl Run<'_> {
                     _ => Err(Stop::Abort("the block record changed; run apply again".into())),
                 }
             }
-            state => Err(Stop::Operator(format!(
-                "the block record {} says {state:?} but routing was not switched by this run; check the routing node, then run apply again",
-                store.describe()
+            Adopt::Operator => Err(Stop::Operator(format!(
+                "the block record {} says {:?} but routing was not switched by this run; check the routing node, then run apply again",
+                store.describe(),
+                r.state
             ))),
         }
     }
@@ -264,17 +271,38 @@ impl Run<'_> {
         }
     }
 
-    /// Lifts the block through the record: only from `Blocking`, so never after a switch may
-    /// have happened. Returns whether this call (or the guardian before it) lifted it.
-    pub(super) async fn lift_through_record(&self, note: &str) -> Result<(), String> {
+    /// Lifts the block through the record: only from `Blocking` and only while routing names
+    /// the source, so never after a switch may have happened. `Ok(Err(why))`: the block must
+    /// stay; `Err`: not done this time (try again).
+    pub(super) async fn lift_through_record(
+        &self,
+        note: &str,
+    ) -> Result<Result<(), String>, String> {
         let Some(store) = &self.record else {
             return Err("no block record".into());
         };
-        match store
-            .transition(BlockState::Blocking, BlockState::Lifting, note)
+        let routing = self
+            .ctx
+            .spec
+            .metaproxy
+            .as_ref()
+            .map(|mp| crate::routing::node_path(&mp.root, &self.m.table));
+        let began = store
+            .begin_lift(routing.as_deref(), &self.m.from, note)
             .await
-            .map_err(|e| e.to_string())?
-        {
+            .map_err(|e| e.to_string())?;
+        let t = match began {
+            Lift::Began(t) => *t,
+            Lift::RoutingElsewhere(names) => {
+                return Ok(Err(format!(
+                    "routing names {} now, not {}: the block on {} stays",
+                    names.as_deref().unwrap_or("nothing"),
+                    self.m.from,
+                    self.m.from
+                )))
+            }
+        };
+        let lifted = match t {
             Transition::Done(record, _) => {
                 super::failpoint::hit("delete_deny", "before");
                 guardian::finish_lift(store, &record).await?;
@@ -287,11 +315,18 @@ impl Run<'_> {
                 guardian::finish_lift(store, &r).await
             }
             Transition::Lost(r) if r.state == BlockState::Lifted => guardian::lift(&r).await,
-            Transition::Lost(r) => Err(format!(
-                "the block record says {:?}: a switch may have happened, so the block stays",
-                r.state
-            )),
-            Transition::Missing => Err("the block record disappeared".into()),
-        }
+            // Still blocking: routing moved between the read and the transaction; look again.
+            Transition::Lost(r) if r.state == BlockState::Blocking => {
+                Err("routing changed while lifting".into())
+            }
+            Transition::Lost(r) => {
+                return Ok(Err(format!(
+                    "the block record says {:?}: a switch may have happened, so the block stays",
+                    r.state
+                )))
+            }
+            Transition::Missing => return Ok(Err("the block record disappeared".into())),
+        };
+        lifted.map(Ok)
     }
 }

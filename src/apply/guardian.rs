@@ -18,7 +18,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::journal::now_ms;
-use super::record::{BlockRecord, BlockState, RecordStore, Transition};
+use super::protocol::{dead_switch_liftable, guardian_round, GuardianRound};
+use super::record::{BlockRecord, BlockState, Lift, RecordStore, Transition};
 use crate::pegasus::envs::DENY_ENV;
 use crate::pegasus::meta::{MetaClient, MetaOptions};
 use crate::routing::zk::{Zk, ZkError};
@@ -180,8 +181,9 @@ pub async fn run(mut watch: Watch) -> Ended {
             Instant::now() + Duration::from_millis(record.give_up_ms.saturating_sub(now))
         });
         let due = now >= record.give_up_ms || Instant::now() >= give_up;
-        match record.state {
-            BlockState::Blocking if due => {
+        let lingering = now <= record.deadline_ms + ms(LINGER);
+        match guardian_round(record.state, due, lingering) {
+            GuardianRound::LiftAtDeadline => {
                 if let Some(ended) = lift_at_deadline(&watch, &record).await {
                     if ended != Ended::Lifted {
                         return ended;
@@ -189,7 +191,7 @@ pub async fn run(mut watch: Watch) -> Ended {
                     lifted_at.get_or_insert(now);
                 }
             }
-            BlockState::SwitchSent if due => {
+            GuardianRound::LiftDeadSwitch => {
                 if let Some(ended) = lift_dead_switch(&watch, &record).await {
                     if ended != Ended::Lifted {
                         return ended;
@@ -197,20 +199,17 @@ pub async fn run(mut watch: Watch) -> Ended {
                     lifted_at.get_or_insert(now);
                 }
             }
-            BlockState::Blocking | BlockState::SwitchSent
-                if now <= record.deadline_ms + ms(LINGER) => {}
-            BlockState::SwitchSent | BlockState::Switched | BlockState::Done => {
+            GuardianRound::Watch => {}
+            GuardianRound::End => {
                 return Ended::Resolved(format!("the block is {:?}", record.state))
             }
-            // Not due yet and long past the deadline cannot both hold; keep watching.
-            BlockState::Blocking => {}
             // A lift its owner did not finish (it died): the switch was never sent.
-            BlockState::Lifting => {
+            GuardianRound::FinishLift => {
                 if finish_lift(&watch.store, &record).await.is_ok() {
                     lifted_at.get_or_insert(now);
                 }
             }
-            BlockState::Lifted => {
+            GuardianRound::Aftercare => {
                 let since = *lifted_at.get_or_insert(now);
                 if now > since.max(record.deadline_ms) + ms(AFTERCARE) {
                     return Ended::Lifted;
@@ -232,31 +231,28 @@ fn ms(d: Duration) -> u64 {
 /// The deadline came with the record still `Blocking`: lift the block unless routing moved.
 /// `None`: nothing decided in this round (look again).
 async fn lift_at_deadline(watch: &Watch, record: &BlockRecord) -> Option<Ended> {
-    if let (Some(r), Some(zk)) = (&record.routing, &watch.routing_zk) {
-        let node = zk.read(&r.path).await.ok()?;
-        let names = node.and_then(|(d, _)| Route::parse(&d).ok().map(|r| r.cluster_name));
-        if names.as_deref() != Some(record.source_cluster.as_str()) {
-            return Some(Ended::LeftForOperator(format!(
-                "routing node {} names {} instead of {}: the block stays",
-                r.path,
-                names.as_deref().unwrap_or("nothing"),
-                record.source_cluster
-            )));
-        }
-    }
     let note = "guardian: the write-block deadline came before the switch";
+    let routing = record.routing.as_ref().map(|r| r.path.as_str());
     match watch
         .store
-        .transition(BlockState::Blocking, BlockState::Lifting, note)
+        .begin_lift(routing, &record.source_cluster, note)
         .await
         .ok()?
     {
-        Transition::Done(rec, _) => finish_lift(&watch.store, &rec)
-            .await
-            .ok()
-            .map(|()| Ended::Lifted),
-        Transition::Lost(_) => None,
-        Transition::Missing => Some(Ended::Resolved("no block record".into())),
+        Lift::RoutingElsewhere(names) => Some(Ended::LeftForOperator(format!(
+            "routing node {} names {} instead of {}: the block stays",
+            routing.unwrap_or_default(),
+            names.as_deref().unwrap_or("nothing"),
+            record.source_cluster
+        ))),
+        Lift::Began(t) => match *t {
+            Transition::Done(rec, _) => finish_lift(&watch.store, &rec)
+                .await
+                .ok()
+                .map(|()| Ended::Lifted),
+            Transition::Lost(_) => None,
+            Transition::Missing => Some(Ended::Resolved("no block record".into())),
+        },
     }
 }
 
@@ -270,12 +266,11 @@ async fn lift_dead_switch(watch: &Watch, record: &BlockRecord) -> Option<Ended> 
     else {
         return None;
     };
-    if !matches!(zk.read(fence).await, Ok(None)) {
-        return None;
-    }
+    let fence_gone = matches!(zk.read(fence).await, Ok(None));
     let (data, version) = zk.read(&routing.path).await.ok()??;
     let names = Route::parse(&data).ok().map(|r| r.cluster_name);
-    if names.as_deref() != Some(record.source_cluster.as_str()) {
+    let names_source = names.as_deref() == Some(record.source_cluster.as_str());
+    if !dead_switch_liftable(fence_gone, names_source) {
         return None;
     }
     let note = "guardian: the switch's run is gone and routing still names the source";

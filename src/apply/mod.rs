@@ -22,6 +22,9 @@ pub mod journal;
 pub mod lock;
 mod preflight;
 pub mod progress;
+pub mod protocol;
+#[cfg(test)]
+mod protocol_model;
 pub mod record;
 pub mod speedup;
 mod switch;

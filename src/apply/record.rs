@@ -259,6 +259,42 @@ impl RecordStore {
         }
     }
 
+    /// Moves a `Blocking` record to `Lifting` with `note` — only while the routing node at
+    /// `routing` (in this store's ZooKeeper) names `source`, checked in the same transaction,
+    /// so a switch by anyone that lands first stops the lift. File stores have no routing.
+    ///
+    /// # Errors
+    /// As [`RecordStore::modify`], and the routing node cannot be read.
+    pub async fn begin_lift(
+        &self,
+        routing: Option<&str>,
+        source: &str,
+        note: &str,
+    ) -> Result<Lift, RecordError> {
+        let guard = match (self, routing) {
+            (Self::Zk { zk, .. }, Some(path)) => {
+                let node = zk.read(path).await.map_err(|e| self.zk_err(e))?;
+                let names = node
+                    .as_ref()
+                    .and_then(|(d, _)| crate::routing::Route::parse(d).ok())
+                    .map(|r| r.cluster_name);
+                let names_source = names.as_deref() == Some(source);
+                if !super::protocol::may_lift(Some(names_source)) {
+                    return Ok(Lift::RoutingElsewhere(names));
+                }
+                node.map(|(_, v)| (path, v))
+            }
+            _ => None,
+        };
+        let t = self
+            .modify(BlockState::Blocking, guard, |r| {
+                r.state = BlockState::Lifting;
+                r.note = note.to_string();
+            })
+            .await?;
+        Ok(Lift::Began(Box::new(t)))
+    }
+
     fn zk_err(&self, source: ZkError) -> RecordError {
         RecordError::Zk {
             path: self.describe(),
@@ -281,6 +317,15 @@ pub async fn close_finished(store: &RecordStore) {
     for from in [BlockState::SwitchSent, BlockState::Switched] {
         let _ = store.transition(from, BlockState::Done, note).await;
     }
+}
+
+/// What `begin_lift` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lift {
+    /// The record's transition (to `Lifting` when `Done`).
+    Began(Box<Transition>),
+    /// Routing names another cluster (or nothing): the block must stay.
+    RoutingElsewhere(Option<String>),
 }
 
 /// What a transition found.

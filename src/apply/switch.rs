@@ -19,6 +19,7 @@ use super::entry::{self, Entry};
 use super::evidence::{Awaited, Tally};
 use super::gate::wait_until;
 use super::journal::now_ms;
+use super::protocol::{self, SwitchReading};
 use super::record::BlockState;
 use super::table::{Run, StepResult, Stop};
 use crate::pegasus::envs::{DENY_ALL_RECONFIG, DENY_ENV};
@@ -114,13 +115,14 @@ impl Run<'_> {
     ) -> StepResult {
         let why = conflict.to_string();
         let now = zk.read(&c.path).await;
-        if let Ok(Some((data, _))) = &now {
-            if self.names_target(data) {
-                return Ok(());
-            }
-        }
-        if now.is_err() {
-            return self.resolve_unknown(zk, c, &why).await;
+        let read = now.as_ref().ok().map(|node| {
+            let names_target = node.as_ref().is_some_and(|(d, _)| self.names_target(d));
+            (names_target, false)
+        });
+        match protocol::switch_reading(true, read) {
+            SwitchReading::Switched => return Ok(()),
+            SwitchReading::Unknown => return self.resolve_unknown(zk, c, &why).await,
+            SwitchReading::Unchanged => {}
         }
         self.not_switched("apply: the switch was refused").await;
         let who = now.ok().flatten().map_or_else(
@@ -144,9 +146,17 @@ impl Run<'_> {
         let until = Instant::now() + Duration::from_secs(10);
         let mut last = why.to_string();
         while Instant::now() < until {
-            match zk.read(&c.path).await {
-                Ok(Some((data, _))) if self.names_target(&data) => return Ok(()),
-                Ok(Some((data, v))) if v == c.version && data == c.before.as_bytes() => {
+            let node = zk.read(&c.path).await;
+            let read = node.as_ref().ok().map(|node| match node {
+                Some((data, v)) => (
+                    self.names_target(data),
+                    *v == c.version && data == c.before.as_bytes(),
+                ),
+                None => (false, false),
+            });
+            match protocol::switch_reading(false, read) {
+                SwitchReading::Switched => return Ok(()),
+                SwitchReading::Unchanged => {
                     // A read may be stale; the record moves back only in one transaction with a
                     // check that routing is still at the old version, linearized at the leader.
                     if self.not_switched_guarded(&c.path, c.version).await {
@@ -156,17 +166,19 @@ impl Run<'_> {
                         )));
                     }
                 }
-                Ok(other) => {
-                    last = format!(
-                        "it reads {}",
-                        other.map_or_else(
-                            || "nothing (deleted)".into(),
-                            |(d, v)| format!("{} at version {v}", String::from_utf8_lossy(&d))
-                        )
-                    );
-                    break;
-                }
-                Err(e) => last = e.to_string(),
+                SwitchReading::Unknown => match node {
+                    Ok(other) => {
+                        last = format!(
+                            "it reads {}",
+                            other.map_or_else(
+                                || "nothing (deleted)".into(),
+                                |(d, v)| format!("{} at version {v}", String::from_utf8_lossy(&d))
+                            )
+                        );
+                        break;
+                    }
+                    Err(e) => last = e.to_string(),
+                },
             }
             tokio::time::sleep(self.ctx.opts.poll * 4).await;
         }

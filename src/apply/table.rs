@@ -190,7 +190,7 @@ impl Run<'_> {
     /// are restored first unless the switch was sent; then it is an abort (exit 3) only if
     /// the block was lifted, and anything after the switch needs an operator.
     async fn stopped(&mut self, kind: StepKind, stop: Stop) -> Outcome {
-        let restore = self.block.is_some() && !self.switch_sent;
+        let restore = super::protocol::restores_on_stop(self.block.is_some(), self.switch_sent);
         let mut outcome = match stop {
             Stop::Abort(reason) => Outcome::Stopped { reason },
             Stop::Fail(reason) => Outcome::Failed { reason },

@@ -14,7 +14,8 @@ use crate::apply::block::SYNC_MARGIN;
 use crate::apply::entry::{self, Entry};
 use crate::apply::evidence::{Awaited, Poller, Tally};
 use crate::apply::journal::{self, Journal, RunInfo, Subject};
-use crate::apply::record::{BlockState, RecordStore, Transition};
+use crate::apply::protocol::{self, AbortRefusal};
+use crate::apply::record::{BlockState, Lift, RecordStore, Transition};
 use crate::apply::speedup::Source;
 use crate::apply::{guardian, lock};
 use crate::error::{Error, Result};
@@ -183,28 +184,25 @@ async fn abort_table(
         .as_ref()
         .and_then(|s| s.envs.get(DENY_ENV))
         .map(String::as_str);
-    if routed_to_target || deny == Some(DENY_ALL_RECONFIG) {
-        return Err(format!(
+    let record = store.read().await.map_err(|e| e.to_string())?;
+    let state = record.as_ref().map(|(r, _)| r.state);
+    match protocol::abort_may_lift(routed_to_target, deny == Some(DENY_ALL_RECONFIG), state) {
+        Ok(()) => {}
+        Err(AbortRefusal::Switched) => return Err(format!(
             "clients already use {}; abort cannot undo a switch (writes since then exist only there). To go back, migrate {} from {} to {}",
             m.to, m.table, m.to, m.from
-        ));
-    }
-    let record = store.read().await.map_err(|e| e.to_string())?;
-    if let Some((r, _)) = record
-        .as_ref()
-        .filter(|(r, _)| r.state.switch_may_have_happened())
-    {
-        return Err(format!(
+        )),
+        Err(AbortRefusal::SwitchMayHaveHappened) => return Err(format!(
             "the block record ({}) says {:?}: a switch may have happened, so the block on {} stays. If routing names {}, run apply to finish; if it names {} and no apply runs, run apply to resume",
-            store.describe(), r.state, m.from, m.to, m.from
-        ));
+            store.describe(), state, m.from, m.to, m.from
+        )),
     }
     let meta = meta_client(spec, &m.from, Duration::from_secs(10))
         .await
         .map_err(|e| e.to_string())?;
     let mut done = vec![];
     if let Some(value) = deny {
-        lift(store, m, value).await?;
+        lift(spec, store, m, value).await?;
         done.push(restored(&meta, m).await);
     }
     if remove_duplication {
@@ -242,13 +240,27 @@ async fn operator_says_not_switched(store: &RecordStore) -> Result<(), String> {
 
 /// Lifts the block on `m`'s source through its record; a deny value migrator did not set is
 /// left alone.
-async fn lift(store: &RecordStore, m: &Migration, value: &str) -> Result<(), String> {
+async fn lift(spec: &Spec, store: &RecordStore, m: &Migration, value: &str) -> Result<(), String> {
     let note = "abort: asked by an operator";
-    match store
-        .transition(BlockState::Blocking, BlockState::Lifting, note)
+    let routing = spec
+        .metaproxy
+        .as_ref()
+        .map(|mp| crate::routing::node_path(&mp.root, &m.table));
+    let began = store
+        .begin_lift(routing.as_deref(), &m.from, note)
         .await
-        .map_err(|e| e.to_string())?
-    {
+        .map_err(|e| e.to_string())?;
+    let t = match began {
+        Lift::Began(t) => *t,
+        Lift::RoutingElsewhere(names) => {
+            return Err(format!(
+                "routing names {} now, not {}: the block stays",
+                names.as_deref().unwrap_or("nothing"),
+                m.from
+            ))
+        }
+    };
+    match t {
         Transition::Done(record, _) => {
             guardian::lift(&record).await?;
             let _ = store
