@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::gate::wait_until;
 use super::table::{Run, StepResult, Stop};
 use crate::plan::StepKind;
-use crate::probe::{progress, Primaries};
+use crate::probe::progress;
 
 impl Run<'_> {
     /// The table's lag now; `Err` says why it is not known in this poll.
@@ -19,16 +19,7 @@ impl Run<'_> {
             .await
             .map_err(|e| format!("{e:?}"))?
             .ok_or("the duplication disappeared")?;
-        let prim = Primaries::read(self.src, &self.m.table)
-            .await
-            .map_err(|e| e.to_string())?;
-        let parts = progress::read(
-            &self.ctx.replica,
-            &prim,
-            Some(d.dupid),
-            self.ctx.opts.probe_timeout * 4,
-        )
-        .await;
+        let (prim, parts) = self.progress_now(d.dupid).await?;
         progress::lag(&d, prim.partition_count, &parts).ok_or_else(|| {
             let unknown: Vec<String> = parts
                 .iter()

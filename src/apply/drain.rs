@@ -70,14 +70,7 @@ impl Run<'_> {
                 self.tally = tally;
             }
             let read_at = Instant::now();
-            if let Ok(prim) = Primaries::read(self.src, &self.m.table).await {
-                let parts = progress::read(
-                    &self.ctx.replica,
-                    &prim,
-                    Some(dupid),
-                    self.ctx.opts.probe_timeout * 4,
-                )
-                .await;
+            if let Ok((prim, parts)) = self.progress_now(dupid).await {
                 last_state = self.advance(&prim, &parts, read_at, &mut baselines);
                 let n = usize::try_from(prim.partition_count).unwrap_or(0);
                 if n > 0 && baselines.len() == n && baselines.values().all(|b| b.drained) {

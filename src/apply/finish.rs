@@ -11,7 +11,6 @@ use super::gate::wait_until;
 use super::table::{Run, StepResult, Stop};
 use crate::pegasus::base::err;
 use crate::pegasus::messages::duplication::DuplicationStatus;
-use crate::probe::{progress, Primaries};
 
 impl Run<'_> {
     pub(super) async fn finish(&mut self, remove_duplication: bool) -> StepResult {
@@ -73,16 +72,7 @@ impl Run<'_> {
             self.m.table
         );
         wait_until(&what, Instant::now() + wait, self.ctx.opts.poll, || async {
-            let prim = Primaries::read(self.src, &self.m.table)
-                .await
-                .map_err(|e| e.to_string())?;
-            let parts = progress::read(
-                &self.ctx.replica,
-                &prim,
-                Some(dupid),
-                self.ctx.opts.probe_timeout * 4,
-            )
-            .await;
+            let (_, parts) = self.progress_now(dupid).await?;
             let shipped = parts.iter().all(|p| {
                 p.value()
                     .and_then(|p| p.counters)

@@ -23,6 +23,8 @@ use super::speedup::Source;
 use super::{Ctx, Outcome};
 use crate::pegasus::meta::MetaClient;
 use crate::plan::{StepDetail, StepKind, TablePlan};
+use crate::probe::progress::{self, Known, PartitionProgress};
+use crate::probe::Primaries;
 use crate::spec::Migration;
 
 /// Why a step stopped the run.
@@ -168,6 +170,23 @@ impl Run<'_> {
             r = f(self) => r,
             _ = stopping.wait_for(|s| *s) => Err(Stop::Abort("interrupted".into())),
         }
+    }
+
+    /// The table's primaries and each one's decrees and duplication counters for `dupid`,
+    /// read now.
+    ///
+    /// # Errors
+    /// The meta could not name the primaries.
+    pub(super) async fn progress_now(
+        &self,
+        dupid: i32,
+    ) -> Result<(Primaries, Vec<Known<PartitionProgress>>), String> {
+        let prim = Primaries::read(self.src, &self.m.table)
+            .await
+            .map_err(|e| e.to_string())?;
+        let deadline = self.ctx.opts.probe_timeout * 4;
+        let parts = progress::read(&self.ctx.replica, &prim, Some(dupid), deadline).await;
+        Ok((prim, parts))
     }
 
     /// What this run's journal records are about.

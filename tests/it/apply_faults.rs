@@ -39,24 +39,6 @@ fn assert_clean(r: &LoadResult) {
     );
 }
 
-/// Waits until the journal has `step`/`event`.
-async fn journal_has(s: &Stage, step: &str, event: &str) {
-    let needle = (
-        format!("\"step\":\"{step}\""),
-        format!("\"event\":\"{event}\""),
-    );
-    eventually_within(
-        &format!("{step} {event}"),
-        Duration::from_secs(60),
-        || async {
-            s.journal_text()
-                .lines()
-                .any(|l| l.contains(&needle.0) && l.contains(&needle.1))
-        },
-    )
-    .await;
-}
-
 async fn apply_in_background(s: &Stage) -> std::process::Child {
     s.command(&["apply", "m.yaml", "--auto-approve"])
         .stdout(Stdio::piped())
@@ -114,7 +96,7 @@ async fn a_primary_moving_during_catch_up_and_during_the_block_is_followed() {
     })
     .await;
     s.fault(s.src(), &["failover", "t0", "0"]).await;
-    journal_has(&s, "block_writes", "intent").await;
+    s.journal_has("block_writes", "intent").await;
     s.fault(s.src(), &["failover", "t0", "1"]).await;
     let out = wait(child).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -128,7 +110,7 @@ async fn a_meta_leader_change_during_the_block_is_survived() {
     let mut s = Stage::new("leader", StageOpts::new(Version::V2_6, "10s")).await;
     s.start_load();
     let child = apply_in_background(&s).await;
-    journal_has(&s, "block_writes", "intent").await;
+    s.journal_has("block_writes", "intent").await;
     s.fault(s.src(), &["leader", "1"]).await;
     let out = wait(child).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -146,7 +128,7 @@ async fn a_metaproxy_that_lost_its_watch_stops_apply_after_the_switch_with_write
     let mut s = Stage::new("stale-proxy", opts).await;
     s.start_load();
     let child = apply_in_background(&s).await;
-    journal_has(&s, "block_writes", "intent").await;
+    s.journal_has("block_writes", "intent").await;
     // As a ZooKeeper session expiry would: every proxy's watches end, routes stay cached.
     s.fault(s.src(), &["metaproxy_watch_lost", "on"]).await;
     let out = wait(child).await;
@@ -219,7 +201,7 @@ async fn the_speed_up_is_restored_after_success() {
         text(&plan)
     );
     let child = apply_in_background(&s).await;
-    journal_has(&s, "speed_up", "outcome").await;
+    s.journal_has("speed_up", "outcome").await;
     assert_eq!(source_sync_values(&s).await, vec![200, 200, 200]);
     let out = wait(child).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -242,7 +224,7 @@ async fn the_speed_up_is_restored_after_an_abort() {
     with_speed_up(&s);
     s.start_load_at(20);
     let child = apply_in_background(&s).await;
-    journal_has(&s, "speed_up", "outcome").await;
+    s.journal_has("speed_up", "outcome").await;
     // A target that takes 10 s per batch: the drain cannot finish in the budget.
     s.fault(s.dst(), &["slow_write_ms", "10000"]).await;
     let out = wait(child).await;
@@ -264,7 +246,7 @@ async fn a_speed_up_left_by_a_killed_apply_is_restored_by_the_next_run() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    journal_has(&s, "speed_up", "outcome").await;
+    s.journal_has("speed_up", "outcome").await;
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(

@@ -10,7 +10,6 @@ use migrator::sim::world::addrs;
 use migrator::sim::Version;
 
 use crate::stage::{text, LoadResult, Stage, StageOpts};
-use crate::support::eventually;
 
 /// No write acknowledged by `src` after the first one acknowledged by `dst`.
 fn assert_writes_never_split(s: &Stage, r: &LoadResult) {
@@ -55,13 +54,7 @@ async fn converges_after(point: &str, remove_duplication: bool, provoke_restore:
     let mut first = first.spawn().unwrap();
     if provoke_restore {
         // Someone edits the routing node during the block: the run must restore writes.
-        let needle = "\"step\":\"block_writes\"";
-        eventually("the block is intended", || async {
-            s.journal_text()
-                .lines()
-                .any(|l| l.contains(needle) && l.contains("\"event\":\"intent\""))
-        })
-        .await;
+        s.journal_has("block_writes", "intent").await;
         let mut reordered = addrs(&s.src().metas());
         reordered.reverse();
         let theirs = Route {

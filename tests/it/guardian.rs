@@ -44,25 +44,8 @@ async fn stuck_in_the_block(test: &str, max_write_block: &str) -> (Stage, Child)
     })
     .await;
     s.fault(s.dst(), &["slow_write_ms", "10000"]).await;
-    journal_has(&s, "block_writes", "outcome").await;
+    s.journal_has("block_writes", "outcome").await;
     (s, child)
-}
-
-async fn journal_has(s: &Stage, step: &str, event: &str) {
-    let needle = (
-        format!("\"step\":\"{step}\""),
-        format!("\"event\":\"{event}\""),
-    );
-    eventually_within(
-        &format!("{step} {event}"),
-        Duration::from_secs(60),
-        || async {
-            s.journal_text()
-                .lines()
-                .any(|l| l.contains(&needle.0) && l.contains(&needle.1))
-        },
-    )
-    .await;
 }
 
 async fn block_record(s: &Stage) -> BlockRecord {
@@ -134,7 +117,7 @@ async fn once_the_switch_is_sent_the_guardian_never_lifts_the_block() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    journal_has(&s, "switch", "outcome").await;
+    s.journal_has("switch", "outcome").await;
     child.kill().unwrap();
     child.wait().unwrap();
     let rec = block_record(&s).await;

@@ -161,6 +161,24 @@ impl Stage {
         std::fs::read_to_string(self.journal()).unwrap_or_default()
     }
 
+    /// Whether the journal has a `step`/`event` record.
+    pub fn journal_says(&self, step: &str, event: &str) -> bool {
+        self.journal_text().lines().any(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .is_ok_and(|v| v["step"] == step && v["event"] == event)
+        })
+    }
+
+    /// Waits (up to a minute) until the journal has a `step`/`event` record.
+    pub async fn journal_has(&self, step: &str, event: &str) {
+        crate::support::eventually_within(
+            &format!("{step} {event} in the journal"),
+            Duration::from_secs(60),
+            || async { self.journal_says(step, event) },
+        )
+        .await;
+    }
+
     /// Stops the load; reads every acknowledged write back where routing now points.
     pub async fn finish_load(&mut self) -> LoadResult {
         let report = self.load.take().expect("load running").finish().await;
