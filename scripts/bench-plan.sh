@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: `migrator plan` end to end against the sandbox with 1000 tables and with 10, in
-# the same run; reports wall time, the ratio, and the peak memory of the 1000-table plan.
+# the same run; reports wall time, the ratio, and the peak memory of the 1000-table plan; then
+# `migrator show` of that plan in each format (reading the saved plan plus rendering it).
 # Usage: scripts/bench-plan.sh [TABLES]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,4 +32,15 @@ peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 tables = sum(1 for l in open(f"{d}/migrations.yaml") if l.startswith("  - "))
 print(f"plan({tables} tables) = {big:.3f} s, plan(10 tables) = {small:.3f} s, "
       f"ratio = {big / small:.1f}, peak RSS of a plan run = {peak_mb:.1f} MB")
+# Rendering the saved plan of every table, per format (show = read the file + render).
+def show(*flags):
+    start = time.monotonic()
+    subprocess.run(["target/release/migrator", "show", f"{d}/plan.json", *flags],
+                   check=True, stdout=subprocess.DEVNULL)
+    return time.monotonic() - start
+base = statistics.median(show("--format", "json") for _ in range(5))
+for flags in (["--format", "text"], ["--format", "text", "--detailed"], ["--format", "markdown"]):
+    t = statistics.median(show(*flags) for _ in range(5))
+    print(f"show {' '.join(flags)} ({tables} tables) = {t * 1000:.0f} ms, "
+          f"json = {base * 1000:.0f} ms, ratio = {t / base:.2f}")
 PY

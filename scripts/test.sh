@@ -21,6 +21,13 @@ if command -v rustup >/dev/null; then
   cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 fi
 
+# The example CI workflow's test runs its jq annotation step.
+if ! command -v jq >/dev/null; then
+  echo "test.sh: installing jq" >&2
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >&2
+fi
+
 MIGRATOR_TEST_ZK=$(scripts/zk-start.sh "$zk_dir")
 export MIGRATOR_TEST_ZK
 echo "test.sh: ZooKeeper at $MIGRATOR_TEST_ZK" >&2

@@ -147,6 +147,8 @@ impl Watch {
 pub async fn run(mut watch: Watch) -> Ended {
     let mut announced = false;
     let mut failures = 0u32;
+    // The last deadline read: a record that cannot be read long past it is given up on.
+    let mut last_deadline: Option<u64> = None;
     let mut mono_give_up: Option<Instant> = None;
     let mut lifted_at: Option<u64> = None;
     let mut guarded: Option<u64> = None;
@@ -159,6 +161,11 @@ pub async fn run(mut watch: Watch) -> Ended {
             Err(e) => {
                 failures += 1;
                 crate::tell!("guardian: {e}");
+                if last_deadline.is_some_and(|d| now_ms() > d + ms(LINGER)) {
+                    return Ended::LeftForOperator(format!(
+                        "the block record cannot be read long past its deadline: {e}"
+                    ));
+                }
                 if failures % RECONNECT_AFTER == 0 {
                     watch.reconnect().await;
                     // The old session's marker went with it.
@@ -169,6 +176,7 @@ pub async fn run(mut watch: Watch) -> Ended {
             }
         };
         failures = 0;
+        last_deadline = Some(record.deadline_ms);
         // A later run replaced the record with a block of its own, and its own guardian.
         if *guarded.get_or_insert(record.started_ms) != record.started_ms {
             return Ended::Resolved("a newer block replaced this one".into());
@@ -184,7 +192,7 @@ pub async fn run(mut watch: Watch) -> Ended {
         let lingering = now <= record.deadline_ms + ms(LINGER);
         match guardian_round(record.state, due, lingering) {
             GuardianRound::LiftAtDeadline => {
-                if let Some(ended) = lift_at_deadline(&watch, &record).await {
+                if let Some(ended) = lift_at_deadline(&watch, &record, lingering).await {
                     if ended != Ended::Lifted {
                         return ended;
                     }
@@ -229,8 +237,10 @@ fn ms(d: Duration) -> u64 {
 }
 
 /// The deadline came with the record still `Blocking`: lift the block unless routing moved.
-/// `None`: nothing decided in this round (look again).
-async fn lift_at_deadline(watch: &Watch, record: &BlockRecord) -> Option<Ended> {
+/// Routing that names another cluster may come back (someone undoing a mistake), so it is
+/// watched until well past the deadline before being left to an operator. `None`: nothing
+/// decided in this round (look again).
+async fn lift_at_deadline(watch: &Watch, record: &BlockRecord, lingering: bool) -> Option<Ended> {
     let note = "guardian: the write-block deadline came before the switch";
     let routing = record.routing.as_ref().map(|r| r.path.as_str());
     match watch
@@ -239,6 +249,7 @@ async fn lift_at_deadline(watch: &Watch, record: &BlockRecord) -> Option<Ended> 
         .await
         .ok()?
     {
+        Lift::RoutingElsewhere(_) if lingering => None,
         Lift::RoutingElsewhere(names) => Some(Ended::LeftForOperator(format!(
             "routing node {} names {} instead of {}: the block stays",
             routing.unwrap_or_default(),

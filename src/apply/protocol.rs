@@ -151,6 +151,13 @@ pub fn switch_reading(refused: bool, read: Option<(bool, bool)>) -> SwitchReadin
     }
 }
 
+/// Whether the record says the switch committed while routing names the source again:
+/// someone moved it back, and neither apply nor abort may act on their own.
+#[must_use]
+pub fn switched_then_moved_back(state: BlockState, routing_names_source: bool) -> bool {
+    state == BlockState::Switched && routing_names_source
+}
+
 /// Whether a run that stops restores writes itself: only if it blocked them and has not sent
 /// the switch.
 #[must_use]

@@ -14,7 +14,7 @@ use proptest::prelude::*;
 
 use super::protocol::{
     abort_may_lift, adopt, dead_switch_liftable, guardian_round, may_lift, restores_on_stop,
-    switch_reading, Adopt, GuardianRound, SwitchReading,
+    switch_reading, switched_then_moved_back, Adopt, GuardianRound, SwitchReading,
 };
 use super::record::BlockState;
 
@@ -318,6 +318,13 @@ impl Apply {
     }
 
     fn preflight(&mut self, w: &mut World) {
+        let state = w.record.map(|r| r.state);
+        let names_source = w.routing.0 == Cluster::Source;
+        if state.is_some_and(|s| switched_then_moved_back(s, names_source)) {
+            // `plan` blocks the table (`routing_moved_back`).
+            self.pc = Pc::Ended(End::Operator);
+            return;
+        }
         self.pc = match (w.routing.0, w.deny) {
             // Switched by an earlier run (or someone else): finish the cut-over.
             (Cluster::Target, _) => {
@@ -425,13 +432,12 @@ impl Guardian {
         match guardian_round(r.state, w.due, true) {
             GuardianRound::Watch => {}
             GuardianRound::End => self.done = true,
-            GuardianRound::LiftAtDeadline => match w.begin_lift() {
-                Ok(_) => {
+            // Routing elsewhere: keep watching (it may come back) until well past the deadline.
+            GuardianRound::LiftAtDeadline => {
+                if w.begin_lift().is_ok() {
                     w.finish_lift("the guardian");
                 }
-                Err(None) => self.done = true,
-                Err(Some(_)) => {}
-            },
+            }
             GuardianRound::LiftDeadSwitch => {
                 let fence_gone = r.fence.is_none_or(|f| w.lock != Some(f));
                 let names_source = w.routing.0 == Cluster::Source;
@@ -625,32 +631,42 @@ fn check(actions: &[Action]) -> Result<(), TestCaseError> {
     let w = sim.w.take().unwrap_or_else(World::new);
     prop_assert!(w.violations.is_empty(), "{:?} in {w:?}", w.violations);
     let migrated = w.routing.0 == Cluster::Target && w.deny == Some(Deny::Moved);
-    let lifted = w.routing.0 == Cluster::Source
-        && w.deny != Some(Deny::Ours)
-        && !w.record.is_some_and(|r| r.state == BlockState::Blocking);
+    // A record left `Blocking` with no deny env set blocks nothing; a later apply closes it.
+    let lifted = w.routing.0 == Cluster::Source && w.deny != Some(Deny::Ours);
+    prop_assert!(
+        w.routing.0 != Cluster::Target || w.deny.is_some() || w.meddled,
+        "writes split: {w:?}"
+    );
     if !w.meddled {
         prop_assert!(
-            migrated || lifted,
+            migrated || (lifted && w.deny.is_none()),
             "did not converge: {w:?}, last run {:?}",
             sim.last_end
         );
         if migrated {
             prop_assert_eq!(w.record.map(|r| r.state), Some(BlockState::Done));
         }
-    } else if !(migrated || lifted) {
-        // Someone moved routing or set their own value: an operator is asked, and the
-        // source never takes writes while routing names the target.
-        prop_assert_eq!(sim.last_end, Some(End::Operator), "{:?}", w);
-        prop_assert!(
-            w.routing.0 != Cluster::Target || w.deny.is_some(),
-            "writes split: {w:?}"
+    } else if w.deny == Some(Deny::Ours) {
+        // Someone moved routing (away, or back after a switch): the block stays and an
+        // operator is asked.
+        prop_assert_eq!(
+            sim.last_end,
+            Some(End::Operator),
+            "a block without an end: {:?}",
+            w
         );
     }
     Ok(())
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    // A fixed seed keeps CI deterministic; `PROPTEST_RNG_SEED` / `PROPTEST_CASES` explore more.
+    #![proptest_config(ProptestConfig {
+        cases: 4000,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(20_261_130),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn every_interleaving_is_safe_and_converges(actions in proptest::collection::vec(action(), 0..40)) {

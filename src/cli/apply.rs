@@ -187,7 +187,7 @@ async fn load_or_plan(args: &Args) -> Result<(Spec, Plan, String, String)> {
     }
     let saved = super::plan::make_plan(&path, 64).await?;
     let doc = PlanDocument::of_saved(&saved);
-    super::print_plan(&doc, false)?;
+    super::print_plan(&doc, &super::PlanView::default())?;
     if saved.plan.has_changes() {
         confirm(args.auto_approve)?;
     }

@@ -54,17 +54,61 @@ pub enum Command {
     Guardian(guardian::Args),
 }
 
-/// Prints a plan on stdout: versioned JSON, or text (coloured on a terminal).
+/// How a plan is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum PlanFormat {
+    /// Text for people (coloured on a terminal).
+    #[default]
+    Text,
+    /// The versioned JSON document.
+    Json,
+    /// Markdown for a pull-request comment (under 60,000 characters).
+    Markdown,
+}
+
+/// The flags that choose how a plan is printed (`plan`, `show`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PlanView {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+    /// The same as `--format json`.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+    /// Text: every table in full, instead of telling tables whose steps read the same once.
+    #[arg(long)]
+    pub detailed: bool,
+}
+
+impl PlanView {
+    /// The chosen format.
+    #[must_use]
+    pub fn format(&self) -> PlanFormat {
+        if self.json {
+            PlanFormat::Json
+        } else {
+            self.format
+        }
+    }
+}
+
+/// Prints a plan on stdout in `view`'s format.
 ///
 /// # Errors
 /// Stdout could not be written.
-pub fn print_plan(doc: &crate::render::json::PlanDocument, json: bool) -> Result<()> {
+pub fn print_plan(doc: &crate::render::json::PlanDocument, view: &PlanView) -> Result<()> {
     use std::io::IsTerminal;
     let mut out = std::io::stdout().lock();
-    let written = if json {
-        crate::render::json::write(doc, &mut out)
-    } else {
-        crate::render::human::write_plan(doc, std::io::stdout().is_terminal(), &mut out)
+    let written = match view.format() {
+        PlanFormat::Json => crate::render::json::write(doc, &mut out),
+        PlanFormat::Markdown => crate::render::markdown::write_plan(doc, &mut out),
+        PlanFormat::Text => {
+            let style = crate::render::human::TextStyle {
+                color: std::io::stdout().is_terminal(),
+                detailed: view.detailed,
+            };
+            crate::render::human::write_plan(doc, style, &mut out)
+        }
     };
     written.map_err(|e| crate::error::Error::Io {
         path: "stdout".into(),

@@ -22,9 +22,8 @@ pub struct Args {
     /// Where to save the plan.
     #[arg(short = 'o', long = "out", default_value = DEFAULT_PLAN_PATH)]
     pub out: PathBuf,
-    /// Print the plan as versioned JSON.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub view: super::PlanView,
     /// Exit 0 when nothing would change, 2 when something would, 1 on error.
     #[arg(long)]
     pub detailed_exitcode: bool,
@@ -38,11 +37,15 @@ pub struct Args {
 /// # Errors
 /// An invalid plan file, an unreachable cluster or ZooKeeper, or an unwritable plan path.
 pub async fn run(args: &Args) -> Result<Exit> {
-    let saved = make_plan(&args.file, args.concurrency).await?;
+    let mut saved = make_plan(&args.file, args.concurrency).await?;
+    if let Some(previous) = previous_plan(&args.out) {
+        let ago = saved.created_at.saturating_sub(previous.created_at);
+        saved.plan.add_trend(&previous.plan, ago);
+    }
     save(&args.out, &saved)?;
     let doc = PlanDocument::of_saved(&saved);
-    super::print_plan(&doc, args.json)?;
-    if !args.json {
+    super::print_plan(&doc, &args.view)?;
+    if args.view.format() == super::PlanFormat::Text {
         crate::tell!(
             "Saved the plan to {}; `migrator apply` uses it.",
             args.out.display()
@@ -89,6 +92,12 @@ pub async fn make_plan(file: &Path, concurrency: usize) -> Result<SavedPlan> {
         plan,
         fingerprints,
     })
+}
+
+/// The plan saved at `path` by an earlier run, if it can be read (for the lag's trend).
+fn previous_plan(path: &Path) -> Option<SavedPlan> {
+    let bytes = std::fs::read(path).ok()?;
+    file::from_bytes(&bytes).ok()
 }
 
 fn save(path: &Path, saved: &SavedPlan) -> Result<()> {

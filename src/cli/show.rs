@@ -1,4 +1,4 @@
-//! Owns `migrator show [PATH] [--json]`: print a saved plan.
+//! Owns `migrator show [PATH] [--format text|json|markdown]`: print a saved plan.
 
 use std::path::PathBuf;
 
@@ -12,9 +12,8 @@ pub struct Args {
     /// The saved plan.
     #[arg(default_value = super::plan::DEFAULT_PLAN_PATH)]
     pub path: PathBuf,
-    /// Print the plan as versioned JSON.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub view: super::PlanView,
 }
 
 /// Prints the saved plan.
@@ -31,6 +30,6 @@ pub fn run(args: &Args) -> Result<Exit> {
         source: e,
     })?;
     let doc = PlanDocument::of_saved(&saved);
-    super::print_plan(&doc, args.json)?;
+    super::print_plan(&doc, &args.view)?;
     Ok(Exit::Success)
 }

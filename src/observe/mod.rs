@@ -117,6 +117,7 @@ pub async fn observe(spec: &Spec, opts: ObserveOptions) -> Result<Observed, Erro
         clusters,
         zk,
         root: spec.metaproxy.as_ref().map(|m| m.root.clone()),
+        migrator_root: spec.metaproxy.as_ref().map(|m| m.migrator_root.clone()),
         replica: ReplicaClient::new(opts.timeout),
         proxies: proxy_addrs,
         proxy_pool: crate::pegasus::connection::Pool::new(opts.timeout.min(Duration::from_secs(3))),
@@ -257,6 +258,7 @@ struct Shared {
     clusters: HashMap<String, ClusterView>,
     zk: Option<Zk>,
     root: Option<String>,
+    migrator_root: Option<String>,
     replica: ReplicaClient,
     /// The listed meta-proxy instances.
     proxies: Vec<SocketAddr>,
@@ -272,6 +274,7 @@ impl Shared {
             ..TableObs::default()
         };
         obs.proxies = self.proxy_answers(&m.table, &m.from, &m.to).await;
+        obs.block = self.block_state(&m.from, &m.table).await?;
         obs.target = match dst.app(&m.table) {
             None => TargetObs::Absent,
             Some(a) if is_follower_of(a, &m.from, src) => TargetObs::Follower { app_id: a.app_id },
@@ -301,6 +304,26 @@ impl Shared {
                 })?;
         }
         Ok(obs)
+    }
+
+    /// The state of migrator's block record of `table` of `cluster`, if there is one.
+    async fn block_state(
+        &self,
+        cluster: &str,
+        table: &str,
+    ) -> Result<Option<crate::apply::record::BlockState>, Error> {
+        let (Some(zk), Some(root)) = (&self.zk, &self.migrator_root) else {
+            return Ok(None);
+        };
+        let store = crate::apply::record::RecordStore::Zk {
+            zk: zk.clone(),
+            path: crate::apply::record::zk_path(root, cluster, table),
+        };
+        let read = store.read().await.map_err(|e| Error::ZooKeeper {
+            servers: "meta-proxy".into(),
+            reason: e.to_string(),
+        })?;
+        Ok(read.map(|(r, _)| r.state))
     }
 
     async fn routing(&self, table: &str) -> Result<Option<RoutingObs>, Error> {

@@ -156,6 +156,44 @@ pub struct TablePlan {
     /// Things that will change for applications or operators (they do not block).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// What a reviewer judges the risk by.
+    #[serde(default)]
+    pub facts: TableFacts,
+}
+
+/// Facts about a table for judging a plan's risk (shown beside it; they decide nothing).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableFacts {
+    /// The source table's partition count.
+    pub partitions: Option<i32>,
+    /// Unshipped mutations now, when a duplication exists and reports it.
+    pub lag: Option<i64>,
+    /// The lag the previous saved plan saw, and how long before this one.
+    pub lag_before: Option<LagSample>,
+}
+
+/// An earlier lag reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LagSample {
+    pub lag: i64,
+    pub seconds_ago: u64,
+}
+
+impl Plan {
+    /// Adds each table's lag from `previous` (a plan saved `seconds_ago` earlier for the same
+    /// tables and clusters), so the lag's trend shows.
+    pub fn add_trend(&mut self, previous: &Plan, seconds_ago: u64) {
+        for t in &mut self.tables {
+            let before = previous
+                .tables
+                .iter()
+                .find(|p| p.table == t.table && p.from == t.from && p.to == t.to)
+                .and_then(|p| p.facts.lag);
+            t.facts.lag_before = before
+                .filter(|_| t.facts.lag.is_some())
+                .map(|lag| LagSample { lag, seconds_ago });
+        }
+    }
 }
 
 /// A change to a cluster as a whole (not one table).

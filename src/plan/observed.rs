@@ -62,6 +62,10 @@ pub struct TableObs {
     /// The target table's `replica.deny_client_request`, when it exists and has one.
     #[serde(default)]
     pub target_deny: Option<String>,
+    /// The state of migrator's block record for this table, when there is one (meta-proxy
+    /// plans; read from `<migrator_root>/blocks/<source>/<table>`).
+    #[serde(default)]
+    pub block: Option<crate::apply::record::BlockState>,
 }
 
 /// One meta-proxy's answer for a table.

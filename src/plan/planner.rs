@@ -73,6 +73,11 @@ fn plan_table(spec: &Spec, m: &Migration, obs: &TableObs, observed: &super::Obse
         blockers: vec![],
         notes: notes(spec, m),
         warnings: vec![],
+        facts: super::TableFacts {
+            partitions: obs.source.as_ref().map(|s| s.partition_count),
+            lag: obs.dups.first().and_then(|d| d.lag),
+            lag_before: None,
+        },
     };
     if switched(spec, m, obs) {
         finish_after_switch(spec, m, obs, observed, &mut tp);
@@ -167,6 +172,7 @@ fn blockers(spec: &Spec, m: &Migration, obs: &TableObs) -> Vec<Blocker> {
     let mut out = Vec::new();
     if spec.metaproxy.is_some() {
         out.extend(routing_blocker(m, obs.routing.as_ref()));
+        out.extend(moved_back_blocker(m, obs));
     }
     let Some(source) = obs.source.as_ref().filter(|s| s.status == "AS_AVAILABLE") else {
         let fix = "check the table name and the source cluster";
@@ -229,6 +235,29 @@ fn blockers(spec: &Spec, m: &Migration, obs: &TableObs) -> Vec<Blocker> {
     }
     out.extend(deny_blocker(m, obs, source));
     out
+}
+
+/// The block record says the switch happened, yet routing names the source: someone moved it
+/// back, and the block on the source must stay until a person decides.
+fn moved_back_blocker(m: &Migration, obs: &TableObs) -> Option<Blocker> {
+    let names_source = obs
+        .routing
+        .as_ref()
+        .and_then(|r| r.node.as_ref())
+        .and_then(|n| n.cluster_name.as_deref())
+        == Some(m.from.as_str());
+    let state = obs.block?;
+    if !crate::apply::protocol::switched_then_moved_back(state, names_source) {
+        return None;
+    }
+    Some(blocker(
+        "routing_moved_back",
+        format!(
+            "migrator's block record says routing was switched to {}, but the routing node names {} again: writes since the switch are on {}, and writes to {} stay blocked on {}",
+            m.to, m.from, m.to, m.table, m.from
+        ),
+        "if the clients belong on the target, set the routing node back to it and run apply; to go back to the source, migrate the table from the target to the source",
+    ))
 }
 
 fn routing_blocker(m: &Migration, routing: Option<&RoutingObs>) -> Option<Blocker> {

@@ -3,11 +3,12 @@
 //! and a summary line. Colour only when asked (the caller knows whether stdout is a terminal).
 
 use std::io::{self, Write};
-use std::time::Duration;
 
 use similar::{ChangeTag, TextDiff};
 
+use super::group::{group, Group};
 use super::json::{PlanDocument, StepView, TableView};
+use super::words::{block_words, describe, pretty, risk, Whose};
 use crate::plan::{Action, RoutingChange, StepDetail, Summary};
 
 const GREEN: &str = "\x1b[32m";
@@ -30,22 +31,157 @@ impl Painter {
     }
 }
 
+/// How the text is drawn.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TextStyle {
+    /// ANSI colour (the caller knows whether stdout is a terminal).
+    pub color: bool,
+    /// Every table in full; otherwise tables whose steps read the same are told once.
+    pub detailed: bool,
+}
+
+/// Most lines of table names a group shows before saying how many more there are.
+const NAME_LINES: usize = 10;
+/// Width of a line of table names.
+const NAME_WIDTH: usize = 96;
+
 /// Writes the plan for people.
 ///
 /// # Errors
 /// The writer failed.
-pub fn write_plan(doc: &PlanDocument, color: bool, out: &mut impl Write) -> io::Result<()> {
-    let p = Painter { color };
+pub fn write_plan(doc: &PlanDocument, style: TextStyle, out: &mut impl Write) -> io::Result<()> {
+    let p = Painter { color: style.color };
     if doc.has_changes || doc.summary.blocked > 0 {
         write_legend(&p, out)?;
     }
     if doc.has_changes {
         write_cluster_changes(&p, doc, out)?;
     }
-    for t in doc.tables.iter().filter(|t| t.action != Action::Done) {
-        write_table(&p, t, out)?;
+    if style.detailed {
+        for t in doc.tables.iter().filter(|t| t.action != Action::Done) {
+            write_table(&p, t, out)?;
+        }
+    } else {
+        for g in group(&doc.tables) {
+            if g.tables.len() == 1 {
+                write_table(&p, g.first(), out)?;
+            } else {
+                write_group(&p, &g, out)?;
+            }
+        }
     }
     writeln!(out, "{}", summary_line(&doc.summary))
+}
+
+fn action_mark(action: Action) -> (&'static str, &'static str, &'static str) {
+    match action {
+        Action::Migrate => ("+", GREEN, "migrate"),
+        Action::Resume => ("~", YELLOW, "resume"),
+        Action::Blocked => ("!", RED, "blocked"),
+        Action::Done => ("=", RESET, "done"),
+    }
+}
+
+fn phase_words(t: &TableView) -> String {
+    t.phase
+        .map(|k| format!(" from {}", k.label()))
+        .filter(|_| t.action == Action::Resume)
+        .unwrap_or_default()
+}
+
+/// Tables whose steps read the same: their names, the steps once, what they do not share.
+fn write_group(p: &Painter, g: &Group, out: &mut impl Write) -> io::Result<()> {
+    let t = g.first();
+    let (symbol, style, word) = action_mark(t.action);
+    writeln!(
+        out,
+        "{} {} tables {} → {}: {word}{}{}",
+        p.paint(style, symbol),
+        p.paint(BOLD, &g.tables.len().to_string()),
+        t.from,
+        t.to,
+        phase_words(t),
+        group_risk(g)
+    )?;
+    write_names(g, out)?;
+    for s in &t.steps {
+        write_step(p, t, s, Whose::Group, out)?;
+    }
+    let (shared, own) = g.split_lines(|t| &t.warnings);
+    for w in shared {
+        let w = w.replace("{table}", "each table");
+        writeln!(out, "    {} {w}", p.paint(YELLOW, "warning (every table):"))?;
+    }
+    for (table, w) in own {
+        writeln!(out, "    {} {table}: {w}", p.paint(YELLOW, "warning:"))?;
+    }
+    let (shared, own) = g.split_lines(|t| &t.notes);
+    for n in shared {
+        writeln!(out, "    note: {}", n.replace("{table}", "each table"))?;
+    }
+    for (table, n) in own {
+        writeln!(out, "    note: {table}: {n}")?;
+    }
+    writeln!(out)
+}
+
+/// ` · 8 partitions · lag 0–1200 · writes blocked ≤ 30s (timeout)` for a group.
+fn group_risk(g: &Group) -> String {
+    let range = |values: Vec<i64>| {
+        let (lo, hi) = (values.iter().min()?, values.iter().max()?);
+        Some(if lo == hi {
+            lo.to_string()
+        } else {
+            format!("{lo}–{hi}")
+        })
+    };
+    let mut parts = Vec::new();
+    let partitions = g
+        .tables
+        .iter()
+        .filter_map(|t| t.facts.partitions.map(i64::from))
+        .collect();
+    if let Some(r) = range(partitions) {
+        parts.push(format!("{r} partitions"));
+    }
+    if let Some(r) = range(g.tables.iter().filter_map(|t| t.facts.lag).collect()) {
+        parts.push(format!("lag {r}"));
+    }
+    if let Some(b) = block_words(g.first()) {
+        parts.push(b);
+    }
+    parts.iter().map(|p| format!(" · {p}")).collect()
+}
+
+fn write_names(g: &Group, out: &mut impl Write) -> io::Result<()> {
+    let mut lines: Vec<String> = vec![String::new()];
+    let mut shown = 0;
+    for t in &g.tables {
+        let line = lines.last_mut().expect("one line at least");
+        if !line.is_empty() && line.len() + t.table.len() + 2 > NAME_WIDTH {
+            if lines.len() == NAME_LINES {
+                break;
+            }
+            lines.push(String::new());
+        }
+        let line = lines.last_mut().expect("one line at least");
+        if !line.is_empty() {
+            line.push_str(", ");
+        }
+        line.push_str(&t.table);
+        shown += 1;
+    }
+    let left = g.tables.len() - shown;
+    for l in &lines {
+        writeln!(out, "    {l}")?;
+    }
+    if left > 0 {
+        writeln!(
+            out,
+            "    … and {left} more (`--detailed` or `--format json` lists them all)"
+        )?;
+    }
+    Ok(())
 }
 
 fn write_legend(p: &Painter, out: &mut impl Write) -> io::Result<()> {
@@ -70,31 +206,28 @@ fn write_legend(p: &Painter, out: &mut impl Write) -> io::Result<()> {
 }
 
 fn write_table(p: &Painter, t: &TableView, out: &mut impl Write) -> io::Result<()> {
-    let (symbol, style, word) = match t.action {
-        Action::Migrate => ("+", GREEN, "migrate"),
-        Action::Resume => ("~", YELLOW, "resume"),
-        Action::Blocked => ("!", RED, "blocked"),
-        Action::Done => ("=", RESET, "done"),
+    let (symbol, style, word) = action_mark(t.action);
+    let risk = risk(t);
+    let risk = if risk.is_empty() || t.action == Action::Blocked {
+        String::new()
+    } else {
+        format!(" · {risk}")
     };
-    let phase = t
-        .phase
-        .map(|k| format!(" from {}", k.label()))
-        .filter(|_| t.action == Action::Resume)
-        .unwrap_or_default();
     writeln!(
         out,
-        "{} {} {} → {}: {word}{phase}",
+        "{} {} {} → {}: {word}{}{risk}",
         p.paint(style, symbol),
         p.paint(BOLD, &t.table),
         t.from,
-        t.to
+        t.to,
+        phase_words(t)
     )?;
     for b in &t.blockers {
         writeln!(out, "    reason: {}", b.reason)?;
         writeln!(out, "    fix:    {}", b.fix)?;
     }
     for s in &t.steps {
-        write_step(p, t, s, out)?;
+        write_step(p, t, s, Whose::One, out)?;
     }
     for w in &t.warnings {
         writeln!(out, "    {} {w}", p.paint(YELLOW, "warning:"))?;
@@ -127,8 +260,14 @@ fn write_cluster_changes(p: &Painter, doc: &PlanDocument, out: &mut impl Write) 
     Ok(())
 }
 
-fn write_step(p: &Painter, t: &TableView, s: &StepView, out: &mut impl Write) -> io::Result<()> {
-    let lines = describe(t, &s.detail);
+fn write_step(
+    p: &Painter,
+    t: &TableView,
+    s: &StepView,
+    whose: Whose,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    let lines = describe(t, &s.detail, whose);
     let head = format!("{}. {}", s.number, s.step.label());
     writeln!(out, "    {head:<16} {}", lines[0])?;
     for l in &lines[1..] {
@@ -147,131 +286,6 @@ fn write_step(p: &Painter, t: &TableView, s: &StepView, out: &mut impl Write) ->
         )?;
     }
     Ok(())
-}
-
-fn secs(ms: u64) -> String {
-    let d = Duration::from_millis(ms);
-    if ms % 1000 == 0 {
-        format!("{}s", d.as_secs())
-    } else if ms < 1000 {
-        format!("{ms}ms")
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
-}
-
-/// What a step does, in words (first line on the step's row, the rest indented below).
-fn describe(t: &TableView, detail: &StepDetail) -> Vec<String> {
-    match detail {
-        StepDetail::Preflight => vec![format!(
-            "check {} is available with data version 1, {} has no other {}, routing points at {}",
-            t.table, t.to, t.table, t.from
-        )],
-        StepDetail::Duplicate {
-            reuse_dupid: Some(id),
-        } => vec![format!("reuse duplication {id} to {}", t.to)],
-        StepDetail::Duplicate { reuse_dupid: None } => vec![format!(
-            "add a duplication of {} to {} with checkpoint",
-            t.table, t.to
-        )],
-        StepDetail::Checkpoint { status } => {
-            let now = status
-                .as_deref()
-                .map(|s| format!(" (now {s})"))
-                .unwrap_or_default();
-            vec![format!("wait until the duplication reaches DS_LOG{now}")]
-        }
-        StepDetail::CatchUp { lag, threshold } => {
-            let now = lag.map(|l| format!(" (now {l})")).unwrap_or_default();
-            vec![format!(
-                "wait until {} has at most {threshold} unshipped mutations{now}",
-                t.table
-            )]
-        }
-        StepDetail::BlockWrites {
-            env_key,
-            env_value,
-            mode,
-            max_write_block_ms,
-            budget,
-        } => {
-            let (clients, evidence) = match mode {
-                crate::spec::BlockMode::Timeout => (
-                    "blocked writes get no reply",
-                    "leaves a probe write unanswered after a full config sync",
-                ),
-                crate::spec::BlockMode::Reconfig => (
-                    "blocked writes get ERR_INVALID_STATE",
-                    "refuses a probe write",
-                ),
-            };
-            let mut lines = vec![
-                format!(
-                    "set {env_key} = {env_value} on {} and wait until every primary {evidence}",
-                    t.from
-                ),
-                format!(
-                    "({clients}; writes are taken again within {} of the block, restore included)",
-                    secs(*max_write_block_ms)
-                ),
-            ];
-            if let Some(b) = budget {
-                lines.push(format!(
-                    "(budget: up to {} to take effect at config_sync_interval_ms {}, {} to drain, {} reserved to restore)",
-                    secs(b.takes_effect_ms), b.config_sync_ms, secs(b.drain_ms), secs(b.restore_ms)
-                ));
-            }
-            lines
-        }
-        StepDetail::Drain {
-            max_write_block_ms,
-            empty_write_ms,
-        } => {
-            let mut lines = vec![format!(
-                "wait until every partition's primary has shipped what it had prepared once the block was in force there (within {} of the block)",
-                secs(*max_write_block_ms)
-            )];
-            if let Some(gc) = empty_write_ms {
-                lines.push(format!(
-                    "(2.5 source: each partition's last write ships after its primary's next empty write, up to 2 × group_check_interval_ms = {})",
-                    secs(2 * gc)
-                ));
-            }
-            lines
-        }
-        StepDetail::Switch {
-            routing: Some(c), ..
-        } => vec![format!(
-            "compare-and-set {} (expecting version {}):",
-            c.path, c.version
-        )],
-        StepDetail::Switch {
-            routing: None,
-            source_env_value,
-        } => vec![
-            format!("routing already points at {}, or is switched by hand", t.to),
-            format!(
-                "set replica.deny_client_request = {source_env_value} on {}",
-                t.from
-            ),
-        ],
-        StepDetail::Finish {
-            remove_duplication: true,
-        } => vec![format!(
-            "record the result and remove the duplication to {}",
-            t.to
-        )],
-        StepDetail::Finish {
-            remove_duplication: false,
-        } => vec!["record the result (the duplication is kept)".into()],
-    }
-}
-
-fn pretty(json: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(json)
-        .ok()
-        .and_then(|v| serde_json::to_string_pretty(&v).ok())
-        .unwrap_or_else(|| json.to_string())
 }
 
 fn write_routing_diff(p: &Painter, c: &RoutingChange, out: &mut impl Write) -> io::Result<()> {

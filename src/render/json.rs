@@ -4,10 +4,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::plan::file::{SavedPlan, TOOL_VERSION};
-use crate::plan::{Action, Blocker, ClusterChange, Plan, StepDetail, StepKind, Summary};
+use crate::plan::{
+    Action, Blocker, ClusterChange, Plan, StepDetail, StepKind, Summary, TableFacts,
+};
 
 /// Version of the JSON document; minor bumps add fields, major bumps break readers.
-pub const FORMAT_VERSION: &str = "1.1";
+pub const FORMAT_VERSION: &str = "1.2";
 
 /// The plan as JSON consumers see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +40,9 @@ pub struct TableView {
     /// (1.1)
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Partitions, lag now and at the previous plan (1.2).
+    #[serde(default)]
+    pub facts: TableFacts,
 }
 
 /// One remaining step.
@@ -73,6 +78,7 @@ impl PlanDocument {
                 blockers: t.blockers.clone(),
                 notes: t.notes.clone(),
                 warnings: t.warnings.clone(),
+                facts: t.facts.clone(),
             })
             .collect();
         Self {

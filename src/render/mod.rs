@@ -3,8 +3,11 @@
 //!
 //! Renderers write to any `impl Write`; they never decide where output goes.
 
+pub mod group;
 pub mod human;
 pub mod json;
+pub mod markdown;
+pub mod words;
 
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -40,6 +40,15 @@ pub enum BlockMode {
 }
 
 impl BlockMode {
+    /// The mode as the plan file spells it.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Reconfig => "reconfig",
+        }
+    }
+
     /// The `replica.deny_client_request` value that blocks writes in this mode.
     #[must_use]
     pub fn deny_value(self) -> &'static str {

@@ -21,6 +21,16 @@ fn wait_for(path: &Path, limit: Duration) -> Duration {
     started.elapsed()
 }
 
+/// A child process killed when the test ends, even by a failed assertion.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     let started = Instant::now();
     loop {
@@ -47,19 +57,21 @@ fn processes_mentioning(text: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn sandbox_serves_writes_its_files_and_leaves_nothing_behind_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_migrator"))
-        .args(["sandbox", "--dir"])
-        .arg(dir.path())
-        .args([
-            "--write-rate",
-            "200",
-            "--config-sync-ms",
-            "100",
-            "--with-v0-table",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_migrator"))
+            .args(["sandbox", "--dir"])
+            .arg(dir.path())
+            .args([
+                "--write-rate",
+                "200",
+                "--config-sync-ms",
+                "100",
+                "--with-v0-table",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let took = wait_for(&dir.path().join("migrations.yaml"), Duration::from_secs(30));
     eprintln!("sandbox files written after {took:?}");
     let sandbox: serde_json::Value =
@@ -91,10 +103,10 @@ async fn sandbox_serves_writes_its_files_and_leaves_nothing_behind_on_sigterm() 
 
     tokio::time::sleep(Duration::from_millis(800)).await;
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
-    let status = wait_exit(&mut child, Duration::from_secs(30));
+    let status = wait_exit(&mut child.0, Duration::from_secs(30));
     assert!(status.success(), "{status}");
     let client: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("client.json")).unwrap())
@@ -109,14 +121,16 @@ async fn sandbox_serves_writes_its_files_and_leaves_nothing_behind_on_sigterm() 
 #[test]
 fn sandbox_exits_promptly_on_sigterm_when_its_zookeeper_is_gone() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_migrator"))
-        .args(["sandbox", "--dir"])
-        .arg(dir.path())
-        .args(["--write-rate", "100", "--config-sync-ms", "100"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_migrator"))
+            .args(["sandbox", "--dir"])
+            .arg(dir.path())
+            .args(["--write-rate", "100", "--config-sync-ms", "100"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     wait_for(&dir.path().join("migrations.yaml"), Duration::from_secs(30));
     let zk_dir = dir.path().join("zookeeper");
     Command::new("pkill")
@@ -125,11 +139,11 @@ fn sandbox_exits_promptly_on_sigterm_when_its_zookeeper_is_gone() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     // Measured at about 1.7 s; the bound only catches a wait on the lost ZooKeeper session.
-    let status = wait_exit(&mut child, Duration::from_secs(10));
+    let status = wait_exit(&mut child.0, Duration::from_secs(10));
     assert!(status.success(), "{status}");
 }
 

@@ -89,7 +89,9 @@ async fn converges_after(point: &str, remove_duplication: bool, provoke_restore:
         }
     }
     assert!(done, "re-runs converge after {point}");
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Clients learn of the move at their next write (a refused one, then a re-resolve): give
+    // them time to write on the target, whose first acknowledgement the check below needs.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     let r = s.finish_load().await;
     assert_eq!(r.lost, 0, "nothing lost after {point}");
     assert_eq!(s.routed_to("t0").await, "dst");

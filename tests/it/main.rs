@@ -18,3 +18,4 @@ mod spec;
 mod stage;
 mod support;
 mod wire;
+mod workflow;

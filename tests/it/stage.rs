@@ -64,6 +64,21 @@ pub struct Stage {
     _zk: TestZk,
 }
 
+/// Guardians the stage's runs started end with the stage (their record names its unique
+/// ZooKeeper root or its directory), as a test must leave no process behind.
+impl Drop for Stage {
+    fn drop(&mut self) {
+        for pattern in [
+            format!("guardian .*{}/", self.w.config.migrator_root),
+            format!("guardian .*{}/", self.dir.path().display()),
+        ] {
+            let _ = Command::new("pkill")
+                .args(["-KILL", "-f", &pattern])
+                .status();
+        }
+    }
+}
+
 impl Stage {
     pub async fn new(test: &str, opts: StageOpts) -> Stage {
         let zk = TestZk::get().await;

@@ -53,6 +53,7 @@ fn fresh() -> TableObs {
         }),
         proxies: vec![],
         target_deny: None,
+        block: None,
     }
 }
 
@@ -250,6 +251,14 @@ fn blockers() {
             "routing_elsewhere",
         ),
         ("routing node missing", no_node, "routing_missing"),
+        (
+            "switched, then routing moved back by someone",
+            TableObs {
+                block: Some(crate::apply::record::BlockState::Switched),
+                ..with_env(with_dup(fresh(), "DS_LOG", 0), "timeout*write")
+            },
+            "routing_moved_back",
+        ),
         ("routing node unusable", bad_node, "routing_invalid"),
         (
             "duplication paused",
