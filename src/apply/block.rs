@@ -31,6 +31,22 @@ impl Run<'_> {
         }
     }
 
+    /// Waits until every primary is seen telling clients to move (`reconfig*all`), or
+    /// `until`; whether it was, and the evidence per partition.
+    pub(super) async fn until_clients_told(&self, until: Instant) -> (bool, Tally) {
+        let mut tally = Tally::default();
+        let told = self
+            .poller()
+            .until_every_partition(
+                Awaited::ClientsToldToMove,
+                Instant::now(),
+                until,
+                &mut tally,
+            )
+            .await;
+        (told, tally)
+    }
+
     /// Waits (outside the block) until a lowered config-sync period is in force.
     async fn await_speed_up(&self) {
         let ready = self.source.speed_up_ready_at();

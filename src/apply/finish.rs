@@ -6,7 +6,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::entry::{self, Entry};
-use super::evidence::{Awaited, Tally};
 use super::gate::wait_until;
 use super::table::{Run, StepResult, Stop};
 use crate::pegasus::base::err;
@@ -48,16 +47,7 @@ impl Run<'_> {
         let sync = self.source.sync_bound();
         let until =
             Instant::now() + sync * 2 + self.ctx.opts.probe_timeout * 4 + Duration::from_secs(1);
-        let mut tally = Tally::default();
-        let told = self
-            .poller()
-            .until_every_partition(
-                Awaited::ClientsToldToMove,
-                Instant::now(),
-                until,
-                &mut tally,
-            )
-            .await;
+        let (told, tally) = self.until_clients_told(until).await;
         if !told {
             return Err(Stop::Operator(format!(
                 "migrated, but the duplication is kept: reconfig*all is not yet seen on partitions {} of {}; run apply again to remove it",

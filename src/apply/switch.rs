@@ -16,7 +16,6 @@ use tokio::time::Instant;
 
 use super::block::SYNC_MARGIN;
 use super::entry::{self, Entry};
-use super::evidence::{Awaited, Tally};
 use super::gate::wait_until;
 use super::journal::now_ms;
 use super::protocol::{self, SwitchReading};
@@ -375,16 +374,7 @@ impl Run<'_> {
         let sync = self.source.sync_bound();
         let wait_until_at =
             Instant::now() + sync * 2 + self.ctx.opts.probe_timeout * 2 + SYNC_MARGIN;
-        let mut tally = Tally::default();
-        let told = self
-            .poller()
-            .until_every_partition(
-                Awaited::ClientsToldToMove,
-                Instant::now(),
-                wait_until_at,
-                &mut tally,
-            )
-            .await;
+        let (told, tally) = self.until_clients_told(wait_until_at).await;
         let started = self.block.map(|b| b.started);
         let end = if told { tally.last_seen() } else { None };
         let block_ms = started.map(|s| {
