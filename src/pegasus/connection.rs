@@ -101,6 +101,20 @@ impl Connection {
             })
     }
 
+    /// Sends `args` as one-way RPC `R` (the server never replies).
+    ///
+    /// # Errors
+    /// The connection is closed.
+    pub fn send<R: Rpc>(&self, header: RequestHeader, args: &R::Request) -> Result<()> {
+        let seqid = self.next_seqid.fetch_add(1, Ordering::Relaxed);
+        let bytes = frame::encode_request(&header, R::NAME, seqid, args);
+        self.out.send(bytes).map_err(|_| Error::ConnectionLost {
+            addr: self.addr,
+            rpc: R::NAME,
+            reason: "connection closed".into(),
+        })
+    }
+
     async fn round_trip<T: Wire>(
         &self,
         rpc: &'static str,

@@ -93,6 +93,19 @@ pub fn hash_key_in_partition(prefix: &str, pidx: i32, partition_count: i32) -> V
         .expect("CRC64 spreads over every partition")
 }
 
+/// Seconds between the Unix epoch and Pegasus's (2016-01-01 00:00:00 UTC), which record expiry
+/// times count from (`epoch_begin`, `src/base/pegasus_utils.h`).
+pub const EPOCH_BEGIN: u64 = 1_451_606_400;
+
+/// Now in Pegasus epoch seconds.
+#[must_use]
+pub fn epoch_now() -> u32 {
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    u32::try_from(unix.saturating_sub(EPOCH_BEGIN)).unwrap_or(u32::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

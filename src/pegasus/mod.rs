@@ -14,6 +14,7 @@ pub mod key;
 pub mod messages;
 pub mod meta;
 pub mod replica;
+pub mod scanner;
 pub mod table;
 pub mod thrift;
 

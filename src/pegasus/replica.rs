@@ -74,6 +74,21 @@ impl ReplicaClient {
         result
     }
 
+    /// Sends one-way data RPC `R` to `addr` for partition `gpid` (no reply is awaited).
+    ///
+    /// # Errors
+    /// The server cannot be reached.
+    pub async fn send<R: Rpc>(
+        &self,
+        addr: SocketAddr,
+        gpid: Gpid,
+        hash: u64,
+        req: &R::Request,
+    ) -> Result<()> {
+        let conn = self.pool.get(addr).await?;
+        conn.send::<R>(data_header(gpid, hash), req)
+    }
+
     /// Runs a remote command on any server (meta or replica) and returns its output.
     ///
     /// # Errors

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::base::{err, Blob, Gpid};
 use super::error::{Error, Result};
 use super::key;
-use super::messages::data::{rocksdb, Get, Put, Remove, UpdateRequest};
+use super::messages::data::{rocksdb, Get, Put, Remove, Ttl, UpdateRequest};
 use super::messages::Rpc;
 use super::meta::MetaClient;
 use super::replica::ReplicaClient;
@@ -108,7 +108,7 @@ impl TableClient {
         Ok(routing)
     }
 
-    async fn routing(&self) -> Result<Arc<Routing>> {
+    pub(crate) async fn routing(&self) -> Result<Arc<Routing>> {
         let cached = self.routing.read().expect("routing lock").clone();
         match cached {
             Some(r) => Ok(r),
@@ -117,7 +117,7 @@ impl TableClient {
     }
 
     /// Sends `req` for a key with routing hash `hash`, re-resolving on routing errors.
-    async fn call<R: Rpc>(&self, hash: u64, req: &R::Request) -> Result<R::Response> {
+    pub(crate) async fn call<R: Rpc>(&self, hash: u64, req: &R::Request) -> Result<R::Response> {
         let deadline = Instant::now() + self.opts.op_timeout;
         loop {
             let result = self.call_once::<R>(hash, req).await;
@@ -147,6 +147,19 @@ impl TableClient {
             .await
     }
 
+    /// Sends one-way RPC `R` for routing hash `hash`, best effort (nothing is awaited or
+    /// retried: a lost one-way message is what the protocol allows).
+    pub(crate) async fn send_oneway<R: Rpc>(&self, hash: u64, req: &R::Request) {
+        let Ok(routing) = self.routing().await else {
+            return;
+        };
+        let pidx = key::partition_index(hash, routing.partition_count);
+        if let Some(addr) = routing.primaries[usize::try_from(pidx).unwrap_or(0)] {
+            let gpid = Gpid::new(routing.app_id, pidx);
+            let _ = self.replica.send::<R>(addr, gpid, hash, req).await;
+        }
+    }
+
     /// Writes `value` at (`hash_key`, `sort_key`); returns the decree it was committed at.
     ///
     /// # Errors
@@ -167,12 +180,27 @@ impl TableClient {
         sort_key: &[u8],
         value: &[u8],
     ) -> Result<super::messages::data::UpdateResponse> {
+        self.put_ttl(hash_key, sort_key, value, None).await
+    }
+
+    /// Writes `value` at (`hash_key`, `sort_key`), expiring after `ttl_seconds` if given.
+    ///
+    /// # Errors
+    /// Routing, transport or storage failure.
+    pub async fn put_ttl(
+        &self,
+        hash_key: &[u8],
+        sort_key: &[u8],
+        value: &[u8],
+        ttl_seconds: Option<u32>,
+    ) -> Result<super::messages::data::UpdateResponse> {
         let key = composite(hash_key, sort_key)?;
         let hash = key::key_hash(&key);
+        let expire = ttl_seconds.map_or(0, |t| key::epoch_now().saturating_add(t));
         let req = UpdateRequest {
             key: Blob(key),
             value: Blob::new(value),
-            expire_ts_seconds: 0,
+            expire_ts_seconds: i32::try_from(expire).unwrap_or(i32::MAX),
         };
         let resp = self.call::<Put>(hash, &req).await?;
         self.storage_ok::<Put>(resp.error)?;
@@ -193,6 +221,23 @@ impl TableClient {
         }
     }
 
+    /// The seconds (`hash_key`, `sort_key`) has left: `Some(None)` when it never expires,
+    /// `None` when it is absent or expired.
+    ///
+    /// # Errors
+    /// Routing, transport or storage failure.
+    pub async fn ttl(&self, hash_key: &[u8], sort_key: &[u8]) -> Result<Option<Option<u32>>> {
+        let key = composite(hash_key, sort_key)?;
+        let hash = key::key_hash(&key);
+        let resp = self.call::<Ttl>(hash, &Blob(key)).await?;
+        match resp.error {
+            rocksdb::NOT_FOUND => Ok(None),
+            code => self
+                .storage_ok::<Ttl>(code)
+                .map(|()| Some(u32::try_from(resp.ttl_seconds).ok())),
+        }
+    }
+
     /// Deletes (`hash_key`, `sort_key`).
     ///
     /// # Errors
@@ -204,7 +249,7 @@ impl TableClient {
         self.storage_ok::<Remove>(resp.error)
     }
 
-    fn storage_ok<R: Rpc>(&self, code: i32) -> Result<()> {
+    pub(crate) fn storage_ok<R: Rpc>(&self, code: i32) -> Result<()> {
         if code == rocksdb::OK {
             return Ok(());
         }

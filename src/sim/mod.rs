@@ -25,6 +25,7 @@ pub mod meta;
 pub mod metaproxy;
 pub mod replica;
 pub mod replica_views;
+pub mod scan;
 pub mod server;
 pub mod shipping;
 pub mod state;

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::meta::respond;
+use super::scan;
 use super::server::{Handler, Outcome};
-use super::state::{App, Cluster, State};
+use super::state::{pegasus_now, App, Cluster, State};
 use super::storage::{self, Write};
 use super::{replica_views, tables};
 use crate::pegasus::base::{err, Blob, ErrorCode, Gpid};
@@ -16,8 +17,10 @@ use crate::pegasus::key;
 use crate::pegasus::messages::apps::{QueryAppInfo, QueryAppInfoResponse};
 use crate::pegasus::messages::command::RemoteCommand;
 use crate::pegasus::messages::data::{
-    rocksdb, Duplicate, DuplicateRequest, DuplicateResponse, Get, KeyValue, MultiGet,
-    MultiGetRequest, MultiGetResponse, MultiPut, Put, ReadResponse, Remove, UpdateResponse,
+    rocksdb, ClearScanner, CountResponse, Duplicate, DuplicateRequest, DuplicateResponse, Get,
+    GetScanner, GetScannerRequest, KeyValue, MultiGet, MultiGetRequest, MultiGetResponse, MultiPut,
+    Put, ReadResponse, Remove, Scan, ScanRequest, ScanResponse, SortkeyCount, Ttl, TtlResponse,
+    UpdateResponse,
 };
 use crate::pegasus::messages::replica_admin::{
     ManualCompactionStatus, PartitionStatus, QueryReplicaInfo, QueryReplicaInfoResponse,
@@ -25,6 +28,9 @@ use crate::pegasus::messages::replica_admin::{
 };
 use crate::pegasus::messages::Rpc;
 use crate::pegasus::thrift::Wire;
+
+/// The table env that makes scanners drop records of other partitions (used during splits).
+pub const VALIDATE_PARTITION_HASH_ENV: &str = "replica.split.validate_partition_hash";
 
 /// One replica server of a simulated cluster.
 #[derive(Clone)]
@@ -148,8 +154,12 @@ impl ReplicaNode {
         let Ok(key) = req.decode_args::<Blob>() else {
             return Self::error(req, err::INVALID_DATA);
         };
+        let now = pegasus_now();
         self.read(req, |app, pidx| {
-            let rec = app.partitions[pidx].data.get(&key.0);
+            let rec = app.partitions[pidx]
+                .data
+                .get(&key.0)
+                .filter(|r| !r.expired(now));
             ReadResponse {
                 error: if rec.is_some() {
                     rocksdb::OK
@@ -168,8 +178,9 @@ impl ReplicaNode {
         let Ok(q) = req.decode_args::<MultiGetRequest>() else {
             return Self::error(req, err::INVALID_DATA);
         };
+        let now = pegasus_now();
         self.read(req, |app, pidx| {
-            let (error, kvs) = multi_get_rows(&app.partitions[pidx].data, &q);
+            let (error, kvs) = multi_get_rows(&app.partitions[pidx].data, &q, now);
             MultiGetResponse {
                 error,
                 kvs,
@@ -178,6 +189,98 @@ impl ReplicaNode {
                 server: self.server(),
             }
         })
+    }
+
+    fn ttl(&self, req: &Request) -> Option<Vec<u8>> {
+        let Ok(key) = req.decode_args::<Blob>() else {
+            return Self::error(req, err::INVALID_DATA);
+        };
+        let now = pegasus_now();
+        self.read(req, |app, pidx| {
+            let (error, ttl_seconds) = scan::ttl(app.partitions[pidx].data.get(&key.0), now);
+            TtlResponse {
+                error,
+                ttl_seconds,
+                app_id: app.id,
+                partition_index: i32::try_from(pidx).unwrap_or(0),
+                server: self.server(),
+            }
+        })
+    }
+
+    fn sortkey_count(&self, req: &Request) -> Option<Vec<u8>> {
+        let Ok(hash_key) = req.decode_args::<Blob>() else {
+            return Self::error(req, err::INVALID_DATA);
+        };
+        let now = pegasus_now();
+        self.read(req, |app, pidx| CountResponse {
+            error: rocksdb::OK,
+            count: scan::sortkey_count(&app.partitions[pidx].data, &hash_key.0, now),
+            app_id: app.id,
+            partition_index: i32::try_from(pidx).unwrap_or(0),
+            server: self.server(),
+        })
+    }
+
+    /// Runs `f` with the whole state after the read checks (scanners live on the node).
+    fn scan_with(
+        &self,
+        req: &Request,
+        f: impl FnOnce(&mut State, Target) -> ScanResponse,
+    ) -> Option<Vec<u8>> {
+        let mut state = self.cluster.lock();
+        let t = match self.check(&state, req, false) {
+            Ok(t) => t,
+            Err(reply) => return reply,
+        };
+        let mut resp = f(&mut state, t);
+        resp.server = self.server();
+        Some(frame::encode_reply(&req.name, req.seqid, &resp))
+    }
+
+    fn get_scanner(&self, req: &Request) -> Option<Vec<u8>> {
+        let Ok(q) = req.decode_args::<GetScannerRequest>() else {
+            return Self::error(req, err::INVALID_DATA);
+        };
+        let now = pegasus_now();
+        let node = self.index;
+        self.scan_with(req, |state, t| {
+            let State { nodes, apps, .. } = state;
+            let app = &apps[&t.app_id];
+            let validate_env = app
+                .envs
+                .get(VALIDATE_PARTITION_HASH_ENV)
+                .is_some_and(|v| v == "true");
+            let mut resp = scan::open(
+                &mut nodes[node].scanners,
+                &app.partitions[t.pidx].data,
+                t.app_id,
+                t.pidx,
+                app.partitions.len(),
+                validate_env,
+                &q,
+                now,
+            );
+            resp.app_id = t.app_id;
+            resp.partition_index = i32::try_from(t.pidx).unwrap_or(0);
+            resp
+        })
+    }
+
+    fn scan(&self, req: &Request) -> Option<Vec<u8>> {
+        let Ok(q) = req.decode_args::<ScanRequest>() else {
+            return Self::error(req, err::INVALID_DATA);
+        };
+        let now = pegasus_now();
+        let node = self.index;
+        self.scan_with(req, |state, _| scan::next(state, node, q.context_id, now))
+    }
+
+    /// Drops a scanner; never replies (a one-way RPC).
+    fn clear_scanner(&self, req: &Request) {
+        if let Ok(id) = req.decode_args::<i64>() {
+            let _ = self.cluster.lock().nodes[self.index].scanners.take(id);
+        }
     }
 
     /// The tables this node hosts, with the envs each replica was created with: config sync
@@ -257,15 +360,25 @@ impl ReplicaNode {
             Duplicate::NAME => self.duplicate(req),
             Get::NAME => self.get(req),
             MultiGet::NAME => self.multi_get(req),
+            Ttl::NAME => self.ttl(req),
+            SortkeyCount::NAME => self.sortkey_count(req),
+            GetScanner::NAME => self.get_scanner(req),
+            Scan::NAME => self.scan(req),
+            ClearScanner::NAME => {
+                self.clear_scanner(req);
+                None
+            }
             _ => Self::error(req, err::HANDLER_NOT_FOUND),
         }
     }
 }
 
-/// Rows of one hash key: the listed sort keys, or the `[start, stop]` range.
+/// Rows of one hash key: the listed sort keys, or the `[start, stop]` range; expired records
+/// are skipped.
 fn multi_get_rows(
     data: &BTreeMap<Vec<u8>, super::state::Record>,
     q: &MultiGetRequest,
+    now: u32,
 ) -> (i32, Vec<KeyValue>) {
     let kv = |sort: &[u8], value: &[u8]| KeyValue {
         key: Blob::new(sort),
@@ -279,7 +392,9 @@ fn multi_get_rows(
     if !q.sort_keys.is_empty() {
         let rows = q.sort_keys.iter().filter_map(|s| {
             let k = key::composite_key(&q.hash_key.0, &s.0).ok()?;
-            data.get(&k).map(|r| kv(&s.0, &r.value))
+            data.get(&k)
+                .filter(|r| !r.expired(now))
+                .map(|r| kv(&s.0, &r.value))
         });
         return (rocksdb::OK, rows.collect());
     }
@@ -302,7 +417,7 @@ fn multi_get_rows(
     let mut rows: Vec<_> = data
         .range(prefix.clone()..)
         .take_while(|(k, _)| k.starts_with(&prefix))
-        .filter(|(k, _)| in_range(&k[prefix.len()..]))
+        .filter(|(k, r)| !r.expired(now) && in_range(&k[prefix.len()..]))
         .map(|(k, r)| kv(&k[prefix.len()..], &r.value))
         .collect();
     if q.reverse {

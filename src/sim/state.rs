@@ -140,6 +140,18 @@ pub struct Mutation {
 pub struct Record {
     pub value: Vec<u8>,
     pub timetag: u64,
+    /// Absolute expiry in seconds since 2016-01-01 UTC; 0 = never (`pegasus_utils.h`).
+    pub expire_ts: u32,
+}
+
+pub use crate::pegasus::key::epoch_now as pegasus_now;
+
+impl Record {
+    /// Whether the record has expired at `now` (Pegasus epoch seconds): reads skip it.
+    #[must_use]
+    pub fn expired(&self, now: u32) -> bool {
+        self.expire_ts > 0 && self.expire_ts <= now
+    }
 }
 
 /// One partition: its replicas, data and decrees. The data is shared by its replicas, so a
@@ -338,6 +350,8 @@ pub struct Node {
     pub config_sync_interval_ms: u32,
     /// `replica.deny_client_request` as applied at the last config sync, per app id.
     pub deny: HashMap<i32, Deny>,
+    /// Open scanners of the replicas on this server.
+    pub scanners: super::scan::Scanners,
 }
 
 impl Node {
@@ -351,6 +365,11 @@ impl Node {
             epoch: 0,
             config_sync_interval_ms: millis(config.config_sync_interval),
             deny: HashMap::new(),
+            scanners: super::scan::Scanners::new(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos().into()),
+            ),
         }
     }
 }

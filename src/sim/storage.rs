@@ -120,6 +120,7 @@ fn apply(data: &mut std::collections::BTreeMap<Vec<u8>, Record>, write: &Write, 
                 Record {
                     value: u.value.0.clone(),
                     timetag,
+                    expire_ts: expire_ts(u.expire_ts_seconds),
                 },
             );
         }
@@ -134,12 +135,18 @@ fn apply(data: &mut std::collections::BTreeMap<Vec<u8>, Record>, write: &Write, 
                         Record {
                             value: kv.value.0.clone(),
                             timetag,
+                            expire_ts: expire_ts(m.expire_ts_seconds),
                         },
                     );
                 }
             }
         }
     }
+}
+
+/// A request's `expire_ts_seconds` as stored (negative values mean none).
+fn expire_ts(seconds: i32) -> u32 {
+    u32::try_from(seconds).unwrap_or(0)
 }
 
 /// Why a follower refused a duplicate entry: rocksdb code and hint.

@@ -12,6 +12,7 @@ mod official;
 mod plan;
 mod render;
 mod roundtrip;
+mod scan;
 mod schema;
 mod sim;
 mod spec;

@@ -6,7 +6,10 @@ use migrator::pegasus::messages::apps::{
     CreateApp, DropApp, ListApps, QueryAppInfo, QueryConfig, UpdateAppEnv,
 };
 use migrator::pegasus::messages::command::RemoteCommand;
-use migrator::pegasus::messages::data::{Duplicate, Get, MultiGet, MultiPut, Put, Remove};
+use migrator::pegasus::messages::data::{
+    ClearScanner, Duplicate, Get, GetScanner, MultiGet, MultiPut, MultiRemove, Put, Remove, Scan,
+    SortkeyCount, Ttl,
+};
 use migrator::pegasus::messages::duplication::{
     AddDuplication, ListDuplication, ModifyDuplication, QueryDuplication,
 };
@@ -88,7 +91,7 @@ proptest! {
         every_rpc!(seed; ListApps, QueryConfig, UpdateAppEnv, CreateApp, DropApp, QueryAppInfo,
             ClusterInfo, ListNodes, QueryDuplication, AddDuplication, ModifyDuplication,
             ListDuplication, RemoteCommand, Put, Get, Remove, MultiPut, MultiGet, Duplicate,
-            QueryReplicaInfo);
+            QueryReplicaInfo, MultiRemove, Ttl, SortkeyCount, GetScanner, Scan, ClearScanner);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Defines the replica data RPCs (put, get, remove, multi-put, multi-get) and duplicate.
+//! Defines the replica data RPCs (put, get, remove, multi-put, multi-get, multi-remove, ttl,
+//! sort-key count, scanners) and duplicate.
 
 use super::rpc;
 use crate::pegasus::base::{Blob, TaskCode};
@@ -121,6 +122,99 @@ thrift_struct! {
     }
 }
 
+thrift_struct! {
+    /// `multi_remove_request`.
+    pub struct MultiRemoveRequest {
+        1: hash_key: Blob,
+        2: sort_keys: Vec<Blob>,
+        3: max_count: i64,
+    }
+}
+
+thrift_struct! {
+    /// `multi_remove_response`.
+    pub struct MultiRemoveResponse {
+        1: error: i32,
+        2: count: i64,
+        3: app_id: i32,
+        4: partition_index: i32,
+        5: decree: i64,
+        6: server: String,
+    }
+}
+
+thrift_struct! {
+    /// `ttl_response`: seconds left, or −1 when the record has no TTL (no field 5).
+    pub struct TtlResponse {
+        1: error: i32,
+        2: ttl_seconds: i32,
+        3: app_id: i32,
+        4: partition_index: i32,
+        6: server: String,
+    }
+}
+
+thrift_struct! {
+    /// `count_response` (sort-key count; no field 5).
+    pub struct CountResponse {
+        1: error: i32,
+        2: count: i64,
+        3: app_id: i32,
+        4: partition_index: i32,
+        6: server: String,
+    }
+}
+
+thrift_struct! {
+    /// `get_scanner_request`: keys are full composite keys; an empty stop key scans to the
+    /// partition's end. Fields 11–13 are optional on the wire; 14 exists from v2.5.0.
+    pub struct GetScannerRequest {
+        1: start_key: Blob,
+        2: stop_key: Blob,
+        3: start_inclusive: bool,
+        4: stop_inclusive: bool,
+        5: batch_size: i32,
+        6: no_value: bool,
+        7: hash_key_filter_type: FilterType,
+        8: hash_key_filter_pattern: Blob,
+        9: sort_key_filter_type: FilterType,
+        10: sort_key_filter_pattern: Blob,
+        11: validate_partition_hash: Option<bool>,
+        12: return_expire_ts: Option<bool>,
+        13: full_scan: Option<bool>,
+        14: only_return_count: Option<bool>,
+    }
+}
+
+thrift_struct! {
+    /// `scan_request`: the next batch of an open scanner.
+    pub struct ScanRequest {
+        1: context_id: i64,
+    }
+}
+
+thrift_struct! {
+    /// `scan_response`: keys are full composite keys; `context_id` ≥ 0 means more to scan,
+    /// −1 completed, −2 no such scanner.
+    pub struct ScanResponse {
+        1: error: i32,
+        2: kvs: Vec<KeyValue>,
+        3: context_id: i64,
+        4: app_id: i32,
+        5: partition_index: i32,
+        6: server: String,
+        7: kv_count: Option<i32>,
+    }
+}
+
+/// `scan_response.context_id` values.
+pub mod scan_context {
+    /// The scan reached its end; no context is kept.
+    pub const COMPLETED: i64 = -1;
+    /// No scanner of that id exists.
+    pub const NOT_EXIST: i64 = -2;
+}
+
 rpc!(
     /// Writes one key.
     Put, "RPC_RRDB_RRDB_PUT", UpdateRequest, UpdateResponse
@@ -144,4 +238,28 @@ rpc!(
 rpc!(
     /// Applies mutations shipped by a duplication master.
     Duplicate, "RPC_RRDB_RRDB_DUPLICATE", DuplicateRequest, DuplicateResponse
+);
+rpc!(
+    /// Removes sort keys of one hash key.
+    MultiRemove, "RPC_RRDB_RRDB_MULTI_REMOVE", MultiRemoveRequest, MultiRemoveResponse
+);
+rpc!(
+    /// A key's remaining time to live (args: the composite key blob).
+    Ttl, "RPC_RRDB_RRDB_TTL", Blob, TtlResponse
+);
+rpc!(
+    /// How many sort keys a hash key has (args: the raw hash key).
+    SortkeyCount, "RPC_RRDB_RRDB_SORTKEY_COUNT", Blob, CountResponse
+);
+rpc!(
+    /// Opens a scanner on one partition and returns its first batch.
+    GetScanner, "RPC_RRDB_RRDB_GET_SCANNER", GetScannerRequest, ScanResponse
+);
+rpc!(
+    /// The next batch of an open scanner.
+    Scan, "RPC_RRDB_RRDB_SCAN", ScanRequest, ScanResponse
+);
+rpc!(
+    /// Releases a scanner (one-way: the server never replies; args: the context id).
+    ClearScanner, "RPC_RRDB_RRDB_CLEAR_SCANNER", i64, ScanResponse
 );

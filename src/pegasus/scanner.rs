@@ -1,0 +1,166 @@
+//! Owns scanning a table as the official clients do: one scanner per partition (the partition
+//! index as the routing hash), the whole key range `[00 00, FF FF)`, batches until the server
+//! says the scan completed. A scanner lost on the server (error 1, e.g. after a primary
+//! change) or a routing error restarts just after the last key received, like the Java client.
+
+use super::base::Blob;
+use super::error::{Error, Result};
+use super::messages::data::{
+    rocksdb, scan_context, ClearScanner, FilterType, GetScanner, GetScannerRequest, KeyValue, Scan,
+    ScanRequest, ScanResponse,
+};
+use super::table::TableClient;
+
+/// How a scan reads.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanOptions {
+    /// Records per batch (the server caps it at 1000).
+    pub batch_size: i32,
+    /// Keys only.
+    pub no_value: bool,
+    /// Each record's absolute expiry (Pegasus epoch seconds, 0 = none) in `expire_ts_seconds`.
+    pub return_expire_ts: bool,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 1000,
+            no_value: false,
+            return_expire_ts: true,
+        }
+    }
+}
+
+/// One partition's scan, batch by batch.
+#[derive(Debug)]
+pub struct PartitionScanner {
+    client: TableClient,
+    pidx: i32,
+    opts: ScanOptions,
+    /// The server's scanner, while one is open.
+    context: Option<i64>,
+    /// The last key returned: a restart begins after it.
+    last_key: Option<Vec<u8>>,
+    done: bool,
+}
+
+/// Restarts allowed in one call before giving up.
+const RESTARTS: u32 = 5;
+
+impl PartitionScanner {
+    /// A scan of partition `pidx` of `client`'s table.
+    #[must_use]
+    pub fn new(client: TableClient, pidx: i32, opts: ScanOptions) -> Self {
+        Self {
+            client,
+            pidx,
+            opts,
+            context: None,
+            last_key: None,
+            done: false,
+        }
+    }
+
+    /// The next batch of records (full composite keys), or `None` once the partition is
+    /// scanned. A batch may be empty while the scan goes on.
+    ///
+    /// # Errors
+    /// Routing or transport failure past the table client's retries, or a storage error.
+    pub async fn next_batch(&mut self) -> Result<Option<Vec<KeyValue>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut restarts = 0;
+        loop {
+            let resp = match self.context {
+                Some(id) => {
+                    let req = ScanRequest { context_id: id };
+                    self.client.call::<Scan>(self.hash(), &req).await
+                }
+                None => {
+                    let req = self.open_request();
+                    self.client.call::<GetScanner>(self.hash(), &req).await
+                }
+            };
+            match resp {
+                Ok(r) if r.error == rocksdb::NOT_FOUND && self.context.is_some() => {
+                    // The server no longer knows the scanner: start again after the last key.
+                    self.context = None;
+                }
+                Ok(r) => return self.accept(r).map(Some),
+                Err(e) if restartable(&e) && restarts < RESTARTS => {
+                    self.context = None;
+                    let _ = self.client.refresh().await;
+                }
+                Err(e) => return Err(e),
+            }
+            restarts += 1;
+            if restarts > RESTARTS {
+                return Err(Error::App {
+                    addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+                    rpc: <Scan as super::messages::Rpc>::NAME,
+                    code: super::base::ErrorCode::new("scanner restarted too often"),
+                    hint: Some(format!("partition {}", self.pidx)),
+                });
+            }
+        }
+    }
+
+    fn hash(&self) -> u64 {
+        u64::try_from(self.pidx).unwrap_or(0)
+    }
+
+    fn open_request(&self) -> GetScannerRequest {
+        let (start_key, start_inclusive) = match &self.last_key {
+            Some(k) => (k.clone(), false),
+            None => (vec![0, 0], true),
+        };
+        GetScannerRequest {
+            start_key: Blob(start_key),
+            stop_key: Blob(vec![0xff, 0xff]),
+            start_inclusive,
+            stop_inclusive: false,
+            batch_size: self.opts.batch_size,
+            no_value: self.opts.no_value,
+            hash_key_filter_type: FilterType::FT_NO_FILTER,
+            hash_key_filter_pattern: Blob::default(),
+            sort_key_filter_type: FilterType::FT_NO_FILTER,
+            sort_key_filter_pattern: Blob::default(),
+            validate_partition_hash: Some(true),
+            return_expire_ts: Some(self.opts.return_expire_ts),
+            full_scan: Some(true),
+            only_return_count: None,
+        }
+    }
+
+    fn accept(&mut self, r: ScanResponse) -> Result<Vec<KeyValue>> {
+        self.client.storage_ok::<Scan>(r.error)?;
+        if let Some(last) = r.kvs.last() {
+            self.last_key = Some(last.key.0.clone());
+        }
+        if r.context_id == scan_context::COMPLETED || r.context_id == scan_context::NOT_EXIST {
+            self.context = None;
+            self.done = true;
+        } else {
+            self.context = Some(r.context_id);
+        }
+        Ok(r.kvs)
+    }
+
+    /// Releases the server's scanner if one is open (one-way: no reply is awaited).
+    pub async fn close(mut self) {
+        if let Some(id) = self.context.take() {
+            self.client
+                .send_oneway::<ClearScanner>(self.hash(), &id)
+                .await;
+        }
+    }
+}
+
+/// Errors after which a scan restarts from its last key on a fresh routing.
+fn restartable(e: &Error) -> bool {
+    matches!(e, Error::ConnectionLost { .. } | Error::Connect { .. })
+        || e.is(super::base::err::INVALID_STATE)
+        || e.is(super::base::err::OBJECT_NOT_FOUND)
+}
