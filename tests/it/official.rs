@@ -1,5 +1,6 @@
-//! The official Python client (PyPI `pypegasus3`, unmodified) puts and gets through the
-//! simulator, and the simulator really holds what it wrote, in the partition the key routes to.
+//! The official Python client (PyPI `pypegasus3`, unmodified) puts, gets, reads TTLs and
+//! sort-key counts, and scans the whole table through the simulator, and the simulator really
+//! holds what it wrote, in the partition the key routes to.
 //!
 //! Needs the client's venv: run `scripts/official-client-setup.sh` (or point
 //! `MIGRATOR_OFFICIAL_PY` at a python that has `pypegasus3`). Without it the test fails.
@@ -88,7 +89,10 @@ async fn official_client_round_trips(version: Version) {
     );
     assert_eq!(
         stdout.trim(),
-        format!(r#"{{"put": {RECORDS}, "get_ok": {RECORDS}}}"#),
+        format!(
+            r#"{{"put": {RECORDS}, "get_ok": {RECORDS}, "ttl_ok": 1, "scanned": {}}}"#,
+            RECORDS + 1
+        ),
         "stderr: {stderr}"
     );
 
@@ -108,7 +112,7 @@ async fn official_client_round_trips(version: Version) {
         );
     }
     let total: usize = app.partitions.iter().map(|p| p.data.len()).sum();
-    assert_eq!(total, RECORDS, "nothing else was written");
+    assert_eq!(total, RECORDS + 1, "nothing else was written");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -3,9 +3,11 @@
 
 Usage: put_get.py META1,META2,... TABLE N
 
-Writes N records (hash key `hk{i}`, sort key `sk`, value `v{i}`), reads each back, and prints one
-JSON line `{"put": N, "get_ok": M}`. Exits 0 only if all N records round-trip; otherwise it
-prints the reason to stderr and exits 1. The whole run is bounded by TOTAL_TIMEOUT_S.
+Writes N records (hash key `hk{i}`, sort key `sk`, value `v{i}`), reads each back, writes one
+more with a one-hour TTL and reads its TTL and sort-key count, then scans the whole table with
+the client's unordered scanners (small batches), and prints one JSON line
+`{"put": N, "get_ok": M, "ttl_ok": T, "scanned": S}`. Exits 0 only if every step matched;
+otherwise it prints the reason to stderr and exits 1. The whole run is bounded by TOTAL_TIMEOUT_S.
 Install the client with scripts/official-client-setup.sh.
 """
 
@@ -29,10 +31,12 @@ warnings.filterwarnings("ignore", message=".*service_identity.*")
 from twisted.internet import defer, reactor  # noqa: E402
 from pypegasus.pgclient import Pegasus  # noqa: E402
 from pypegasus.base.ttypes import error_types  # noqa: E402
+from pypegasus.utils.tools import ScanOptions  # noqa: E402
 
 ERR_OK = error_types.ERR_OK.value
 # code: exit status; counts: the summary line; error: why it failed.
-outcome = {"code": 1, "counts": {"put": 0, "get_ok": 0}, "error": "did not finish"}
+outcome = {"code": 1, "counts": {"put": 0, "get_ok": 0, "ttl_ok": 0, "scanned": 0},
+           "error": "did not finish"}
 
 
 @defer.inlineCallbacks
@@ -59,10 +63,34 @@ def run(metas, table, n):
                 counts["get_ok"] += 1
             else:
                 print("get hk%d: unexpected reply %r" % (i, ret), file=sys.stderr)
-        if counts["get_ok"] == n:
+        if counts["get_ok"] != n:
+            outcome["error"] = "only %d of %d records read back" % (counts["get_ok"], n)
+            return
+        ret = yield client.set("ttl", "sk", b"expires", 3600)
+        ttl = yield client.ttl("ttl", "sk")  # (error code, seconds left; -1 = forever)
+        forever = yield client.ttl("hk0", "sk")
+        count = yield client.sort_key_count("ttl")  # (error code, count)
+        if ttl[0] == ERR_OK and 3590 <= ttl[1] <= 3600 and forever == (ERR_OK, -1) and count == (ERR_OK, 1):
+            counts["ttl_ok"] = 1
+        else:
+            outcome["error"] = "ttl %r, ttl of a record without one %r, sort key count %r" % (ttl, forever, count)
+            return
+        options = ScanOptions()
+        options.batch_size = 7
+        seen = {}
+        for scanner in client.get_unordered_scanners(3, options):
+            while True:
+                item = yield scanner.get_next()  # ((hash_key, sort_key), value) or None
+                if item is None:
+                    break
+                # restore_key decodes keys to str; values stay bytes.
+                seen[tuple(k.decode() if isinstance(k, bytes) else k for k in item[0])] = item[1]
+            scanner.close()
+        counts["scanned"] = len(seen)
+        if len(seen) == n + 1 and all(seen.get(("hk%d" % i, "sk")) == ("v%d" % i).encode() for i in range(n)):
             outcome["code"], outcome["error"] = 0, None
         else:
-            outcome["error"] = "only %d of %d records read back" % (counts["get_ok"], n)
+            outcome["error"] = "the scan saw %d records: %r" % (len(seen), sorted(seen)[:5])
     except Exception as e:  # e.g. a reply the client cannot parse
         outcome["error"] = "client raised %s: %s" % (type(e).__name__, e)
     finally:
