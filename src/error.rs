@@ -29,6 +29,12 @@ pub enum Error {
     /// The clusters or routing could not be observed.
     #[error(transparent)]
     Observe(#[from] crate::observe::Error),
+    /// A verify could not finish.
+    #[error("verify {table}: {source}")]
+    Verify {
+        table: String,
+        source: Box<crate::verify::Error>,
+    },
     /// A saved plan no longer matches the world.
     #[error("saved plan is stale: {0}")]
     Stale(String),

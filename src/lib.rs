@@ -17,3 +17,4 @@ pub mod render;
 pub mod routing;
 pub mod sim;
 pub mod spec;
+pub mod verify;

@@ -10,6 +10,7 @@ pub mod sandbox;
 pub mod show;
 pub mod status;
 pub mod validate;
+pub mod verify;
 
 use clap::{Parser, Subcommand};
 
@@ -47,6 +48,8 @@ pub enum Command {
     Status(status::Args),
     /// Lift a write block and optionally remove the duplication, before the switch.
     Abort(abort::Args),
+    /// Compare each table on its source and target, record by record (exit 2 if they differ).
+    Verify(verify::Args),
     /// Run simulated clusters, a meta-proxy and a client load to try plans on.
     Sandbox(sandbox::Args),
     /// Guard one write block until it ends (apply starts it; not for direct use).
@@ -164,6 +167,7 @@ pub async fn run(cli: Cli) -> Result<Exit> {
         Command::Status(args) => status::run(&args).await,
         Command::Abort(args) => abort::run(&args).await,
         Command::Sandbox(args) => sandbox::run(args).await,
+        Command::Verify(args) => verify::run(&args).await,
         Command::Guardian(args) => guardian::run(&args).await,
     }
 }

@@ -164,3 +164,36 @@ fn restartable(e: &Error) -> bool {
         || e.is(super::base::err::INVALID_STATE)
         || e.is(super::base::err::OBJECT_NOT_FOUND)
 }
+
+/// Reads one record with its expiry (a scanner over exactly `key`), `None` when absent or
+/// expired. Used where a record must be re-read exactly as a scan sees it.
+///
+/// # Errors
+/// Routing, transport or storage failure.
+pub async fn read_one(client: &TableClient, key: &[u8]) -> Result<Option<KeyValue>> {
+    let req = GetScannerRequest {
+        start_key: Blob(key.to_vec()),
+        stop_key: Blob(key.to_vec()),
+        start_inclusive: true,
+        stop_inclusive: true,
+        batch_size: 1,
+        no_value: false,
+        hash_key_filter_type: FilterType::FT_NO_FILTER,
+        hash_key_filter_pattern: Blob::default(),
+        sort_key_filter_type: FilterType::FT_NO_FILTER,
+        sort_key_filter_pattern: Blob::default(),
+        validate_partition_hash: Some(true),
+        return_expire_ts: Some(true),
+        full_scan: None,
+        only_return_count: None,
+    };
+    let hash = super::key::key_hash(key);
+    let resp = client.call::<GetScanner>(hash, &req).await?;
+    client.storage_ok::<GetScanner>(resp.error)?;
+    if resp.context_id != scan_context::COMPLETED && resp.context_id != scan_context::NOT_EXIST {
+        client
+            .send_oneway::<ClearScanner>(hash, &resp.context_id)
+            .await;
+    }
+    Ok(resp.kvs.into_iter().find(|kv| kv.key.0 == key))
+}

@@ -194,9 +194,24 @@ impl TableClient {
         value: &[u8],
         ttl_seconds: Option<u32>,
     ) -> Result<super::messages::data::UpdateResponse> {
+        let expire = ttl_seconds.map_or(0, |t| key::epoch_now().saturating_add(t));
+        self.put_expiring(hash_key, sort_key, value, expire).await
+    }
+
+    /// Writes `value` at (`hash_key`, `sort_key`) expiring at `expire_ts` (Pegasus epoch
+    /// seconds; 0 = never), as put requests carry it.
+    ///
+    /// # Errors
+    /// Routing, transport or storage failure.
+    pub async fn put_expiring(
+        &self,
+        hash_key: &[u8],
+        sort_key: &[u8],
+        value: &[u8],
+        expire: u32,
+    ) -> Result<super::messages::data::UpdateResponse> {
         let key = composite(hash_key, sort_key)?;
         let hash = key::key_hash(&key);
-        let expire = ttl_seconds.map_or(0, |t| key::epoch_now().saturating_add(t));
         let req = UpdateRequest {
             key: Blob(key),
             value: Blob::new(value),

@@ -18,5 +18,6 @@ mod sim;
 mod spec;
 mod stage;
 mod support;
+mod verify;
 mod wire;
 mod workflow;

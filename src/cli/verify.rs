@@ -1,0 +1,160 @@
+//! Owns `migrator verify FILE [--table T] [--mode full|sample] [--sample-rate R] [--rate N]
+//! [--json]`: compare each table on its source and target and report what differs; exit 0
+//! when equal, 2 when different (and only then), 1 on error.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::exit::Exit;
+use crate::pegasus::table::{TableClient, TableOptions};
+use crate::spec::Migration;
+use crate::verify::{self, Mode, Options, Progress};
+
+/// Flags of `migrator verify`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The plan file (YAML).
+    pub file: PathBuf,
+    /// Only this table (default: every table of the file).
+    #[arg(long)]
+    pub table: Option<String>,
+    /// `full`: every record's key, value and expiry; `sample`: every key and expiry, the
+    /// values of a sample of hash keys.
+    #[arg(long, value_enum, default_value_t = Mode::Full)]
+    pub mode: Mode,
+    /// The fraction of hash keys whose values `sample` compares.
+    #[arg(long, default_value_t = 0.01)]
+    pub sample_rate: f64,
+    /// Most source records compared per second per table (default: no limit).
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// Partition groups compared at once.
+    #[arg(long, default_value_t = 4)]
+    pub parallelism: usize,
+    /// Rounds of re-reading differences before they count.
+    #[arg(long, default_value_t = 5)]
+    pub settle_rounds: u32,
+    /// Print the whole report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How many differing keys are printed per table.
+const FIRST_KEYS: usize = 10;
+
+/// Verifies the chosen tables.
+///
+/// # Errors
+/// An invalid plan file, an unknown table, or a cluster that cannot be read.
+pub async fn run(args: &Args) -> Result<Exit> {
+    let spec = crate::spec::load(&args.file)?;
+    let chosen: Vec<&Migration> = spec
+        .migrations
+        .iter()
+        .filter(|m| args.table.as_ref().is_none_or(|t| *t == m.table))
+        .collect();
+    if chosen.is_empty() {
+        return Err(Error::Usage(format!(
+            "{} has no table {}",
+            args.file.display(),
+            args.table.clone().unwrap_or_default()
+        )));
+    }
+    if !(0.0..=1.0).contains(&args.sample_rate) {
+        return Err(Error::Usage("--sample-rate must be within 0..1".into()));
+    }
+    let opts = Options {
+        mode: args.mode,
+        sample_rate: args.sample_rate,
+        rate: args.rate,
+        parallelism: args.parallelism,
+        settle: verify::recheck::Settle {
+            rounds: args.settle_rounds,
+            ..verify::recheck::Settle::default()
+        },
+        ..Options::default()
+    };
+    let mut reports = Vec::new();
+    let mut differ = false;
+    for m in chosen {
+        let outcome = verify_one(&spec, m, opts, !args.json).await?;
+        differ |= outcome.differences() > 0;
+        if args.json {
+            reports.push(serde_json::json!({
+                "table": m.table, "from": m.from, "to": m.to,
+                "equal": outcome.differences() == 0, "outcome": outcome,
+            }));
+        } else {
+            for line in verify::report::lines(&m.table, &m.from, &m.to, &outcome, FIRST_KEYS) {
+                crate::say!("{line}");
+            }
+        }
+    }
+    if args.json {
+        let doc = serde_json::json!({"format_version": "1.0", "tables": reports});
+        crate::say!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    }
+    Ok(if differ { Exit::Changes } else { Exit::Success })
+}
+
+/// Verifies one table, showing progress on a terminal.
+async fn verify_one(
+    spec: &crate::spec::Spec,
+    m: &Migration,
+    opts: Options,
+    live: bool,
+) -> Result<verify::Outcome> {
+    let timeout = Duration::from_secs(10);
+    let client = |meta| {
+        let t = TableOptions {
+            op_timeout: timeout,
+            ..TableOptions::default()
+        };
+        TableClient::new(&m.table, meta, t)
+    };
+    let src = client(crate::observe::meta_client(spec, &m.from, timeout).await?);
+    let dst = client(crate::observe::meta_client(spec, &m.to, timeout).await?);
+    let progress = Arc::new(Progress::default());
+    let shower = (live && std::io::stderr().is_terminal()).then(|| {
+        let p = progress.clone();
+        let table = m.table.clone();
+        tokio::spawn(async move { show(&table, &p).await })
+    });
+    let result = verify::verify(&src, &dst, opts, progress).await;
+    if let Some(s) = shower {
+        s.abort();
+    }
+    result.map_err(|source| Error::Verify {
+        table: m.table.clone(),
+        source: Box::new(source),
+    })
+}
+
+/// A live line: records checked, partition groups done, and an estimate of the time left.
+async fn show(table: &str, p: &Progress) {
+    let bar = indicatif::ProgressBar::new_spinner();
+    let started = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (records, done, all) = (
+            p.records.load(Ordering::Relaxed),
+            p.classes_done.load(Ordering::Relaxed),
+            p.classes.load(Ordering::Relaxed),
+        );
+        let elapsed = started.elapsed().as_secs_f64();
+        let eta = if done > 0 && all > done {
+            format!(", ETA {:.0}s", elapsed * (all - done) as f64 / done as f64)
+        } else {
+            String::new()
+        };
+        bar.set_message(format!(
+            "{table}: {records} records checked ({:.0}/s), {done}/{all} partition groups{eta}",
+            records as f64 / elapsed.max(0.001)
+        ));
+        bar.tick();
+    }
+}

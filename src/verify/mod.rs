@@ -1,0 +1,373 @@
+//! Owns `verify`: comparing a table on its source and target record by record — every key,
+//! value and expiry — without holding the table in memory, then re-reading what differed until
+//! it settles (duplication may still be shipping).
+//!
+//! Keys route by hash modulo the partition count, so with counts `S` and `T` a key's hash
+//! modulo `gcd(S, T)` is the same on both sides: each such class is compared on its own, its
+//! partitions on each side scanned together and merged into one ascending run
+//! (`stream`), the two runs merged against each other (`compare`). Classes run in parallel
+//! under a records-per-second limit. `sample` mode scans keys and expiries only (every key's
+//! presence and expiry is still checked) and compares the values of a sample of hash keys.
+
+pub mod compare;
+pub mod recheck;
+pub mod report;
+pub mod stream;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use compare::{Counts, Diff, Kind, Merge, Need};
+use stream::{class_partitions, classes, ClassStream};
+
+use crate::pegasus::key;
+use crate::pegasus::scanner::ScanOptions;
+use crate::pegasus::table::TableClient;
+
+/// Why a verify could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("source: {0}")]
+    Source(crate::pegasus::Error),
+    #[error("target: {0}")]
+    Target(crate::pegasus::Error),
+    #[error("a comparison task failed: {0}")]
+    Task(String),
+}
+
+/// Result of this module.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// How much is compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Every record's key, value and expiry.
+    Full,
+    /// Every key and expiry; values of a sample of hash keys.
+    Sample,
+}
+
+/// How a verify runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub mode: Mode,
+    /// The fraction of hash keys whose values `sample` compares.
+    pub sample_rate: f64,
+    /// Most source records compared per second (none: as fast as it goes).
+    pub rate: Option<u64>,
+    /// Classes compared at once.
+    pub parallelism: usize,
+    /// Records per scan batch.
+    pub batch: i32,
+    /// Differences kept for re-reading (more are counted, not re-read).
+    pub max_suspects: usize,
+    pub settle: recheck::Settle,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Full,
+            sample_rate: 0.01,
+            rate: None,
+            parallelism: 4,
+            batch: 1000,
+            max_suspects: 10_000,
+            settle: recheck::Settle::default(),
+        }
+    }
+}
+
+/// What a verify of one table found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Outcome {
+    pub mode: Mode,
+    /// What the scans found (before re-reading).
+    pub scanned: Counts,
+    /// Keys that still differ after re-reading, by kind (the first ones).
+    pub differing: Vec<Diff>,
+    /// Differences found but not re-read (over `max_suspects`): reported as found.
+    pub not_rechecked: u64,
+    /// Sampled records whose values were compared (sample mode).
+    pub values_compared: u64,
+    pub rounds: u32,
+    pub elapsed_ms: u64,
+    /// The most records any one partition group held at once.
+    pub max_in_hand: usize,
+}
+
+impl Outcome {
+    /// Keys that differ after settling (counted ones not re-read included).
+    #[must_use]
+    pub fn differences(&self) -> u64 {
+        self.differing.len() as u64 + self.not_rechecked
+    }
+
+    /// Differences of `kind` after settling (not counting those not re-read).
+    #[must_use]
+    pub fn count(&self, kind: Kind) -> u64 {
+        self.differing.iter().filter(|d| d.kind == kind).count() as u64
+    }
+}
+
+/// Progress shared with whoever shows it: source records compared so far, and classes done.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub records: AtomicU64,
+    pub classes_done: AtomicU64,
+    pub classes: AtomicU64,
+}
+
+/// Compares the table `src` reads with the one `dst` reads.
+///
+/// # Errors
+/// A scan or read failed past its retries.
+pub async fn verify(
+    src: &TableClient,
+    dst: &TableClient,
+    opts: Options,
+    progress: Arc<Progress>,
+) -> Result<Outcome> {
+    let started = Instant::now();
+    let s = src.refresh().await.map_err(Error::Source)?;
+    let t = dst.refresh().await.map_err(Error::Target)?;
+    let g = classes(s.partition_count, t.partition_count);
+    progress
+        .classes
+        .store(u64::try_from(g).unwrap_or(0), Ordering::Relaxed);
+    let shared = Arc::new(Shared {
+        suspects: Mutex::new(Vec::new()),
+        not_rechecked: AtomicU64::new(0),
+        values_compared: AtomicU64::new(0),
+        pacer: Pacer::new(opts.rate),
+        progress,
+    });
+    let limit = Arc::new(tokio::sync::Semaphore::new(opts.parallelism.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for class in 0..g {
+        let job = ClassJob {
+            src: src.clone(),
+            dst: dst.clone(),
+            src_parts: class_partitions(s.partition_count, g, class),
+            dst_parts: class_partitions(t.partition_count, g, class),
+            opts,
+            shared: shared.clone(),
+        };
+        let limit = limit.clone();
+        tasks.spawn(async move {
+            let _slot = limit.acquire_owned().await;
+            job.run().await
+        });
+    }
+    let mut scanned = Counts::default();
+    let mut max_in_hand = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (counts, held) = joined.map_err(|e| Error::Task(e.to_string()))??;
+        scanned.add(&counts);
+        max_in_hand = max_in_hand.max(held);
+    }
+    let suspects = std::mem::take(&mut *shared.suspects.lock().expect("suspects lock"));
+    let (differing, rounds) = recheck::settle(src, dst, suspects, opts.settle).await?;
+    Ok(Outcome {
+        mode: opts.mode,
+        scanned,
+        differing,
+        not_rechecked: shared.not_rechecked.load(Ordering::Relaxed),
+        values_compared: shared.values_compared.load(Ordering::Relaxed),
+        rounds,
+        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        max_in_hand,
+    })
+}
+
+struct Shared {
+    suspects: Mutex<Vec<Diff>>,
+    not_rechecked: AtomicU64,
+    values_compared: AtomicU64,
+    pacer: Pacer,
+    progress: Arc<Progress>,
+}
+
+impl Shared {
+    fn suspect(&self, diffs: Vec<Diff>, cap: usize) {
+        let mut s = self.suspects.lock().expect("suspects lock");
+        for d in diffs {
+            if s.len() < cap {
+                s.push(d);
+            } else {
+                self.not_rechecked.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// One class: both sides merged against each other.
+struct ClassJob {
+    src: TableClient,
+    dst: TableClient,
+    src_parts: Vec<i32>,
+    dst_parts: Vec<i32>,
+    opts: Options,
+    shared: Arc<Shared>,
+}
+
+impl ClassJob {
+    async fn run(self) -> Result<(Counts, usize)> {
+        let scan = ScanOptions {
+            batch_size: self.opts.batch,
+            no_value: self.opts.mode == Mode::Sample,
+            return_expire_ts: true,
+        };
+        let mut source = ClassStream::new(&self.src, &self.src_parts, scan);
+        let mut target = ClassStream::new(&self.dst, &self.dst_parts, scan);
+        let max = usize::try_from(self.opts.batch).unwrap_or(1000).max(1);
+        let mut merge = Merge::default();
+        let mut diffs = Vec::new();
+        let mut sampled = Vec::new();
+        loop {
+            let before = merge.counts;
+            let need = merge.run(&mut diffs);
+            self.after_step(&merge, &before, &mut diffs, &mut sampled)
+                .await?;
+            match need {
+                Need::Source => {
+                    let batch = source.next(max).await.map_err(Error::Source)?;
+                    self.shared.pacer.pace(batch.len()).await;
+                    if self.opts.mode == Mode::Sample {
+                        sampled.extend(
+                            batch
+                                .iter()
+                                .filter(|r| in_sample(&r.key, self.opts.sample_rate))
+                                .map(|r| r.key.clone()),
+                        );
+                    }
+                    if batch.is_empty() {
+                        merge.end_source();
+                    } else {
+                        merge.push_source(batch);
+                    }
+                }
+                Need::Target => {
+                    let batch = target.next(max).await.map_err(Error::Target)?;
+                    if batch.is_empty() {
+                        merge.end_target();
+                    } else {
+                        merge.push_target(batch);
+                    }
+                }
+                Need::Nothing => break,
+            }
+        }
+        self.compare_values(&mut sampled, &mut diffs, true).await?;
+        self.shared.suspect(diffs, self.opts.max_suspects);
+        source.close().await;
+        target.close().await;
+        self.shared
+            .progress
+            .classes_done
+            .fetch_add(1, Ordering::Relaxed);
+        Ok((merge.counts, merge.max_in_hand))
+    }
+
+    /// Records progress, hands differences over, and compares sampled values in batches.
+    async fn after_step(
+        &self,
+        merge: &Merge,
+        before: &Counts,
+        diffs: &mut Vec<Diff>,
+        sampled: &mut Vec<Vec<u8>>,
+    ) -> Result<()> {
+        let done = merge.counts.scanned - before.scanned;
+        self.shared
+            .progress
+            .records
+            .fetch_add(done, Ordering::Relaxed);
+        if sampled.len() >= 256 {
+            self.compare_values(sampled, diffs, false).await?;
+        }
+        if !diffs.is_empty() {
+            self.shared
+                .suspect(std::mem::take(diffs), self.opts.max_suspects);
+        }
+        Ok(())
+    }
+
+    /// Sample mode: reads the values of sampled keys on both sides (keys the merge already
+    /// found missing or extra come back as such and are settled later anyway).
+    async fn compare_values(
+        &self,
+        sampled: &mut Vec<Vec<u8>>,
+        diffs: &mut Vec<Diff>,
+        all: bool,
+    ) -> Result<()> {
+        if sampled.is_empty() || (!all && sampled.len() < 256) {
+            return Ok(());
+        }
+        let keys = std::mem::take(sampled);
+        self.shared
+            .values_compared
+            .fetch_add(keys.len() as u64, Ordering::Relaxed);
+        for chunk in keys.chunks(64) {
+            let mut set = tokio::task::JoinSet::new();
+            for k in chunk {
+                let (s, d, k) = (self.src.clone(), self.dst.clone(), k.clone());
+                set.spawn(async move {
+                    let kind = recheck::compare_now(&s, &d, &k).await;
+                    (k, kind)
+                });
+            }
+            while let Some(joined) = set.join_next().await {
+                let (key, kind) = joined.map_err(|e| Error::Task(e.to_string()))?;
+                if kind? == Some(Kind::Different) {
+                    diffs.push(Diff {
+                        key,
+                        kind: Kind::Different,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether the record with `full_key` belongs to the sample (by its hash key, the same on
+/// both sides and in every run).
+#[must_use]
+pub fn in_sample(full_key: &[u8], rate: f64) -> bool {
+    let hash_key = key::split_key(full_key).map_or(full_key, |(h, _)| h);
+    let h = key::crc64(hash_key);
+    (h as f64) < rate.clamp(0.0, 1.0) * (u64::MAX as f64)
+}
+
+/// Keeps the compared records per second under a limit shared by every class.
+struct Pacer {
+    rate: Option<u64>,
+    started: Instant,
+    records: AtomicU64,
+}
+
+impl Pacer {
+    fn new(rate: Option<u64>) -> Self {
+        Self {
+            rate,
+            started: Instant::now(),
+            records: AtomicU64::new(0),
+        }
+    }
+
+    async fn pace(&self, n: usize) {
+        let total = self.records.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+        let Some(rate) = self.rate.filter(|r| *r > 0) else {
+            return;
+        };
+        let due = Duration::from_secs_f64(total as f64 / rate as f64);
+        let at = self.started + due;
+        if at > Instant::now() {
+            tokio::time::sleep_until(at).await;
+        }
+    }
+}

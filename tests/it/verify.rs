@@ -1,0 +1,202 @@
+//! `verify` against simulated clusters over TCP: equal tables report nothing; changed,
+//! missing and extra records are each reported exactly, expiry included; different partition
+//! counts; expired records are invisible on both sides; records still being copied settle;
+//! memory stays at a few batches whatever the table's size.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use migrator::pegasus::key;
+use migrator::pegasus::table::{TableClient, TableOptions};
+use migrator::sim::{Directory, SimCluster, Version};
+use migrator::verify::compare::Kind;
+use migrator::verify::{self, recheck::Settle, Mode, Options, Progress};
+
+use crate::support::{meta_client, start_in};
+
+struct Pair {
+    _a: SimCluster,
+    _b: SimCluster,
+    src: TableClient,
+    dst: TableClient,
+}
+
+async fn pair(src_partitions: i32, dst_partitions: i32) -> Pair {
+    let dir = Directory::default();
+    let a = start_in(&dir, "va", 1, Version::V2_5).await;
+    let b = start_in(&dir, "vb", 2, Version::V2_6).await;
+    a.create_table("t", src_partitions, 1).unwrap();
+    b.create_table("t", dst_partitions, 1).unwrap();
+    let opts = TableOptions::default();
+    let src = TableClient::new("t", meta_client(&a), opts);
+    let dst = TableClient::new("t", meta_client(&b), opts);
+    Pair {
+        _a: a,
+        _b: b,
+        src,
+        dst,
+    }
+}
+
+/// Record `i`: hash key, sort key, value, expiry (every 10th expires in an hour).
+fn record(i: usize) -> (Vec<u8>, Vec<u8>, Vec<u8>, u32) {
+    let expire = if i % 10 == 0 {
+        key::epoch_now() / 100 * 100 + 3600
+    } else {
+        0
+    };
+    (
+        format!("user{i:05}").into_bytes(),
+        format!("s{}", i % 3).into_bytes(),
+        format!("value-{i}").into_bytes(),
+        expire,
+    )
+}
+
+async fn fill(t: &TableClient, n: usize) {
+    for i in 0..n {
+        let (h, s, v, e) = record(i);
+        t.put_expiring(&h, &s, &v, e).await.unwrap();
+    }
+}
+
+fn quick() -> Options {
+    Options {
+        batch: 50,
+        settle: Settle {
+            rounds: 2,
+            first_pause: Duration::from_millis(50),
+            within: Duration::from_secs(5),
+        },
+        ..Options::default()
+    }
+}
+
+async fn run(p: &Pair, opts: Options) -> verify::Outcome {
+    verify::verify(&p.src, &p.dst, opts, Arc::new(Progress::default()))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn equal_tables_report_nothing_whatever_the_partition_counts() {
+    for (s, d) in [(8, 8), (8, 4), (4, 16)] {
+        let p = pair(s, d).await;
+        fill(&p.src, 300).await;
+        fill(&p.dst, 300).await;
+        let o = run(&p, quick()).await;
+        assert_eq!(o.differences(), 0, "{s}→{d}: {:?}", o.differing);
+        assert_eq!(
+            (o.scanned.scanned, o.scanned.matched),
+            (300, 300),
+            "{s}→{d}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changed_missing_extra_and_expiry_differences_are_each_reported_exactly() {
+    let p = pair(8, 4).await;
+    fill(&p.src, 200).await;
+    fill(&p.dst, 200).await;
+    let (h, s, _, _) = record(3);
+    p.dst.put(&h, &s, b"changed").await.unwrap();
+    let (h, s, v, _) = record(4);
+    p.dst
+        .put_expiring(&h, &s, &v, key::epoch_now() + 999)
+        .await
+        .unwrap();
+    for i in [5, 6] {
+        let (h, s, _, _) = record(i);
+        p.dst.remove(&h, &s).await.unwrap();
+    }
+    for i in 0..3 {
+        p.dst
+            .put(format!("extra{i}").as_bytes(), b"x", b"y")
+            .await
+            .unwrap();
+    }
+    // Expired on one side only: invisible, so no difference.
+    p.src.put_ttl(b"gone", b"x", b"y", Some(0)).await.unwrap();
+    let o = run(&p, quick()).await;
+    assert_eq!(
+        (
+            o.count(Kind::Different),
+            o.count(Kind::Missing),
+            o.count(Kind::Extra)
+        ),
+        (2, 2, 3),
+        "{:?}",
+        o.differing
+    );
+    let text = verify::report::lines("t", "va", "vb", &o, 10).join("\n");
+    assert!(text.contains("missing   user00005 / s2"), "{text}");
+    assert!(text.contains("extra     extra0 / x"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn records_still_being_copied_settle_before_they_count() {
+    let p = pair(4, 4).await;
+    fill(&p.src, 100).await;
+    fill(&p.dst, 100).await;
+    // Written on the source now and on the target 300 ms later, as duplication would.
+    let (src, dst) = (p.src.clone(), p.dst.clone());
+    let writer = tokio::spawn(async move {
+        for i in 0..40 {
+            let k = format!("late{i}");
+            src.put(k.as_bytes(), b"s", b"v").await.unwrap();
+            let dst = dst.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                dst.put(k.as_bytes(), b"s", b"v").await.unwrap();
+            });
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let mut opts = quick();
+    opts.settle = Settle {
+        rounds: 5,
+        first_pause: Duration::from_millis(400),
+        within: Duration::from_secs(20),
+    };
+    let o = run(&p, opts).await;
+    writer.await.unwrap();
+    assert_eq!(o.differences(), 0, "{:?}", o.differing);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_stays_at_a_few_batches_and_sample_mode_checks_keys_and_a_sample() {
+    let p = pair(2, 2).await;
+    fill(&p.src, 3000).await;
+    fill(&p.dst, 3000).await;
+    let (h, s, _, _) = record(7);
+    p.dst.put(&h, &s, b"changed").await.unwrap();
+    let (h, s, _, _) = record(8);
+    p.dst.remove(&h, &s).await.unwrap();
+    let full = run(&p, quick()).await;
+    assert_eq!(full.scanned.scanned, 3000);
+    assert!(
+        full.max_in_hand <= 2 * 50,
+        "held {} records at once",
+        full.max_in_hand
+    );
+    assert_eq!(
+        (full.count(Kind::Different), full.count(Kind::Missing)),
+        (1, 1)
+    );
+
+    let sample = Options {
+        mode: Mode::Sample,
+        sample_rate: 0.5,
+        ..quick()
+    };
+    let o = run(&p, sample).await;
+    assert_eq!(o.count(Kind::Missing), 1, "every key's presence is checked");
+    assert!(
+        (1000..2000).contains(&o.values_compared),
+        "about half the values: {}",
+        o.values_compared
+    );
+    let sampled = verify::in_sample(&key::composite_key(b"user00007", b"s1").unwrap(), 0.5);
+    assert_eq!(o.count(Kind::Different), u64::from(sampled));
+}
