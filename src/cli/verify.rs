@@ -116,7 +116,9 @@ async fn verify_one(
         };
         TableClient::new(&m.table, meta, t)
     };
-    let src = client(crate::observe::meta_client(spec, &m.from, timeout).await?);
+    let src_meta = crate::observe::meta_client(spec, &m.from, timeout).await?;
+    refuse_denied_reads(&src_meta, m).await?;
+    let src = client(src_meta);
     let dst = client(crate::observe::meta_client(spec, &m.to, timeout).await?);
     let progress = Arc::new(Progress::default());
     let shower = (live && std::io::stderr().is_terminal()).then(|| {
@@ -132,6 +134,25 @@ async fn verify_one(
         table: m.table.clone(),
         source: Box::new(source),
     })
+}
+
+/// A source that denies reads (`reconfig*all` after a cut-over, or `*read`) cannot be
+/// scanned: say so at once rather than after every retry.
+async fn refuse_denied_reads(meta: &crate::pegasus::meta::MetaClient, m: &Migration) -> Result<()> {
+    use crate::pegasus::envs::DENY_ENV;
+    use crate::pegasus::messages::apps::AppStatus;
+    let apps = meta.list_apps(AppStatus::AS_AVAILABLE).await?;
+    let deny = apps
+        .iter()
+        .find(|a| a.app_name == m.table)
+        .and_then(|a| a.envs.get(DENY_ENV));
+    match deny {
+        Some(v) if v.ends_with("*all") || v.ends_with("*read") => Err(Error::Usage(format!(
+            "{} on {} denies reads ({DENY_ENV} = {v}): verify compares while both clusters serve reads, before the switch",
+            m.table, m.from
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// A live line: records checked, partition groups done, and an estimate of the time left.

@@ -75,6 +75,13 @@ fn fault(c: &Cluster, args: &[&str]) -> Result<String, String> {
                 c.replicas[to]
             ));
         }
+        Some("corrupt") => {
+            let (Some(table), Some(n)) = (args.get(1), args.get(2).and_then(|n| n.parse().ok()))
+            else {
+                return Err("usage: sim.fault corrupt TABLE N".into());
+            };
+            return corrupt(c, table, n);
+        }
         Some("leader") => {
             let idx: usize = args
                 .get(1)
@@ -96,6 +103,58 @@ fn fault(c: &Cluster, args: &[&str]) -> Result<String, String> {
         other => return Err(format!("unknown fault {other:?}")),
     }
     Ok("OK".into())
+}
+
+/// Silently damages `n` records of `table` on this cluster, as a lost or garbled duplication
+/// batch would (no decree, nothing logged or shipped): a third changed, a third dropped, a third
+/// added, spread over the partitions.
+fn corrupt(c: &Cluster, table: &str, n: usize) -> Result<String, String> {
+    let mut state = c.lock();
+    let app = state
+        .app_by_name_mut(table)
+        .ok_or_else(|| format!("no table {table}"))?;
+    let parts = app.partitions.len();
+    let (mut changed, mut dropped, mut added) = (0, 0, 0);
+    for i in 0..n {
+        let p = &mut app.partitions[i % parts];
+        let nth = i / parts;
+        match i % 3 {
+            0 | 1 => {
+                let Some(k) = p.data.keys().nth(nth).cloned() else {
+                    continue;
+                };
+                if i % 3 == 0 {
+                    if let Some(r) = p.data.get_mut(&k) {
+                        r.value.extend_from_slice(b"~corrupt");
+                        changed += 1;
+                    }
+                } else {
+                    p.data.remove(&k);
+                    dropped += 1;
+                }
+            }
+            _ => {
+                let hash_key = crate::pegasus::key::hash_key_in_partition(
+                    &format!("__corrupt__{i}_"),
+                    i32::try_from(i % parts).unwrap_or(0),
+                    i32::try_from(parts).unwrap_or(1),
+                );
+                if let Ok(k) = crate::pegasus::key::composite_key(&hash_key, b"x") {
+                    let rec = super::state::Record {
+                        value: b"corrupt".to_vec(),
+                        timetag: 0,
+                        expire_ts: 0,
+                    };
+                    p.data.insert(k, rec);
+                    added += 1;
+                }
+            }
+        }
+    }
+    Ok(format!(
+        "OK: {table} on {}: {changed} changed, {dropped} dropped, {added} added",
+        c.name
+    ))
 }
 
 /// Makes every node, meta and replica, drop its open connections.

@@ -1,7 +1,8 @@
 //! `verify` against simulated clusters over TCP: equal tables report nothing; changed,
 //! missing and extra records are each reported exactly, expiry included; different partition
 //! counts; expired records are invisible on both sides; records still being copied settle;
-//! memory stays at a few batches whatever the table's size.
+//! memory stays at a few batches whatever the table's size; the command exits 2 on a
+//! corrupted copy (`sim.fault corrupt`) and refuses a source that denies reads.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -199,4 +200,63 @@ async fn memory_stays_at_a_few_batches_and_sample_mode_checks_keys_and_a_sample(
     );
     let sampled = verify::in_sample(&key::composite_key(b"user00007", b"s1").unwrap(), 0.5);
     assert_eq!(o.count(Kind::Different), u64::from(sampled));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_command_finds_a_corrupted_copy_before_the_cut_over_and_exits_2() {
+    use crate::stage::{text, Stage, StageOpts};
+    let mut s = Stage::new("verify-cli", StageOpts::new(Version::V2_6, "10s")).await;
+    s.start_load();
+    // Duplicated and caught up, stopped just before the block: both sides serve reads.
+    let mut apply = s.command(&["apply", "m.yaml", "--auto-approve"]);
+    apply.env(migrator::apply::failpoint::ENV, "set_deny:before");
+    let out = tokio::task::spawn_blocking(move || apply.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(137), "{}", text(&out));
+    s.finish_load().await;
+
+    let equal = s.run(&["verify", "m.yaml"]).await;
+    assert_eq!(equal.status.code(), Some(0), "{}", text(&equal));
+    assert!(
+        String::from_utf8_lossy(&equal.stdout).contains("t0 src → dst: equal"),
+        "{}",
+        text(&equal)
+    );
+
+    let said = s.fault(s.dst(), &["corrupt", "t0", "6"]).await;
+    assert!(said.contains("2 changed, 2 dropped, 2 added"), "{said}");
+    let out = s
+        .run(&["verify", "m.yaml", "--json", "--settle-rounds", "1"])
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = &v["tables"][0];
+    assert_eq!(t["equal"], false);
+    let kinds: Vec<&str> = t["outcome"]["differing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap())
+        .collect();
+    for (kind, n) in [("missing", 2), ("extra", 2), ("different", 2)] {
+        assert_eq!(
+            kinds.iter().filter(|k| **k == kind).count(),
+            n,
+            "{kind}: {v}"
+        );
+    }
+    let usage = s.run(&["verify", "m.yaml", "--table", "nope"]).await;
+    assert_eq!(usage.status.code(), Some(1), "{}", text(&usage));
+
+    // After a cut-over the source denies reads: a clear error, at once.
+    let out = s.run(&["apply", "m.yaml", "--auto-approve"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let after = s.run(&["verify", "m.yaml"]).await;
+    assert_eq!(after.status.code(), Some(1), "{}", text(&after));
+    assert!(
+        String::from_utf8_lossy(&after.stderr).contains("denies reads"),
+        "{}",
+        text(&after)
+    );
 }
