@@ -13,6 +13,7 @@ pub enum Entry {
     Duplicate(Duplicate),
     BlockWrites(Block),
     Drain(Drain),
+    Verify(Verify),
     Switch(Switch),
     SpeedUp(SpeedUp),
     Finish(Finish),
@@ -67,6 +68,18 @@ pub enum Block {
         /// Whether every primary was seen taking writes again (none: not checked).
         seen_on_every_primary: Option<bool>,
         said: String,
+    },
+}
+
+/// The comparison before the block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", content = "detail", rename_all = "snake_case")]
+pub enum Verify {
+    Outcome {
+        mode: crate::verify::Mode,
+        scanned: u64,
+        differences: u64,
+        rounds: u32,
     },
 }
 

@@ -5,7 +5,7 @@
 //!
 //! Points: `<call>:before` and `<call>:after` for each mutating call — `add_duplication`,
 //! `set_deny`, `delete_deny`, `switch` (after = committed, the reply never seen),
-//! `reconfig_all`, `remove_duplication`.
+//! `reconfig_all`, `remove_duplication`; and `verify:before` (the gate's comparison starts).
 //!
 //! With `MIGRATOR_PAUSE=<point>=<file>` the process instead stops at that point, writes
 //! `<file>.reached`, and goes on once `<file>` exists (at most a minute): a test can act at

@@ -29,6 +29,7 @@ pub mod record;
 pub mod speedup;
 mod switch;
 pub mod table;
+mod verify;
 
 use std::collections::HashMap;
 use std::sync::Arc;

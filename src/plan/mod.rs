@@ -39,6 +39,7 @@ pub enum StepKind {
     Duplicate,
     Checkpoint,
     CatchUp,
+    Verify,
     BlockWrites,
     Drain,
     Switch,
@@ -47,11 +48,12 @@ pub enum StepKind {
 
 impl StepKind {
     /// Every step, in order.
-    pub const ALL: [StepKind; 8] = [
+    pub const ALL: [StepKind; 9] = [
         Self::Preflight,
         Self::Duplicate,
         Self::Checkpoint,
         Self::CatchUp,
+        Self::Verify,
         Self::BlockWrites,
         Self::Drain,
         Self::Switch,
@@ -66,6 +68,7 @@ impl StepKind {
             Self::Duplicate => "duplicate",
             Self::Checkpoint => "checkpoint",
             Self::CatchUp => "catch up",
+            Self::Verify => "verify",
             Self::BlockWrites => "block writes",
             Self::Drain => "drain",
             Self::Switch => "switch",
@@ -93,6 +96,9 @@ pub enum StepDetail {
     Checkpoint { status: Option<String> },
     /// Wait until this table's lag is at most `threshold`.
     CatchUp { lag: Option<i64>, threshold: u64 },
+    /// Compare the table on source and target; differences that do not settle stop the table
+    /// before any write is blocked.
+    Verify { mode: crate::spec::VerifyMode },
     /// Set the deny env and wait until every primary shows it in force; the write-block
     /// clock starts.
     BlockWrites {

@@ -104,11 +104,11 @@ fn plan_table(spec: &Spec, m: &Migration, obs: &TableObs, observed: &super::Obse
     };
     tp.phase = Some(start);
     tp.steps = std::iter::once(StepKind::Preflight)
-        .chain(
-            StepKind::ALL
-                .into_iter()
-                .filter(|k| *k >= start && *k != StepKind::Preflight),
-        )
+        .chain(StepKind::ALL.into_iter().filter(|k| {
+            *k >= start
+                && *k != StepKind::Preflight
+                && (*k != StepKind::Verify || m.verify != crate::spec::VerifyMode::Off)
+        }))
         .map(|kind| Step {
             kind,
             detail: detail(spec, m, obs, observed, kind),
@@ -361,6 +361,7 @@ fn detail(
             lag: dup.and_then(|d| d.lag),
             threshold: m.threshold,
         },
+        StepKind::Verify => StepDetail::Verify { mode: m.verify },
         StepKind::BlockWrites => StepDetail::BlockWrites {
             env_key: DENY_ENV.into(),
             env_value: m.block_mode.deny_value().into(),

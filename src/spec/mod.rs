@@ -39,6 +39,31 @@ pub enum BlockMode {
     Reconfig,
 }
 
+/// Whether and how a table is compared before its writes are blocked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyMode {
+    /// No comparison.
+    Off,
+    /// Every key and expiry, and the values of a sample of hash keys.
+    #[default]
+    Sample,
+    /// Every record's key, value and expiry.
+    Full,
+}
+
+impl VerifyMode {
+    /// The mode as the plan file spells it.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Sample => "sample",
+            Self::Full => "full",
+        }
+    }
+}
+
 impl BlockMode {
     /// The mode as the plan file spells it.
     #[must_use]
@@ -116,6 +141,7 @@ pub struct RawSettings {
     pub max_write_block: Option<String>,
     pub block_mode: Option<BlockMode>,
     pub remove_duplication: Option<bool>,
+    pub verify: Option<VerifyMode>,
 }
 
 /// One table to move.
@@ -129,6 +155,7 @@ pub struct RawMigration {
     pub max_write_block: Option<String>,
     pub block_mode: Option<BlockMode>,
     pub remove_duplication: Option<bool>,
+    pub verify: Option<VerifyMode>,
 }
 
 /// A validated plan file.
@@ -180,6 +207,9 @@ pub struct Migration {
     pub max_write_block: Duration,
     pub block_mode: BlockMode,
     pub remove_duplication: bool,
+    /// The comparison before the block (older saved plans: the default).
+    #[serde(default)]
+    pub verify: VerifyMode,
 }
 
 mod duration_ms {

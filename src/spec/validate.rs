@@ -232,6 +232,7 @@ struct Resolved {
     max_write_block: Duration,
     block_mode: super::BlockMode,
     remove_duplication: bool,
+    verify: super::VerifyMode,
 }
 
 impl Default for Resolved {
@@ -241,6 +242,7 @@ impl Default for Resolved {
             max_write_block: DEFAULT_MAX_WRITE_BLOCK,
             block_mode: super::BlockMode::default(),
             remove_duplication: false,
+            verify: super::VerifyMode::default(),
         }
     }
 }
@@ -281,6 +283,7 @@ fn settings(s: &RawSettings, base: &Resolved, path: &str, issues: &mut Issues) -
         max_write_block,
         block_mode: s.block_mode.unwrap_or(base.block_mode),
         remove_duplication: s.remove_duplication.unwrap_or(base.remove_duplication),
+        verify: s.verify.unwrap_or(base.verify),
     }
 }
 
@@ -290,6 +293,7 @@ fn overrides(m: &RawMigration) -> RawSettings {
         max_write_block: m.max_write_block.clone(),
         block_mode: m.block_mode,
         remove_duplication: m.remove_duplication,
+        verify: m.verify,
     }
 }
 
@@ -371,6 +375,7 @@ fn migrations(raw: &RawSpec, defaults: &Resolved, issues: &mut Issues) -> Vec<Mi
             max_write_block: s.max_write_block,
             block_mode: s.block_mode,
             remove_duplication: s.remove_duplication,
+            verify: s.verify,
         });
     }
     out

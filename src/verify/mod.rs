@@ -42,7 +42,9 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// How much is compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Every record's key, value and expiry.

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use migrator::spec::load::{Diagnostic, Error};
-use migrator::spec::{load_str, BlockMode};
+use migrator::spec::{load_str, BlockMode, VerifyMode};
 
 const GOOD: &str = r#"version: 1
 clusters:
@@ -37,6 +37,23 @@ fn a_good_plan_resolves_defaults_per_table() {
     );
     assert_eq!(users.max_write_block, Duration::from_secs(60));
     assert_eq!(spec.metaproxy.unwrap().root, "/pegasus/metaproxy");
+    assert_eq!(orders.verify, VerifyMode::Sample, "sample by default");
+
+    let text = edit(
+        "  block_mode: timeout",
+        "  block_mode: timeout\n  verify: full",
+    )
+    .replace("threshold: 5000,", "threshold: 5000, verify: off,");
+    let spec = load_str("verify.yaml", &text).unwrap();
+    assert_eq!(
+        (spec.migrations[0].verify, spec.migrations[1].verify),
+        (VerifyMode::Full, VerifyMode::Off)
+    );
+    let bad = diagnostics(&edit(
+        "  block_mode: timeout",
+        "  block_mode: timeout\n  verify: maybe",
+    ));
+    assert!(bad[0].message.contains("maybe"), "{bad:?}");
 }
 
 fn diagnostics(text: &str) -> Vec<Diagnostic> {

@@ -249,7 +249,9 @@ async fn the_command_finds_a_corrupted_copy_before_the_cut_over_and_exits_2() {
     let usage = s.run(&["verify", "m.yaml", "--table", "nope"]).await;
     assert_eq!(usage.status.code(), Some(1), "{}", text(&usage));
 
-    // After a cut-over the source denies reads: a clear error, at once.
+    // After a cut-over the source denies reads: a clear error, at once. (The gate would
+    // refuse the corrupted copy, so this cut-over goes without it.)
+    s.edit_plan(|y| y.replace("defaults:\n", "defaults:\n  verify: off\n"));
     let out = s.run(&["apply", "m.yaml", "--auto-approve"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let after = s.run(&["verify", "m.yaml"]).await;
@@ -258,5 +260,56 @@ async fn the_command_finds_a_corrupted_copy_before_the_cut_over_and_exits_2() {
         String::from_utf8_lossy(&after.stderr).contains("denies reads"),
         "{}",
         text(&after)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gate_stops_a_corrupted_table_before_any_write_is_blocked() {
+    use crate::stage::{text, Stage, StageOpts};
+    use migrator::pegasus::envs::DENY_ENV;
+    use migrator::pegasus::messages::apps::AppStatus;
+    use std::process::Stdio;
+    let mut opts = StageOpts::new(Version::V2_6, "10s");
+    opts.defaults.push("verify: full".into());
+    let s = Stage::new("verify-gate", opts).await;
+    let gate = s.dir.path().join("verify-gate");
+    let mut apply = s.command(&["apply", "m.yaml", "--auto-approve"]);
+    apply
+        .env(
+            migrator::apply::failpoint::PAUSE_ENV,
+            format!("verify:before={}", gate.display()),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = apply.spawn().unwrap();
+    let reached = gate.with_extension("reached");
+    crate::support::eventually("apply reaches verify", || async { reached.exists() }).await;
+    let said = s.fault(s.dst(), &["corrupt", "t0", "3"]).await;
+    assert!(said.contains("1 changed, 1 dropped, 1 added"), "{said}");
+    std::fs::write(&gate, "go").unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("verify found differences that did not settle, so nothing was blocked"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        said.contains("missing on the target 1, extra on the target 1, different 1"),
+        "{said}"
+    );
+    let apps = meta_client(s.src())
+        .list_apps(AppStatus::AS_AVAILABLE)
+        .await
+        .unwrap();
+    let t0 = apps.iter().find(|a| a.app_name == "t0").unwrap();
+    assert_eq!(t0.envs.get(DENY_ENV), None, "no write was ever blocked");
+    assert_eq!(s.routed_to("t0").await, "src");
+    assert!(
+        !s.journal_says("block_writes", "intent"),
+        "the block was never even intended"
     );
 }

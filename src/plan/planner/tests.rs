@@ -144,6 +144,7 @@ fn phases() {
                 Preflight,
                 Checkpoint,
                 CatchUp,
+                Verify,
                 BlockWrites,
                 Drain,
                 Switch,
@@ -159,6 +160,7 @@ fn phases() {
                 Preflight,
                 Checkpoint,
                 CatchUp,
+                Verify,
                 BlockWrites,
                 Drain,
                 Switch,
@@ -170,7 +172,15 @@ fn phases() {
             with_dup(fresh(), "DS_LOG", 5000),
             Action::Resume,
             Some(CatchUp),
-            vec![Preflight, CatchUp, BlockWrites, Drain, Switch, Finish],
+            vec![
+                Preflight,
+                CatchUp,
+                Verify,
+                BlockWrites,
+                Drain,
+                Switch,
+                Finish,
+            ],
         ),
         (
             "interrupted block resumes at block writes",
@@ -569,4 +579,25 @@ fn the_speed_up_is_a_cluster_change_only_where_it_works() {
         .warnings
         .iter()
         .any(|w| w.contains("ERR_OPERATION_DISABLED")));
+}
+
+#[test]
+fn verify_off_leaves_the_step_out_and_full_names_its_mode() {
+    let mut s = spec(true, false);
+    s.migrations[0].verify = crate::spec::VerifyMode::Off;
+    let tp = plan_one(&s, fresh());
+    assert!(!kinds(&tp).contains(&StepKind::Verify));
+    s.migrations[0].verify = crate::spec::VerifyMode::Full;
+    let tp = plan_one(&s, fresh());
+    let v = tp
+        .steps
+        .iter()
+        .find(|st| st.kind == StepKind::Verify)
+        .unwrap();
+    assert_eq!(
+        v.detail,
+        StepDetail::Verify {
+            mode: crate::spec::VerifyMode::Full
+        }
+    );
 }

@@ -1,0 +1,68 @@
+//! Owns the verify step: after catch-up and before anything is blocked, compare the table on
+//! source and target (`crate::verify`); differences that do not settle stop the table for an
+//! operator with nothing blocked.
+
+use std::sync::Arc;
+
+use super::entry::{self, Entry};
+use super::table::{Run, StepResult, Stop};
+use crate::pegasus::table::{TableClient, TableOptions};
+use crate::plan::StepKind;
+use crate::spec::VerifyMode;
+use crate::verify::{self, Mode, Options, Progress};
+
+/// Differing keys named in the stop message.
+const FIRST_KEYS: usize = 5;
+
+impl Run<'_> {
+    pub(super) async fn verify(&mut self, mode: VerifyMode) -> StepResult {
+        let mode = match mode {
+            VerifyMode::Off => return Ok(()),
+            VerifyMode::Sample => Mode::Sample,
+            VerifyMode::Full => Mode::Full,
+        };
+        let client = |cluster: &str| {
+            TableClient::new(
+                &self.m.table,
+                self.ctx.metas[cluster].clone(),
+                TableOptions::default(),
+            )
+        };
+        let (src, dst) = (client(&self.m.from), client(&self.m.to));
+        super::failpoint::hit("verify", "before");
+        let opts = Options {
+            mode,
+            parallelism: 2,
+            ..Options::default()
+        };
+        let outcome = verify::verify(&src, &dst, opts, Arc::new(Progress::default()))
+            .await
+            .map_err(|e| Stop::Abort(format!("verify: {e}")))?;
+        self.journal(Entry::Verify(entry::Verify::Outcome {
+            mode,
+            scanned: outcome.scanned.scanned,
+            differences: outcome.differences(),
+            rounds: outcome.rounds,
+        }))?;
+        let lines = verify::report::lines(
+            &self.m.table,
+            &self.m.from,
+            &self.m.to,
+            &outcome,
+            FIRST_KEYS,
+        );
+        if outcome.differences() > 0 {
+            return Err(Stop::Operator(format!(
+                "verify found differences that did not settle, so nothing was blocked: {}. Find out why (`migrator verify --table {}` shows them), then run apply again",
+                lines.join("; "),
+                self.m.table
+            )));
+        }
+        self.ctx.events.wait(
+            &self.m.table,
+            StepKind::Verify,
+            lines.into_iter().next().unwrap_or_default(),
+        );
+        Ok(())
+    }
+}
