@@ -85,6 +85,11 @@ pub struct Args {
     /// Stop by itself after this many seconds.
     #[arg(long)]
     pub duration: Option<f64>,
+    /// Also create table `copy` on both clusters with this many identical rows (written
+    /// straight into the simulator, not loaded, not in migrations.yaml): a table and its copy
+    /// to try `verify` on.
+    #[arg(long, default_value_t = 0)]
+    pub copy_rows: usize,
 }
 
 const SOURCE: &str = "sandbox-a";
@@ -99,6 +104,14 @@ pub async fn run(args: Args) -> Result<Exit> {
     let world = World::start(world_config(&args)?)
         .await
         .map_err(|e| Error::Sandbox(e.to_string()))?;
+    if args.copy_rows > 0 {
+        for sim in [&world.source, &world.target] {
+            sim.create_table("copy", args.partitions, 1)
+                .map_err(|(code, hint)| Error::Sandbox(format!("create copy: {code} {hint}")))?;
+            sim.seed_direct("copy", args.copy_rows, 32)
+                .map_err(Error::Sandbox)?;
+        }
+    }
     write_files(&args, &world)?;
     crate::say!("sandbox serving; files in {}", args.dir.display());
     let load = Load::start(&LoadConfig {

@@ -153,6 +153,38 @@ impl SimCluster {
         Ok(id)
     }
 
+    /// Writes `rows` records (`seed{i}` / `s` = `seed{i}` padded to `value_len` bytes) straight
+    /// into `table`'s partitions, bypassing RPCs and the log: a table as a bulk load or an
+    /// earlier copy leaves it, for trying `verify` on large tables.
+    ///
+    /// # Errors
+    /// No such table.
+    pub fn seed_direct(&self, table: &str, rows: usize, value_len: usize) -> Result<(), String> {
+        let mut state = self.cluster.lock();
+        let app = state
+            .app_by_name_mut(table)
+            .ok_or_else(|| format!("no table {table}"))?;
+        let count = i32::try_from(app.partitions.len()).unwrap_or(1);
+        for i in 0..rows {
+            let hash_key = format!("seed{i}");
+            let Ok(k) = crate::pegasus::key::composite_key(hash_key.as_bytes(), b"s") else {
+                continue;
+            };
+            let pidx = crate::pegasus::key::partition_index(crate::pegasus::key::key_hash(&k), count);
+            let mut value = hash_key.into_bytes();
+            value.resize(value_len.max(value.len()), b'.');
+            let rec = state::Record {
+                value,
+                timetag: 0,
+                expire_ts: 0,
+            };
+            app.partitions[usize::try_from(pidx).unwrap_or(0)]
+                .data
+                .insert(k, rec);
+        }
+        Ok(())
+    }
+
     /// Stops the servers and background tasks.
     pub fn stop(&self) {
         let _ = self.shutdown.send(true);
