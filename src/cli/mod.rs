@@ -8,6 +8,7 @@ pub mod out;
 pub mod plan;
 pub mod sandbox;
 pub mod show;
+pub mod sim_command;
 pub mod status;
 pub mod validate;
 pub mod verify;
@@ -52,6 +53,9 @@ pub enum Command {
     Verify(verify::Args),
     /// Run simulated clusters, a meta-proxy and a client load to try plans on.
     Sandbox(sandbox::Args),
+    /// Send a remote command to a server (the sandbox's `sim.fault ...`).
+    #[command(hide = true)]
+    SimCommand(sim_command::Args),
     /// Guard one write block until it ends (apply starts it; not for direct use).
     #[command(hide = true)]
     Guardian(guardian::Args),
@@ -168,6 +172,7 @@ pub async fn run(cli: Cli) -> Result<Exit> {
         Command::Abort(args) => abort::run(&args).await,
         Command::Sandbox(args) => sandbox::run(args).await,
         Command::Verify(args) => verify::run(&args).await,
+        Command::SimCommand(args) => sim_command::run(&args).await,
         Command::Guardian(args) => guardian::run(&args).await,
     }
 }

@@ -216,17 +216,17 @@ fn write_files(args: &Args, world: &World) -> Result<()> {
     std::fs::write(&path, plan_yaml(args, world)).map_err(|e| io_err(&path, e))
 }
 
-/// A ready plan moving every table from the source to the target, with a write-block budget
-/// that fits the sandbox's config sync (block and restore each take up to one sync) and, on
-/// a 2.5 source, the group check that ships a partition's last write.
+/// A ready plan moving every table from the source to the target, with the least write-block
+/// budget `plan` accepts for the sandbox's config sync and group check, plus two seconds.
 fn plan_yaml(args: &Args, world: &World) -> String {
-    let group_check = if world.source.cluster().config.version.is_2_6() {
-        0
-    } else {
-        2 * args.group_check_ms
+    let source = crate::plan::observed::ClusterObs {
+        master: world.source.cluster().config.version.is_2_6(),
+        config_sync_ms: [("sandbox".to_string(), args.config_sync_ms)].into(),
+        group_check_ms: Some(args.group_check_ms),
+        dead_nodes: vec![],
     };
-    let budget_ms = 3 * args.config_sync_ms + group_check + 5000;
-    let budget_s = budget_ms.div_ceil(1000).max(10);
+    let needed = crate::plan::budget::Budget::of(&source, None).needed_ms() + 2000;
+    let budget_s = needed.div_ceil(1000).max(10);
     world.plan_yaml(&[
         "threshold: 1000".into(),
         format!("max_write_block: {budget_s}s"),

@@ -75,6 +75,17 @@ fn fault(c: &Cluster, args: &[&str]) -> Result<String, String> {
                 c.replicas[to]
             ));
         }
+        Some("dup_drop") => {
+            let (Some(table), Some(n)) = (args.get(1), args.get(2).and_then(|n| n.parse().ok()))
+            else {
+                return Err("usage: sim.fault dup_drop TABLE N".into());
+            };
+            c.faults
+                .dup_drop
+                .lock()
+                .expect("dup_drop lock")
+                .insert((*table).to_string(), n);
+        }
         Some("corrupt") => {
             let (Some(table), Some(n)) = (args.get(1), args.get(2).and_then(|n| n.parse().ok()))
             else {

@@ -124,7 +124,9 @@ impl ReplicaNode {
         };
         let entries = dup.entries.unwrap_or_default();
         let (own, dir) = (self.cluster.cluster_id, &self.cluster.directory);
+        let faults = &self.cluster.faults;
         self.write_with(req, |app, pidx| {
+            let entries = faults.take_dropped(&app.name, entries);
             match storage::apply_duplicate(app, pidx, &entries, own, |id| dir.knows_id(id)) {
                 Ok(_) => DuplicateResponse {
                     error: Some(0),

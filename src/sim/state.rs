@@ -418,6 +418,9 @@ pub struct Faults {
     pub stuck_in_app: AtomicBool,
     /// Bumped to make every node drop its open connections.
     pub drop_connections: watch::Sender<u64>,
+    /// Per table: how many more shipped duplicate entries this cluster acknowledges and drops
+    /// (a silently lost batch, as upstream issue #2284 describes).
+    pub dup_drop: std::sync::Mutex<HashMap<String, usize>>,
 }
 
 impl Faults {
@@ -430,7 +433,20 @@ impl Faults {
             slow_write_ms: AtomicU64::new(0),
             stuck_in_app: AtomicBool::new(false),
             drop_connections: watch::channel(0).0,
+            dup_drop: std::sync::Mutex::default(),
         }
+    }
+
+    /// `entries` without those a `dup_drop` fault on `table` swallows.
+    #[must_use]
+    pub fn take_dropped<T>(&self, table: &str, mut entries: Vec<T>) -> Vec<T> {
+        let mut drops = self.dup_drop.lock().expect("dup_drop lock");
+        if let Some(left) = drops.get_mut(table).filter(|n| **n > 0) {
+            let n = (*left).min(entries.len());
+            *left -= n;
+            entries.drain(..n);
+        }
+        entries
     }
 
     /// The current write delay.
