@@ -170,7 +170,8 @@ impl SimCluster {
             let Ok(k) = crate::pegasus::key::composite_key(hash_key.as_bytes(), b"s") else {
                 continue;
             };
-            let pidx = crate::pegasus::key::partition_index(crate::pegasus::key::key_hash(&k), count);
+            let pidx =
+                crate::pegasus::key::partition_index(crate::pegasus::key::key_hash(&k), count);
             let mut value = hash_key.into_bytes();
             value.resize(value_len.max(value.len()), b'.');
             let rec = state::Record {

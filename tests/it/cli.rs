@@ -83,6 +83,19 @@ async fn sandbox_serves_writes_its_files_and_leaves_nothing_behind_on_sigterm() 
     assert!(sandbox["metaproxy"]["address"].is_string());
     let spec = migrator::spec::load(&dir.path().join("migrations.yaml")).unwrap();
     assert_eq!(spec.migrations.len(), 4);
+    // Its plan file plans: only the data-version-0 table is blocked (the write-block budget
+    // written there fits the sandbox's timings).
+    let planned = migrator(&["plan", "migrations.yaml", "--json"], dir.path());
+    assert!(planned.status.success(), "{planned:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&planned.stdout).unwrap();
+    let blockers: Vec<&str> = doc["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["blockers"].as_array().unwrap())
+        .map(|b| b["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(blockers, ["data_version"], "{doc}");
 
     // Our production client reaches the source cluster's metas from sandbox.json.
     let metas = sandbox["clusters"][0]["meta"]
