@@ -12,6 +12,7 @@
 //! it.
 
 pub mod app_envs;
+pub mod atomic;
 pub mod config;
 pub mod duplication;
 pub mod dupsync;
@@ -23,6 +24,7 @@ pub mod liveness;
 pub mod load;
 pub mod meta;
 pub mod metaproxy;
+pub mod multi_get;
 pub mod replica;
 pub mod replica_views;
 pub mod scan;

@@ -2,25 +2,27 @@
 //! (hosted, `replica.deny_client_request`, primary), the duplicate receiver, query app info,
 //! and the read-only views (perf counters, HTTP) in `replica_views`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::meta::respond;
-use super::scan;
 use super::server::{Handler, Outcome};
 use super::state::{pegasus_now, App, Cluster, State};
 use super::storage::{self, Write};
+use super::{atomic, scan};
 use super::{replica_views, tables};
 use crate::pegasus::base::{err, Blob, ErrorCode, Gpid};
 use crate::pegasus::frame::{self, Request};
-use crate::pegasus::key;
 use crate::pegasus::messages::apps::{QueryAppInfo, QueryAppInfoResponse};
 use crate::pegasus::messages::command::RemoteCommand;
 use crate::pegasus::messages::data::{
     rocksdb, ClearScanner, CountResponse, Duplicate, DuplicateRequest, DuplicateResponse, Get,
-    GetScanner, GetScannerRequest, KeyValue, MultiGet, MultiGetRequest, MultiGetResponse, MultiPut,
-    Put, ReadResponse, Remove, Scan, ScanRequest, ScanResponse, SortkeyCount, Ttl, TtlResponse,
+    GetScanner, GetScannerRequest, MultiGet, MultiGetRequest, MultiGetResponse, MultiPut, Put,
+    ReadResponse, Remove, Scan, ScanRequest, ScanResponse, SortkeyCount, Ttl, TtlResponse,
     UpdateResponse,
+};
+use crate::pegasus::messages::data::{
+    CheckAndMutate, CheckAndMutateRequest, CheckAndSet, CheckAndSetRequest, CheckAndSetResponse,
+    Incr, IncrRequest, IncrResponse, MultiRemove, MultiRemoveRequest, MultiRemoveResponse,
 };
 use crate::pegasus::messages::replica_admin::{
     ManualCompactionStatus, PartitionStatus, QueryReplicaInfo, QueryReplicaInfoResponse,
@@ -37,6 +39,15 @@ pub const VALIDATE_PARTITION_HASH_ENV: &str = "replica.split.validate_partition_
 pub struct ReplicaNode {
     pub cluster: Arc<Cluster>,
     pub index: usize,
+}
+
+/// What a request does, for the replica's checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
+    /// `incr`, `check_and_set`, `check_and_mutate`.
+    NonIdempotentWrite,
 }
 
 /// A request that passed the replica's checks: the table and partition it targets.
@@ -56,7 +67,13 @@ impl ReplicaNode {
 
     /// The checks of `on_client_write`/`on_client_read`, in the server's order: hosted here,
     /// deny env (as applied at the last config sync), primary.
-    fn check(&self, state: &State, req: &Request, write: bool) -> Result<Target, Option<Vec<u8>>> {
+    fn check(
+        &self,
+        state: &State,
+        req: &Request,
+        access: Access,
+    ) -> Result<Target, Option<Vec<u8>>> {
+        let write = access != Access::Read;
         let (app_id, pidx) = (req.header.app_id, req.header.partition_index);
         let app = state
             .apps
@@ -78,6 +95,11 @@ impl ReplicaNode {
                 });
             }
         }
+        // A duplication master refuses non-idempotent writes before the primary check, so a
+        // secondary answers this too (`replica::on_client_write`).
+        if access == Access::NonIdempotentWrite && app.is_some_and(App::is_duplicating) {
+            return Err(Self::error(req, err::OPERATION_DISABLED));
+        }
         if part.primary != self.index {
             return Err(Self::error(req, err::INVALID_STATE));
         }
@@ -95,7 +117,7 @@ impl ReplicaNode {
         f: impl FnOnce(&mut App, usize) -> T,
     ) -> Option<Vec<u8>> {
         let mut state = self.cluster.lock();
-        let t = match self.check(&state, req, true) {
+        let t = match self.check(&state, req, Access::Write) {
             Ok(t) => t,
             Err(reply) => return reply,
         };
@@ -108,6 +130,9 @@ impl ReplicaNode {
         let Some(write) = Write::decode(&req.name, &req.args) else {
             return Self::error(req, err::INVALID_DATA);
         };
+        if let Write::MultiRemove(q) = &write {
+            return self.multi_remove(req, q, &write);
+        }
         self.write_with(req, |app, pidx| UpdateResponse {
             error: rocksdb::OK,
             app_id: app.id,
@@ -115,6 +140,97 @@ impl ReplicaNode {
             decree: storage::apply_client_write(app, pidx, req, &write, self.cluster.cluster_id),
             server: self.server(),
         })
+    }
+
+    fn multi_remove(
+        &self,
+        req: &Request,
+        q: &MultiRemoveRequest,
+        write: &Write,
+    ) -> Option<Vec<u8>> {
+        let own = self.cluster.cluster_id;
+        self.write_with(req, |app, pidx| {
+            let (error, decree, count) = if q.sort_keys.is_empty() {
+                let d = storage::take_decree(app, pidx);
+                (rocksdb::INVALID_ARGUMENT, d, 0)
+            } else {
+                let d = storage::apply_client_write(app, pidx, req, write, own);
+                (
+                    rocksdb::OK,
+                    d,
+                    i64::try_from(q.sort_keys.len()).unwrap_or(i64::MAX),
+                )
+            };
+            MultiRemoveResponse {
+                error,
+                count,
+                app_id: app.id,
+                partition_index: req.header.partition_index,
+                decree,
+                server: self.server(),
+            }
+        })
+    }
+
+    /// `incr`, `check_and_set`, `check_and_mutate`: refused on a duplication master, else
+    /// applied with a decree of their own (never logged: they are never shipped).
+    fn non_idempotent(&self, req: &Request) -> Option<Vec<u8>> {
+        let mut state = self.cluster.lock();
+        let t = match self.check(&state, req, Access::NonIdempotentWrite) {
+            Ok(t) => t,
+            Err(reply) => return reply,
+        };
+        let app = state.apps.get_mut(&t.app_id).expect("checked");
+        let (now, server) = (pegasus_now(), self.server());
+        let tag = storage::timetag(super::state::now_us(), self.cluster.cluster_id, false);
+        let pidx_i32 = req.header.partition_index;
+        let reply = match req.name.as_str() {
+            Incr::NAME => {
+                let q = req.decode_args::<IncrRequest>().ok()?;
+                let data = &mut app.partitions[t.pidx].data;
+                let (error, new_value) = atomic::incr(data, &q, now, tag);
+                let decree = storage::take_decree(app, t.pidx);
+                frame::encode_reply(
+                    &req.name,
+                    req.seqid,
+                    &IncrResponse {
+                        error,
+                        new_value,
+                        app_id: app.id,
+                        partition_index: pidx_i32,
+                        decree,
+                        server,
+                    },
+                )
+            }
+            _ => {
+                let data = &mut app.partitions[t.pidx].data;
+                let answer = if req.name == CheckAndSet::NAME {
+                    let q = req.decode_args::<CheckAndSetRequest>().ok()?;
+                    atomic::check_and_set(data, &q, now, tag)
+                } else {
+                    let q = req.decode_args::<CheckAndMutateRequest>().ok()?;
+                    atomic::check_and_mutate(data, &q, now, tag)
+                };
+                let decree = storage::take_decree(app, t.pidx);
+                let (error, returned) = answer;
+                frame::encode_reply(
+                    &req.name,
+                    req.seqid,
+                    &CheckAndSetResponse {
+                        error,
+                        check_value_returned: returned.is_some(),
+                        check_value_exist: returned.as_ref().is_some_and(Option::is_some),
+                        check_value: Blob(returned.flatten().unwrap_or_default()),
+                        app_id: app.id,
+                        partition_index: pidx_i32,
+                        decree,
+                        server,
+                    },
+                )
+            }
+        };
+        Some(reply)
     }
 
     /// Applies mutations shipped by a duplication master.
@@ -142,7 +258,7 @@ impl ReplicaNode {
 
     fn read<T: Wire>(&self, req: &Request, f: impl FnOnce(&App, usize) -> T) -> Option<Vec<u8>> {
         let state = self.cluster.lock();
-        match self.check(&state, req, false) {
+        match self.check(&state, req, Access::Read) {
             Ok(t) => Some(frame::encode_reply(
                 &req.name,
                 req.seqid,
@@ -182,7 +298,7 @@ impl ReplicaNode {
         };
         let now = pegasus_now();
         self.read(req, |app, pidx| {
-            let (error, kvs) = multi_get_rows(&app.partitions[pidx].data, &q, now);
+            let (error, kvs) = super::multi_get::rows(&app.partitions[pidx].data, &q, now);
             MultiGetResponse {
                 error,
                 kvs,
@@ -231,7 +347,7 @@ impl ReplicaNode {
         f: impl FnOnce(&mut State, Target) -> ScanResponse,
     ) -> Option<Vec<u8>> {
         let mut state = self.cluster.lock();
-        let t = match self.check(&state, req, false) {
+        let t = match self.check(&state, req, Access::Read) {
             Ok(t) => t,
             Err(reply) => return reply,
         };
@@ -344,7 +460,14 @@ impl ReplicaNode {
         let delay = self.cluster.faults.write_delay();
         let is_write = matches!(
             req.name.as_str(),
-            Put::NAME | Remove::NAME | MultiPut::NAME | Duplicate::NAME
+            Put::NAME
+                | Remove::NAME
+                | MultiPut::NAME
+                | MultiRemove::NAME
+                | Incr::NAME
+                | CheckAndSet::NAME
+                | CheckAndMutate::NAME
+                | Duplicate::NAME
         );
         if is_write && !delay.is_zero() {
             let node = self.clone();
@@ -358,7 +481,8 @@ impl ReplicaNode {
 
     fn data_now(&self, req: &Request) -> Option<Vec<u8>> {
         match req.name.as_str() {
-            Put::NAME | Remove::NAME | MultiPut::NAME => self.write(req),
+            Put::NAME | Remove::NAME | MultiPut::NAME | MultiRemove::NAME => self.write(req),
+            Incr::NAME | CheckAndSet::NAME | CheckAndMutate::NAME => self.non_idempotent(req),
             Duplicate::NAME => self.duplicate(req),
             Get::NAME => self.get(req),
             MultiGet::NAME => self.multi_get(req),
@@ -373,65 +497,6 @@ impl ReplicaNode {
             _ => Self::error(req, err::HANDLER_NOT_FOUND),
         }
     }
-}
-
-/// Rows of one hash key: the listed sort keys, or the `[start, stop]` range; expired records
-/// are skipped.
-fn multi_get_rows(
-    data: &BTreeMap<Vec<u8>, super::state::Record>,
-    q: &MultiGetRequest,
-    now: u32,
-) -> (i32, Vec<KeyValue>) {
-    let kv = |sort: &[u8], value: &[u8]| KeyValue {
-        key: Blob::new(sort),
-        value: Blob::new(if q.no_value {
-            Vec::new()
-        } else {
-            value.to_vec()
-        }),
-        expire_ts_seconds: None,
-    };
-    if !q.sort_keys.is_empty() {
-        let rows = q.sort_keys.iter().filter_map(|s| {
-            let k = key::composite_key(&q.hash_key.0, &s.0).ok()?;
-            data.get(&k)
-                .filter(|r| !r.expired(now))
-                .map(|r| kv(&s.0, &r.value))
-        });
-        return (rocksdb::OK, rows.collect());
-    }
-    let Ok(prefix) = key::composite_key(&q.hash_key.0, b"") else {
-        return (rocksdb::INVALID_ARGUMENT, vec![]);
-    };
-    let limit = usize::try_from(q.max_kv_count)
-        .ok()
-        .filter(|&n| n > 0)
-        .unwrap_or(usize::MAX);
-    let in_range = |sort: &[u8]| {
-        let after_start = q.start_sortkey.0.is_empty()
-            || sort > q.start_sortkey.0.as_slice()
-            || (q.start_inclusive && sort == q.start_sortkey.0.as_slice());
-        let before_stop = q.stop_sortkey.0.is_empty()
-            || sort < q.stop_sortkey.0.as_slice()
-            || (q.stop_inclusive && sort == q.stop_sortkey.0.as_slice());
-        after_start && before_stop
-    };
-    let mut rows: Vec<_> = data
-        .range(prefix.clone()..)
-        .take_while(|(k, _)| k.starts_with(&prefix))
-        .filter(|(k, r)| !r.expired(now) && in_range(&k[prefix.len()..]))
-        .map(|(k, r)| kv(&k[prefix.len()..], &r.value))
-        .collect();
-    if q.reverse {
-        rows.reverse();
-    }
-    let error = if rows.len() > limit {
-        rocksdb::INCOMPLETE
-    } else {
-        rocksdb::OK
-    };
-    rows.truncate(limit);
-    (error, rows)
 }
 
 impl Handler for ReplicaNode {

@@ -6,8 +6,10 @@ use super::state::{App, Mutation, Record, EMPTY_WRITE};
 use crate::pegasus::base::Blob;
 use crate::pegasus::frame::Request;
 use crate::pegasus::key;
-use crate::pegasus::messages::data::{DuplicateEntry, MultiPutRequest, UpdateRequest};
-use crate::pegasus::messages::data::{MultiPut, Put, Remove};
+use crate::pegasus::messages::data::{
+    DuplicateEntry, MultiPut, MultiPutRequest, MultiRemove, MultiRemoveRequest, Put, Remove,
+    UpdateRequest,
+};
 use crate::pegasus::messages::Rpc;
 use crate::pegasus::thrift::{Reader, Wire};
 
@@ -17,6 +19,7 @@ pub enum Write {
     Put(UpdateRequest),
     Remove(Blob),
     MultiPut(MultiPutRequest),
+    MultiRemove(MultiRemoveRequest),
 }
 
 impl Write {
@@ -28,6 +31,7 @@ impl Write {
             Put::NAME => UpdateRequest::read(&mut r).ok().map(Self::Put),
             Remove::NAME => Blob::read(&mut r).ok().map(Self::Remove),
             MultiPut::NAME => MultiPutRequest::read(&mut r).ok().map(Self::MultiPut),
+            MultiRemove::NAME => MultiRemoveRequest::read(&mut r).ok().map(Self::MultiRemove),
             _ => None,
         }
     }
@@ -39,6 +43,7 @@ impl Write {
             Self::Put(_) => Put::NAME,
             Self::Remove(_) => Remove::NAME,
             Self::MultiPut(_) => MultiPut::NAME,
+            Self::MultiRemove(_) => MultiRemove::NAME,
         }
     }
 
@@ -49,11 +54,12 @@ impl Write {
             Self::Put(u) => key::key_hash(&u.key.0),
             Self::Remove(k) => key::key_hash(&k.0),
             Self::MultiPut(m) => key::crc64(&m.hash_key.0),
+            Self::MultiRemove(m) => key::crc64(&m.hash_key.0),
         }
     }
 
     fn is_delete(&self) -> bool {
-        matches!(self, Self::Remove(_))
+        matches!(self, Self::Remove(_) | Self::MultiRemove(_))
     }
 }
 
@@ -95,6 +101,13 @@ pub fn apply_client_write(
     decree
 }
 
+/// A write that takes a decree without changing data as the log sees it (a refused
+/// conditional write, or a non-idempotent one, which is never shipped): returns the decree.
+pub fn take_decree(app: &mut App, pidx: usize) -> i64 {
+    apply_empty_write(app, pidx);
+    app.partitions[pidx].last_committed
+}
+
 /// The primary's empty write (group check): a decree with no data, logged but never shipped.
 pub fn apply_empty_write(app: &mut App, pidx: usize) {
     let logging = app.is_duplicating();
@@ -126,6 +139,9 @@ fn apply(data: &mut std::collections::BTreeMap<Vec<u8>, Record>, write: &Write, 
         }
         Write::Remove(k) => {
             data.remove(&k.0);
+        }
+        Write::MultiRemove(m) => {
+            let _ = super::atomic::multi_remove(data, m);
         }
         Write::MultiPut(m) => {
             for kv in &m.kvs {

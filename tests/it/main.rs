@@ -3,6 +3,7 @@
 mod apply;
 mod apply_faults;
 mod cli;
+mod data_api;
 mod dup;
 mod failpoints;
 mod fidelity;

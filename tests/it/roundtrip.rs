@@ -7,8 +7,8 @@ use migrator::pegasus::messages::apps::{
 };
 use migrator::pegasus::messages::command::RemoteCommand;
 use migrator::pegasus::messages::data::{
-    ClearScanner, Duplicate, Get, GetScanner, MultiGet, MultiPut, MultiRemove, Put, Remove, Scan,
-    SortkeyCount, Ttl,
+    CheckAndMutate, CheckAndSet, ClearScanner, Duplicate, Get, GetScanner, Incr, MultiGet,
+    MultiPut, MultiRemove, Put, Remove, Scan, SortkeyCount, Ttl,
 };
 use migrator::pegasus::messages::duplication::{
     AddDuplication, ListDuplication, ModifyDuplication, QueryDuplication,
@@ -91,7 +91,8 @@ proptest! {
         every_rpc!(seed; ListApps, QueryConfig, UpdateAppEnv, CreateApp, DropApp, QueryAppInfo,
             ClusterInfo, ListNodes, QueryDuplication, AddDuplication, ModifyDuplication,
             ListDuplication, RemoteCommand, Put, Get, Remove, MultiPut, MultiGet, Duplicate,
-            QueryReplicaInfo, MultiRemove, Ttl, SortkeyCount, GetScanner, Scan, ClearScanner);
+            QueryReplicaInfo, MultiRemove, Ttl, SortkeyCount, GetScanner, Scan, ClearScanner, Incr,
+            CheckAndSet, CheckAndMutate);
     }
 
     #[test]

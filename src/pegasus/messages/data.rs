@@ -11,6 +11,7 @@ pub mod rocksdb {
     pub const NOT_FOUND: i32 = 1;
     pub const INCOMPLETE: i32 = 7;
     pub const INVALID_ARGUMENT: i32 = 4;
+    pub const TRY_AGAIN: i32 = 13;
 }
 
 thrift_enum! {
@@ -119,6 +120,96 @@ thrift_struct! {
     pub struct DuplicateResponse {
         1: error: Option<i32>,
         2: error_hint: Option<String>,
+    }
+}
+
+thrift_enum! {
+    /// `cas_check_type`: what check_and_set / check_and_mutate check before writing.
+    pub enum CasCheckType {
+        CT_NO_CHECK = 0, CT_VALUE_NOT_EXIST = 1, CT_VALUE_NOT_EXIST_OR_EMPTY = 2,
+        CT_VALUE_EXIST = 3, CT_VALUE_NOT_EMPTY = 4, CT_VALUE_MATCH_ANYWHERE = 5,
+        CT_VALUE_MATCH_PREFIX = 6, CT_VALUE_MATCH_POSTFIX = 7, CT_VALUE_BYTES_LESS = 8,
+        CT_VALUE_BYTES_LESS_OR_EQUAL = 9, CT_VALUE_BYTES_EQUAL = 10,
+        CT_VALUE_BYTES_GREATER_OR_EQUAL = 11, CT_VALUE_BYTES_GREATER = 12,
+        CT_VALUE_INT_LESS = 13, CT_VALUE_INT_LESS_OR_EQUAL = 14, CT_VALUE_INT_EQUAL = 15,
+        CT_VALUE_INT_GREATER_OR_EQUAL = 16, CT_VALUE_INT_GREATER = 17
+    }
+}
+
+thrift_enum! {
+    /// `mutate_operation`.
+    pub enum MutateOperation { MO_PUT = 0, MO_DELETE = 1 }
+}
+
+thrift_struct! {
+    /// `incr_request`: `expire_ts_seconds` 0 keeps the TTL, > 0 sets it (absolute), < 0 clears.
+    pub struct IncrRequest {
+        1: key: Blob,
+        2: increment: i64,
+        3: expire_ts_seconds: i32,
+    }
+}
+
+thrift_struct! {
+    /// `incr_response`.
+    pub struct IncrResponse {
+        1: error: i32,
+        2: new_value: i64,
+        3: app_id: i32,
+        4: partition_index: i32,
+        5: decree: i64,
+        6: server: String,
+    }
+}
+
+thrift_struct! {
+    /// `check_and_set_request`.
+    pub struct CheckAndSetRequest {
+        1: hash_key: Blob,
+        2: check_sort_key: Blob,
+        3: check_type: CasCheckType,
+        4: check_operand: Blob,
+        5: set_diff_sort_key: bool,
+        6: set_sort_key: Blob,
+        7: set_value: Blob,
+        8: set_expire_ts_seconds: i32,
+        9: return_check_value: bool,
+    }
+}
+
+thrift_struct! {
+    /// `check_and_set_response` (also `check_and_mutate_response`).
+    pub struct CheckAndSetResponse {
+        1: error: i32,
+        2: check_value_returned: bool,
+        3: check_value_exist: bool,
+        4: check_value: Blob,
+        5: app_id: i32,
+        6: partition_index: i32,
+        7: decree: i64,
+        8: server: String,
+    }
+}
+
+thrift_struct! {
+    /// `mutate`: one operation of a check_and_mutate.
+    pub struct Mutate {
+        1: operation: MutateOperation,
+        2: sort_key: Blob,
+        3: value: Blob,
+        4: set_expire_ts_seconds: i32,
+    }
+}
+
+thrift_struct! {
+    /// `check_and_mutate_request`.
+    pub struct CheckAndMutateRequest {
+        1: hash_key: Blob,
+        2: check_sort_key: Blob,
+        3: check_type: CasCheckType,
+        4: check_operand: Blob,
+        5: mutate_list: Vec<Mutate>,
+        6: return_check_value: bool,
     }
 }
 
@@ -238,6 +329,18 @@ rpc!(
 rpc!(
     /// Applies mutations shipped by a duplication master.
     Duplicate, "RPC_RRDB_RRDB_DUPLICATE", DuplicateRequest, DuplicateResponse
+);
+rpc!(
+    /// Adds to an integer value (not idempotent: refused while duplicating).
+    Incr, "RPC_RRDB_RRDB_INCR", IncrRequest, IncrResponse
+);
+rpc!(
+    /// Writes one value if a check passes (not idempotent).
+    CheckAndSet, "RPC_RRDB_RRDB_CHECK_AND_SET", CheckAndSetRequest, CheckAndSetResponse
+);
+rpc!(
+    /// Applies several puts and deletes if a check passes (not idempotent).
+    CheckAndMutate, "RPC_RRDB_RRDB_CHECK_AND_MUTATE", CheckAndMutateRequest, CheckAndSetResponse
 );
 rpc!(
     /// Removes sort keys of one hash key.

@@ -1,0 +1,326 @@
+//! Owns `multi_get` as `on_multi_get` (v2.5.0 = master) answers it: the listed sort keys, or a
+//! sort-key range with its prefix/anywhere/postfix filter, at most `max_kv_count` records
+//! (capped at 3000, the iteration limit that also counts skipped records) and `max_kv_size`
+//! bytes (the record that crosses it is kept), `Incomplete` (7) when a limit stopped it while
+//! any key follows — even one outside the range — and, reversed, the last records of the range
+//! still in ascending order. Expired records are skipped.
+
+use std::collections::BTreeMap;
+
+use super::scan::matches;
+use super::state::Record;
+use crate::pegasus::base::Blob;
+use crate::pegasus::key;
+use crate::pegasus::messages::data::{rocksdb, FilterType, KeyValue, MultiGetRequest};
+
+/// `rocksdb_multi_get_max_iteration_count`.
+pub const MAX_ITERATION: usize = 3000;
+/// `rocksdb_multi_get_max_iteration_size`.
+pub const MAX_SIZE: usize = 30 << 20;
+
+/// The reply's error code and rows (keys are sort keys).
+#[must_use]
+pub fn rows(
+    data: &BTreeMap<Vec<u8>, Record>,
+    q: &MultiGetRequest,
+    now: u32,
+) -> (i32, Vec<KeyValue>) {
+    let limit = |v: i32, cap: usize| {
+        usize::try_from(v)
+            .ok()
+            .filter(|&n| n > 0)
+            .map_or(cap, |n| n.min(cap))
+    };
+    let max_count = limit(q.max_kv_count, MAX_ITERATION);
+    let max_size = limit(q.max_kv_size, MAX_SIZE);
+    let value = |r: &Record| {
+        if q.no_value {
+            Vec::new()
+        } else {
+            r.value.clone()
+        }
+    };
+    let kv = |sort: &[u8], r: &Record| KeyValue {
+        key: Blob::new(sort),
+        value: Blob(value(r)),
+        expire_ts_seconds: None,
+    };
+    if !q.sort_keys.is_empty() {
+        let (mut out, mut size) = (Vec::new(), 0);
+        for s in &q.sort_keys {
+            let Ok(k) = key::composite_key(&q.hash_key.0, &s.0) else {
+                continue;
+            };
+            let Some(r) = data.get(&k).filter(|r| !r.expired(now)) else {
+                continue;
+            };
+            if out.len() >= max_count || size >= max_size {
+                return (rocksdb::INCOMPLETE, out);
+            }
+            size += s.0.len() + r.value.len();
+            out.push(kv(&s.0, r));
+        }
+        return (rocksdb::OK, out);
+    }
+    if !matches!(
+        q.sort_key_filter_type,
+        FilterType::FT_NO_FILTER
+            | FilterType::FT_MATCH_ANYWHERE
+            | FilterType::FT_MATCH_PREFIX
+            | FilterType::FT_MATCH_POSTFIX
+    ) {
+        return (rocksdb::INVALID_ARGUMENT, vec![]);
+    }
+    let Some(KeyRange {
+        start,
+        stop,
+        stop_inclusive,
+    }) = range(q)
+    else {
+        return (rocksdb::OK, vec![]);
+    };
+    let prefix_len = key::composite_key(&q.hash_key.0, b"").map_or(0, |p| p.len());
+    let in_range = |k: &[u8]| {
+        k >= start.as_slice() && (k < stop.as_slice() || (stop_inclusive && k == stop.as_slice()))
+    };
+    let keys: Box<dyn Iterator<Item = (&Vec<u8>, &Record)>> = if q.reverse {
+        Box::new(data.range(..=stop.clone()).rev())
+    } else {
+        Box::new(data.range(start.clone()..))
+    };
+    let filter = (q.sort_key_filter_type, q.sort_key_filter_pattern.0.clone());
+    let (mut out, mut size, mut examined) = (Vec::new(), 0, 0);
+    let mut keys = keys.peekable();
+    let mut stopped_early = false;
+    while let Some((k, r)) = keys.peek() {
+        if out.len() >= max_count || size >= max_size || examined >= MAX_ITERATION {
+            stopped_early = true;
+            break;
+        }
+        if !in_range(k) {
+            let before_start = k.as_slice() < start.as_slice();
+            let after_stop = !before_start;
+            // Forward scans end past the stop; reverse ones before the start (and skip the
+            // keys past an exclusive stop they begin on).
+            if (q.reverse && before_start) || (!q.reverse && after_stop) {
+                break;
+            }
+            keys.next();
+            continue;
+        }
+        examined += 1;
+        let sort = &k[prefix_len.min(k.len())..];
+        if !r.expired(now) && matches(&filter, sort) {
+            size += sort.len() + r.value.len();
+            out.push(kv(sort, r));
+        }
+        keys.next();
+    }
+    if q.reverse {
+        out.reverse();
+    }
+    let follows = stopped_early && keys.peek().is_some();
+    let error = if follows {
+        rocksdb::INCOMPLETE
+    } else {
+        rocksdb::OK
+    };
+    (error, out)
+}
+
+/// The keys a range request covers: from `start` (inclusive) to `stop`.
+struct KeyRange {
+    start: Vec<u8>,
+    stop: Vec<u8>,
+    stop_inclusive: bool,
+}
+
+/// The key range of a range request, narrowed by a prefix filter; `None` when empty.
+fn range(q: &MultiGetRequest) -> Option<KeyRange> {
+    let prefix = key::composite_key(&q.hash_key.0, b"").ok()?;
+    let mut start = prefix.clone();
+    start.extend_from_slice(&q.start_sortkey.0);
+    if !q.start_inclusive && !q.start_sortkey.0.is_empty() {
+        start.push(0);
+    }
+    let mut stop = if q.stop_sortkey.0.is_empty() {
+        (next_blob(&prefix), false)
+    } else {
+        let mut s = prefix.clone();
+        s.extend_from_slice(&q.stop_sortkey.0);
+        (s, q.stop_inclusive)
+    };
+    if q.sort_key_filter_type == FilterType::FT_MATCH_PREFIX
+        && !q.sort_key_filter_pattern.0.is_empty()
+    {
+        let mut p = prefix;
+        p.extend_from_slice(&q.sort_key_filter_pattern.0);
+        if p > start {
+            start.clone_from(&p);
+        }
+        let end = next_blob(&p);
+        if end < stop.0 || (end == stop.0 && stop.1) {
+            stop = (end, false);
+        }
+    }
+    let empty = start > stop.0 || (start == stop.0 && !stop.1);
+    (!empty).then_some(KeyRange {
+        start,
+        stop: stop.0,
+        stop_inclusive: stop.1,
+    })
+}
+
+/// The smallest key greater than every key starting with `prefix`.
+fn next_blob(prefix: &[u8]) -> Vec<u8> {
+    let mut n = prefix.to_vec();
+    while let Some(last) = n.pop() {
+        if last < 0xff {
+            n.push(last + 1);
+            return n;
+        }
+    }
+    vec![0xff; prefix.len() + 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(sorts: &[&str]) -> BTreeMap<Vec<u8>, Record> {
+        sorts
+            .iter()
+            .map(|s| {
+                let rec = Record {
+                    value: s.as_bytes().to_vec(),
+                    timetag: 0,
+                    expire_ts: 0,
+                };
+                (key::composite_key(b"h", s.as_bytes()).unwrap(), rec)
+            })
+            .chain(std::iter::once((
+                key::composite_key(b"i", b"other").unwrap(),
+                Record {
+                    value: vec![],
+                    timetag: 0,
+                    expire_ts: 0,
+                },
+            )))
+            .collect()
+    }
+
+    fn req() -> MultiGetRequest {
+        MultiGetRequest {
+            hash_key: Blob::new(b"h"),
+            ..MultiGetRequest::default()
+        }
+    }
+
+    fn names(kvs: &[KeyValue]) -> Vec<String> {
+        kvs.iter()
+            .map(|kv| String::from_utf8(kv.key.0.clone()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn ranges_filters_limits_and_reverse_follow_the_server() {
+        let d = data(&["a1", "a2", "b1", "b2", "c1"]);
+        let mut all = req();
+        all.max_kv_count = 0;
+        let cases: Vec<(&str, MultiGetRequest, i32, Vec<&str>)> = vec![
+            (
+                "the whole hash key",
+                all.clone(),
+                rocksdb::OK,
+                vec!["a1", "a2", "b1", "b2", "c1"],
+            ),
+            (
+                "a prefix filter narrows the range",
+                MultiGetRequest {
+                    sort_key_filter_type: FilterType::FT_MATCH_PREFIX,
+                    sort_key_filter_pattern: Blob::new(b"b"),
+                    ..all.clone()
+                },
+                rocksdb::OK,
+                vec!["b1", "b2"],
+            ),
+            (
+                "postfix",
+                MultiGetRequest {
+                    sort_key_filter_type: FilterType::FT_MATCH_POSTFIX,
+                    sort_key_filter_pattern: Blob::new(b"1"),
+                    ..all.clone()
+                },
+                rocksdb::OK,
+                vec!["a1", "b1", "c1"],
+            ),
+            (
+                "a count limit with keys left: incomplete",
+                MultiGetRequest {
+                    max_kv_count: 2,
+                    ..all.clone()
+                },
+                rocksdb::INCOMPLETE,
+                vec!["a1", "a2"],
+            ),
+            (
+                "exactly the range's size: still incomplete, a key of another hash key follows",
+                MultiGetRequest {
+                    max_kv_count: 5,
+                    ..all.clone()
+                },
+                rocksdb::INCOMPLETE,
+                vec!["a1", "a2", "b1", "b2", "c1"],
+            ),
+            (
+                "reverse: the last ones, ascending",
+                MultiGetRequest {
+                    max_kv_count: 2,
+                    reverse: true,
+                    ..all.clone()
+                },
+                rocksdb::INCOMPLETE,
+                vec!["b2", "c1"],
+            ),
+            (
+                "a size limit keeps the record that crosses it",
+                MultiGetRequest {
+                    max_kv_size: 5,
+                    ..all.clone()
+                },
+                rocksdb::INCOMPLETE,
+                vec!["a1", "a2"],
+            ),
+            (
+                "start and stop, exclusive stop",
+                MultiGetRequest {
+                    start_sortkey: Blob::new(b"a2"),
+                    stop_sortkey: Blob::new(b"b2"),
+                    start_inclusive: true,
+                    stop_inclusive: false,
+                    ..all.clone()
+                },
+                rocksdb::OK,
+                vec!["a2", "b1"],
+            ),
+            (
+                "listed sort keys, a missing one skipped, limited",
+                MultiGetRequest {
+                    sort_keys: vec![Blob::new(b"c1"), Blob::new(b"zz"), Blob::new(b"a1")],
+                    max_kv_count: 1,
+                    ..all.clone()
+                },
+                rocksdb::INCOMPLETE,
+                vec!["c1"],
+            ),
+        ];
+        for (name, q, error, want) in cases {
+            let (e, kvs) = rows(&d, &q, 0);
+            assert_eq!(
+                (e, names(&kvs)),
+                (error, want.iter().map(ToString::to_string).collect()),
+                "{name}"
+            );
+        }
+    }
+}
