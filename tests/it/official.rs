@@ -90,8 +90,8 @@ async fn official_client_round_trips(version: Version) {
     assert_eq!(
         stdout.trim(),
         format!(
-            r#"{{"put": {RECORDS}, "get_ok": {RECORDS}, "ttl_ok": 1, "scanned": {}}}"#,
-            RECORDS + 1
+            r#"{{"put": {RECORDS}, "get_ok": {RECORDS}, "ttl_ok": 1, "multi_ok": 1, "scanned": {}}}"#,
+            RECORDS + 3
         ),
         "stderr: {stderr}"
     );
@@ -112,7 +112,7 @@ async fn official_client_round_trips(version: Version) {
         );
     }
     let total: usize = app.partitions.iter().map(|p| p.data.len()).sum();
-    assert_eq!(total, RECORDS + 1, "nothing else was written");
+    assert_eq!(total, RECORDS + 3, "nothing else was written");
 }
 
 #[tokio::test(flavor = "multi_thread")]

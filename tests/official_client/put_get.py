@@ -4,9 +4,11 @@
 Usage: put_get.py META1,META2,... TABLE N
 
 Writes N records (hash key `hk{i}`, sort key `sk`, value `v{i}`), reads each back, writes one
-more with a one-hour TTL and reads its TTL and sort-key count, then scans the whole table with
-the client's unordered scanners (small batches), and prints one JSON line
-`{"put": N, "get_ok": M, "ttl_ok": T, "scanned": S}`. Exits 0 only if every step matched;
+more with a one-hour TTL and reads its TTL and sort-key count, writes three sort keys of hash
+key `multi` at once, reads them with a count limit (incomplete) and a prefix filter, removes two
+(`a` and a missing one) and counts what is left, then scans the whole table with the client's
+unordered scanners (small batches), and prints one JSON line
+`{"put": N, "get_ok": M, "ttl_ok": T, "multi_ok": U, "scanned": S}`. Exits 0 only if every step matched;
 otherwise it prints the reason to stderr and exits 1. The whole run is bounded by TOTAL_TIMEOUT_S.
 Install the client with scripts/official-client-setup.sh.
 """
@@ -31,11 +33,12 @@ warnings.filterwarnings("ignore", message=".*service_identity.*")
 from twisted.internet import defer, reactor  # noqa: E402
 from pypegasus.pgclient import Pegasus  # noqa: E402
 from pypegasus.base.ttypes import error_types  # noqa: E402
-from pypegasus.utils.tools import ScanOptions  # noqa: E402
+from pypegasus.rrdb.ttypes import filter_type  # noqa: E402
+from pypegasus.utils.tools import MultiGetOptions, ScanOptions  # noqa: E402
 
 ERR_OK = error_types.ERR_OK.value
 # code: exit status; counts: the summary line; error: why it failed.
-outcome = {"code": 1, "counts": {"put": 0, "get_ok": 0, "ttl_ok": 0, "scanned": 0},
+outcome = {"code": 1, "counts": {"put": 0, "get_ok": 0, "ttl_ok": 0, "multi_ok": 0, "scanned": 0},
            "error": "did not finish"}
 
 
@@ -75,6 +78,11 @@ def run(metas, table, n):
         else:
             outcome["error"] = "ttl %r, ttl of a record without one %r, sort key count %r" % (ttl, forever, count)
             return
+        failed = yield multi_ops(client)
+        if failed:
+            outcome["error"] = failed
+            return
+        counts["multi_ok"] = 1
         options = ScanOptions()
         options.batch_size = 7
         seen = {}
@@ -87,7 +95,8 @@ def run(metas, table, n):
                 seen[tuple(k.decode() if isinstance(k, bytes) else k for k in item[0])] = item[1]
             scanner.close()
         counts["scanned"] = len(seen)
-        if len(seen) == n + 1 and all(seen.get(("hk%d" % i, "sk")) == ("v%d" % i).encode() for i in range(n)):
+        # n records, the one with a TTL, and sort keys b and c of `multi`.
+        if len(seen) == n + 3 and all(seen.get(("hk%d" % i, "sk")) == ("v%d" % i).encode() for i in range(n)):
             outcome["code"], outcome["error"] = 0, None
         else:
             outcome["error"] = "the scan saw %d records: %r" % (len(seen), sorted(seen)[:5])
@@ -96,6 +105,28 @@ def run(metas, table, n):
     finally:
         if client is not None:
             client.close()
+
+
+@defer.inlineCallbacks
+def multi_ops(client):
+    """multi_set / multi_get / multi_del on hash key `multi`; yields why it failed, or None."""
+    ret = yield client.multi_set("multi", {"a": "1", "b": "2", "c": "3"})
+    if not isinstance(ret, tuple) or ret[0] != ERR_OK:
+        return "multi_set: %r" % (ret,)
+    # The whole row, at most two records: the first two, and "incomplete" since c follows.
+    limited = yield client.multi_get("multi", None, max_kv_count=2)
+    options = MultiGetOptions()
+    options.sortkey_filter_type = filter_type.FT_MATCH_PREFIX
+    options.sortkey_filter_pattern = "b"
+    prefixed = yield client.multi_get_opt("multi", "", "", options)
+    removed = yield client.multi_del("multi", {"a", "missing"})  # counts what it was asked
+    left = yield client.sort_key_count("multi")
+    want = ((error_types.ERR_INCOMPLETE_DATA.value, {b"a": b"1", b"b": b"2"}),
+            (ERR_OK, {b"b": b"2"}), (ERR_OK, 2), (ERR_OK, 2))
+    got = (limited, prefixed, removed, left)
+    if got != want:
+        return "multi ops: got %r, expected %r" % (got, want)
+    return None
 
 
 def main():
