@@ -373,3 +373,53 @@ impl Pacer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Time is paused: sleeps advance the clock exactly, so the figures are exact.
+    #[tokio::test(start_paused = true)]
+    async fn the_pacer_spreads_records_over_the_limit_shared_by_every_class() {
+        let pacer = Arc::new(Pacer::new(Some(1000)));
+        let start = Instant::now();
+        let classes: Vec<_> = (0..4)
+            .map(|_| {
+                let pacer = pacer.clone();
+                tokio::spawn(async move {
+                    for _ in 0..5 {
+                        pacer.pace(100).await;
+                    }
+                })
+            })
+            .collect();
+        for c in classes {
+            c.await.unwrap();
+        }
+        // 2,000 records at 1,000/s, whichever class asked.
+        assert_eq!(start.elapsed(), Duration::from_secs(2));
+
+        let unlimited = Pacer::new(None);
+        let start = Instant::now();
+        unlimited.pace(1_000_000).await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_sample_is_by_hash_key_and_about_the_rate() {
+        let full = |h: &str, s: &str| key::composite_key(h.as_bytes(), s.as_bytes()).unwrap();
+        let picked = (0..10_000)
+            .filter(|i| in_sample(&full(&format!("user{i}"), "a"), 0.1))
+            .count();
+        assert!((800..1200).contains(&picked), "{picked} of 10000");
+        for i in 0..100 {
+            let h = format!("user{i}");
+            assert_eq!(
+                in_sample(&full(&h, "a"), 0.3),
+                in_sample(&full(&h, "zzz"), 0.3)
+            );
+        }
+        assert!(!in_sample(&full("x", "a"), 0.0));
+        assert!(in_sample(&full("x", "a"), 1.0));
+    }
+}
