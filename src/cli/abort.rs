@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::chosen_migrations;
 use crate::apply::block::SYNC_MARGIN;
 use crate::apply::entry::{self, Entry};
 use crate::apply::evidence::{Awaited, Poller, Tally};
@@ -57,18 +58,7 @@ pub struct Args {
 /// An invalid plan file, an unknown table, a held lock, or an unreachable cluster.
 pub async fn run(args: &Args) -> Result<Exit> {
     let spec = crate::spec::load(&args.file)?;
-    let chosen: Vec<&Migration> = spec
-        .migrations
-        .iter()
-        .filter(|m| args.table.as_ref().is_none_or(|t| *t == m.table))
-        .collect();
-    if chosen.is_empty() {
-        return Err(Error::Usage(format!(
-            "{} has no table {}",
-            args.file.display(),
-            args.table.clone().unwrap_or_default()
-        )));
-    }
+    let chosen = chosen_migrations(&spec, &args.file, args.table.as_deref())?;
     let zk = crate::observe::zookeeper(&spec, Duration::from_secs(10)).await?;
     let locks = take_locks(&spec, zk.as_ref(), &chosen, args).await?;
     let observed = observe(&spec, ObserveOptions::default()).await?;

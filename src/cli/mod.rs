@@ -123,6 +123,31 @@ pub fn print_plan(doc: &crate::render::json::PlanDocument, view: &PlanView) -> R
     })
 }
 
+/// The plan file's migrations of `table` (all of them without one); an unknown table is a
+/// usage error naming the file.
+///
+/// # Errors
+/// No migration of `table` in the file.
+pub fn chosen_migrations<'a>(
+    spec: &'a crate::spec::Spec,
+    file: &std::path::Path,
+    table: Option<&str>,
+) -> Result<Vec<&'a crate::spec::Migration>> {
+    let chosen: Vec<_> = spec
+        .migrations
+        .iter()
+        .filter(|m| table.is_none_or(|t| t == m.table))
+        .collect();
+    if chosen.is_empty() {
+        return Err(crate::error::Error::Usage(format!(
+            "{} has no table {}",
+            file.display(),
+            table.unwrap_or_default()
+        )));
+    }
+    Ok(chosen)
+}
+
 /// Sends `tracing` output to stderr; `-v` for info, `-vv` for debug (or `RUST_LOG`).
 pub fn init_logging(verbose: u8) {
     let default = match verbose {

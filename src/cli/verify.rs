@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::chosen_migrations;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::pegasus::table::{TableClient, TableOptions};
@@ -52,18 +53,7 @@ const FIRST_KEYS: usize = 10;
 /// An invalid plan file, an unknown table, or a cluster that cannot be read.
 pub async fn run(args: &Args) -> Result<Exit> {
     let spec = crate::spec::load(&args.file)?;
-    let chosen: Vec<&Migration> = spec
-        .migrations
-        .iter()
-        .filter(|m| args.table.as_ref().is_none_or(|t| *t == m.table))
-        .collect();
-    if chosen.is_empty() {
-        return Err(Error::Usage(format!(
-            "{} has no table {}",
-            args.file.display(),
-            args.table.clone().unwrap_or_default()
-        )));
-    }
+    let chosen = chosen_migrations(&spec, &args.file, args.table.as_deref())?;
     if !(0.0..=1.0).contains(&args.sample_rate) {
         return Err(Error::Usage("--sample-rate must be within 0..1".into()));
     }

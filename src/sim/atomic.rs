@@ -155,40 +155,72 @@ fn passes(kind: CasCheckType, value: Option<&[u8]>, operand: &[u8]) -> Option<Op
 /// What a conditional write answers: (error, the check's value if it is to be returned).
 pub type CasAnswer = (i32, Option<Option<Vec<u8>>>);
 
-/// `check_and_set`: writes the set key if the check passes; else error 13 (4 for an integer
-/// that does not parse, or an unknown check type).
-pub fn check_and_set(data: &mut Data, q: &CheckAndSetRequest, now: u32, timetag: u64) -> CasAnswer {
+/// The check's fields, shared by `check_and_set` and `check_and_mutate`.
+struct Condition<'a> {
+    hash_key: &'a [u8],
+    sort_key: &'a [u8],
+    kind: CasCheckType,
+    operand: &'a [u8],
+    return_value: bool,
+}
+
+/// Runs `cond` and, if it passes, `write`; answers error 13 when it fails and 4 when it cannot
+/// be evaluated (an integer that does not parse, an unknown check type).
+fn when_checked(
+    data: &mut Data,
+    cond: &Condition,
+    now: u32,
+    write: impl FnOnce(&mut Data),
+) -> CasAnswer {
     let Some(c) = check(
         data,
-        &q.hash_key.0,
-        &q.check_sort_key.0,
-        q.check_type,
-        &q.check_operand.0,
+        cond.hash_key,
+        cond.sort_key,
+        cond.kind,
+        cond.operand,
         now,
     ) else {
         return (rocksdb::INVALID_ARGUMENT, None);
     };
-    let returned = q.return_check_value.then(|| c.value.clone());
+    let returned = cond.return_value.then(|| c.value.clone());
     match c.passed {
         Some(true) => {
-            let sort = if q.set_diff_sort_key {
-                &q.set_sort_key.0
-            } else {
-                &q.check_sort_key.0
-            };
-            if let Ok(k) = key::composite_key(&q.hash_key.0, sort) {
-                let rec = Record {
-                    value: q.set_value.0.clone(),
-                    timetag,
-                    expire_ts: u32::try_from(q.set_expire_ts_seconds).unwrap_or(0),
-                };
-                data.insert(k, rec);
-            }
+            write(data);
             (rocksdb::OK, returned)
         }
         Some(false) => (rocksdb::TRY_AGAIN, returned),
         None => (rocksdb::INVALID_ARGUMENT, returned),
     }
+}
+
+/// A record written at `timetag` with an absolute expiry (≤ 0: none).
+fn record(value: &[u8], timetag: u64, expire_ts_seconds: i32) -> Record {
+    Record {
+        value: value.to_vec(),
+        timetag,
+        expire_ts: u32::try_from(expire_ts_seconds).unwrap_or(0),
+    }
+}
+
+/// `check_and_set`: writes the set key if the check passes.
+pub fn check_and_set(data: &mut Data, q: &CheckAndSetRequest, now: u32, timetag: u64) -> CasAnswer {
+    let cond = Condition {
+        hash_key: &q.hash_key.0,
+        sort_key: &q.check_sort_key.0,
+        kind: q.check_type,
+        operand: &q.check_operand.0,
+        return_value: q.return_check_value,
+    };
+    let sort = if q.set_diff_sort_key {
+        &q.set_sort_key.0
+    } else {
+        &q.check_sort_key.0
+    };
+    when_checked(data, &cond, now, |data| {
+        if let Ok(k) = key::composite_key(&q.hash_key.0, sort) {
+            data.insert(k, record(&q.set_value.0, timetag, q.set_expire_ts_seconds));
+        }
+    })
 }
 
 /// `check_and_mutate`: applies every put and delete, in order, if the check passes. An empty
@@ -208,39 +240,25 @@ pub fn check_and_mutate(
     if q.mutate_list.is_empty() || bad_op {
         return (rocksdb::INVALID_ARGUMENT, None);
     }
-    let Some(c) = check(
-        data,
-        &q.hash_key.0,
-        &q.check_sort_key.0,
-        q.check_type,
-        &q.check_operand.0,
-        now,
-    ) else {
-        return (rocksdb::INVALID_ARGUMENT, None);
+    let cond = Condition {
+        hash_key: &q.hash_key.0,
+        sort_key: &q.check_sort_key.0,
+        kind: q.check_type,
+        operand: &q.check_operand.0,
+        return_value: q.return_check_value,
     };
-    let returned = q.return_check_value.then(|| c.value.clone());
-    match c.passed {
-        Some(true) => {
-            for m in &q.mutate_list {
-                let Ok(k) = key::composite_key(&q.hash_key.0, &m.sort_key.0) else {
-                    continue;
-                };
-                if m.operation == MutateOperation::MO_PUT {
-                    let rec = Record {
-                        value: m.value.0.clone(),
-                        timetag,
-                        expire_ts: u32::try_from(m.set_expire_ts_seconds).unwrap_or(0),
-                    };
-                    data.insert(k, rec);
-                } else {
-                    data.remove(&k);
-                }
+    when_checked(data, &cond, now, |data| {
+        for m in &q.mutate_list {
+            let Ok(k) = key::composite_key(&q.hash_key.0, &m.sort_key.0) else {
+                continue;
+            };
+            if m.operation == MutateOperation::MO_PUT {
+                data.insert(k, record(&m.value.0, timetag, m.set_expire_ts_seconds));
+            } else {
+                data.remove(&k);
             }
-            (rocksdb::OK, returned)
         }
-        Some(false) => (rocksdb::TRY_AGAIN, returned),
-        None => (rocksdb::INVALID_ARGUMENT, returned),
-    }
+    })
 }
 
 /// `dsn::buf2int64`: `strtoll` base 0 over the whole buffer (leading spaces, a sign, `0x` hex,
