@@ -1,7 +1,8 @@
 //! Owns scanning a table as the official clients do: one scanner per partition (the partition
 //! index as the routing hash), the whole key range `[00 00, FF FF)`, batches until the server
 //! says the scan completed. A scanner lost on the server (error 1, e.g. after a primary
-//! change) or a routing error restarts just after the last key received, like the Java client.
+//! change) or a routing error restarts just after the last key received, like the Java client;
+//! so does a batch the server cut short at its iteration time limit (error 7, no context).
 
 use super::base::Blob;
 use super::error::{Error, Result};
@@ -87,6 +88,15 @@ impl PartitionScanner {
                 Ok(r) if r.error == rocksdb::NOT_FOUND && self.context.is_some() => {
                     // The server no longer knows the scanner: start again after the last key.
                     self.context = None;
+                }
+                Ok(r) if r.error == rocksdb::INCOMPLETE => {
+                    // The server's iteration time limit passed: what it read is good, its
+                    // scanner is gone. Go on after the last record; no record is no progress.
+                    self.context = None;
+                    if let Some(last) = r.kvs.last() {
+                        self.last_key = Some(last.key.0.clone());
+                        return Ok(Some(r.kvs));
+                    }
                 }
                 Ok(r) => return self.accept(r).map(Some),
                 Err(e) if restartable(&e) && restarts < RESTARTS => {
@@ -188,7 +198,14 @@ pub async fn read_one(client: &TableClient, key: &[u8]) -> Result<Option<KeyValu
         only_return_count: None,
     };
     let hash = super::key::key_hash(key);
-    let resp = client.call::<GetScanner>(hash, &req).await?;
+    let mut resp = client.call::<GetScanner>(hash, &req).await?;
+    // A batch cut at the server's iteration time limit says nothing about the key: ask again.
+    for _ in 0..RESTARTS {
+        if resp.error != rocksdb::INCOMPLETE {
+            break;
+        }
+        resp = client.call::<GetScanner>(hash, &req).await?;
+    }
     client.storage_ok::<GetScanner>(resp.error)?;
     if resp.context_id != scan_context::COMPLETED && resp.context_id != scan_context::NOT_EXIST {
         client

@@ -27,6 +27,14 @@ fn on_off(v: Option<&&str>) -> Result<bool, String> {
     }
 }
 
+/// The `TABLE N` arguments of fault `name`.
+fn table_and_count<'a>(args: &[&'a str], name: &str) -> Result<(&'a str, usize), String> {
+    match (args.get(1), args.get(2).and_then(|n| n.parse().ok())) {
+        (Some(table), Some(n)) => Ok((table, n)),
+        _ => Err(format!("usage: sim.fault {name} TABLE N")),
+    }
+}
+
 fn fault(c: &Cluster, args: &[&str]) -> Result<String, String> {
     match args.first().copied() {
         Some("unreachable") => {
@@ -76,21 +84,23 @@ fn fault(c: &Cluster, args: &[&str]) -> Result<String, String> {
             ));
         }
         Some("dup_drop") => {
-            let (Some(table), Some(n)) = (args.get(1), args.get(2).and_then(|n| n.parse().ok()))
-            else {
-                return Err("usage: sim.fault dup_drop TABLE N".into());
-            };
+            let (table, n) = table_and_count(args, "dup_drop")?;
             c.faults
                 .dup_drop
                 .lock()
                 .expect("dup_drop lock")
-                .insert((*table).to_string(), n);
+                .insert(table.to_string(), n);
+        }
+        Some("scan_slow") => {
+            let (table, n) = table_and_count(args, "scan_slow")?;
+            c.faults
+                .scan_time_limit
+                .lock()
+                .expect("scan_time_limit lock")
+                .insert(table.to_string(), n);
         }
         Some("corrupt") => {
-            let (Some(table), Some(n)) = (args.get(1), args.get(2).and_then(|n| n.parse().ok()))
-            else {
-                return Err("usage: sim.fault corrupt TABLE N".into());
-            };
+            let (table, n) = table_and_count(args, "corrupt")?;
             return corrupt(c, table, n);
         }
         Some("leader") => {

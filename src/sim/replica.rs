@@ -351,7 +351,11 @@ impl ReplicaNode {
             Ok(t) => t,
             Err(reply) => return reply,
         };
+        let table = state.apps[&t.app_id].name.clone();
         let mut resp = f(&mut state, t);
+        if self.cluster.faults.scan_runs_out_of_time(&table) {
+            scan::out_of_time(&mut state.nodes[self.index].scanners, &mut resp);
+        }
         resp.server = self.server();
         Some(frame::encode_reply(&req.name, req.seqid, &resp))
     }

@@ -312,6 +312,17 @@ fn finish(scanners: &mut Scanners, mut ctx: ScanContext, b: Batch, resp: &mut Sc
     };
 }
 
+/// Ends a batch as a server whose iteration time limit (`rocksdb_iteration_threshold_time_ms`)
+/// passed midway: error 7 with the records read until then (here: the first half), and no
+/// context — the scanner is gone, its id left at 0.
+pub fn out_of_time(scanners: &mut Scanners, resp: &mut ScanResponse) {
+    resp.error = rocksdb::INCOMPLETE;
+    resp.kvs.truncate(resp.kvs.len() / 2);
+    // Ids are never -1 or -2, so this drops exactly the context the batch just saved.
+    let _ = scanners.take(resp.context_id);
+    resp.context_id = 0;
+}
+
 /// A record's TTL reply: (error, ttl_seconds) — −1 without TTL, error 1 when missing or
 /// expired (`on_ttl`).
 #[must_use]

@@ -421,6 +421,8 @@ pub struct Faults {
     /// Per table: how many more shipped duplicate entries this cluster acknowledges and drops
     /// (a silently lost batch, as upstream issue #2284 describes).
     pub dup_drop: std::sync::Mutex<HashMap<String, usize>>,
+    /// Per table: how many more scanner batches end as if the iteration time limit passed.
+    pub scan_time_limit: std::sync::Mutex<HashMap<String, usize>>,
 }
 
 impl Faults {
@@ -434,6 +436,7 @@ impl Faults {
             stuck_in_app: AtomicBool::new(false),
             drop_connections: watch::channel(0).0,
             dup_drop: std::sync::Mutex::default(),
+            scan_time_limit: std::sync::Mutex::default(),
         }
     }
 
@@ -447,6 +450,19 @@ impl Faults {
             entries.drain(..n);
         }
         entries
+    }
+
+    /// Whether the next scanner batch of `table` runs out of time (a `scan_slow` fault).
+    #[must_use]
+    pub fn scan_runs_out_of_time(&self, table: &str) -> bool {
+        let mut left = self.scan_time_limit.lock().expect("scan_time_limit lock");
+        match left.get_mut(table).filter(|n| **n > 0) {
+            Some(n) => {
+                *n -= 1;
+                true
+            }
+            None => false,
+        }
     }
 
     /// The current write delay.

@@ -250,3 +250,33 @@ async fn a_primary_change_mid_scan_restarts_after_the_last_key() {
     want_sorted.sort();
     assert_eq!(sorted, want_sorted, "every record once");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_cut_at_the_time_limit_goes_on_after_its_last_record() {
+    let (sim, t) = table_with(60).await;
+    let expected = scan_all(&t, 1000).await;
+    let slow = |n: usize| {
+        sim.cluster()
+            .faults
+            .scan_time_limit
+            .lock()
+            .unwrap()
+            .insert("t".into(), n);
+    };
+
+    // Upstream: error 7, the records read so far, and no scanner to go on with.
+    slow(1);
+    let raw = Raw::of(&t, 0).await;
+    let r = raw.open(&whole(10)).await;
+    assert_eq!(
+        (r.error, r.kvs.len(), r.context_id),
+        (rocksdb::INCOMPLETE, 5, 0)
+    );
+
+    // The client keeps those records and restarts after the last one.
+    slow(7);
+    let got: Vec<_> = scan_all(&t, 4).await;
+    assert_eq!(got, expected, "every record once, in order");
+    let left = sim.cluster().faults.scan_time_limit.lock().unwrap()["t"];
+    assert_eq!(left, 0, "every cut batch was met");
+}
