@@ -114,6 +114,7 @@ impl Run<'_> {
     async fn steps(&mut self, tp: &TablePlan, cutover: Arc<Semaphore>) -> Outcome {
         let (ctx, m) = (self.ctx, self.m);
         let mut permit = None;
+        let mut caught_up = false;
         for step in &tp.steps {
             if *ctx.stopping.borrow() && self.block.is_none() {
                 return Outcome::Stopped {
@@ -126,11 +127,19 @@ impl Run<'_> {
                     ctx.events.wait(&m.table, StepKind::BlockWrites, why);
                 }
                 permit = cutover.clone().acquire_owned().await.ok();
+                // Verify, or another table's cut-over, took time in which the lag may have
+                // grown again; the block's budget holds only for a lag under the threshold.
+                if caught_up {
+                    if let Err(stop) = self.interruptible(Self::catch_up).await {
+                        return self.stopped(StepKind::CatchUp, stop).await;
+                    }
+                }
             }
             ctx.events.start(&m.table, step.kind);
             if let Err(stop) = self.step(&step.detail).await {
                 return self.stopped(step.kind, stop).await;
             }
+            caught_up |= step.kind == StepKind::CatchUp;
             if step.kind == StepKind::Switch {
                 drop(permit.take());
             }

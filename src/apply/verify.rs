@@ -63,6 +63,7 @@ impl Run<'_> {
             StepKind::Verify,
             lines.into_iter().next().unwrap_or_default(),
         );
+        super::failpoint::hit("verify", "after");
         Ok(())
     }
 }

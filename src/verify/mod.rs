@@ -53,6 +53,17 @@ pub enum Mode {
     Sample,
 }
 
+impl Mode {
+    /// The mode as the command line and plan files spell it.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Sample => "sample",
+        }
+    }
+}
+
 /// How a verify runs.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {

@@ -42,8 +42,8 @@ pub fn lines(table: &str, from: &str, to: &str, o: &Outcome, first: usize) -> Ve
         format!("{} difference(s)", o.differences())
     };
     let mut out = vec![format!(
-        "{table} {from} → {to}: {verdict} ({:?} mode; {} source records scanned, {} on the target, {} matched at first sight; {:.1}s)",
-        o.mode,
+        "{table} {from} → {to}: {verdict} ({} mode; {} source records scanned, {} on the target, {} matched at first sight; {:.1}s)",
+        o.mode.name(),
         c.scanned,
         c.target_scanned,
         c.matched,

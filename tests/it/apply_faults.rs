@@ -1,7 +1,8 @@
 //! `migrator apply` on a world that misbehaves as real clusters do: a source replica server
 //! down before the plan, a primary moving during catch-up and during the block, a meta leader
-//! change in the block, a meta-proxy whose watch ended, and the config-sync speed-up restored
-//! after success, abort, and a SIGKILL followed by a re-run. Every run: nothing acknowledged is
+//! change in the block, a meta-proxy whose watch ended, the config-sync speed-up restored
+//! after success, abort, and a SIGKILL followed by a re-run, and lag that grew again during
+//! verify. Every run: nothing acknowledged is
 //! lost, and every partition's write window stays under the budget.
 
 use std::process::Stdio;
@@ -268,4 +269,78 @@ async fn a_speed_up_left_by_a_killed_apply_is_restored_by_the_next_run() {
     assert!(done, "a re-run completes");
     assert_eq!(source_sync_values(&s).await, vec![1000, 1000, 1000]);
     assert_clean(&s.finish_load().await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lag_that_grew_during_verify_is_caught_up_again_before_the_block() {
+    use migrator::pegasus::envs::DENY_ENV;
+    use migrator::pegasus::messages::apps::AppStatus;
+    use migrator::pegasus::table::{TableClient, TableOptions};
+    let s = Stage::new("lag-after-verify", StageOpts::new(Version::V2_6, "10s")).await;
+    let gate = s.dir.path().join("after-verify");
+    let out_path = s.dir.path().join("apply.err");
+    let mut apply = s.command(&["apply", "m.yaml", "--auto-approve"]);
+    apply
+        .env(
+            migrator::apply::failpoint::PAUSE_ENV,
+            format!("verify:after={}", gate.display()),
+        )
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&out_path).unwrap());
+    let child = apply.spawn().unwrap();
+    let reached = gate.with_extension("reached");
+    eventually_within("apply passes verify", Duration::from_secs(60), || async {
+        reached.exists()
+    })
+    .await;
+
+    // Duplication stops shipping while the source takes 300 writes: the lag is over 100.
+    let meta = meta_client(s.src());
+    let dupid = meta.query_duplication("t0").await.unwrap().entry_list[0].dupid;
+    meta.modify_duplication("t0", dupid, DuplicationStatus::DS_PAUSE)
+        .await
+        .unwrap();
+    let t0 = TableClient::new("t0", meta_client(s.src()), TableOptions::default());
+    for i in 0..300 {
+        t0.put(format!("late{i}").as_bytes(), b"s", b"v")
+            .await
+            .unwrap();
+    }
+    std::fs::write(&gate, "go").unwrap();
+
+    // apply waits for the lag again instead of blocking.
+    let said = || std::fs::read_to_string(&out_path).unwrap_or_default();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !said()
+        .split_once("verify")
+        .is_some_and(|(_, after)| after.contains("threshold 100"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no catch-up after verify:\n{}",
+            said()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let apps = meta.list_apps(AppStatus::AS_AVAILABLE).await.unwrap();
+    let app = apps.iter().find(|a| a.app_name == "t0").unwrap();
+    assert_eq!(app.envs.get(DENY_ENV), None, "nothing blocked while behind");
+    assert!(!s.journal_says("block_writes", "intent"), "{}", said());
+
+    meta.modify_duplication("t0", dupid, DuplicationStatus::DS_LOG)
+        .await
+        .unwrap();
+    let out = wait(child).await;
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", said(), text(&out));
+    assert_eq!(s.routed_to("t0").await, "dst");
+    let dst = TableClient::new("t0", meta_client(s.dst()), TableOptions::default());
+    for i in [0, 299] {
+        let got = dst.get(format!("late{i}").as_bytes(), b"s").await.unwrap();
+        assert_eq!(
+            got.as_deref(),
+            Some(&b"v"[..]),
+            "late{i} reached the target"
+        );
+    }
 }
