@@ -65,7 +65,7 @@ pub fn describe(t: &TableView, detail: &StepDetail, whose: Whose) -> Vec<String>
             )]
         }
         StepDetail::Verify { mode } => vec![format!(
-            "compare {table} on {} and {} ({} mode: {}); differences that do not settle stop the table before any write is blocked",
+            "compare {table} on {} and {} ({} mode: {}); differences that do not settle stop the table before any write is blocked; then the lag is checked against the threshold again",
             t.from,
             t.to,
             mode.name(),
