@@ -161,9 +161,9 @@ impl Run<'_> {
             StepDetail::Duplicate { .. } => self.duplicate().await,
             StepDetail::Checkpoint { .. } => self.interruptible(Self::checkpoint).await,
             StepDetail::CatchUp { .. } => self.interruptible(Self::catch_up).await,
-            StepDetail::Verify { mode } => {
-                let mode = *mode;
-                self.interruptible(|r| r.verify(mode)).await
+            StepDetail::Verify { mode, rate } => {
+                let (mode, rate) = (*mode, *rate);
+                self.interruptible(|r| r.verify(mode, rate)).await
             }
             StepDetail::BlockWrites { .. } => self.interruptible(Self::block_writes).await,
             StepDetail::Drain { .. } => self.interruptible(Self::drain).await,

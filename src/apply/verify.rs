@@ -15,7 +15,7 @@ use crate::verify::{self, Mode, Options, Progress};
 const FIRST_KEYS: usize = 5;
 
 impl Run<'_> {
-    pub(super) async fn verify(&mut self, mode: VerifyMode) -> StepResult {
+    pub(super) async fn verify(&mut self, mode: VerifyMode, rate: Option<u64>) -> StepResult {
         let mode = match mode {
             VerifyMode::Off => return Ok(()),
             VerifyMode::Sample => Mode::Sample,
@@ -32,6 +32,7 @@ impl Run<'_> {
         super::failpoint::hit("verify", "before");
         let opts = Options {
             mode,
+            rate,
             parallelism: 2,
             ..Options::default()
         };

@@ -98,7 +98,12 @@ pub enum StepDetail {
     CatchUp { lag: Option<i64>, threshold: u64 },
     /// Compare the table on source and target; differences that do not settle stop the table
     /// before any write is blocked.
-    Verify { mode: crate::spec::VerifyMode },
+    Verify {
+        mode: crate::spec::VerifyMode,
+        /// Most source records read per second (none: no limit).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rate: Option<u64>,
+    },
     /// Set the deny env and wait until every primary shows it in force; the write-block
     /// clock starts.
     BlockWrites {

@@ -361,7 +361,10 @@ fn detail(
             lag: dup.and_then(|d| d.lag),
             threshold: m.threshold,
         },
-        StepKind::Verify => StepDetail::Verify { mode: m.verify },
+        StepKind::Verify => StepDetail::Verify {
+            mode: m.verify,
+            rate: m.verify_rate,
+        },
         StepKind::BlockWrites => StepDetail::BlockWrites {
             env_key: DENY_ENV.into(),
             env_value: m.block_mode.deny_value().into(),

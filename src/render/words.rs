@@ -64,15 +64,17 @@ pub fn describe(t: &TableView, detail: &StepDetail, whose: Whose) -> Vec<String>
                 "wait until {table} has at most {threshold} unshipped mutations{now}"
             )]
         }
-        StepDetail::Verify { mode } => vec![format!(
-            "compare {table} on {} and {} ({} mode: {}); differences that do not settle stop the table before any write is blocked; then the lag is checked against the threshold again",
+        StepDetail::Verify { mode, rate } => vec![format!(
+            "compare {table} on {} and {} ({} mode: {}{}); differences that do not settle stop the table before any write is blocked; then the lag is checked against the threshold again",
             t.from,
             t.to,
             mode.name(),
             match mode {
                 crate::spec::VerifyMode::Full => "every record's key, value and expiry",
                 _ => "every key and expiry, the values of a sample of hash keys",
-            }
+            },
+            rate.map(|r| format!(", at most {r} records/s"))
+                .unwrap_or_default()
         )],
         StepDetail::BlockWrites {
             env_key,

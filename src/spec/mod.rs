@@ -142,6 +142,7 @@ pub struct RawSettings {
     pub block_mode: Option<BlockMode>,
     pub remove_duplication: Option<bool>,
     pub verify: Option<VerifyMode>,
+    pub verify_rate: Option<u64>,
 }
 
 /// One table to move.
@@ -156,6 +157,7 @@ pub struct RawMigration {
     pub block_mode: Option<BlockMode>,
     pub remove_duplication: Option<bool>,
     pub verify: Option<VerifyMode>,
+    pub verify_rate: Option<u64>,
 }
 
 /// A validated plan file.
@@ -210,6 +212,9 @@ pub struct Migration {
     /// The comparison before the block (older saved plans: the default).
     #[serde(default)]
     pub verify: VerifyMode,
+    /// Most source records that comparison reads per second (none: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_rate: Option<u64>,
 }
 
 mod duration_ms {

@@ -233,6 +233,7 @@ struct Resolved {
     block_mode: super::BlockMode,
     remove_duplication: bool,
     verify: super::VerifyMode,
+    verify_rate: Option<u64>,
 }
 
 impl Default for Resolved {
@@ -243,6 +244,7 @@ impl Default for Resolved {
             block_mode: super::BlockMode::default(),
             remove_duplication: false,
             verify: super::VerifyMode::default(),
+            verify_rate: None,
         }
     }
 }
@@ -278,12 +280,19 @@ fn settings(s: &RawSettings, base: &Resolved, path: &str, issues: &mut Issues) -
             "threshold 0 can never be reached (a 2.5 primary always has an unshipped empty write): use at least 1",
         );
     }
+    if s.verify_rate == Some(0) {
+        issues.add(
+            format!("{path}.verify_rate"),
+            "verify_rate 0 would never compare a record: use at least 1 (records per second), or leave it out for no limit",
+        );
+    }
     Resolved {
         threshold: s.threshold.unwrap_or(base.threshold),
         max_write_block,
         block_mode: s.block_mode.unwrap_or(base.block_mode),
         remove_duplication: s.remove_duplication.unwrap_or(base.remove_duplication),
         verify: s.verify.unwrap_or(base.verify),
+        verify_rate: s.verify_rate.filter(|r| *r > 0).or(base.verify_rate),
     }
 }
 
@@ -294,6 +303,7 @@ fn overrides(m: &RawMigration) -> RawSettings {
         block_mode: m.block_mode,
         remove_duplication: m.remove_duplication,
         verify: m.verify,
+        verify_rate: m.verify_rate,
     }
 }
 
@@ -376,6 +386,7 @@ fn migrations(raw: &RawSpec, defaults: &Resolved, issues: &mut Issues) -> Vec<Mi
             block_mode: s.block_mode,
             remove_duplication: s.remove_duplication,
             verify: s.verify,
+            verify_rate: s.verify_rate,
         });
     }
     out

@@ -191,6 +191,8 @@ fn the_schema_rejects_what_the_model_rejects() {
         edit("table: t,", "table: \"t t\","),
         edit("table: t,", "tabel: t,"),
         edit("to: b }", "to: b, block_mode: drop }"),
+        edit("to: b }", "to: b, verify_rate: 0 }"),
+        edit("to: b }", "to: b, verify_rate: fast }"),
         edit("  - { table: t, from: a, to: b }\n", ""),
         BASE.replace("migrations:\n  - { table: t, from: a, to: b }\n", ""),
     ];

@@ -39,15 +39,27 @@ fn a_good_plan_resolves_defaults_per_table() {
     assert_eq!(spec.metaproxy.unwrap().root, "/pegasus/metaproxy");
     assert_eq!(orders.verify, VerifyMode::Sample, "sample by default");
 
+    assert_eq!(orders.verify_rate, None, "no limit by default");
+
     let text = edit(
         "  block_mode: timeout",
-        "  block_mode: timeout\n  verify: full",
+        "  block_mode: timeout\n  verify: full\n  verify_rate: 50000",
     )
-    .replace("threshold: 5000,", "threshold: 5000, verify: off,");
+    .replace(
+        "threshold: 5000,",
+        "threshold: 5000, verify: off, verify_rate: 20,",
+    );
     let spec = load_str("verify.yaml", &text).unwrap();
     assert_eq!(
         (spec.migrations[0].verify, spec.migrations[1].verify),
         (VerifyMode::Full, VerifyMode::Off)
+    );
+    assert_eq!(
+        (
+            spec.migrations[0].verify_rate,
+            spec.migrations[1].verify_rate
+        ),
+        (Some(50_000), Some(20))
     );
     let bad = diagnostics(&edit(
         "  block_mode: timeout",
@@ -98,6 +110,7 @@ fn every_bad_input_is_named_at_its_line_and_column() {
         (edit("{ table: orders,", "{ table: \".\","), 13, 14, "not a ZooKeeper node name"),
         (edit("{ table: orders,", "{ table: __migrator_locks__,"), 13, 14, "reserves for its own nodes"),
         (edit("threshold: 100000", "threshold: 0"), 9, 14, "threshold 0 can never be reached"),
+        (edit("threshold: 100000", "threshold: 100000\n  verify_rate: 0"), 10, 16, "verify_rate 0 would never compare"),
         (edit("max_write_block: 60s", "max_write_block: 2h"), 10, 20, "longer than 15m"),
         (edit("\"10.0.0.2:34601\"] }", "\"10.0.0.2:34601\"], config_sync_during_cutover: 10ms }"), 3, 86, "below 100ms"),
     ];

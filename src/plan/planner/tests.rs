@@ -582,12 +582,13 @@ fn the_speed_up_is_a_cluster_change_only_where_it_works() {
 }
 
 #[test]
-fn verify_off_leaves_the_step_out_and_full_names_its_mode() {
+fn verify_off_leaves_the_step_out_and_full_names_its_mode_and_rate() {
     let mut s = spec(true, false);
     s.migrations[0].verify = crate::spec::VerifyMode::Off;
     let tp = plan_one(&s, fresh());
     assert!(!kinds(&tp).contains(&StepKind::Verify));
     s.migrations[0].verify = crate::spec::VerifyMode::Full;
+    s.migrations[0].verify_rate = Some(20_000);
     let tp = plan_one(&s, fresh());
     let v = tp
         .steps
@@ -597,7 +598,8 @@ fn verify_off_leaves_the_step_out_and_full_names_its_mode() {
     assert_eq!(
         v.detail,
         StepDetail::Verify {
-            mode: crate::spec::VerifyMode::Full
+            mode: crate::spec::VerifyMode::Full,
+            rate: Some(20_000)
         }
     );
 }
