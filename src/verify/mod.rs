@@ -21,6 +21,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use compare::{Counts, Diff, Kind, Merge, Need};
+use recheck::Now;
 use stream::{class_partitions, classes, ClassStream};
 
 use crate::pegasus::key;
@@ -99,10 +100,14 @@ impl Default for Options {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Outcome {
     pub mode: Mode,
-    /// What the scans found (before re-reading).
+    /// What the scans found at first sight (before re-reading).
     pub scanned: Counts,
-    /// Keys that still differ after re-reading, by kind (the first ones).
+    /// What is left after re-reading.
+    pub after_settling: Totals,
+    /// Keys that still differ after re-reading.
     pub differing: Vec<Diff>,
+    /// Keys the source was still writing in the last round: not compared, not differences.
+    pub changing: Vec<Diff>,
     /// Differences found but not re-read (over `max_suspects`): reported as found.
     pub not_rechecked: u64,
     /// Sampled records whose values were compared (sample mode).
@@ -124,6 +129,31 @@ impl Outcome {
     #[must_use]
     pub fn count(&self, kind: Kind) -> u64 {
         self.differing.iter().filter(|d| d.kind == kind).count() as u64
+    }
+}
+
+/// Differences left after re-reading, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Totals {
+    pub missing: u64,
+    pub extra: u64,
+    pub different: u64,
+    /// Found and not re-read (over `max_suspects`): counted as found.
+    pub not_rechecked: u64,
+    /// Still being written on the source: not compared.
+    pub changing: u64,
+}
+
+impl Totals {
+    fn of(s: &recheck::Settled, not_rechecked: u64) -> Self {
+        let count = |k| s.differing.iter().filter(|d| d.kind == k).count() as u64;
+        Self {
+            missing: count(Kind::Missing),
+            extra: count(Kind::Extra),
+            different: count(Kind::Different),
+            not_rechecked,
+            changing: s.changing.len() as u64,
+        }
     }
 }
 
@@ -183,15 +213,21 @@ pub async fn verify(
         scanned.add(&counts);
         max_in_hand = max_in_hand.max(held);
     }
-    let suspects = std::mem::take(&mut *shared.suspects.lock().expect("suspects lock"));
-    let (differing, rounds) = recheck::settle(src, dst, suspects, opts.settle).await?;
+    let mut suspects = std::mem::take(&mut *shared.suspects.lock().expect("suspects lock"));
+    // A sampled key can be found twice (its expiry by the merge, its value by the sample).
+    suspects.sort_by(|a, b| a.key.cmp(&b.key));
+    suspects.dedup_by(|a, b| a.key == b.key);
+    let settled = recheck::settle(src, dst, suspects, opts.settle).await?;
+    let not_rechecked = shared.not_rechecked.load(Ordering::Relaxed);
     Ok(Outcome {
         mode: opts.mode,
         scanned,
-        differing,
-        not_rechecked: shared.not_rechecked.load(Ordering::Relaxed),
+        after_settling: Totals::of(&settled, not_rechecked),
+        differing: settled.differing,
+        changing: settled.changing,
+        rounds: settled.rounds,
+        not_rechecked,
         values_compared: shared.values_compared.load(Ordering::Relaxed),
-        rounds,
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         max_in_hand,
     })
@@ -329,13 +365,13 @@ impl ClassJob {
             for k in chunk {
                 let (s, d, k) = (self.src.clone(), self.dst.clone(), k.clone());
                 set.spawn(async move {
-                    let kind = recheck::compare_now(&s, &d, &k).await;
-                    (k, kind)
+                    let now = recheck::compare_now(&s, &d, &k, None).await;
+                    (k, now.map(|(now, _)| now))
                 });
             }
             while let Some(joined) = set.join_next().await {
-                let (key, kind) = joined.map_err(|e| Error::Task(e.to_string()))?;
-                if kind? == Some(Kind::Different) {
+                let (key, now) = joined.map_err(|e| Error::Task(e.to_string()))?;
+                if matches!(now?, Now::Differs(Kind::Different) | Now::Changing) {
                     diffs.push(Diff {
                         key,
                         kind: Kind::Different,

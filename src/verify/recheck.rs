@@ -1,6 +1,7 @@
 //! Owns settling differences: a key found different while duplication is still shipping is
 //! read again on both sides, exactly as a scan sees it, in rounds with growing pauses, until it
-//! matches or the rounds or the time run out.
+//! matches or the rounds or the time run out. A key the source is still writing is told apart
+//! (the source read twice disagrees): it is reported as not compared, never as a difference.
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use tokio::time::Instant;
 
 use super::compare::{Diff, Kind};
 use super::{Error, Result};
+use crate::pegasus::messages::data::KeyValue;
 use crate::pegasus::scanner::read_one;
 use crate::pegasus::table::TableClient;
 
@@ -31,70 +33,148 @@ impl Default for Settle {
     }
 }
 
-/// How a key compares now: `None` when it matches (or is absent on both sides).
-///
-/// # Errors
-/// A read failed.
-pub async fn compare_now(src: &TableClient, dst: &TableClient, key: &[u8]) -> Result<Option<Kind>> {
-    let (s, t) = tokio::join!(read_one(src, key), read_one(dst, key));
-    let (s, t) = (s.map_err(Error::Source)?, t.map_err(Error::Target)?);
-    Ok(match (s, t) {
+/// How a key compares when read again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Now {
+    /// The target holds what the source holds (or held a moment ago), or neither holds it.
+    Same,
+    /// The source held still and the target differs from it.
+    Differs(Kind),
+    /// The source changed while it was read: it is being written, and no comparison of it
+    /// means anything yet. Duplication ships whole values, so the target follows the next
+    /// write that reaches it.
+    Changing,
+}
+
+/// How `s` and `t` (a source and a target read of one key) differ, if they do.
+fn differs(s: Option<&KeyValue>, t: Option<&KeyValue>) -> Option<Kind> {
+    match (s, t) {
         (None, None) => None,
         (Some(_), None) => Some(Kind::Missing),
         (None, Some(_)) => Some(Kind::Extra),
         (Some(s), Some(t)) => (s.value != t.value || s.expire_ts_seconds != t.expire_ts_seconds)
             .then_some(Kind::Different),
+    }
+}
+
+/// A short fingerprint of a source read (0: absent), to tell whether the source changed.
+fn fingerprint(kv: Option<&KeyValue>) -> u64 {
+    kv.map_or(0, |kv| {
+        crate::pegasus::key::crc64(&kv.value.0)
+            ^ u64::from(kv.expire_ts_seconds.unwrap_or(0).unsigned_abs()).rotate_left(32)
+            | 1
     })
 }
 
-/// Re-reads `suspects` in rounds until they match; returns those still differing (with how
-/// they differ now) and the rounds run.
+/// Reads a key on both sides, exactly as a scan sees it, and once more on the source when
+/// they differ: the target may hold what the source held a moment ago. `before`: the source's
+/// fingerprint when last read. Returns how it compares and the source's fingerprint now.
+///
+/// # Errors
+/// A read failed.
+pub async fn compare_now(
+    src: &TableClient,
+    dst: &TableClient,
+    key: &[u8],
+    before: Option<u64>,
+) -> Result<(Now, u64)> {
+    let (s, t) = tokio::join!(read_one(src, key), read_one(dst, key));
+    let (s, t) = (s.map_err(Error::Source)?, t.map_err(Error::Target)?);
+    if differs(s.as_ref(), t.as_ref()).is_none() {
+        return Ok((Now::Same, fingerprint(s.as_ref())));
+    }
+    let again = read_one(src, key).await.map_err(Error::Source)?;
+    let now = fingerprint(again.as_ref());
+    let Some(kind) = differs(again.as_ref(), t.as_ref()) else {
+        return Ok((Now::Same, now));
+    };
+    let changed = now != fingerprint(s.as_ref()) || before.is_some_and(|b| b != now);
+    Ok((
+        if changed {
+            Now::Changing
+        } else {
+            Now::Differs(kind)
+        },
+        now,
+    ))
+}
+
+/// What re-reading left.
+#[derive(Debug, Default)]
+pub struct Settled {
+    /// Keys that still differ, with how they differ now.
+    pub differing: Vec<Diff>,
+    /// Keys the source was writing in the last round (not compared).
+    pub changing: Vec<Diff>,
+    pub rounds: u32,
+}
+
+/// Re-reads `suspects` in rounds until they match or the rounds or the time run out. A key
+/// whose source changed since the round before, or within a round, is `changing`.
 ///
 /// # Errors
 /// A read failed.
 pub async fn settle(
     src: &TableClient,
     dst: &TableClient,
-    mut suspects: Vec<Diff>,
+    suspects: Vec<Diff>,
     settle: Settle,
-) -> Result<(Vec<Diff>, u32)> {
+) -> Result<Settled> {
     let until = Instant::now() + settle.within;
     let mut pause = settle.first_pause;
-    let mut rounds = 0;
-    while !suspects.is_empty() && rounds < settle.rounds && Instant::now() + pause < until {
+    let mut keys: Vec<(Diff, Option<u64>)> = suspects.into_iter().map(|d| (d, None)).collect();
+    let mut left = Settled {
+        differing: keys.iter().map(|(d, _)| d.clone()).collect(),
+        ..Settled::default()
+    };
+    while !keys.is_empty() && left.rounds < settle.rounds && Instant::now() + pause < until {
         tokio::time::sleep(pause).await;
         pause *= 2;
-        rounds += 1;
-        let mut left = Vec::new();
-        for chunk in suspects.chunks(64) {
-            let now = compare_all(src, dst, chunk).await?;
-            left.extend(now);
+        let mut round = Settled {
+            rounds: left.rounds + 1,
+            ..Settled::default()
+        };
+        let mut next = Vec::new();
+        for chunk in keys.chunks(64) {
+            for ((d, _), (now, fp)) in chunk.iter().zip(compare_all(src, dst, chunk).await?) {
+                let d = match now {
+                    Now::Same => continue,
+                    Now::Differs(kind) => {
+                        round.differing.push(Diff {
+                            key: d.key.clone(),
+                            kind,
+                        });
+                        round.differing.last()
+                    }
+                    Now::Changing => {
+                        round.changing.push(d.clone());
+                        round.changing.last()
+                    }
+                };
+                next.extend(d.map(|d| (d.clone(), Some(fp))));
+            }
         }
-        suspects = left;
+        keys = next;
+        left = round;
     }
-    Ok((suspects, rounds))
+    Ok(left)
 }
 
-/// Compares `keys` now, 64 at a time in parallel.
-async fn compare_all(src: &TableClient, dst: &TableClient, keys: &[Diff]) -> Result<Vec<Diff>> {
+/// Compares `keys` now, in parallel; the answers in the keys' order.
+async fn compare_all(
+    src: &TableClient,
+    dst: &TableClient,
+    keys: &[(Diff, Option<u64>)],
+) -> Result<Vec<(Now, u64)>> {
     let mut set = tokio::task::JoinSet::new();
-    for (i, d) in keys.iter().enumerate() {
-        let (src, dst, key) = (src.clone(), dst.clone(), d.key.clone());
-        set.spawn(async move { (i, compare_now(&src, &dst, &key).await) });
+    for (i, (d, before)) in keys.iter().enumerate() {
+        let (src, dst, key, before) = (src.clone(), dst.clone(), d.key.clone(), *before);
+        set.spawn(async move { (i, compare_now(&src, &dst, &key, before).await) });
     }
-    let mut out = Vec::new();
+    let mut out = vec![(Now::Same, 0); keys.len()];
     while let Some(joined) = set.join_next().await {
         let (i, result) = joined.map_err(|e| Error::Task(e.to_string()))?;
-        if let Some(kind) = result? {
-            out.push((
-                i,
-                Diff {
-                    key: keys[i].key.clone(),
-                    kind,
-                },
-            ));
-        }
+        out[i] = result?;
     }
-    out.sort_by_key(|(i, _)| *i);
-    Ok(out.into_iter().map(|(_, d)| d).collect())
+    Ok(out)
 }

@@ -1,15 +1,17 @@
-//! Owns how a verify is told: keys as text (UTF-8 when valid, else with `\xNN` escapes), the
-//! per-table lines and the JSON report.
+//! Owns how a verify is told: keys as text (UTF-8 when valid, else with `\xNN` escapes; a
+//! backslash is always doubled), the per-table lines and the JSON report.
 
 use super::compare::Kind;
 use super::Outcome;
 
-/// `bytes` as text: UTF-8 when valid, else printable ASCII with `\xNN` for the rest.
+/// `bytes` as text: UTF-8 when valid (a backslash doubled), else printable ASCII with `\xNN`
+/// for the rest (a backslash too).
 #[must_use]
 pub fn text(bytes: &[u8]) -> String {
     if let Ok(s) = std::str::from_utf8(bytes) {
         if !s.chars().any(char::is_control) {
-            return s.to_string();
+            // A literal backslash is doubled, so `\x00` in a key never reads as a byte.
+            return s.replace('\\', "\\\\");
         }
     }
     let mut out = String::new();
@@ -36,10 +38,10 @@ pub fn key_text(full_key: &[u8]) -> String {
 #[must_use]
 pub fn lines(table: &str, from: &str, to: &str, o: &Outcome, first: usize) -> Vec<String> {
     let c = &o.scanned;
-    let verdict = if o.differences() == 0 {
-        "equal".to_string()
-    } else {
-        format!("{} difference(s)", o.differences())
+    let verdict = match (o.differences(), o.changing.len()) {
+        (0, 0) => "equal".to_string(),
+        (0, n) => format!("equal where compared ({n} key(s) still being written, not compared)"),
+        (d, _) => format!("{d} difference(s)"),
     };
     let mut out = vec![format!(
         "{table} {from} → {to}: {verdict} ({} mode; {} source records scanned, {} on the target, {} matched at first sight; {:.1}s)",
@@ -50,17 +52,17 @@ pub fn lines(table: &str, from: &str, to: &str, o: &Outcome, first: usize) -> Ve
         o.elapsed_ms as f64 / 1000.0
     )];
     if o.differences() > 0 || c.differences() > 0 {
+        let a = &o.after_settling;
+        let mut more = String::new();
+        if a.not_rechecked > 0 {
+            more += &format!("; {} more found and not re-read", a.not_rechecked);
+        }
+        if a.changing > 0 {
+            more += &format!("; {} still being written on the source", a.changing);
+        }
         out.push(format!(
-            "    after {} re-read round(s): missing on the target {}, extra on the target {}, different {}{}",
-            o.rounds,
-            o.count(Kind::Missing),
-            o.count(Kind::Extra),
-            o.count(Kind::Different),
-            if o.not_rechecked > 0 {
-                format!("; {} more found and not re-read", o.not_rechecked)
-            } else {
-                String::new()
-            }
+            "    after {} re-read round(s): missing on the target {}, extra on the target {}, different {}{more}",
+            o.rounds, a.missing, a.extra, a.different,
         ));
     }
     for d in o.differing.iter().take(first) {
@@ -70,6 +72,13 @@ pub fn lines(table: &str, from: &str, to: &str, o: &Outcome, first: usize) -> Ve
             Kind::Different => "different",
         };
         out.push(format!("    {kind:<9} {}", key_text(&d.key)));
+    }
+    for d in o
+        .changing
+        .iter()
+        .take(first.saturating_sub(o.differing.len()))
+    {
+        out.push(format!("    {:<9} {}", "changing", key_text(&d.key)));
     }
     if o.mode == super::Mode::Sample {
         out.push(format!(
@@ -106,5 +115,7 @@ mod tests {
         assert_eq!(text("日本".as_bytes()), "日本");
         let k = crate::pegasus::key::composite_key(b"h\x01", b"s").unwrap();
         assert_eq!(key_text(&k), "h\\x01 / s");
+        assert_eq!(text(br"a\x00"), r"a\\x00", "a literal backslash is doubled");
+        assert_eq!(text(b"a\\\x00"), r"a\x5c\x00");
     }
 }

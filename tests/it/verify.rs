@@ -175,6 +175,66 @@ async fn records_still_being_copied_settle_before_they_count() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_key_written_all_along_is_not_compared_and_hides_no_real_difference() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let p = pair(4, 4).await;
+    fill(&p.src, 100).await;
+    fill(&p.dst, 100).await;
+    let (h, s, _, _) = record(7);
+    p.dst.put(&h, &s, b"changed").await.unwrap();
+    // A counter written every few ms on the source, reaching the target 300 ms later.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (src, dst, halt) = (p.src.clone(), p.dst.clone(), stop.clone());
+    let writer = tokio::spawn(async move {
+        let mut i = 0u64;
+        while !halt.load(Ordering::Relaxed) {
+            i += 1;
+            let v = i.to_string();
+            src.put(b"counter", b"n", v.as_bytes()).await.unwrap();
+            let dst = dst.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                dst.put(b"counter", b"n", v.as_bytes()).await.unwrap();
+            });
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut opts = quick();
+    opts.settle = Settle {
+        rounds: 3,
+        first_pause: Duration::from_millis(100),
+        within: Duration::from_secs(10),
+    };
+    let o = run(&p, opts).await;
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    let counter = key::composite_key(b"counter", b"n").unwrap();
+    assert_eq!(
+        o.changing.iter().map(|d| &d.key).collect::<Vec<_>>(),
+        vec![&counter],
+        "{o:?}"
+    );
+    assert_eq!(
+        o.differences(),
+        1,
+        "only the real difference: {:?}",
+        o.differing
+    );
+    assert_eq!(o.differing[0].key, key::composite_key(&h, &s).unwrap());
+    assert_eq!(
+        (o.after_settling.different, o.after_settling.changing),
+        (1, 1)
+    );
+    let text = verify::report::lines("t", "va", "vb", &o, 10).join("\n");
+    assert!(
+        text.contains("1 still being written on the source"),
+        "{text}"
+    );
+    assert!(text.contains("changing  counter / n"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn memory_stays_at_a_few_batches_and_sample_mode_checks_keys_and_a_sample() {
     let p = pair(2, 2).await;
     fill(&p.src, 3000).await;
