@@ -65,6 +65,7 @@ pub mod err {
     pub const APP_EXIST: &str = "ERR_APP_EXIST";
     pub const DUP_EXIST: &str = "ERR_DUP_EXIST";
     pub const BUSY: &str = "ERR_BUSY";
+    pub const SPLITTING: &str = "ERR_SPLITTING";
     pub const BUSY_CREATING: &str = "ERR_BUSY_CREATING";
     pub const BUSY_DROPPING: &str = "ERR_BUSY_DROPPING";
     pub const SERVICE_NOT_ACTIVE: &str = "ERR_SERVICE_NOT_ACTIVE";

@@ -46,8 +46,13 @@ pub struct PartitionScanner {
     done: bool,
 }
 
-/// Restarts allowed in one call before giving up.
-const RESTARTS: u32 = 5;
+/// Restarts allowed in one call before giving up (with the backoff: about 10 s).
+const RESTARTS: u32 = 8;
+
+/// The pause before restart `n` (from 0): 100 ms doubling, at most 2 s.
+fn backoff(n: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(100u64 << n.min(5)).min(std::time::Duration::from_secs(2))
+}
 
 impl PartitionScanner {
     /// A scan of partition `pidx` of `client`'s table.
@@ -101,7 +106,7 @@ impl PartitionScanner {
                 Ok(r) => return self.accept(r).map(Some),
                 Err(e) if restartable(&e) && restarts < RESTARTS => {
                     self.context = None;
-                    let _ = self.client.refresh().await;
+                    pause_before_retry(&self.client, &e, restarts).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -168,11 +173,30 @@ impl PartitionScanner {
     }
 }
 
-/// Errors after which a scan restarts from its last key on a fresh routing.
+/// Backs off from a busy or silent server, then refreshes the routing (a primary may have moved).
+async fn pause_before_retry(client: &TableClient, e: &Error, attempt: u32) {
+    if e.is(super::base::err::BUSY) || matches!(e, Error::Timeout { .. }) {
+        tokio::time::sleep(backoff(attempt)).await;
+    }
+    let _ = client.refresh().await;
+}
+
+/// Errors after which a scan restarts from its last key on a fresh routing: a read is safe to
+/// repeat, so timeouts, a read-throttled replica (`ERR_BUSY`, `replica_throttle.cpp`) and a
+/// splitting partition count as well as a moved primary.
 fn restartable(e: &Error) -> bool {
-    matches!(e, Error::ConnectionLost { .. } | Error::Connect { .. })
-        || e.is(super::base::err::INVALID_STATE)
-        || e.is(super::base::err::OBJECT_NOT_FOUND)
+    use super::base::err;
+    matches!(
+        e,
+        Error::ConnectionLost { .. } | Error::Connect { .. } | Error::Timeout { .. }
+    ) || [
+        err::INVALID_STATE,
+        err::OBJECT_NOT_FOUND,
+        err::BUSY,
+        err::SPLITTING,
+    ]
+    .iter()
+    .any(|code| e.is(code))
 }
 
 /// Reads one record with its expiry (a scanner over exactly `key`), `None` when absent or
@@ -198,14 +222,19 @@ pub async fn read_one(client: &TableClient, key: &[u8]) -> Result<Option<KeyValu
         only_return_count: None,
     };
     let hash = super::key::key_hash(key);
-    let mut resp = client.call::<GetScanner>(hash, &req).await?;
-    // A batch cut at the server's iteration time limit says nothing about the key: ask again.
-    for _ in 0..RESTARTS {
-        if resp.error != rocksdb::INCOMPLETE {
-            break;
+    let mut attempt = 0;
+    let resp = loop {
+        match client.call::<GetScanner>(hash, &req).await {
+            // A batch cut at the iteration time limit says nothing about the key: ask again.
+            Ok(r) if r.error == rocksdb::INCOMPLETE && attempt < RESTARTS => {}
+            Ok(r) => break r,
+            Err(e) if restartable(&e) && attempt < RESTARTS => {
+                pause_before_retry(client, &e, attempt).await
+            }
+            Err(e) => return Err(e),
         }
-        resp = client.call::<GetScanner>(hash, &req).await?;
-    }
+        attempt += 1;
+    };
     client.storage_ok::<GetScanner>(resp.error)?;
     if resp.context_id != scan_context::COMPLETED && resp.context_id != scan_context::NOT_EXIST {
         client

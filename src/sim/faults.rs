@@ -99,6 +99,14 @@ fn fault(c: &Cluster, args: &[&str]) -> Result<String, String> {
                 .expect("scan_time_limit lock")
                 .insert(table.to_string(), n);
         }
+        Some("read_busy") => {
+            let (table, n) = table_and_count(args, "read_busy")?;
+            c.faults
+                .read_busy
+                .lock()
+                .expect("read_busy lock")
+                .insert(table.to_string(), n);
+        }
         Some("corrupt") => {
             let (table, n) = table_and_count(args, "corrupt")?;
             return corrupt(c, table, n);

@@ -352,6 +352,9 @@ impl ReplicaNode {
             Err(reply) => return reply,
         };
         let table = state.apps[&t.app_id].name.clone();
+        if self.cluster.faults.read_throttled(&table) {
+            return Self::error(req, err::BUSY);
+        }
         let mut resp = f(&mut state, t);
         if self.cluster.faults.scan_runs_out_of_time(&table) {
             scan::out_of_time(&mut state.nodes[self.index].scanners, &mut resp);

@@ -423,6 +423,20 @@ pub struct Faults {
     pub dup_drop: std::sync::Mutex<HashMap<String, usize>>,
     /// Per table: how many more scanner batches end as if the iteration time limit passed.
     pub scan_time_limit: std::sync::Mutex<HashMap<String, usize>>,
+    /// Per table: how many more scanner calls a read-throttled replica refuses (`ERR_BUSY`).
+    pub read_busy: std::sync::Mutex<HashMap<String, usize>>,
+}
+
+/// Counts one down from `table`'s entry of `counts`; whether there was one.
+fn take_one(counts: &std::sync::Mutex<HashMap<String, usize>>, table: &str) -> bool {
+    let mut left = counts.lock().expect("fault counts lock");
+    match left.get_mut(table).filter(|n| **n > 0) {
+        Some(n) => {
+            *n -= 1;
+            true
+        }
+        None => false,
+    }
 }
 
 impl Faults {
@@ -437,6 +451,7 @@ impl Faults {
             drop_connections: watch::channel(0).0,
             dup_drop: std::sync::Mutex::default(),
             scan_time_limit: std::sync::Mutex::default(),
+            read_busy: std::sync::Mutex::default(),
         }
     }
 
@@ -455,14 +470,13 @@ impl Faults {
     /// Whether the next scanner batch of `table` runs out of time (a `scan_slow` fault).
     #[must_use]
     pub fn scan_runs_out_of_time(&self, table: &str) -> bool {
-        let mut left = self.scan_time_limit.lock().expect("scan_time_limit lock");
-        match left.get_mut(table).filter(|n| **n > 0) {
-            Some(n) => {
-                *n -= 1;
-                true
-            }
-            None => false,
-        }
+        take_one(&self.scan_time_limit, table)
+    }
+
+    /// Whether the next scanner call of `table` is refused as throttled (a `read_busy` fault).
+    #[must_use]
+    pub fn read_throttled(&self, table: &str) -> bool {
+        take_one(&self.read_busy, table)
     }
 
     /// The current write delay.

@@ -280,3 +280,38 @@ async fn a_batch_cut_at_the_time_limit_goes_on_after_its_last_record() {
     let left = sim.cluster().faults.scan_time_limit.lock().unwrap()["t"];
     assert_eq!(left, 0, "every cut batch was met");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_throttled_replica_is_waited_out() {
+    let (sim, t) = table_with(40).await;
+    let expected = scan_all(&t, 1000).await;
+    let busy = |n: usize| {
+        sim.cluster()
+            .faults
+            .read_busy
+            .lock()
+            .unwrap()
+            .insert("t".into(), n);
+    };
+    // Upstream answers a throttled read with ERR_BUSY at the RPC level.
+    busy(1);
+    let raw = Raw::of(&t, 0).await;
+    let refused = raw
+        .replica
+        .call::<GetScanner>(raw.addr, raw.gpid, 0, &whole(10))
+        .await
+        .unwrap_err();
+    assert!(refused.is("ERR_BUSY"), "{refused}");
+
+    busy(3);
+    assert_eq!(
+        scan_all(&t, 5).await,
+        expected,
+        "every record once, in order"
+    );
+    busy(2);
+    let k = key::composite_key(b"hk007", b"sk").unwrap();
+    let one = migrator::pegasus::scanner::read_one(&t, &k).await.unwrap();
+    assert_eq!(one.map(|kv| kv.value.0), Some(b"v7".to_vec()));
+    assert_eq!(sim.cluster().faults.read_busy.lock().unwrap()["t"], 0);
+}
