@@ -30,7 +30,7 @@ pub struct Args {
     /// The fraction of hash keys whose values `sample` compares.
     #[arg(long, default_value_t = 0.01)]
     pub sample_rate: f64,
-    /// Most source records compared per second per table (default: no limit).
+    /// Most records read per second from each cluster, per table (default: no limit).
     #[arg(long)]
     pub rate: Option<u64>,
     /// Partition groups compared at once.
@@ -52,11 +52,17 @@ const FIRST_KEYS: usize = 10;
 /// # Errors
 /// An invalid plan file, an unknown table, or a cluster that cannot be read.
 pub async fn run(args: &Args) -> Result<Exit> {
-    let spec = crate::spec::load(&args.file)?;
-    let chosen = chosen_migrations(&spec, &args.file, args.table.as_deref())?;
     if !(0.0..=1.0).contains(&args.sample_rate) {
         return Err(Error::Usage("--sample-rate must be within 0..1".into()));
     }
+    if args.rate == Some(0) {
+        return Err(Error::Usage(
+            "--rate 0 would never read a record: use at least 1, or leave it out for no limit"
+                .into(),
+        ));
+    }
+    let spec = crate::spec::load(&args.file)?;
+    let chosen = chosen_migrations(&spec, &args.file, args.table.as_deref())?;
     let opts = Options {
         mode: args.mode,
         sample_rate: args.sample_rate,

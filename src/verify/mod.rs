@@ -71,7 +71,8 @@ pub struct Options {
     pub mode: Mode,
     /// The fraction of hash keys whose values `sample` compares.
     pub sample_rate: f64,
-    /// Most source records compared per second (none: as fast as it goes).
+    /// Most records read per second from each side (none: as fast as it goes); batches are
+    /// capped at it.
     pub rate: Option<u64>,
     /// Classes compared at once.
     pub parallelism: usize,
@@ -93,6 +94,18 @@ impl Default for Options {
             max_suspects: 10_000,
             settle: recheck::Settle::default(),
         }
+    }
+}
+
+impl Options {
+    /// Records per scan batch: at most a second's worth under the rate, so no burst outruns
+    /// the limit by more than a batch per group.
+    #[must_use]
+    pub fn batch_size(&self) -> i32 {
+        let cap = self
+            .rate
+            .map_or(i32::MAX, |r| i32::try_from(r).unwrap_or(i32::MAX));
+        self.batch.min(cap).max(1)
     }
 }
 
@@ -187,6 +200,7 @@ pub async fn verify(
         not_rechecked: AtomicU64::new(0),
         values_compared: AtomicU64::new(0),
         pacer: Pacer::new(opts.rate),
+        target_pacer: Pacer::new(opts.rate),
         progress,
     });
     let limit = Arc::new(tokio::sync::Semaphore::new(opts.parallelism.max(1)));
@@ -237,7 +251,10 @@ struct Shared {
     suspects: Mutex<Vec<Diff>>,
     not_rechecked: AtomicU64,
     values_compared: AtomicU64,
+    /// Source reads: scanned records and sampled values.
     pacer: Pacer,
+    /// Target reads, under the same limit: the target serves production too.
+    target_pacer: Pacer,
     progress: Arc<Progress>,
 }
 
@@ -267,13 +284,15 @@ struct ClassJob {
 impl ClassJob {
     async fn run(self) -> Result<(Counts, usize)> {
         let scan = ScanOptions {
-            batch_size: self.opts.batch,
+            batch_size: self.opts.batch_size(),
             no_value: self.opts.mode == Mode::Sample,
             return_expire_ts: true,
         };
         let mut source = ClassStream::new(&self.src, &self.src_parts, scan);
         let mut target = ClassStream::new(&self.dst, &self.dst_parts, scan);
-        let max = usize::try_from(self.opts.batch).unwrap_or(1000).max(1);
+        let max = usize::try_from(self.opts.batch_size())
+            .unwrap_or(1000)
+            .max(1);
         let mut merge = Merge::default();
         let mut diffs = Vec::new();
         let mut sampled = Vec::new();
@@ -302,6 +321,7 @@ impl ClassJob {
                 }
                 Need::Target => {
                     let batch = target.next(max).await.map_err(Error::Target)?;
+                    self.shared.target_pacer.pace(batch.len()).await;
                     if batch.is_empty() {
                         merge.end_target();
                     } else {
@@ -361,6 +381,7 @@ impl ClassJob {
             .values_compared
             .fetch_add(keys.len() as u64, Ordering::Relaxed);
         for chunk in keys.chunks(64) {
+            self.shared.pacer.pace(chunk.len()).await;
             let mut set = tokio::task::JoinSet::new();
             for k in chunk {
                 let (s, d, k) = (self.src.clone(), self.dst.clone(), k.clone());
@@ -450,6 +471,18 @@ mod tests {
         let start = Instant::now();
         unlimited.pace(1_000_000).await;
         assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[test]
+    fn batches_hold_at_most_a_seconds_worth_under_the_rate() {
+        let with = |rate| Options {
+            rate,
+            ..Options::default()
+        };
+        assert_eq!(with(None).batch_size(), 1000);
+        assert_eq!(with(Some(200)).batch_size(), 200);
+        assert_eq!(with(Some(50_000)).batch_size(), 1000);
+        assert_eq!(with(Some(0)).batch_size(), 1);
     }
 
     #[test]

@@ -217,6 +217,21 @@ fn usage_errors_exit_1_and_help_exits_0() {
         assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
         assert!(!out.stderr.is_empty(), "{args:?} says why");
     }
+    for (args, says) in [
+        (
+            &["verify", "x.yaml", "--rate", "0"][..],
+            "--rate 0 would never read",
+        ),
+        (
+            &["verify", "x.yaml", "--sample-rate", "2"],
+            "--sample-rate must be within 0..1",
+        ),
+    ] {
+        let out = migrator(args, dir.path());
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains(says), "{args:?}: {said}");
+    }
     for args in [&["--help"][..], &["--version"], &["plan", "--help"]] {
         let out = migrator(args, dir.path());
         assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
