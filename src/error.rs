@@ -30,9 +30,11 @@ pub enum Error {
     #[error(transparent)]
     Observe(#[from] crate::observe::Error),
     /// A verify could not finish.
-    #[error("verify {table}: {source}")]
+    #[error("verify {table} {from} → {to}: {source}")]
     Verify {
         table: String,
+        from: String,
+        to: String,
         source: Box<crate::verify::Error>,
     },
     /// A saved plan no longer matches the world.

@@ -54,7 +54,7 @@ impl Run<'_> {
         );
         if outcome.differences() > 0 {
             return Err(Stop::Operator(format!(
-                "verify found differences that did not settle, so nothing was blocked: {}. Find out why (`migrator verify --table {}` shows them), then run apply again",
+                "verify found differences that did not settle, so nothing was blocked: {}. Find out why (`migrator verify <plan file> --table {}` shows them), then run apply again",
                 lines.iter().map(|l| l.trim()).collect::<Vec<_>>().join("; "),
                 self.m.table
             )));

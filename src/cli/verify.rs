@@ -76,8 +76,20 @@ pub async fn run(args: &Args) -> Result<Exit> {
     };
     let mut reports = Vec::new();
     let mut differ = false;
+    // A table that cannot be verified does not hide the others: they are reported, then the
+    // first error is (exit 1).
+    let mut failed = None;
     for m in chosen {
-        let outcome = verify_one(&spec, m, opts, !args.json).await?;
+        let outcome = match verify_one(&spec, m, opts, !args.json).await {
+            Ok(o) => o,
+            Err(e) => {
+                reports.push(serde_json::json!({
+                    "table": m.table, "from": m.from, "to": m.to, "error": e.to_string(),
+                }));
+                failed.get_or_insert(e);
+                continue;
+            }
+        };
         differ |= outcome.differences() > 0;
         if args.json {
             reports.push(serde_json::json!({
@@ -94,7 +106,10 @@ pub async fn run(args: &Args) -> Result<Exit> {
         let doc = serde_json::json!({"format_version": "1.0", "tables": reports});
         crate::say!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     }
-    Ok(if differ { Exit::Changes } else { Exit::Success })
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(if differ { Exit::Changes } else { Exit::Success }),
+    }
 }
 
 /// Verifies one table, showing progress on a terminal.
@@ -114,8 +129,9 @@ async fn verify_one(
     };
     let src_meta = crate::observe::meta_client(spec, &m.from, timeout).await?;
     refuse_denied_reads(&src_meta, m).await?;
-    let src = client(src_meta);
-    let dst = client(crate::observe::meta_client(spec, &m.to, timeout).await?);
+    let dst_meta = crate::observe::meta_client(spec, &m.to, timeout).await?;
+    refuse_missing_target(&dst_meta, m).await?;
+    let (src, dst) = (client(src_meta), client(dst_meta));
     let progress = Arc::new(Progress::default());
     let shower = (live && std::io::stderr().is_terminal()).then(|| {
         let p = progress.clone();
@@ -128,8 +144,27 @@ async fn verify_one(
     }
     result.map_err(|source| Error::Verify {
         table: m.table.clone(),
+        from: m.from.clone(),
+        to: m.to.clone(),
         source: Box::new(source),
     })
+}
+
+/// A target without the table has nothing to compare (the duplication creates it): say so
+/// rather than report every record missing.
+async fn refuse_missing_target(
+    meta: &crate::pegasus::meta::MetaClient,
+    m: &Migration,
+) -> Result<()> {
+    use crate::pegasus::messages::apps::AppStatus;
+    let apps = meta.list_apps(AppStatus::AS_AVAILABLE).await?;
+    if apps.iter().any(|a| a.app_name == m.table) {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "{} does not exist on {}: nothing to compare yet (apply's duplication creates it)",
+        m.table, m.to
+    )))
 }
 
 /// A source that denies reads (`reconfig*all` after a cut-over, or `*read`) cannot be

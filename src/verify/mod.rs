@@ -31,9 +31,9 @@ use crate::pegasus::table::TableClient;
 /// Why a verify could not finish.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("source: {0}")]
+    #[error("reading the source: {0}")]
     Source(crate::pegasus::Error),
-    #[error("target: {0}")]
+    #[error("reading the target: {0}")]
     Target(crate::pegasus::Error),
     #[error("a comparison task failed: {0}")]
     Task(String),

@@ -275,6 +275,13 @@ async fn memory_stays_at_a_few_batches_and_sample_mode_checks_keys_and_a_sample(
 async fn the_command_finds_a_corrupted_copy_before_the_cut_over_and_exits_2() {
     use crate::stage::{text, Stage, StageOpts};
     let mut s = Stage::new("verify-cli", StageOpts::new(Version::V2_6, "10s")).await;
+    let early = s.run(&["verify", "m.yaml"]).await;
+    assert_eq!(early.status.code(), Some(1), "{}", text(&early));
+    assert!(
+        text(&early).contains("t0 does not exist on dst: nothing to compare yet"),
+        "{}",
+        text(&early)
+    );
     s.start_load();
     // Duplicated and caught up, stopped just before the block: both sides serve reads.
     let mut apply = s.command(&["apply", "m.yaml", "--auto-approve"]);
