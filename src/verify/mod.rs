@@ -78,7 +78,8 @@ pub struct Options {
     pub parallelism: usize,
     /// Records per scan batch.
     pub batch: i32,
-    /// Differences kept for re-reading (more are counted, not re-read).
+    /// Differences kept for re-reading (more are counted as found, not re-read). 100,000 keys
+    /// hold about 10 MB; first-sight differences of a caught-up table are the writes in flight.
     pub max_suspects: usize,
     pub settle: recheck::Settle,
 }
@@ -91,7 +92,7 @@ impl Default for Options {
             rate: None,
             parallelism: 4,
             batch: 1000,
-            max_suspects: 10_000,
+            max_suspects: 100_000,
             settle: recheck::Settle::default(),
         }
     }
