@@ -72,6 +72,12 @@ impl TableClient {
         &self.table
     }
 
+    /// The meta servers the table is resolved through.
+    #[must_use]
+    pub fn meta(&self) -> &MetaClient {
+        &self.meta
+    }
+
     /// Re-reads the partition configuration.
     ///
     /// # Errors

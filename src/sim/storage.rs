@@ -80,6 +80,7 @@ pub fn apply_client_write(
 ) -> i64 {
     let ts = super::state::now_us();
     let logging = app.is_duplicating();
+    let default_ttl = default_ttl(app);
     let p = &mut app.partitions[pidx];
     p.last_committed += 1;
     p.last_prepare = std::time::Instant::now();
@@ -88,6 +89,7 @@ pub fn apply_client_write(
         &mut p.data,
         write,
         timetag(ts, cluster_id, write.is_delete()),
+        default_ttl,
     );
     if logging {
         p.log.push_back(Mutation {
@@ -125,7 +127,26 @@ pub fn apply_empty_write(app: &mut App, pidx: usize) {
     }
 }
 
-fn apply(data: &mut std::collections::BTreeMap<Vec<u8>, Record>, write: &Write, timetag: u64) {
+/// The table's `default_ttl` env in seconds (0: none), as `update_default_ttl` reads it.
+fn default_ttl(app: &App) -> u32 {
+    app.envs
+        .get("default_ttl")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn apply(
+    data: &mut std::collections::BTreeMap<Vec<u8>, Record>,
+    write: &Write,
+    timetag: u64,
+    default_ttl: u32,
+) {
+    // A put without expiry expires `default_ttl` after it is applied, on this cluster's clock
+    // (`rocksdb_wrapper::db_expire_ts`): a follower's copy expires later by the lag.
+    let expire_ts = |seconds: i32| match expire_ts(seconds) {
+        0 if default_ttl > 0 => super::state::pegasus_now().saturating_add(default_ttl),
+        ts => ts,
+    };
     match write {
         Write::Put(u) => {
             data.insert(
@@ -180,6 +201,7 @@ pub fn apply_duplicate(
     own_id: i8,
     known_id: impl Fn(i8) -> bool,
 ) -> Result<i64, EntryError> {
+    let default_ttl = default_ttl(app);
     let p = &mut app.partitions[pidx];
     p.last_committed += 1;
     for e in entries {
@@ -206,6 +228,7 @@ pub fn apply_duplicate(
             &mut p.data,
             &write,
             timetag(e.timestamp.unwrap_or(0), id, write.is_delete()),
+            default_ttl,
         );
     }
     Ok(p.last_committed)

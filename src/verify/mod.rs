@@ -82,6 +82,9 @@ pub struct Options {
     /// hold about 10 MB; first-sight differences of a caught-up table are the writes in flight.
     pub max_suspects: usize,
     pub settle: recheck::Settle,
+    /// Whether expiries count. Not where a table sets `default_ttl`: each cluster gives a
+    /// put without expiry one when it applies it (`db_expire_ts`), so copies differ by the lag.
+    pub compare_expiry: bool,
 }
 
 impl Default for Options {
@@ -94,6 +97,7 @@ impl Default for Options {
             batch: 1000,
             max_suspects: 100_000,
             settle: recheck::Settle::default(),
+            compare_expiry: true,
         }
     }
 }
@@ -114,6 +118,8 @@ impl Options {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Outcome {
     pub mode: Mode,
+    /// False where a table sets `default_ttl` (see `Options::compare_expiry`).
+    pub expiry_compared: bool,
     /// What the scans found at first sight (before re-reading).
     pub scanned: Counts,
     /// What is left after re-reading.
@@ -192,6 +198,12 @@ pub async fn verify(
     let started = Instant::now();
     let s = src.refresh().await.map_err(Error::Source)?;
     let t = dst.refresh().await.map_err(Error::Target)?;
+    let default_ttl = sets_default_ttl(src).await.map_err(Error::Source)?
+        || sets_default_ttl(dst).await.map_err(Error::Target)?;
+    let opts = Options {
+        compare_expiry: opts.compare_expiry && !default_ttl,
+        ..opts
+    };
     let g = classes(s.partition_count, t.partition_count);
     progress
         .classes
@@ -232,10 +244,11 @@ pub async fn verify(
     // A sampled key can be found twice (its expiry by the merge, its value by the sample).
     suspects.sort_by(|a, b| a.key.cmp(&b.key));
     suspects.dedup_by(|a, b| a.key == b.key);
-    let settled = recheck::settle(src, dst, suspects, opts.settle).await?;
+    let settled = recheck::settle(src, dst, suspects, opts.settle, opts.compare_expiry).await?;
     let not_rechecked = shared.not_rechecked.load(Ordering::Relaxed);
     Ok(Outcome {
         mode: opts.mode,
+        expiry_compared: opts.compare_expiry,
         scanned,
         after_settling: Totals::of(&settled, not_rechecked),
         differing: settled.differing,
@@ -287,7 +300,7 @@ impl ClassJob {
         let scan = ScanOptions {
             batch_size: self.opts.batch_size(),
             no_value: self.opts.mode == Mode::Sample,
-            return_expire_ts: true,
+            return_expire_ts: self.opts.compare_expiry,
         };
         let mut source = ClassStream::new(&self.src, &self.src_parts, scan);
         let mut target = ClassStream::new(&self.dst, &self.dst_parts, scan);
@@ -386,8 +399,9 @@ impl ClassJob {
             let mut set = tokio::task::JoinSet::new();
             for k in chunk {
                 let (s, d, k) = (self.src.clone(), self.dst.clone(), k.clone());
+                let expiry = self.opts.compare_expiry;
                 set.spawn(async move {
-                    let now = recheck::compare_now(&s, &d, &k, None).await;
+                    let now = recheck::compare_now(&s, &d, &k, None, expiry).await;
                     (k, now.map(|(now, _)| now))
                 });
             }
@@ -403,6 +417,18 @@ impl ClassJob {
         }
         Ok(())
     }
+}
+
+/// Whether `client`'s table sets a `default_ttl` (its puts without expiry get one).
+async fn sets_default_ttl(client: &TableClient) -> crate::pegasus::error::Result<bool> {
+    use crate::pegasus::messages::apps::AppStatus;
+    let apps = client.meta().list_apps(AppStatus::AS_AVAILABLE).await?;
+    Ok(apps
+        .iter()
+        .find(|a| a.app_name == client.table())
+        .and_then(|a| a.envs.get("default_ttl"))
+        .and_then(|v| v.parse::<u32>().ok())
+        .is_some_and(|ttl| ttl > 0))
 }
 
 /// Whether the record with `full_key` belongs to the sample (by its hash key, the same on

@@ -77,13 +77,18 @@ pub async fn compare_now(
     dst: &TableClient,
     key: &[u8],
     before: Option<u64>,
+    expiry: bool,
 ) -> Result<(Now, u64)> {
-    let (s, t) = tokio::join!(read_one(src, key), read_one(dst, key));
-    let (s, t) = (s.map_err(Error::Source)?, t.map_err(Error::Target)?);
+    let read = |client, side: fn(_) -> Error| async move {
+        let kv = read_one(client, key).await.map_err(side)?;
+        Ok::<_, Error>(kv.map(|kv| without_expiry_unless(expiry, kv)))
+    };
+    let (s, t) = tokio::join!(read(src, Error::Source), read(dst, Error::Target));
+    let (s, t) = (s?, t?);
     if differs(s.as_ref(), t.as_ref()).is_none() {
         return Ok((Now::Same, fingerprint(s.as_ref())));
     }
-    let again = read_one(src, key).await.map_err(Error::Source)?;
+    let again = read(src, Error::Source).await?;
     let now = fingerprint(again.as_ref());
     let Some(kind) = differs(again.as_ref(), t.as_ref()) else {
         return Ok((Now::Same, now));
@@ -97,6 +102,14 @@ pub async fn compare_now(
         },
         now,
     ))
+}
+
+/// `kv` as compared: its expiry dropped when expiries are not compared.
+fn without_expiry_unless(expiry: bool, mut kv: KeyValue) -> KeyValue {
+    if !expiry {
+        kv.expire_ts_seconds = None;
+    }
+    kv
 }
 
 /// What re-reading left.
@@ -119,6 +132,7 @@ pub async fn settle(
     dst: &TableClient,
     suspects: Vec<Diff>,
     settle: Settle,
+    expiry: bool,
 ) -> Result<Settled> {
     let until = Instant::now() + settle.within;
     let mut pause = settle.first_pause;
@@ -136,7 +150,8 @@ pub async fn settle(
         };
         let mut next = Vec::new();
         for chunk in keys.chunks(64) {
-            for ((d, _), (now, fp)) in chunk.iter().zip(compare_all(src, dst, chunk).await?) {
+            let answers = compare_all(src, dst, chunk, expiry).await?;
+            for ((d, _), (now, fp)) in chunk.iter().zip(answers) {
                 let d = match now {
                     Now::Same => continue,
                     Now::Differs(kind) => {
@@ -165,11 +180,12 @@ async fn compare_all(
     src: &TableClient,
     dst: &TableClient,
     keys: &[(Diff, Option<u64>)],
+    expiry: bool,
 ) -> Result<Vec<(Now, u64)>> {
     let mut set = tokio::task::JoinSet::new();
     for (i, (d, before)) in keys.iter().enumerate() {
         let (src, dst, key, before) = (src.clone(), dst.clone(), d.key.clone(), *before);
-        set.spawn(async move { (i, compare_now(&src, &dst, &key, before).await) });
+        set.spawn(async move { (i, compare_now(&src, &dst, &key, before, expiry).await) });
     }
     let mut out = vec![(Now::Same, 0); keys.len()];
     while let Some(joined) = set.join_next().await {

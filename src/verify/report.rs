@@ -80,6 +80,11 @@ pub fn lines(table: &str, from: &str, to: &str, o: &Outcome, first: usize) -> Ve
     {
         out.push(format!("    {:<9} {}", "changing", key_text(&d.key)));
     }
+    if !o.expiry_compared {
+        out.push(
+            "    expiries not compared: a table sets default_ttl, so each cluster gives puts without expiry their own".into(),
+        );
+    }
     if o.mode == super::Mode::Sample {
         out.push(format!(
             "    values compared for {} sampled record(s); every key and expiry compared",

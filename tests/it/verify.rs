@@ -145,6 +145,40 @@ async fn changed_missing_extra_and_expiry_differences_are_each_reported_exactly(
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn expiries_given_by_a_default_ttl_are_not_compared_but_values_are() {
+    let p = pair(4, 4).await;
+    // The target gives every put without expiry one of its own (db_expire_ts).
+    meta_client(&p.b)
+        .set_app_envs("t", &[("default_ttl", "86400")])
+        .await
+        .unwrap();
+    for i in 0..50 {
+        let (h, s, v, _) = record(i);
+        p.src.put(&h, &s, &v).await.unwrap();
+        p.dst.put(&h, &s, &v).await.unwrap();
+    }
+    let (h, s, _, _) = record(9);
+    p.dst.put(&h, &s, b"changed").await.unwrap();
+    let ttl = p.dst.ttl(&record(1).0, &record(1).1).await.unwrap();
+    assert!(
+        ttl.is_some_and(|t| t.is_some_and(|secs| secs > 86_000)),
+        "the target gave it a TTL: {ttl:?}"
+    );
+
+    let o = run(&p, quick()).await;
+    assert!(!o.expiry_compared);
+    assert_eq!(
+        o.differences(),
+        1,
+        "only the changed value: {:?}",
+        o.differing
+    );
+    assert_eq!(o.differing[0].key, key::composite_key(&h, &s).unwrap());
+    let text = verify::report::lines("t", "va", "vb", &o, 10).join("\n");
+    assert!(text.contains("expiries not compared"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn records_still_being_copied_settle_before_they_count() {
     let p = pair(4, 4).await;
     fill(&p.src, 100).await;
