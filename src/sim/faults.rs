@@ -138,18 +138,35 @@ fn fault(c: &Cluster, args: &[&str]) -> Result<String, String> {
 /// batch would (no decree, nothing logged or shipped): a third changed, a third dropped, a third
 /// added, spread over the partitions.
 fn corrupt(c: &Cluster, table: &str, n: usize) -> Result<String, String> {
+    let now = super::state::pegasus_now();
     let mut state = c.lock();
     let app = state
         .app_by_name_mut(table)
         .ok_or_else(|| format!("no table {table}"))?;
     let parts = app.partitions.len();
+    // Changes and drops take distinct live records (what a read sees) that no corruption
+    // touched before, chosen before anything is touched: the counts said are the differences
+    // a verify finds, however often this runs.
+    let mut victims: Vec<std::vec::IntoIter<Vec<u8>>> = app
+        .partitions
+        .iter()
+        .map(|p| {
+            p.data
+                .iter()
+                .filter(|(_, r)| !r.expired(now) && !r.value.ends_with(b"corrupt"))
+                .map(|(k, _)| k.clone())
+                .take(n)
+                .collect::<Vec<_>>()
+                .into_iter()
+        })
+        .collect();
     let (mut changed, mut dropped, mut added) = (0, 0, 0);
     for i in 0..n {
-        let p = &mut app.partitions[i % parts];
-        let nth = i / parts;
+        let pidx = i % parts;
+        let p = &mut app.partitions[pidx];
         match i % 3 {
             0 | 1 => {
-                let Some(k) = p.data.keys().nth(nth).cloned() else {
+                let Some(k) = victims[pidx].next() else {
                     continue;
                 };
                 if i % 3 == 0 {
@@ -157,26 +174,19 @@ fn corrupt(c: &Cluster, table: &str, n: usize) -> Result<String, String> {
                         r.value.extend_from_slice(b"~corrupt");
                         changed += 1;
                     }
-                } else {
-                    p.data.remove(&k);
+                } else if p.data.remove(&k).is_some() {
                     dropped += 1;
                 }
             }
             _ => {
-                let hash_key = crate::pegasus::key::hash_key_in_partition(
-                    &format!("__corrupt__{i}_"),
-                    i32::try_from(i % parts).unwrap_or(0),
-                    i32::try_from(parts).unwrap_or(1),
-                );
-                if let Ok(k) = crate::pegasus::key::composite_key(&hash_key, b"x") {
-                    let rec = super::state::Record {
-                        value: b"corrupt".to_vec(),
-                        timetag: 0,
-                        expire_ts: 0,
-                    };
-                    p.data.insert(k, rec);
-                    added += 1;
-                }
+                let k = new_key_in(&p.data, pidx, parts);
+                let rec = super::state::Record {
+                    value: b"corrupt".to_vec(),
+                    timetag: 0,
+                    expire_ts: 0,
+                };
+                p.data.insert(k, rec);
+                added += 1;
             }
         }
     }
@@ -184,6 +194,25 @@ fn corrupt(c: &Cluster, table: &str, n: usize) -> Result<String, String> {
         "OK: {table} on {}: {changed} changed, {dropped} dropped, {added} added",
         c.name
     ))
+}
+
+/// A key of partition `pidx` (of `parts`) that `data` does not hold.
+fn new_key_in(
+    data: &std::collections::BTreeMap<Vec<u8>, super::state::Record>,
+    pidx: usize,
+    parts: usize,
+) -> Vec<u8> {
+    (0u64..)
+        .filter_map(|attempt| {
+            let hash_key = crate::pegasus::key::hash_key_in_partition(
+                &format!("__corrupt__{attempt}_"),
+                i32::try_from(pidx).unwrap_or(0),
+                i32::try_from(parts).unwrap_or(1),
+            );
+            crate::pegasus::key::composite_key(&hash_key, b"x").ok()
+        })
+        .find(|k| !data.contains_key(k))
+        .expect("an unused key exists")
 }
 
 /// Makes every node, meta and replica, drop its open connections.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use migrator::pegasus::key;
+use migrator::pegasus::replica::ReplicaClient;
 use migrator::pegasus::table::{TableClient, TableOptions};
 use migrator::sim::{Directory, SimCluster, Version};
 use migrator::verify::compare::Kind;
@@ -176,6 +177,36 @@ async fn expiries_given_by_a_default_ttl_are_not_compared_but_values_are() {
     assert_eq!(o.differing[0].key, key::composite_key(&h, &s).unwrap());
     let text = verify::report::lines("t", "va", "vb", &o, 10).join("\n");
     assert!(text.contains("expiries not compared"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corruption_fault_is_exactly_what_verify_finds_even_twice_and_over_expired_records() {
+    let p = pair(4, 4).await;
+    fill(&p.src, 120).await;
+    fill(&p.dst, 120).await;
+    // Expired records sort first in each partition; a corruption must not waste itself on them.
+    for i in 0..12 {
+        p.dst
+            .put_ttl(format!("a-gone{i}").as_bytes(), b"x", b"y", Some(0))
+            .await
+            .unwrap();
+    }
+    let replica = ReplicaClient::new(Duration::from_secs(2));
+    for _ in 0..2 {
+        let said = replica
+            .command(p.b.metas()[0], "sim.fault", &["corrupt", "t", "9"])
+            .await
+            .unwrap();
+        assert!(said.contains("3 changed, 3 dropped, 3 added"), "{said}");
+    }
+    let o = run(&p, quick()).await;
+    let a = o.after_settling;
+    assert_eq!(
+        (a.different, a.missing, a.extra),
+        (6, 6, 6),
+        "{:?}",
+        o.differing
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
