@@ -3,7 +3,8 @@
 //! (capped at 3000, the iteration limit that also counts skipped records) and `max_kv_size`
 //! bytes (the record that crosses it is kept), `Incomplete` (7) when a limit stopped it while
 //! any key follows — even one outside the range — and, reversed, the last records of the range
-//! still in ascending order. Expired records are skipped.
+//! still in ascending order. Expired records are skipped. Sizes count what is returned (no
+//! value with `no_value`); listed sort keys are limited in size only by the request.
 
 use std::collections::BTreeMap;
 
@@ -45,7 +46,21 @@ pub fn rows(
         value: Blob(value(r)),
         expire_ts_seconds: None,
     };
+    if !matches!(
+        q.sort_key_filter_type,
+        FilterType::FT_NO_FILTER
+            | FilterType::FT_MATCH_ANYWHERE
+            | FilterType::FT_MATCH_PREFIX
+            | FilterType::FT_MATCH_POSTFIX
+    ) {
+        return (rocksdb::INVALID_ARGUMENT, vec![]);
+    }
     if !q.sort_keys.is_empty() {
+        // Listed keys: the count is capped, the size only by the request.
+        let max_size = usize::try_from(q.max_kv_size)
+            .ok()
+            .filter(|&n| n > 0)
+            .unwrap_or(usize::MAX);
         let (mut out, mut size) = (Vec::new(), 0);
         for s in &q.sort_keys {
             let Ok(k) = key::composite_key(&q.hash_key.0, &s.0) else {
@@ -57,19 +72,11 @@ pub fn rows(
             if out.len() >= max_count || size >= max_size {
                 return (rocksdb::INCOMPLETE, out);
             }
-            size += s.0.len() + r.value.len();
-            out.push(kv(&s.0, r));
+            let kv = kv(&s.0, r);
+            size += kv.key.0.len() + kv.value.0.len();
+            out.push(kv);
         }
         return (rocksdb::OK, out);
-    }
-    if !matches!(
-        q.sort_key_filter_type,
-        FilterType::FT_NO_FILTER
-            | FilterType::FT_MATCH_ANYWHERE
-            | FilterType::FT_MATCH_PREFIX
-            | FilterType::FT_MATCH_POSTFIX
-    ) {
-        return (rocksdb::INVALID_ARGUMENT, vec![]);
     }
     let Some(KeyRange {
         start,
@@ -111,8 +118,9 @@ pub fn rows(
         examined += 1;
         let sort = &k[prefix_len.min(k.len())..];
         if !r.expired(now) && matches(&filter, sort) {
-            size += sort.len() + r.value.len();
-            out.push(kv(sort, r));
+            let kv = kv(sort, r);
+            size += kv.key.0.len() + kv.value.0.len();
+            out.push(kv);
         }
         keys.next();
     }
@@ -140,8 +148,8 @@ fn range(q: &MultiGetRequest) -> Option<KeyRange> {
     let prefix = key::composite_key(&q.hash_key.0, b"").ok()?;
     let mut start = prefix.clone();
     start.extend_from_slice(&q.start_sortkey.0);
-    if !q.start_inclusive && !q.start_sortkey.0.is_empty() {
-        start.push(0);
+    if !q.start_inclusive {
+        start.push(0); // the smallest key after the start (also when its sort key is empty)
     }
     let mut stop = if q.stop_sortkey.0.is_empty() {
         (next_blob(&prefix), false)
@@ -224,15 +232,36 @@ mod tests {
 
     #[test]
     fn ranges_filters_limits_and_reverse_follow_the_server() {
-        let d = data(&["a1", "a2", "b1", "b2", "c1"]);
+        let d = data(&["", "a1", "a2", "b1", "b2", "c1"]);
         let mut all = req();
         all.max_kv_count = 0;
+        all.start_inclusive = true; // as the clients' options default
         let cases: Vec<(&str, MultiGetRequest, i32, Vec<&str>)> = vec![
             (
                 "the whole hash key",
                 all.clone(),
                 rocksdb::OK,
+                vec!["", "a1", "a2", "b1", "b2", "c1"],
+            ),
+            (
+                "an exclusive empty start skips the empty sort key",
+                MultiGetRequest {
+                    start_inclusive: false,
+                    ..all.clone()
+                },
+                rocksdb::OK,
                 vec!["a1", "a2", "b1", "b2", "c1"],
+            ),
+            (
+                "listed keys: sizes count no value with no_value, no 30 MB cap",
+                MultiGetRequest {
+                    sort_keys: vec![Blob::new(b"a1"), Blob::new(b"b1"), Blob::new(b"c1")],
+                    max_kv_size: 4,
+                    no_value: true,
+                    ..all.clone()
+                },
+                rocksdb::INCOMPLETE,
+                vec!["a1", "b1"],
             ),
             (
                 "a prefix filter narrows the range",
@@ -261,16 +290,16 @@ mod tests {
                     ..all.clone()
                 },
                 rocksdb::INCOMPLETE,
-                vec!["a1", "a2"],
+                vec!["", "a1"],
             ),
             (
                 "exactly the range's size: still incomplete, a key of another hash key follows",
                 MultiGetRequest {
-                    max_kv_count: 5,
+                    max_kv_count: 6,
                     ..all.clone()
                 },
                 rocksdb::INCOMPLETE,
-                vec!["a1", "a2", "b1", "b2", "c1"],
+                vec!["", "a1", "a2", "b1", "b2", "c1"],
             ),
             (
                 "reverse: the last ones, ascending",
@@ -286,6 +315,7 @@ mod tests {
                 "a size limit keeps the record that crosses it",
                 MultiGetRequest {
                     max_kv_size: 5,
+                    start_sortkey: Blob::new(b"a"),
                     ..all.clone()
                 },
                 rocksdb::INCOMPLETE,
