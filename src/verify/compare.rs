@@ -79,11 +79,15 @@ pub struct Merge {
     source_done: bool,
     target_done: bool,
     pub counts: Counts,
-    /// The most records held at once (the memory bound of a verify).
-    pub max_in_hand: usize,
 }
 
 impl Merge {
+    /// Records given and not yet compared.
+    #[must_use]
+    pub fn in_hand(&self) -> usize {
+        self.source.len() + self.target.len()
+    }
+
     /// Adds the source's next records (ascending, after those given before).
     pub fn push_source(&mut self, batch: impl IntoIterator<Item = Rec>) {
         self.source.extend(batch);
@@ -107,7 +111,6 @@ impl Merge {
     /// Compares as far as the records in hand allow, appending differing keys to `diffs`;
     /// returns what is needed to go on.
     pub fn run(&mut self, diffs: &mut Vec<Diff>) -> Need {
-        self.max_in_hand = self.max_in_hand.max(self.source.len() + self.target.len());
         loop {
             match (self.source.front(), self.target.front()) {
                 (Some(s), Some(t)) => {

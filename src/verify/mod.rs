@@ -134,7 +134,7 @@ pub struct Outcome {
     pub values_compared: u64,
     pub rounds: u32,
     pub elapsed_ms: u64,
-    /// The most records any one partition group held at once.
+    /// The most records any one partition group held at once (merge and partition buffers).
     pub max_in_hand: usize,
 }
 
@@ -310,7 +310,10 @@ impl ClassJob {
         let mut merge = Merge::default();
         let mut diffs = Vec::new();
         let mut sampled = Vec::new();
+        // Records in hand at once: the merge's and the partitions' buffers.
+        let mut max_in_hand = 0;
         loop {
+            max_in_hand = max_in_hand.max(merge.in_hand() + source.held() + target.held());
             let before = merge.counts;
             let need = merge.run(&mut diffs);
             self.after_step(&merge, &before, &mut diffs, &mut sampled)
@@ -353,7 +356,7 @@ impl ClassJob {
             .progress
             .classes_done
             .fetch_add(1, Ordering::Relaxed);
-        Ok((merge.counts, merge.max_in_hand))
+        Ok((merge.counts, max_in_hand))
     }
 
     /// Records progress, hands differences over, and compares sampled values in batches.

@@ -79,6 +79,12 @@ impl ClassStream {
         Ok(out)
     }
 
+    /// Records read and not yet handed out.
+    #[must_use]
+    pub fn held(&self) -> usize {
+        self.parts.iter().map(|p| p.buf.len()).sum()
+    }
+
     /// Releases the servers' scanners still open.
     pub async fn close(self) {
         for p in self.parts {
