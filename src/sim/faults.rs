@@ -5,7 +5,7 @@
 use std::sync::atomic::Ordering;
 
 use super::liveness;
-use super::state::Cluster;
+use super::state::{Cluster, Counted};
 use crate::pegasus::messages::command::Command;
 
 /// Runs a simulator command; `None` if `cmd` is not one.
@@ -36,6 +36,14 @@ fn table_and_count<'a>(args: &[&'a str], name: &str) -> Result<(&'a str, usize),
 }
 
 fn fault(c: &Cluster, args: &[&str]) -> Result<String, String> {
+    if let Some((name, fault)) = args
+        .first()
+        .and_then(|name| Counted::named(name).map(|f| (*name, f)))
+    {
+        let (table, n) = table_and_count(args, name)?;
+        c.faults.arm(fault, table, n);
+        return Ok("OK".into());
+    }
     match args.first().copied() {
         Some("unreachable") => {
             let on = on_off(args.get(1))?;
@@ -82,30 +90,6 @@ fn fault(c: &Cluster, args: &[&str]) -> Result<String, String> {
                 "OK: primary of {table}.{pidx} is now {}",
                 c.replicas[to]
             ));
-        }
-        Some("dup_drop") => {
-            let (table, n) = table_and_count(args, "dup_drop")?;
-            c.faults
-                .dup_drop
-                .lock()
-                .expect("dup_drop lock")
-                .insert(table.to_string(), n);
-        }
-        Some("scan_slow") => {
-            let (table, n) = table_and_count(args, "scan_slow")?;
-            c.faults
-                .scan_time_limit
-                .lock()
-                .expect("scan_time_limit lock")
-                .insert(table.to_string(), n);
-        }
-        Some("read_busy") => {
-            let (table, n) = table_and_count(args, "read_busy")?;
-            c.faults
-                .read_busy
-                .lock()
-                .expect("read_busy lock")
-                .insert(table.to_string(), n);
         }
         Some("corrupt") => {
             let (table, n) = table_and_count(args, "corrupt")?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::meta::respond;
 use super::server::{Handler, Outcome};
-use super::state::{pegasus_now, App, Cluster, State};
+use super::state::{pegasus_now, App, Cluster, Counted, State};
 use super::storage::{self, Write};
 use super::{atomic, scan};
 use super::{replica_views, tables};
@@ -242,7 +242,8 @@ impl ReplicaNode {
         let (own, dir) = (self.cluster.cluster_id, &self.cluster.directory);
         let faults = &self.cluster.faults;
         self.write_with(req, |app, pidx| {
-            let entries = faults.take_dropped(&app.name, entries);
+            let mut entries = entries;
+            entries.drain(..faults.strike(Counted::DupDrop, &app.name, entries.len()));
             match storage::apply_duplicate(app, pidx, &entries, own, |id| dir.knows_id(id)) {
                 Ok(_) => DuplicateResponse {
                     error: Some(0),
@@ -352,11 +353,11 @@ impl ReplicaNode {
             Err(reply) => return reply,
         };
         let table = state.apps[&t.app_id].name.clone();
-        if self.cluster.faults.read_throttled(&table) {
+        if self.cluster.faults.strike(Counted::ReadBusy, &table, 1) > 0 {
             return Self::error(req, err::BUSY);
         }
         let mut resp = f(&mut state, t);
-        if self.cluster.faults.scan_runs_out_of_time(&table) {
+        if self.cluster.faults.strike(Counted::ScanSlow, &table, 1) > 0 {
             scan::out_of_time(&mut state.nodes[self.index].scanners, &mut resp);
         }
         resp.server = self.server();

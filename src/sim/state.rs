@@ -418,24 +418,32 @@ pub struct Faults {
     pub stuck_in_app: AtomicBool,
     /// Bumped to make every node drop its open connections.
     pub drop_connections: watch::Sender<u64>,
-    /// Per table: how many more shipped duplicate entries this cluster acknowledges and drops
-    /// (a silently lost batch, as upstream issue #2284 describes).
-    pub dup_drop: std::sync::Mutex<HashMap<String, usize>>,
-    /// Per table: how many more scanner batches end as if the iteration time limit passed.
-    pub scan_time_limit: std::sync::Mutex<HashMap<String, usize>>,
-    /// Per table: how many more scanner calls a read-throttled replica refuses (`ERR_BUSY`).
-    pub read_busy: std::sync::Mutex<HashMap<String, usize>>,
+    /// Faults that strike a table's next N events, with how many are left.
+    pub counted: std::sync::Mutex<HashMap<(Counted, String), usize>>,
 }
 
-/// Counts one down from `table`'s entry of `counts`; whether there was one.
-fn take_one(counts: &std::sync::Mutex<HashMap<String, usize>>, table: &str) -> bool {
-    let mut left = counts.lock().expect("fault counts lock");
-    match left.get_mut(table).filter(|n| **n > 0) {
-        Some(n) => {
-            *n -= 1;
-            true
+/// A fault that strikes the next N events of one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Counted {
+    /// Shipped duplicate entries this cluster acknowledges and drops (a silently lost batch,
+    /// as upstream issue #2284 describes): `sim.fault dup_drop`.
+    DupDrop,
+    /// Scanner batches that end as if the iteration time limit passed: `sim.fault scan_slow`.
+    ScanSlow,
+    /// Scanner calls a read-throttled replica refuses (`ERR_BUSY`): `sim.fault read_busy`.
+    ReadBusy,
+}
+
+impl Counted {
+    /// The fault of `sim.fault NAME TABLE N`.
+    #[must_use]
+    pub fn named(name: &str) -> Option<Self> {
+        match name {
+            "dup_drop" => Some(Self::DupDrop),
+            "scan_slow" => Some(Self::ScanSlow),
+            "read_busy" => Some(Self::ReadBusy),
+            _ => None,
         }
-        None => false,
     }
 }
 
@@ -449,34 +457,36 @@ impl Faults {
             slow_write_ms: AtomicU64::new(0),
             stuck_in_app: AtomicBool::new(false),
             drop_connections: watch::channel(0).0,
-            dup_drop: std::sync::Mutex::default(),
-            scan_time_limit: std::sync::Mutex::default(),
-            read_busy: std::sync::Mutex::default(),
+            counted: std::sync::Mutex::default(),
         }
     }
 
-    /// `entries` without those a `dup_drop` fault on `table` swallows.
-    #[must_use]
-    pub fn take_dropped<T>(&self, table: &str, mut entries: Vec<T>) -> Vec<T> {
-        let mut drops = self.dup_drop.lock().expect("dup_drop lock");
-        if let Some(left) = drops.get_mut(table).filter(|n| **n > 0) {
-            let n = (*left).min(entries.len());
-            *left -= n;
-            entries.drain(..n);
-        }
-        entries
+    /// Makes `fault` strike the next `n` events of `table`.
+    pub fn arm(&self, fault: Counted, table: &str, n: usize) {
+        let mut counted = self.counted.lock().expect("counted faults lock");
+        counted.insert((fault, table.to_string()), n);
     }
 
-    /// Whether the next scanner batch of `table` runs out of time (a `scan_slow` fault).
+    /// How many events of `table` `fault` has yet to strike.
     #[must_use]
-    pub fn scan_runs_out_of_time(&self, table: &str) -> bool {
-        take_one(&self.scan_time_limit, table)
+    pub fn left(&self, fault: Counted, table: &str) -> usize {
+        let counted = self.counted.lock().expect("counted faults lock");
+        counted
+            .get(&(fault, table.to_string()))
+            .copied()
+            .unwrap_or(0)
     }
 
-    /// Whether the next scanner call of `table` is refused as throttled (a `read_busy` fault).
+    /// How many of `events` more events of `table` `fault` strikes (and counts them off).
     #[must_use]
-    pub fn read_throttled(&self, table: &str) -> bool {
-        take_one(&self.read_busy, table)
+    pub fn strike(&self, fault: Counted, table: &str, events: usize) -> usize {
+        let mut counted = self.counted.lock().expect("counted faults lock");
+        let Some(left) = counted.get_mut(&(fault, table.to_string())) else {
+            return 0;
+        };
+        let n = (*left).min(events);
+        *left -= n;
+        n
     }
 
     /// The current write delay.

@@ -15,6 +15,7 @@ use migrator::pegasus::messages::data::{
 use migrator::pegasus::replica::ReplicaClient;
 use migrator::pegasus::scanner::{PartitionScanner, ScanOptions};
 use migrator::pegasus::table::{TableClient, TableOptions};
+use migrator::sim::state::Counted;
 use migrator::sim::{SimCluster, Version};
 
 use crate::support::{meta_client, start};
@@ -255,14 +256,7 @@ async fn a_primary_change_mid_scan_restarts_after_the_last_key() {
 async fn a_batch_cut_at_the_time_limit_goes_on_after_its_last_record() {
     let (sim, t) = table_with(60).await;
     let expected = scan_all(&t, 1000).await;
-    let slow = |n: usize| {
-        sim.cluster()
-            .faults
-            .scan_time_limit
-            .lock()
-            .unwrap()
-            .insert("t".into(), n);
-    };
+    let slow = |n| sim.cluster().faults.arm(Counted::ScanSlow, "t", n);
 
     // Upstream: error 7, the records read so far, and no scanner to go on with.
     slow(1);
@@ -277,7 +271,7 @@ async fn a_batch_cut_at_the_time_limit_goes_on_after_its_last_record() {
     slow(7);
     let got: Vec<_> = scan_all(&t, 4).await;
     assert_eq!(got, expected, "every record once, in order");
-    let left = sim.cluster().faults.scan_time_limit.lock().unwrap()["t"];
+    let left = sim.cluster().faults.left(Counted::ScanSlow, "t");
     assert_eq!(left, 0, "every cut batch was met");
 }
 
@@ -285,14 +279,7 @@ async fn a_batch_cut_at_the_time_limit_goes_on_after_its_last_record() {
 async fn a_read_throttled_replica_is_waited_out() {
     let (sim, t) = table_with(40).await;
     let expected = scan_all(&t, 1000).await;
-    let busy = |n: usize| {
-        sim.cluster()
-            .faults
-            .read_busy
-            .lock()
-            .unwrap()
-            .insert("t".into(), n);
-    };
+    let busy = |n| sim.cluster().faults.arm(Counted::ReadBusy, "t", n);
     // Upstream answers a throttled read with ERR_BUSY at the RPC level.
     busy(1);
     let raw = Raw::of(&t, 0).await;
@@ -313,5 +300,5 @@ async fn a_read_throttled_replica_is_waited_out() {
     let k = key::composite_key(b"hk007", b"sk").unwrap();
     let one = migrator::pegasus::scanner::read_one(&t, &k).await.unwrap();
     assert_eq!(one.map(|kv| kv.value.0), Some(b"v7".to_vec()));
-    assert_eq!(sim.cluster().faults.read_busy.lock().unwrap()["t"], 0);
+    assert_eq!(sim.cluster().faults.left(Counted::ReadBusy, "t"), 0);
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use migrator::pegasus::key;
 use migrator::pegasus::replica::ReplicaClient;
 use migrator::pegasus::table::{TableClient, TableOptions};
+use migrator::sim::state::Counted;
 use migrator::sim::{Directory, SimCluster, Version};
 use migrator::verify::compare::Kind;
 use migrator::verify::{self, recheck::Settle, Mode, Options, Progress};
@@ -83,18 +84,11 @@ async fn equal_tables_report_nothing_whatever_the_partition_counts() {
         fill(&p.dst, 300).await;
         // Some batches on each side end at the servers' iteration time limit (error 7).
         for sim in [&p.a, &p.b] {
-            let cut = sim
-                .cluster()
-                .faults
-                .scan_time_limit
-                .lock()
-                .unwrap()
-                .insert("t".into(), 5);
-            assert_eq!(cut, None);
+            sim.cluster().faults.arm(Counted::ScanSlow, "t", 5);
         }
         let o = run(&p, quick()).await;
         for sim in [&p.a, &p.b] {
-            assert_eq!(sim.cluster().faults.scan_time_limit.lock().unwrap()["t"], 0);
+            assert_eq!(sim.cluster().faults.left(Counted::ScanSlow, "t"), 0);
         }
         assert_eq!(o.differences(), 0, "{s}→{d}: {:?}", o.differing);
         assert_eq!(
