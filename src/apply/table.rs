@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::entry::Entry;
@@ -122,17 +122,9 @@ impl Run<'_> {
                 };
             }
             if step.kind == StepKind::BlockWrites {
-                if cutover.available_permits() == 0 {
-                    let why = format!("waiting for another cut-over on {} to finish", m.from);
-                    ctx.events.wait(&m.table, StepKind::BlockWrites, why);
-                }
-                permit = cutover.clone().acquire_owned().await.ok();
-                // Verify, or another table's cut-over, took time in which the lag may have
-                // grown again; the block's budget holds only for a lag under the threshold.
-                if caught_up {
-                    if let Err(stop) = self.interruptible(Self::catch_up).await {
-                        return self.stopped(StepKind::CatchUp, stop).await;
-                    }
+                match self.cutover_turn(&cutover, caught_up).await {
+                    Ok(p) => permit = p,
+                    Err(outcome) => return outcome,
                 }
             }
             ctx.events.start(&m.table, step.kind);
@@ -152,6 +144,48 @@ impl Run<'_> {
         );
         Outcome::Done {
             write_block_ms: self.blocked_ms,
+        }
+    }
+
+    /// Waits for this table's turn to cut over on its source (one permit per concurrent
+    /// cut-over) with its lag under the threshold: verify, or another table's cut-over, took
+    /// time in which the lag may have grown, and the block's budget holds only under it. The
+    /// lag is waited for without the permit, so a slow table never holds up the others.
+    async fn cutover_turn(
+        &mut self,
+        cutover: &Arc<Semaphore>,
+        caught_up: bool,
+    ) -> Result<Option<OwnedSemaphorePermit>, Outcome> {
+        let threshold = i64::try_from(self.m.threshold).unwrap_or(i64::MAX);
+        loop {
+            if caught_up {
+                if let Err(stop) = self.interruptible(Self::catch_up).await {
+                    return Err(self.stopped(StepKind::CatchUp, stop).await);
+                }
+            }
+            if cutover.available_permits() == 0 {
+                let why = format!("waiting for another cut-over on {} to finish", self.m.from);
+                self.ctx
+                    .events
+                    .wait(&self.m.table, StepKind::BlockWrites, why);
+            }
+            let mut stopping = self.ctx.stopping.clone();
+            let permit = tokio::select! {
+                p = cutover.clone().acquire_owned() => p.ok(),
+                _ = stopping.wait_for(|s| *s) => None,
+            };
+            if *self.ctx.stopping.borrow() {
+                if self.block.is_none() {
+                    return Err(Outcome::Stopped {
+                        reason: "interrupted before the cut-over; run apply again to resume".into(),
+                    });
+                }
+                let stop = Stop::Abort("interrupted".into());
+                return Err(self.stopped(StepKind::BlockWrites, stop).await);
+            }
+            if !caught_up || self.lag_now().await.is_ok_and(|lag| lag <= threshold) {
+                return Ok(permit);
+            }
         }
     }
 
