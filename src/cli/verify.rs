@@ -83,9 +83,13 @@ pub async fn run(args: &Args) -> Result<Exit> {
         let outcome = match verify_one(&spec, m, opts, !args.json).await {
             Ok(o) => o,
             Err(e) => {
-                reports.push(serde_json::json!({
-                    "table": m.table, "from": m.from, "to": m.to, "error": e.to_string(),
-                }));
+                if args.json {
+                    reports.push(serde_json::json!({
+                        "table": m.table, "from": m.from, "to": m.to, "error": e.to_string(),
+                    }));
+                } else {
+                    crate::say!("{} {} → {}: not verified: {e}", m.table, m.from, m.to);
+                }
                 failed.get_or_insert(e);
                 continue;
             }

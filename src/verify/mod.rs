@@ -10,18 +10,19 @@
 //! presence and expiry is still checked) and compares the values of a sample of hash keys.
 
 pub mod compare;
+pub mod pace;
 pub mod recheck;
 pub mod report;
 pub mod stream;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::time::Instant;
 
 use compare::{Counts, Diff, Kind, Merge, Need};
-use recheck::Now;
+use pace::Pacers;
+use recheck::{Now, Sides};
 use stream::{class_partitions, classes, ClassStream};
 
 use crate::pegasus::key;
@@ -208,20 +209,23 @@ pub async fn verify(
     progress
         .classes
         .store(u64::try_from(g).unwrap_or(0), Ordering::Relaxed);
+    let sides = Sides {
+        src: src.clone(),
+        dst: dst.clone(),
+        expiry: opts.compare_expiry,
+        pacers: Arc::new(Pacers::new(opts.rate)),
+    };
     let shared = Arc::new(Shared {
         suspects: Mutex::new(Vec::new()),
         not_rechecked: AtomicU64::new(0),
         values_compared: AtomicU64::new(0),
-        pacer: Pacer::new(opts.rate),
-        target_pacer: Pacer::new(opts.rate),
         progress,
     });
     let limit = Arc::new(tokio::sync::Semaphore::new(opts.parallelism.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for class in 0..g {
         let job = ClassJob {
-            src: src.clone(),
-            dst: dst.clone(),
+            sides: sides.clone(),
             src_parts: class_partitions(s.partition_count, g, class),
             dst_parts: class_partitions(t.partition_count, g, class),
             opts,
@@ -244,7 +248,7 @@ pub async fn verify(
     // A sampled key can be found twice (its expiry by the merge, its value by the sample).
     suspects.sort_by(|a, b| a.key.cmp(&b.key));
     suspects.dedup_by(|a, b| a.key == b.key);
-    let settled = recheck::settle(src, dst, suspects, opts.settle, opts.compare_expiry).await?;
+    let settled = recheck::settle(&sides, suspects, opts.settle).await?;
     let not_rechecked = shared.not_rechecked.load(Ordering::Relaxed);
     Ok(Outcome {
         mode: opts.mode,
@@ -265,10 +269,6 @@ struct Shared {
     suspects: Mutex<Vec<Diff>>,
     not_rechecked: AtomicU64,
     values_compared: AtomicU64,
-    /// Source reads: scanned records and sampled values.
-    pacer: Pacer,
-    /// Target reads, under the same limit: the target serves production too.
-    target_pacer: Pacer,
     progress: Arc<Progress>,
 }
 
@@ -287,8 +287,8 @@ impl Shared {
 
 /// One class: both sides merged against each other.
 struct ClassJob {
-    src: TableClient,
-    dst: TableClient,
+    /// Both copies, and the read limits every group and the re-reads share.
+    sides: Sides,
     src_parts: Vec<i32>,
     dst_parts: Vec<i32>,
     opts: Options,
@@ -302,8 +302,8 @@ impl ClassJob {
             no_value: self.opts.mode == Mode::Sample,
             return_expire_ts: self.opts.compare_expiry,
         };
-        let mut source = ClassStream::new(&self.src, &self.src_parts, scan);
-        let mut target = ClassStream::new(&self.dst, &self.dst_parts, scan);
+        let mut source = ClassStream::new(&self.sides.src, &self.src_parts, scan);
+        let mut target = ClassStream::new(&self.sides.dst, &self.dst_parts, scan);
         let max = usize::try_from(self.opts.batch_size())
             .unwrap_or(1000)
             .max(1);
@@ -321,7 +321,7 @@ impl ClassJob {
             match need {
                 Need::Source => {
                     let batch = source.next(max).await.map_err(Error::Source)?;
-                    self.shared.pacer.pace(batch.len()).await;
+                    self.sides.pacers.source.pace(batch.len()).await;
                     if self.opts.mode == Mode::Sample {
                         sampled.extend(
                             batch
@@ -338,7 +338,7 @@ impl ClassJob {
                 }
                 Need::Target => {
                     let batch = target.next(max).await.map_err(Error::Target)?;
-                    self.shared.target_pacer.pace(batch.len()).await;
+                    self.sides.pacers.target.pace(batch.len()).await;
                     if batch.is_empty() {
                         merge.end_target();
                     } else {
@@ -397,22 +397,13 @@ impl ClassJob {
         self.shared
             .values_compared
             .fetch_add(keys.len() as u64, Ordering::Relaxed);
+        let keys: Vec<(Vec<u8>, Option<u64>)> = keys.into_iter().map(|k| (k, None)).collect();
         for chunk in keys.chunks(64) {
-            self.shared.pacer.pace(chunk.len()).await;
-            let mut set = tokio::task::JoinSet::new();
-            for k in chunk {
-                let (s, d, k) = (self.src.clone(), self.dst.clone(), k.clone());
-                let expiry = self.opts.compare_expiry;
-                set.spawn(async move {
-                    let now = recheck::compare_now(&s, &d, &k, None, expiry).await;
-                    (k, now.map(|(now, _)| now))
-                });
-            }
-            while let Some(joined) = set.join_next().await {
-                let (key, now) = joined.map_err(|e| Error::Task(e.to_string()))?;
-                if matches!(now?, Now::Differs(Kind::Different) | Now::Changing) {
+            let answers = self.sides.compare_all(chunk).await?;
+            for ((key, _), (now, _)) in chunk.iter().zip(answers) {
+                if matches!(now, Now::Differs(Kind::Different) | Now::Changing(_)) {
                     diffs.push(Diff {
-                        key,
+                        key: key.clone(),
                         kind: Kind::Different,
                     });
                 }
@@ -443,65 +434,9 @@ pub fn in_sample(full_key: &[u8], rate: f64) -> bool {
     (h as f64) < rate.clamp(0.0, 1.0) * (u64::MAX as f64)
 }
 
-/// Keeps the compared records per second under a limit shared by every class.
-struct Pacer {
-    rate: Option<u64>,
-    started: Instant,
-    records: AtomicU64,
-}
-
-impl Pacer {
-    fn new(rate: Option<u64>) -> Self {
-        Self {
-            rate,
-            started: Instant::now(),
-            records: AtomicU64::new(0),
-        }
-    }
-
-    async fn pace(&self, n: usize) {
-        let total = self.records.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
-        let Some(rate) = self.rate.filter(|r| *r > 0) else {
-            return;
-        };
-        let due = Duration::from_secs_f64(total as f64 / rate as f64);
-        let at = self.started + due;
-        if at > Instant::now() {
-            tokio::time::sleep_until(at).await;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Time is paused: sleeps advance the clock exactly, so the figures are exact.
-    #[tokio::test(start_paused = true)]
-    async fn the_pacer_spreads_records_over_the_limit_shared_by_every_class() {
-        let pacer = Arc::new(Pacer::new(Some(1000)));
-        let start = Instant::now();
-        let classes: Vec<_> = (0..4)
-            .map(|_| {
-                let pacer = pacer.clone();
-                tokio::spawn(async move {
-                    for _ in 0..5 {
-                        pacer.pace(100).await;
-                    }
-                })
-            })
-            .collect();
-        for c in classes {
-            c.await.unwrap();
-        }
-        // 2,000 records at 1,000/s, whichever class asked.
-        assert_eq!(start.elapsed(), Duration::from_secs(2));
-
-        let unlimited = Pacer::new(None);
-        let start = Instant::now();
-        unlimited.pace(1_000_000).await;
-        assert_eq!(start.elapsed(), Duration::ZERO);
-    }
 
     #[test]
     fn batches_hold_at_most_a_seconds_worth_under_the_rate() {

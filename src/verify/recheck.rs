@@ -1,13 +1,16 @@
 //! Owns settling differences: a key found different while duplication is still shipping is
 //! read again on both sides, exactly as a scan sees it, in rounds with growing pauses, until it
 //! matches or the rounds or the time run out. A key the source is still writing is told apart
-//! (the source read twice disagrees): it is reported as not compared, never as a difference.
+//! (the source read twice disagrees), as is a target copy about to expire that the source's
+//! `default_ttl` expired already: reported as not compared, never as a difference.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::compare::{Diff, Kind};
+use super::pace::Pacers;
 use super::{Error, Result};
 use crate::pegasus::messages::data::KeyValue;
 use crate::pegasus::scanner::read_one;
@@ -40,76 +43,111 @@ pub enum Now {
     Same,
     /// The source held still and the target differs from it.
     Differs(Kind),
-    /// The source changed while it was read: it is being written, and no comparison of it
-    /// means anything yet. Duplication ships whole values, so the target follows the next
-    /// write that reaches it.
-    Changing,
+    /// The key is moving and no comparison of it means anything yet (how it differs now):
+    /// the source changed while it was read (duplication ships whole values, so the target
+    /// follows the next write that reaches it), or, where expiries are not compared, the
+    /// target's copy expires within `EXPIRING_SOON` of a source copy that already has.
+    Changing(Kind),
 }
 
-/// How `s` and `t` (a source and a target read of one key) differ, if they do.
-fn differs(s: Option<&KeyValue>, t: Option<&KeyValue>) -> Option<Kind> {
-    match (s, t) {
-        (None, None) => None,
-        (Some(_), None) => Some(Kind::Missing),
-        (None, Some(_)) => Some(Kind::Extra),
-        (Some(s), Some(t)) => (s.value != t.value || s.expire_ts_seconds != t.expire_ts_seconds)
-            .then_some(Kind::Different),
+/// Where expiries are not compared (`default_ttl`), a target copy of a key the source no
+/// longer holds that expires within this many seconds is taken for the source's own copy,
+/// stamped later by the lag when the target applied it.
+const EXPIRING_SOON: u32 = 600;
+
+/// The two copies of a table, how they are compared, and the limits their reads keep to.
+#[derive(Debug, Clone)]
+pub struct Sides {
+    pub src: TableClient,
+    pub dst: TableClient,
+    /// Whether expiries count (`Options::compare_expiry`).
+    pub expiry: bool,
+    pub pacers: Arc<Pacers>,
+}
+
+impl Sides {
+    /// How `s` and `t` (a source and a target read of one key) differ, if they do.
+    fn differs(&self, s: Option<&KeyValue>, t: Option<&KeyValue>) -> Option<Kind> {
+        match (s, t) {
+            (None, None) => None,
+            (Some(_), None) => Some(Kind::Missing),
+            (None, Some(_)) => Some(Kind::Extra),
+            (Some(s), Some(t)) => (s.value != t.value
+                || (self.expiry && s.expire_ts_seconds != t.expire_ts_seconds))
+                .then_some(Kind::Different),
+        }
     }
+
+    /// Reads a key on both sides, exactly as a scan sees it, and once more on the source
+    /// when they differ: the target may hold what the source held a moment ago. `before`:
+    /// the source's fingerprint when last read. Returns how it compares and the source's
+    /// fingerprint now.
+    ///
+    /// # Errors
+    /// A read failed.
+    pub async fn compare_now(&self, key: &[u8], before: Option<u64>) -> Result<(Now, u64)> {
+        let source = || async { read_one(&self.src, key).await.map_err(Error::Source) };
+        let target = async { read_one(&self.dst, key).await.map_err(Error::Target) };
+        let (s, t) = tokio::join!(source(), target);
+        let (s, t) = (s?, t?);
+        if self.differs(s.as_ref(), t.as_ref()).is_none() {
+            return Ok((Now::Same, fingerprint(s.as_ref())));
+        }
+        let again = source().await?;
+        let now = fingerprint(again.as_ref());
+        let Some(kind) = self.differs(again.as_ref(), t.as_ref()) else {
+            return Ok((Now::Same, now));
+        };
+        let changed = now != fingerprint(s.as_ref()) || before.is_some_and(|b| b != now);
+        let expiring = !self.expiry && kind == Kind::Extra && t.as_ref().is_some_and(expires_soon);
+        Ok((
+            if changed || expiring {
+                Now::Changing(kind)
+            } else {
+                Now::Differs(kind)
+            },
+            now,
+        ))
+    }
+
+    /// Compares `keys` (with the source's fingerprint when last read) now, in parallel, under
+    /// the read limits; the answers in the keys' order.
+    ///
+    /// # Errors
+    /// A read failed.
+    pub async fn compare_all(&self, keys: &[(Vec<u8>, Option<u64>)]) -> Result<Vec<(Now, u64)>> {
+        // Two source reads and one target read per key, at most.
+        self.pacers.source.pace(2 * keys.len()).await;
+        self.pacers.target.pace(keys.len()).await;
+        let mut set = tokio::task::JoinSet::new();
+        for (i, (key, before)) in keys.iter().enumerate() {
+            let (sides, key, before) = (self.clone(), key.clone(), *before);
+            set.spawn(async move { (i, sides.compare_now(&key, before).await) });
+        }
+        let mut out = vec![(Now::Same, 0); keys.len()];
+        while let Some(joined) = set.join_next().await {
+            let (i, result) = joined.map_err(|e| Error::Task(e.to_string()))?;
+            out[i] = result?;
+        }
+        Ok(out)
+    }
+}
+
+/// Whether a record expires within `EXPIRING_SOON` from now.
+fn expires_soon(kv: &KeyValue) -> bool {
+    let now = crate::pegasus::key::epoch_now();
+    kv.expire_ts_seconds
+        .and_then(|e| u32::try_from(e).ok())
+        .is_some_and(|e| e > 0 && e <= now.saturating_add(EXPIRING_SOON))
 }
 
 /// A short fingerprint of a source read (0: absent), to tell whether the source changed.
 fn fingerprint(kv: Option<&KeyValue>) -> u64 {
     kv.map_or(0, |kv| {
-        crate::pegasus::key::crc64(&kv.value.0)
-            ^ u64::from(kv.expire_ts_seconds.unwrap_or(0).unsigned_abs()).rotate_left(32)
+        (crate::pegasus::key::crc64(&kv.value.0)
+            ^ u64::from(kv.expire_ts_seconds.unwrap_or(0).unsigned_abs()).rotate_left(32))
             | 1
     })
-}
-
-/// Reads a key on both sides, exactly as a scan sees it, and once more on the source when
-/// they differ: the target may hold what the source held a moment ago. `before`: the source's
-/// fingerprint when last read. Returns how it compares and the source's fingerprint now.
-///
-/// # Errors
-/// A read failed.
-pub async fn compare_now(
-    src: &TableClient,
-    dst: &TableClient,
-    key: &[u8],
-    before: Option<u64>,
-    expiry: bool,
-) -> Result<(Now, u64)> {
-    let read = |client, side: fn(_) -> Error| async move {
-        let kv = read_one(client, key).await.map_err(side)?;
-        Ok::<_, Error>(kv.map(|kv| without_expiry_unless(expiry, kv)))
-    };
-    let (s, t) = tokio::join!(read(src, Error::Source), read(dst, Error::Target));
-    let (s, t) = (s?, t?);
-    if differs(s.as_ref(), t.as_ref()).is_none() {
-        return Ok((Now::Same, fingerprint(s.as_ref())));
-    }
-    let again = read(src, Error::Source).await?;
-    let now = fingerprint(again.as_ref());
-    let Some(kind) = differs(again.as_ref(), t.as_ref()) else {
-        return Ok((Now::Same, now));
-    };
-    let changed = now != fingerprint(s.as_ref()) || before.is_some_and(|b| b != now);
-    Ok((
-        if changed {
-            Now::Changing
-        } else {
-            Now::Differs(kind)
-        },
-        now,
-    ))
-}
-
-/// `kv` as compared: its expiry dropped when expiries are not compared.
-fn without_expiry_unless(expiry: bool, mut kv: KeyValue) -> KeyValue {
-    if !expiry {
-        kv.expire_ts_seconds = None;
-    }
-    kv
 }
 
 /// What re-reading left.
@@ -117,28 +155,24 @@ fn without_expiry_unless(expiry: bool, mut kv: KeyValue) -> KeyValue {
 pub struct Settled {
     /// Keys that still differ, with how they differ now.
     pub differing: Vec<Diff>,
-    /// Keys the source was writing in the last round (not compared).
+    /// Keys that were moving in the last round (not compared), with how they differed then.
     pub changing: Vec<Diff>,
     pub rounds: u32,
 }
 
-/// Re-reads `suspects` in rounds until they match or the rounds or the time run out. A key
-/// whose source changed since the round before, or within a round, is `changing`.
+/// Re-reads `suspects` in rounds until they match or the rounds or the time run out (no
+/// round starts after `within`). A key whose source changed since the round before, or
+/// within a round, is `changing`.
 ///
 /// # Errors
 /// A read failed.
-pub async fn settle(
-    src: &TableClient,
-    dst: &TableClient,
-    suspects: Vec<Diff>,
-    settle: Settle,
-    expiry: bool,
-) -> Result<Settled> {
+pub async fn settle(sides: &Sides, suspects: Vec<Diff>, settle: Settle) -> Result<Settled> {
     let until = Instant::now() + settle.within;
     let mut pause = settle.first_pause;
-    let mut keys: Vec<(Diff, Option<u64>)> = suspects.into_iter().map(|d| (d, None)).collect();
+    let mut keys: Vec<(Vec<u8>, Option<u64>)> =
+        suspects.iter().map(|d| (d.key.clone(), None)).collect();
     let mut left = Settled {
-        differing: keys.iter().map(|(d, _)| d.clone()).collect(),
+        differing: suspects,
         ..Settled::default()
     };
     while !keys.is_empty() && left.rounds < settle.rounds && Instant::now() + pause < until {
@@ -150,47 +184,22 @@ pub async fn settle(
         };
         let mut next = Vec::new();
         for chunk in keys.chunks(64) {
-            let answers = compare_all(src, dst, chunk, expiry).await?;
-            for ((d, _), (now, fp)) in chunk.iter().zip(answers) {
-                let d = match now {
+            let answers = sides.compare_all(chunk).await?;
+            for ((key, _), (now, fp)) in chunk.iter().zip(answers) {
+                let (list, kind) = match now {
                     Now::Same => continue,
-                    Now::Differs(kind) => {
-                        round.differing.push(Diff {
-                            key: d.key.clone(),
-                            kind,
-                        });
-                        round.differing.last()
-                    }
-                    Now::Changing => {
-                        round.changing.push(d.clone());
-                        round.changing.last()
-                    }
+                    Now::Differs(kind) => (&mut round.differing, kind),
+                    Now::Changing(kind) => (&mut round.changing, kind),
                 };
-                next.extend(d.map(|d| (d.clone(), Some(fp))));
+                list.push(Diff {
+                    key: key.clone(),
+                    kind,
+                });
+                next.push((key.clone(), Some(fp)));
             }
         }
         keys = next;
         left = round;
     }
     Ok(left)
-}
-
-/// Compares `keys` now, in parallel; the answers in the keys' order.
-async fn compare_all(
-    src: &TableClient,
-    dst: &TableClient,
-    keys: &[(Diff, Option<u64>)],
-    expiry: bool,
-) -> Result<Vec<(Now, u64)>> {
-    let mut set = tokio::task::JoinSet::new();
-    for (i, (d, before)) in keys.iter().enumerate() {
-        let (src, dst, key, before) = (src.clone(), dst.clone(), d.key.clone(), *before);
-        set.spawn(async move { (i, compare_now(&src, &dst, &key, before, expiry).await) });
-    }
-    let mut out = vec![(Now::Same, 0); keys.len()];
-    while let Some(joined) = set.join_next().await {
-        let (i, result) = joined.map_err(|e| Error::Task(e.to_string()))?;
-        out[i] = result?;
-    }
-    Ok(out)
 }
