@@ -96,17 +96,28 @@ impl PartitionScanner {
                 }
                 Ok(r) if r.error == rocksdb::INCOMPLETE => {
                     // The server's iteration time limit passed: what it read is good, its
-                    // scanner is gone. Go on after the last record; no record is no progress.
+                    // scanner is gone. Go on after the last record; no record is no progress,
+                    // so give the slow server a moment.
                     self.context = None;
                     if let Some(last) = r.kvs.last() {
                         self.last_key = Some(last.key.0.clone());
                         return Ok(Some(r.kvs));
                     }
+                    tokio::time::sleep(backoff(restarts)).await;
                 }
                 Ok(r) => return self.accept(r).map(Some),
+                // A throttled replica refuses before it looks at the scanner: ask it again.
+                Err(e) if e.is(super::base::err::BUSY) && restarts < RESTARTS => {
+                    tokio::time::sleep(backoff(restarts)).await;
+                }
                 Err(e) if restartable(&e) && restarts < RESTARTS => {
-                    self.context = None;
-                    pause_before_retry(&self.client, &e, restarts).await;
+                    if let Some(id) = self.context.take() {
+                        // It may still be open there (a timeout): release it, best effort.
+                        self.client
+                            .send_oneway::<ClearScanner>(self.hash(), &id)
+                            .await;
+                    }
+                    pause_before_retry(&self.client, restarts).await;
                 }
                 Err(e) => return Err(e),
             }
@@ -173,11 +184,10 @@ impl PartitionScanner {
     }
 }
 
-/// Backs off from a busy or silent server, then refreshes the routing (a primary may have moved).
-async fn pause_before_retry(client: &TableClient, e: &Error, attempt: u32) {
-    if e.is(super::base::err::BUSY) || matches!(e, Error::Timeout { .. }) {
-        tokio::time::sleep(backoff(attempt)).await;
-    }
+/// Backs off (a busy, silent, splitting or moving partition needs a moment), then refreshes
+/// the routing (a primary may have moved).
+async fn pause_before_retry(client: &TableClient, attempt: u32) {
+    tokio::time::sleep(backoff(attempt)).await;
     let _ = client.refresh().await;
 }
 
@@ -226,10 +236,12 @@ pub async fn read_one(client: &TableClient, key: &[u8]) -> Result<Option<KeyValu
     let resp = loop {
         match client.call::<GetScanner>(hash, &req).await {
             // A batch cut at the iteration time limit says nothing about the key: ask again.
-            Ok(r) if r.error == rocksdb::INCOMPLETE && attempt < RESTARTS => {}
+            Ok(r) if r.error == rocksdb::INCOMPLETE && attempt < RESTARTS => {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
             Ok(r) => break r,
             Err(e) if restartable(&e) && attempt < RESTARTS => {
-                pause_before_retry(client, &e, attempt).await
+                pause_before_retry(client, attempt).await;
             }
             Err(e) => return Err(e),
         }

@@ -186,7 +186,9 @@ impl ReplicaNode {
         let pidx_i32 = req.header.partition_index;
         let reply = match req.name.as_str() {
             Incr::NAME => {
-                let q = req.decode_args::<IncrRequest>().ok()?;
+                let Ok(q) = req.decode_args::<IncrRequest>() else {
+                    return Self::error(req, err::INVALID_DATA);
+                };
                 let data = &mut app.partitions[t.pidx].data;
                 let (error, new_value) = atomic::incr(data, &q, now, tag);
                 let decree = storage::take_decree(app, t.pidx);
@@ -206,10 +208,14 @@ impl ReplicaNode {
             _ => {
                 let data = &mut app.partitions[t.pidx].data;
                 let answer = if req.name == CheckAndSet::NAME {
-                    let q = req.decode_args::<CheckAndSetRequest>().ok()?;
+                    let Ok(q) = req.decode_args::<CheckAndSetRequest>() else {
+                        return Self::error(req, err::INVALID_DATA);
+                    };
                     atomic::check_and_set(data, &q, now, tag)
                 } else {
-                    let q = req.decode_args::<CheckAndMutateRequest>().ok()?;
+                    let Ok(q) = req.decode_args::<CheckAndMutateRequest>() else {
+                        return Self::error(req, err::INVALID_DATA);
+                    };
                     atomic::check_and_mutate(data, &q, now, tag)
                 };
                 let decree = storage::take_decree(app, t.pidx);
@@ -357,7 +363,11 @@ impl ReplicaNode {
             return Self::error(req, err::BUSY);
         }
         let mut resp = f(&mut state, t);
-        if self.cluster.faults.strike(Counted::ScanSlow, &table, 1) > 0 {
+        // Only a batch that read records and left a scanner open can have run out of time.
+        let cut = resp.error == rocksdb::OK
+            && !resp.kvs.is_empty()
+            && resp.context_id != crate::pegasus::messages::data::scan_context::COMPLETED;
+        if cut && self.cluster.faults.strike(Counted::ScanSlow, &table, 1) > 0 {
             scan::out_of_time(&mut state.nodes[self.index].scanners, &mut resp);
         }
         resp.server = self.server();

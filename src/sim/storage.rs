@@ -181,9 +181,10 @@ fn apply(
     }
 }
 
-/// A request's `expire_ts_seconds` as stored (negative values mean none).
+/// A request's `expire_ts_seconds` as stored: the server casts it to unsigned, so a negative
+/// value is a far-off expiry (and gets no `default_ttl`).
 fn expire_ts(seconds: i32) -> u32 {
-    u32::try_from(seconds).unwrap_or(0)
+    u32::from_ne_bytes(seconds.to_ne_bytes())
 }
 
 /// Why a follower refused a duplicate entry: rocksdb code and hint.
