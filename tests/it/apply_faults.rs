@@ -280,22 +280,11 @@ async fn lag_that_grew_during_verify_is_caught_up_again_before_the_block() {
     let mut opts = StageOpts::new(Version::V2_6, "10s");
     opts.tables = vec!["t0", "t1"];
     let s = Stage::new("lag-after-verify", opts).await;
-    let gate = s.dir.path().join("after-verify");
     let out_path = s.dir.path().join("apply.err");
-    let mut apply = s.command(&["apply", "m.yaml", "--auto-approve"]);
-    apply
-        .env(
-            migrator::apply::failpoint::PAUSE_ENV,
-            format!("verify:after={}", gate.display()),
-        )
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&out_path).unwrap());
+    let (mut apply, gate) = s.apply_paused_at("verify:after");
+    apply.stderr(std::fs::File::create(&out_path).unwrap());
     let child = apply.spawn().unwrap();
-    let reached = gate.with_extension("reached");
-    eventually_within("apply passes verify", Duration::from_secs(60), || async {
-        reached.exists()
-    })
-    .await;
+    Stage::paused(&gate).await;
 
     // Duplication stops shipping while the source takes 300 writes: the lag is over 100.
     let meta = meta_client(s.src());

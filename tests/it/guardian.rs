@@ -202,18 +202,9 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let gate = s.dir.path().join("switch-gate");
-    let mut apply = s.command(&["apply", "m.yaml", "--auto-approve"]);
-    apply
-        .env(
-            migrator::apply::failpoint::PAUSE_ENV,
-            format!("switch:before={}", gate.display()),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let (mut apply, gate) = s.apply_paused_at("switch:before");
     let child = apply.spawn().unwrap();
-    let reached = gate.with_extension("reached");
-    eventually("apply reaches the switch", || async { reached.exists() }).await;
+    Stage::paused(&gate).await;
     meddle().await;
     std::fs::write(&gate, "go").unwrap();
     tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())

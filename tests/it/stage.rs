@@ -161,6 +161,35 @@ impl Stage {
         c
     }
 
+    /// `apply m.yaml --auto-approve` that stops at failpoint `point` (`call:when`) until the
+    /// returned gate file exists; output piped. Wait for the stop with [`Stage::paused`].
+    pub fn apply_paused_at(&self, point: &str) -> (Command, PathBuf) {
+        let gate = self
+            .dir
+            .path()
+            .join(format!("pause-{}", point.replace(':', "-")));
+        let mut apply = self.command(&["apply", "m.yaml", "--auto-approve"]);
+        apply
+            .env(
+                migrator::apply::failpoint::PAUSE_ENV,
+                format!("{point}={}", gate.display()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        (apply, gate)
+    }
+
+    /// Waits until an apply started by [`Stage::apply_paused_at`] stopped at its gate.
+    pub async fn paused(gate: &std::path::Path) {
+        let reached = gate.with_extension("reached");
+        crate::support::eventually_within(
+            "apply stops at its pause point",
+            Duration::from_secs(60),
+            || async { reached.exists() },
+        )
+        .await;
+    }
+
     pub async fn run(&self, args: &[&str]) -> Output {
         let mut c = self.command(args);
         tokio::task::spawn_blocking(move || c.output().unwrap())

@@ -434,22 +434,12 @@ async fn the_gate_stops_a_corrupted_table_before_any_write_is_blocked() {
     use crate::stage::{text, Stage, StageOpts};
     use migrator::pegasus::envs::DENY_ENV;
     use migrator::pegasus::messages::apps::AppStatus;
-    use std::process::Stdio;
     let mut opts = StageOpts::new(Version::V2_6, "10s");
     opts.defaults.push("verify: full".into());
     let s = Stage::new("verify-gate", opts).await;
-    let gate = s.dir.path().join("verify-gate");
-    let mut apply = s.command(&["apply", "m.yaml", "--auto-approve"]);
-    apply
-        .env(
-            migrator::apply::failpoint::PAUSE_ENV,
-            format!("verify:before={}", gate.display()),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let (mut apply, gate) = s.apply_paused_at("verify:before");
     let child = apply.spawn().unwrap();
-    let reached = gate.with_extension("reached");
-    crate::support::eventually("apply reaches verify", || async { reached.exists() }).await;
+    Stage::paused(&gate).await;
     let said = s.fault(s.dst(), &["corrupt", "t0", "3"]).await;
     assert!(said.contains("1 changed, 1 dropped, 1 added"), "{said}");
     std::fs::write(&gate, "go").unwrap();
