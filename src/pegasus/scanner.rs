@@ -3,6 +3,8 @@
 //! says the scan completed. A scanner lost on the server (error 1, e.g. after a primary
 //! change) or a routing error restarts just after the last key received, like the Java client;
 //! so does a batch the server cut short at its iteration time limit (error 7, no context).
+//! A lost connection halves the batch for the rest of the scan: a reply over the frame cap
+//! (large values) breaks it too.
 
 use super::base::Blob;
 use super::error::{Error, Result};
@@ -111,6 +113,11 @@ impl PartitionScanner {
                     tokio::time::sleep(backoff(restarts)).await;
                 }
                 Err(e) if restartable(&e) && restarts < RESTARTS => {
+                    if matches!(e, Error::ConnectionLost { .. }) {
+                        // A reply over the frame cap (large values) breaks the connection:
+                        // smaller batches get through.
+                        self.opts.batch_size = (self.opts.batch_size / 2).max(1);
+                    }
                     if let Some(id) = self.context.take() {
                         // It may still be open there (a timeout): release it, best effort.
                         self.client

@@ -302,3 +302,24 @@ async fn a_read_throttled_replica_is_waited_out() {
     assert_eq!(one.map(|kv| kv.value.0), Some(b"v7".to_vec()));
     assert_eq!(sim.cluster().faults.left(Counted::ReadBusy, "t"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_too_large_for_a_frame_is_read_in_smaller_ones() {
+    let sim = start("scan-big", 1, Version::V2_5).await;
+    sim.create_table("big", 1, 1).unwrap();
+    let t = TableClient::new("big", meta_client(&sim), TableOptions::default());
+    // 660 values of 100 KB: one batch of 1,000 would be a 66 MB reply, over the 64 MB cap.
+    let value = vec![b'v'; 100 << 10];
+    for i in 0..660 {
+        t.put(format!("k{i:03}").as_bytes(), b"s", &value)
+            .await
+            .unwrap();
+    }
+    let mut s = PartitionScanner::new(t.clone(), 0, ScanOptions::default());
+    let mut seen = 0;
+    while let Some(batch) = s.next_batch().await.unwrap() {
+        assert!(batch.iter().all(|kv| kv.value.0.len() == value.len()));
+        seen += batch.len();
+    }
+    assert_eq!(seen, 660);
+}
