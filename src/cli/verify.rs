@@ -135,8 +135,15 @@ async fn verify_one(
     refuse_denied_reads(&src_meta, m).await?;
     let dst_meta = crate::observe::meta_client(spec, &m.to, timeout).await?;
     refuse_missing_target(&dst_meta, m).await?;
-    let (src, dst) = (client(src_meta), client(dst_meta));
     let progress = Arc::new(Progress::default());
+    if let Ok(prim) = crate::probe::Primaries::read(&src_meta, &m.table).await {
+        let replica = crate::pegasus::replica::ReplicaClient::new(timeout);
+        let estimate = crate::probe::keys::estimated_keys(&replica, &prim).await;
+        progress
+            .estimate
+            .store(estimate.unwrap_or(0), Ordering::Relaxed);
+    }
+    let (src, dst) = (client(src_meta), client(dst_meta));
     let shower = (live && std::io::stderr().is_terminal()).then(|| {
         let p = progress.clone();
         let table = m.table.clone();
@@ -196,19 +203,24 @@ async fn show(table: &str, p: &Progress) {
     let started = std::time::Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let (records, done, all) = (
+        let (records, done, all, estimate) = (
             p.records.load(Ordering::Relaxed),
             p.classes_done.load(Ordering::Relaxed),
             p.classes.load(Ordering::Relaxed),
+            p.estimate.load(Ordering::Relaxed),
         );
         let elapsed = started.elapsed().as_secs_f64();
-        let eta = if done > 0 && all > done {
-            format!(", ETA {:.0}s", elapsed * (all - done) as f64 / done as f64)
+        let of = if estimate > 0 {
+            format!(" of about {estimate}")
         } else {
             String::new()
         };
+        let eta = p
+            .eta(elapsed)
+            .map(|s| format!(", ETA {s:.0}s"))
+            .unwrap_or_default();
         bar.set_message(format!(
-            "{table}: {records} records checked ({:.0}/s), {done}/{all} partition groups{eta}",
+            "{table}: {records}{of} records checked ({:.0}/s), {done}/{all} partition groups{eta}",
             records as f64 / elapsed.max(0.001)
         ));
         bar.tick();

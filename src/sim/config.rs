@@ -79,6 +79,9 @@ pub struct SimConfig {
     pub ship_batch: usize,
     /// Deadline of RPCs the simulator itself sends (create follower, duplicate).
     pub rpc_timeout: Duration,
+    /// `update_rdb_stat_interval`: how often a replica refreshes its RocksDB statistics, the
+    /// estimated key count among them (real: 60 s).
+    pub rdb_stat_interval: Duration,
 }
 
 impl SimConfig {
@@ -101,6 +104,7 @@ impl SimConfig {
             ship_rate: 50_000,
             ship_batch: 200,
             rpc_timeout: Duration::from_secs(2),
+            rdb_stat_interval: Duration::from_millis(200),
         }
     }
 
@@ -126,6 +130,7 @@ impl Default for SimConfig {
             failure_detect: Duration::from_secs(3),
             checkpoint_delay: Duration::from_millis(500),
             dup_tick: Duration::from_millis(50),
+            rdb_stat_interval: Duration::from_secs(60),
             ..Self::fast(Version::V2_5)
         }
     }

@@ -64,12 +64,34 @@ fn perf_counters(node: &ReplicaNode, wanted: impl Fn(&str) -> bool) -> String {
             counters.push(json!({"name": name, "type": "VOLATILE_NUMBER", "value": node_pending}));
         }
     }
+    if v2_5 {
+        counters.extend(estimated_keys(node).into_iter().map(|(app, p, keys)| {
+            let name = format!("replica*app.pegasus*rdb.estimate_num_keys@{app}.{p}");
+            json!({"name": name, "type": "NUMBER", "value": keys})
+        }));
+    }
     counters.push(
         json!({"name": "replica*eon.replica_stub*replica(Count)", "type": "NUMBER", "value": 0}),
     );
     counters.retain(|c| wanted(c["name"].as_str().unwrap_or_default()));
     let now = super::state::now_secs();
     json!({"result": "OK", "timestamp": now, "timestamp_str": now.to_string(), "counters": counters}).to_string()
+}
+
+/// Every replica on `node` with its estimated key count: (app id, partition, keys).
+fn estimated_keys(node: &ReplicaNode) -> Vec<(i32, usize, u64)> {
+    let interval = node.cluster.config.rdb_stat_interval;
+    let mut state = node.cluster.lock();
+    let mut out = vec![];
+    for app in state.apps.values_mut() {
+        let id = app.id;
+        for (p, part) in app.partitions.iter_mut().enumerate() {
+            if part.hosted_on(node.index) {
+                out.push((id, p, part.estimated_keys(interval)));
+            }
+        }
+    }
+    out
 }
 
 /// Serves the replica HTTP endpoints.
@@ -164,7 +186,8 @@ fn duplication(node: &ReplicaNode, appid: Option<&str>) -> (u16, String) {
     (200, Value::Object(out).to_string())
 }
 
-/// `/metrics?attributes=table_id,<id>`: replica entities with dup metrics (2.6).
+/// `/metrics?attributes=table_id,<id>`: replica entities of the primaries here with dup
+/// metrics and `rdb_estimated_keys` (2.6; secondaries' entities are left out).
 fn metrics(node: &ReplicaNode, attributes: Option<&str>) -> (u16, String) {
     let table_filter: Option<i32> = attributes.and_then(|a| {
         let parts: Vec<&str> = a.split(',').collect();
@@ -173,6 +196,7 @@ fn metrics(node: &ReplicaNode, attributes: Option<&str>) -> (u16, String) {
             .find(|c| c[0] == "table_id")
             .and_then(|c| c.get(1)?.parse().ok())
     });
+    let keys = estimated_keys(node);
     let state = node.cluster.lock();
     let mut entities = vec![];
     for app in state
@@ -183,6 +207,10 @@ fn metrics(node: &ReplicaNode, attributes: Option<&str>) -> (u16, String) {
         for p in primaries(node, app) {
             let pend: i64 = app.dups.values().map(|d| not_duplicated(app, d, p)).sum();
             let shipped: u64 = app.dups.values().map(|d| d.parts[p].shipped).sum();
+            let estimated = keys
+                .iter()
+                .find(|(id, pidx, _)| *id == app.id && *pidx == p)
+                .map_or(0, |(_, _, k)| *k);
             entities.push(json!({
                 "type": "replica",
                 "id": format!("replica@{}.{p}", app.id),
@@ -190,6 +218,7 @@ fn metrics(node: &ReplicaNode, attributes: Option<&str>) -> (u16, String) {
                 "metrics": [
                     {"name": "dup_pending_mutations", "value": pend},
                     {"name": "dup_shipped_successful_requests", "value": shipped},
+                    {"name": "rdb_estimated_keys", "value": estimated},
                 ],
             }));
         }

@@ -171,6 +171,8 @@ pub struct Partition {
     pub primary_since: Instant,
     /// Group-check rounds the current primary has run.
     pub group_checks: u64,
+    /// The estimated key count as last refreshed, and when (see `estimated_keys`).
+    pub key_estimate: (u64, Instant),
 }
 
 impl Partition {
@@ -188,7 +190,20 @@ impl Partition {
             last_prepare: now,
             primary_since: now,
             group_checks: 0,
+            key_estimate: (0, now),
         }
+    }
+
+    /// RocksDB's estimated key count as a replica reports it: refreshed at most every
+    /// `interval` (`update_rdb_stat_interval`), so up to that old. Simplified: records as
+    /// held (expired ones included); RocksDB also counts overwritten versions and deletes until
+    /// a compaction (`update_replica_rocksdb_statistics`).
+    pub fn estimated_keys(&mut self, interval: Duration) -> u64 {
+        let now = Instant::now();
+        if now.duration_since(self.key_estimate.1) >= interval {
+            self.key_estimate = (self.data.len() as u64, now);
+        }
+        self.key_estimate.0
     }
 
     /// Whether `node` holds a replica of this partition.

@@ -178,12 +178,32 @@ impl Totals {
     }
 }
 
-/// Progress shared with whoever shows it: source records compared so far, and classes done.
+/// Progress shared with whoever shows it: source records compared so far, classes done, and
+/// the source's estimated record count (0: unknown).
 #[derive(Debug, Default)]
 pub struct Progress {
     pub records: AtomicU64,
     pub classes_done: AtomicU64,
     pub classes: AtomicU64,
+    pub estimate: AtomicU64,
+}
+
+impl Progress {
+    /// Seconds left after `elapsed` seconds: from the records compared against the estimate
+    /// while it is ahead of them, else from the groups done; `None` before either can tell.
+    #[must_use]
+    pub fn eta(&self, elapsed: f64) -> Option<f64> {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
+        let (records, estimate) = (load(&self.records), load(&self.estimate));
+        let (done, all) = (load(&self.classes_done), load(&self.classes));
+        if records > 0.0 && estimate > records {
+            Some(elapsed * (estimate - records) / records)
+        } else if done > 0.0 && all > done {
+            Some(elapsed * (all - done) / done)
+        } else {
+            None
+        }
+    }
 }
 
 /// Compares the table `src` reads with the one `dst` reads.
@@ -437,6 +457,23 @@ pub fn in_sample(full_key: &[u8], rate: f64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_eta_follows_the_estimate_then_the_groups() {
+        let p = Progress::default();
+        assert_eq!(p.eta(10.0), None, "nothing to go by yet");
+        p.records.store(250, Ordering::Relaxed);
+        p.estimate.store(1000, Ordering::Relaxed);
+        assert_eq!(p.eta(10.0), Some(30.0), "a quarter in 10 s");
+        p.records.store(1200, Ordering::Relaxed);
+        p.classes.store(4, Ordering::Relaxed);
+        p.classes_done.store(3, Ordering::Relaxed);
+        assert_eq!(
+            p.eta(30.0),
+            Some(10.0),
+            "past the estimate: the groups tell"
+        );
+    }
 
     #[test]
     fn batches_hold_at_most_a_seconds_worth_under_the_rate() {

@@ -232,6 +232,24 @@ async fn a_corruption_fault_is_exactly_what_verify_finds_even_twice_and_over_exp
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_estimated_record_count_comes_from_2_5_counters_and_master_metrics() {
+    use migrator::probe::{keys, Primaries};
+    let p = pair(4, 8).await;
+    fill(&p.src, 100).await;
+    fill(&p.dst, 60).await;
+    let replica = ReplicaClient::new(Duration::from_secs(2));
+    for (sim, want) in [(&p.a, 100), (&p.b, 60)] {
+        let meta = meta_client(sim);
+        // Refreshed every rdb_stat_interval (200 ms here): it catches up with the writes.
+        crate::support::eventually("the estimate catches up", || async {
+            let prim = Primaries::read(&meta, "t").await.unwrap();
+            keys::estimated_keys(&replica, &prim).await == Some(want)
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn records_still_being_copied_settle_before_they_count() {
     let p = pair(4, 4).await;
     fill(&p.src, 100).await;
