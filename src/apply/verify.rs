@@ -2,7 +2,9 @@
 //! source and target (`crate::verify`); differences that do not settle stop the table for an
 //! operator with nothing blocked.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::entry::{self, Entry};
 use super::table::{Run, StepResult, Stop};
@@ -14,7 +16,38 @@ use crate::verify::{self, Mode, Options, Progress};
 /// Differing keys named in the stop message.
 const FIRST_KEYS: usize = 5;
 
+/// How often a long verify says how far it is.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
 impl Run<'_> {
+    /// Says every `PROGRESS_EVERY` how far the verify is; never ends by itself.
+    async fn tell_progress(&self, p: &Progress) -> std::convert::Infallible {
+        let started = Instant::now();
+        loop {
+            tokio::time::sleep(PROGRESS_EVERY).await;
+            let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+            let (records, estimate) = (load(&p.records), load(&p.estimate));
+            let (done, all) = (load(&p.classes_done), load(&p.classes));
+            let message = if all > 0 && done == all {
+                format!("{records} records compared; re-reading the differences found")
+            } else {
+                let of = if estimate > 0 {
+                    format!(" of about {estimate}")
+                } else {
+                    String::new()
+                };
+                format!("{records}{of} records compared, {done}/{all} partition groups")
+            };
+            let eta = p.eta(started.elapsed().as_secs_f64());
+            let eta = eta
+                .map(|s| format!(", about {s:.0}s left"))
+                .unwrap_or_default();
+            self.ctx
+                .events
+                .wait(&self.m.table, StepKind::Verify, format!("{message}{eta}"));
+        }
+    }
+
     pub(super) async fn verify(&mut self, mode: VerifyMode, rate: Option<u64>) -> StepResult {
         let mode = match mode {
             VerifyMode::Off => return Ok(()),
@@ -36,9 +69,20 @@ impl Run<'_> {
             parallelism: 2,
             ..Options::default()
         };
-        let outcome = verify::verify(&src, &dst, opts, Arc::new(Progress::default()))
-            .await
-            .map_err(|e| Stop::Abort(format!("verify: {e}")))?;
+        let progress = Arc::new(Progress::default());
+        let prim = crate::probe::Primaries::read(src.meta(), &self.m.table).await;
+        if let Ok(prim) = prim {
+            let estimate = crate::probe::keys::estimated_keys(&self.ctx.replica, &prim).await;
+            progress
+                .estimate
+                .store(estimate.unwrap_or(0), Ordering::Relaxed);
+        }
+        let run = verify::verify(&src, &dst, opts, progress.clone());
+        let outcome = tokio::select! {
+            outcome = run => outcome,
+            never = self.tell_progress(&progress) => match never {},
+        }
+        .map_err(|e| Stop::Abort(format!("verify: {e}")))?;
         self.journal(Entry::Verify(entry::Verify::Outcome {
             mode,
             scanned: outcome.scanned.scanned,

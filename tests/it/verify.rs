@@ -475,6 +475,12 @@ async fn the_gate_stops_a_corrupted_table_before_any_write_is_blocked() {
         said.contains("missing on the target 1, extra on the target 1, different 1"),
         "{said}"
     );
+    // Re-reading takes rounds (about 15 s): apply says how far it is meanwhile.
+    let told = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        told.contains("[t0] verify: 50 records compared; re-reading the differences found"),
+        "{told}"
+    );
     let apps = meta_client(s.src())
         .list_apps(AppStatus::AS_AVAILABLE)
         .await
