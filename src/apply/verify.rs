@@ -25,26 +25,8 @@ impl Run<'_> {
         let started = Instant::now();
         loop {
             tokio::time::sleep(PROGRESS_EVERY).await;
-            let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-            let (records, estimate) = (load(&p.records), load(&p.estimate));
-            let (done, all) = (load(&p.classes_done), load(&p.classes));
-            let message = if all > 0 && done == all {
-                format!("{records} records compared; re-reading the differences found")
-            } else {
-                let of = if estimate > 0 {
-                    format!(" of about {estimate}")
-                } else {
-                    String::new()
-                };
-                format!("{records}{of} records compared, {done}/{all} partition groups")
-            };
-            let eta = p.eta(started.elapsed().as_secs_f64());
-            let eta = eta
-                .map(|s| format!(", about {s:.0}s left"))
-                .unwrap_or_default();
-            self.ctx
-                .events
-                .wait(&self.m.table, StepKind::Verify, format!("{message}{eta}"));
+            let said = p.describe(started.elapsed().as_secs_f64());
+            self.ctx.events.wait(&self.m.table, StepKind::Verify, said);
         }
     }
 

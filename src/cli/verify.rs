@@ -197,32 +197,15 @@ async fn refuse_denied_reads(meta: &crate::pegasus::meta::MetaClient, m: &Migrat
     }
 }
 
-/// A live line: records checked, partition groups done, and an estimate of the time left.
+/// A live line: how far the verify is, and at what rate.
 async fn show(table: &str, p: &Progress) {
     let bar = indicatif::ProgressBar::new_spinner();
     let started = std::time::Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let (records, done, all, estimate) = (
-            p.records.load(Ordering::Relaxed),
-            p.classes_done.load(Ordering::Relaxed),
-            p.classes.load(Ordering::Relaxed),
-            p.estimate.load(Ordering::Relaxed),
-        );
         let elapsed = started.elapsed().as_secs_f64();
-        let of = if estimate > 0 {
-            format!(" of about {estimate}")
-        } else {
-            String::new()
-        };
-        let eta = p
-            .eta(elapsed)
-            .map(|s| format!(", ETA {s:.0}s"))
-            .unwrap_or_default();
-        bar.set_message(format!(
-            "{table}: {records}{of} records checked ({:.0}/s), {done}/{all} partition groups{eta}",
-            records as f64 / elapsed.max(0.001)
-        ));
+        let rate = p.records.load(Ordering::Relaxed) as f64 / elapsed.max(0.001);
+        bar.set_message(format!("{table}: {} ({rate:.0}/s)", p.describe(elapsed)));
         bar.tick();
     }
 }

@@ -10,6 +10,7 @@
 //! presence and expiry is still checked) and compares the values of a sample of hash keys.
 
 pub mod compare;
+mod group;
 pub mod pace;
 pub mod recheck;
 pub mod report;
@@ -20,13 +21,13 @@ use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
 
-use compare::{Counts, Diff, Kind, Merge, Need};
+use compare::{Counts, Diff, Kind};
+use group::{ClassJob, Shared};
 use pace::Pacers;
-use recheck::{Now, Sides};
-use stream::{class_partitions, classes, ClassStream};
+use recheck::Sides;
+use stream::{class_partitions, classes};
 
 use crate::pegasus::key;
-use crate::pegasus::scanner::ScanOptions;
 use crate::pegasus::table::TableClient;
 
 /// Why a verify could not finish.
@@ -204,6 +205,27 @@ impl Progress {
             None
         }
     }
+
+    /// How far a verify is after `elapsed` seconds, in words.
+    #[must_use]
+    pub fn describe(&self, elapsed: f64) -> String {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (records, estimate) = (load(&self.records), load(&self.estimate));
+        let (done, all) = (load(&self.classes_done), load(&self.classes));
+        if all > 0 && done == all {
+            return format!("{records} records compared; re-reading the differences found");
+        }
+        let of = if estimate > 0 {
+            format!(" of about {estimate}")
+        } else {
+            String::new()
+        };
+        let eta = self
+            .eta(elapsed)
+            .map(|s| format!(", about {s:.0}s left"))
+            .unwrap_or_default();
+        format!("{records}{of} records compared, {done}/{all} partition groups{eta}")
+    }
 }
 
 /// Compares the table `src` reads with the one `dst` reads.
@@ -285,154 +307,6 @@ pub async fn verify(
     })
 }
 
-struct Shared {
-    suspects: Mutex<Vec<Diff>>,
-    not_rechecked: AtomicU64,
-    values_compared: AtomicU64,
-    progress: Arc<Progress>,
-}
-
-impl Shared {
-    fn suspect(&self, diffs: Vec<Diff>, cap: usize) {
-        let mut s = self.suspects.lock().expect("suspects lock");
-        for d in diffs {
-            if s.len() < cap {
-                s.push(d);
-            } else {
-                self.not_rechecked.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-}
-
-/// One class: both sides merged against each other.
-struct ClassJob {
-    /// Both copies, and the read limits every group and the re-reads share.
-    sides: Sides,
-    src_parts: Vec<i32>,
-    dst_parts: Vec<i32>,
-    opts: Options,
-    shared: Arc<Shared>,
-}
-
-impl ClassJob {
-    async fn run(self) -> Result<(Counts, usize)> {
-        let scan = ScanOptions {
-            batch_size: self.opts.batch_size(),
-            no_value: self.opts.mode == Mode::Sample,
-            return_expire_ts: self.opts.compare_expiry,
-        };
-        let mut source = ClassStream::new(&self.sides.src, &self.src_parts, scan);
-        let mut target = ClassStream::new(&self.sides.dst, &self.dst_parts, scan);
-        let max = usize::try_from(self.opts.batch_size())
-            .unwrap_or(1000)
-            .max(1);
-        let mut merge = Merge::default();
-        let mut diffs = Vec::new();
-        let mut sampled = Vec::new();
-        // Records in hand at once: the merge's and the partitions' buffers.
-        let mut max_in_hand = 0;
-        loop {
-            max_in_hand = max_in_hand.max(merge.in_hand() + source.held() + target.held());
-            let before = merge.counts;
-            let need = merge.run(&mut diffs);
-            self.after_step(&merge, &before, &mut diffs, &mut sampled)
-                .await?;
-            match need {
-                Need::Source => {
-                    let batch = source.next(max).await.map_err(Error::Source)?;
-                    self.sides.pacers.source.pace(batch.len()).await;
-                    if self.opts.mode == Mode::Sample {
-                        sampled.extend(
-                            batch
-                                .iter()
-                                .filter(|r| in_sample(&r.key, self.opts.sample_rate))
-                                .map(|r| r.key.clone()),
-                        );
-                    }
-                    if batch.is_empty() {
-                        merge.end_source();
-                    } else {
-                        merge.push_source(batch);
-                    }
-                }
-                Need::Target => {
-                    let batch = target.next(max).await.map_err(Error::Target)?;
-                    self.sides.pacers.target.pace(batch.len()).await;
-                    if batch.is_empty() {
-                        merge.end_target();
-                    } else {
-                        merge.push_target(batch);
-                    }
-                }
-                Need::Nothing => break,
-            }
-        }
-        self.compare_values(&mut sampled, &mut diffs, true).await?;
-        self.shared.suspect(diffs, self.opts.max_suspects);
-        source.close().await;
-        target.close().await;
-        self.shared
-            .progress
-            .classes_done
-            .fetch_add(1, Ordering::Relaxed);
-        Ok((merge.counts, max_in_hand))
-    }
-
-    /// Records progress, hands differences over, and compares sampled values in batches.
-    async fn after_step(
-        &self,
-        merge: &Merge,
-        before: &Counts,
-        diffs: &mut Vec<Diff>,
-        sampled: &mut Vec<Vec<u8>>,
-    ) -> Result<()> {
-        let done = merge.counts.scanned - before.scanned;
-        self.shared
-            .progress
-            .records
-            .fetch_add(done, Ordering::Relaxed);
-        if sampled.len() >= 256 {
-            self.compare_values(sampled, diffs, false).await?;
-        }
-        if !diffs.is_empty() {
-            self.shared
-                .suspect(std::mem::take(diffs), self.opts.max_suspects);
-        }
-        Ok(())
-    }
-
-    /// Sample mode: reads the values of sampled keys on both sides (keys the merge already
-    /// found missing or extra come back as such and are settled later anyway).
-    async fn compare_values(
-        &self,
-        sampled: &mut Vec<Vec<u8>>,
-        diffs: &mut Vec<Diff>,
-        all: bool,
-    ) -> Result<()> {
-        if sampled.is_empty() || (!all && sampled.len() < 256) {
-            return Ok(());
-        }
-        let keys = std::mem::take(sampled);
-        self.shared
-            .values_compared
-            .fetch_add(keys.len() as u64, Ordering::Relaxed);
-        let keys: Vec<(Vec<u8>, Option<u64>)> = keys.into_iter().map(|k| (k, None)).collect();
-        for chunk in keys.chunks(64) {
-            let answers = self.sides.compare_all(chunk).await?;
-            for ((key, _), (now, _)) in chunk.iter().zip(answers) {
-                if matches!(now, Now::Differs(Kind::Different) | Now::Changing(_)) {
-                    diffs.push(Diff {
-                        key: key.clone(),
-                        kind: Kind::Different,
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Whether `client`'s table sets a `default_ttl` (its puts without expiry get one).
 async fn sets_default_ttl(client: &TableClient) -> crate::pegasus::error::Result<bool> {
     use crate::pegasus::messages::apps::AppStatus;
@@ -465,13 +339,19 @@ mod tests {
         p.records.store(250, Ordering::Relaxed);
         p.estimate.store(1000, Ordering::Relaxed);
         assert_eq!(p.eta(10.0), Some(30.0), "a quarter in 10 s");
-        p.records.store(1200, Ordering::Relaxed);
         p.classes.store(4, Ordering::Relaxed);
-        p.classes_done.store(3, Ordering::Relaxed);
         assert_eq!(
-            p.eta(30.0),
-            Some(10.0),
-            "past the estimate: the groups tell"
+            p.describe(10.0),
+            "250 of about 1000 records compared, 0/4 partition groups, about 30s left"
+        );
+        p.records.store(1200, Ordering::Relaxed);
+        p.classes_done.store(3, Ordering::Relaxed);
+        let groups = p.eta(30.0);
+        assert_eq!(groups, Some(10.0), "past the estimate: the groups tell");
+        p.classes_done.store(4, Ordering::Relaxed);
+        assert_eq!(
+            p.describe(40.0),
+            "1200 records compared; re-reading the differences found"
         );
     }
 

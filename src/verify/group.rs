@@ -1,0 +1,161 @@
+//! Owns comparing one partition group: its partitions on each side scanned and merged, the
+//! two runs compared, sampled values read, differences handed to the verify as suspects.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::compare::{Counts, Diff, Kind, Merge, Need};
+use super::recheck::{Now, Sides};
+use super::stream::ClassStream;
+use super::{in_sample, Error, Mode, Options, Progress, Result};
+use crate::pegasus::scanner::ScanOptions;
+
+/// What every group of one verify adds to.
+pub(super) struct Shared {
+    pub(super) suspects: Mutex<Vec<Diff>>,
+    pub(super) not_rechecked: AtomicU64,
+    pub(super) values_compared: AtomicU64,
+    pub(super) progress: Arc<Progress>,
+}
+
+impl Shared {
+    fn suspect(&self, diffs: Vec<Diff>, cap: usize) {
+        let mut s = self.suspects.lock().expect("suspects lock");
+        for d in diffs {
+            if s.len() < cap {
+                s.push(d);
+            } else {
+                self.not_rechecked.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// One class: both sides merged against each other.
+pub(super) struct ClassJob {
+    /// Both copies, and the read limits every group and the re-reads share.
+    pub(super) sides: Sides,
+    pub(super) src_parts: Vec<i32>,
+    pub(super) dst_parts: Vec<i32>,
+    pub(super) opts: Options,
+    pub(super) shared: Arc<Shared>,
+}
+
+impl ClassJob {
+    /// Compares the group; its counts and the most records it held at once.
+    pub(super) async fn run(self) -> Result<(Counts, usize)> {
+        let scan = ScanOptions {
+            batch_size: self.opts.batch_size(),
+            no_value: self.opts.mode == Mode::Sample,
+            return_expire_ts: self.opts.compare_expiry,
+        };
+        let mut source = ClassStream::new(&self.sides.src, &self.src_parts, scan);
+        let mut target = ClassStream::new(&self.sides.dst, &self.dst_parts, scan);
+        let max = usize::try_from(self.opts.batch_size())
+            .unwrap_or(1000)
+            .max(1);
+        let mut merge = Merge::default();
+        let mut diffs = Vec::new();
+        let mut sampled = Vec::new();
+        // Records in hand at once: the merge's and the partitions' buffers.
+        let mut max_in_hand = 0;
+        loop {
+            max_in_hand = max_in_hand.max(merge.in_hand() + source.held() + target.held());
+            let before = merge.counts;
+            let need = merge.run(&mut diffs);
+            self.after_step(&merge, &before, &mut diffs, &mut sampled)
+                .await?;
+            match need {
+                Need::Source => {
+                    let batch = source.next(max).await.map_err(Error::Source)?;
+                    self.sides.pacers.source.pace(batch.len()).await;
+                    if self.opts.mode == Mode::Sample {
+                        sampled.extend(
+                            batch
+                                .iter()
+                                .filter(|r| in_sample(&r.key, self.opts.sample_rate))
+                                .map(|r| r.key.clone()),
+                        );
+                    }
+                    if batch.is_empty() {
+                        merge.end_source();
+                    } else {
+                        merge.push_source(batch);
+                    }
+                }
+                Need::Target => {
+                    let batch = target.next(max).await.map_err(Error::Target)?;
+                    self.sides.pacers.target.pace(batch.len()).await;
+                    if batch.is_empty() {
+                        merge.end_target();
+                    } else {
+                        merge.push_target(batch);
+                    }
+                }
+                Need::Nothing => break,
+            }
+        }
+        self.compare_values(&mut sampled, &mut diffs, true).await?;
+        self.shared.suspect(diffs, self.opts.max_suspects);
+        source.close().await;
+        target.close().await;
+        self.shared
+            .progress
+            .classes_done
+            .fetch_add(1, Ordering::Relaxed);
+        Ok((merge.counts, max_in_hand))
+    }
+
+    /// Records progress, hands differences over, and compares sampled values in batches.
+    async fn after_step(
+        &self,
+        merge: &Merge,
+        before: &Counts,
+        diffs: &mut Vec<Diff>,
+        sampled: &mut Vec<Vec<u8>>,
+    ) -> Result<()> {
+        let done = merge.counts.scanned - before.scanned;
+        self.shared
+            .progress
+            .records
+            .fetch_add(done, Ordering::Relaxed);
+        if sampled.len() >= 256 {
+            self.compare_values(sampled, diffs, false).await?;
+        }
+        if !diffs.is_empty() {
+            self.shared
+                .suspect(std::mem::take(diffs), self.opts.max_suspects);
+        }
+        Ok(())
+    }
+
+    /// Sample mode: reads the values of sampled keys on both sides (keys the merge already
+    /// found missing or extra come back as such and are settled later anyway).
+    async fn compare_values(
+        &self,
+        sampled: &mut Vec<Vec<u8>>,
+        diffs: &mut Vec<Diff>,
+        all: bool,
+    ) -> Result<()> {
+        if sampled.is_empty() || (!all && sampled.len() < 256) {
+            return Ok(());
+        }
+        let keys = std::mem::take(sampled);
+        self.shared
+            .values_compared
+            .fetch_add(keys.len() as u64, Ordering::Relaxed);
+        let keys: Vec<(Vec<u8>, Option<u64>)> = keys.into_iter().map(|k| (k, None)).collect();
+        for chunk in keys.chunks(64) {
+            let answers = self.sides.compare_all(chunk).await?;
+            for ((key, _), (now, _)) in chunk.iter().zip(answers) {
+                if matches!(now, Now::Differs(Kind::Different) | Now::Changing(_)) {
+                    diffs.push(Diff {
+                        key: key.clone(),
+                        kind: Kind::Different,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
