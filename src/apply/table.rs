@@ -170,9 +170,10 @@ impl Run<'_> {
                     .wait(&self.m.table, StepKind::BlockWrites, why);
             }
             let mut stopping = self.ctx.stopping.clone();
+            // Only a stop request ends the wait early (a closed channel disables that branch).
             let permit = tokio::select! {
                 p = cutover.clone().acquire_owned() => p.ok(),
-                _ = stopping.wait_for(|s| *s) => None,
+                Ok(_) = stopping.wait_for(|s| *s) => None,
             };
             if *self.ctx.stopping.borrow() {
                 if self.block.is_none() {
