@@ -3,8 +3,7 @@
 //! each step, an outlasted write block is restored, a routing change by someone else stops the
 //! switch, stale plans and held locks are refused.
 
-use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use migrator::pegasus::base::err;
@@ -14,7 +13,7 @@ use migrator::sim::world::addrs;
 use migrator::sim::Version;
 
 use crate::stage::{text, Stage, StageOpts};
-use crate::support::{eventually, eventually_within, meta_client};
+use crate::support::{eventually, meta_client};
 
 /// Cut-overs on one source cluster never overlap (default --max-concurrent-cutovers 1): each
 /// table's block intent comes after the previous table's switch.
@@ -148,23 +147,6 @@ async fn a_2_6_source_migrates_to_2_6_under_load_without_losing_a_write() {
     migrates_three_tables_under_load(Version::V2_6, Version::V2_6).await;
 }
 
-/// Waits until the journal has a record of `step`/`event`, then SIGKILLs `child`.
-async fn kill_at(child: &mut Child, journal: &Path, step: &str, event: &str) {
-    let needle = (
-        format!("\"step\":\"{step}\""),
-        format!("\"event\":\"{event}\""),
-    );
-    let what = format!("{step} {event} in the journal");
-    eventually_within(&what, Duration::from_secs(60), || async {
-        let text = std::fs::read_to_string(journal).unwrap_or_default();
-        text.lines()
-            .any(|l| l.contains(&needle.0) && l.contains(&needle.1))
-    })
-    .await;
-    child.kill().unwrap();
-    child.wait().unwrap();
-}
-
 async fn converges_after_sigkill(step: &str, event: &str) {
     let mut s = Stage::new(
         &format!("crash-{step}-{event}"),
@@ -172,13 +154,7 @@ async fn converges_after_sigkill(step: &str, event: &str) {
     )
     .await;
     s.start_load();
-    let mut first = s
-        .command(&["apply", "m.yaml", "--auto-approve"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    kill_at(&mut first, &s.journal(), step, event).await;
+    s.apply_killed_at(step, event).await;
     // The killed run's ZooKeeper session (and lock) lives until its session times out; by then
     // its write block may have outlived max_write_block, so a re-run restores writes and
     // reports the abort (exit 3), and the next one completes.
@@ -278,9 +254,7 @@ async fn a_drain_outlasting_max_write_block_aborts_restores_writes_and_a_later_a
     })
     .await;
     s.fault(s.dst(), &["slow_write_ms", "10000"]).await;
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    let out = crate::stage::output(child).await;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -342,9 +316,7 @@ async fn a_routing_change_by_someone_else_stops_the_switch_and_restores_writes()
         .set(&node_path(&s.w.root, "t0"), theirs.as_bytes(), None)
         .await
         .unwrap();
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    let out = crate::stage::output(child).await;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let said = text(&out);
     assert!(
@@ -485,13 +457,7 @@ async fn status_and_abort_before_and_after_the_switch() {
     // A slow target stretches the drain, so the kill lands with writes blocked, before the switch.
     s.fault(s.dst(), &["slow_write_ms", "1500"]).await;
     s.start_load_at(20);
-    let mut child = s
-        .command(&["apply", "m.yaml", "--auto-approve"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    kill_at(&mut child, &s.journal(), "block_writes", "outcome").await;
+    s.apply_killed_at("block_writes", "outcome").await;
     s.fault(s.dst(), &["slow_write_ms", "0"]).await;
     let aborted = s
         .run(&[

@@ -40,17 +40,20 @@ fn assert_clean(r: &LoadResult) {
     );
 }
 
+/// `out` is a successful apply: t0 routed to the target, and the load lost nothing.
+async fn migrated_cleanly(s: &mut Stage, out: &std::process::Output) {
+    assert_eq!(out.status.code(), Some(0), "{}", text(out));
+    assert_eq!(s.routed_to("t0").await, "dst");
+    // Writes in flight at the switch get their answers.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_clean(&s.finish_load().await);
+}
+
 async fn apply_in_background(s: &Stage) -> std::process::Child {
     s.command(&["apply", "m.yaml", "--auto-approve"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap()
-}
-
-async fn wait(child: std::process::Child) -> std::process::Output {
-    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
         .unwrap()
 }
 
@@ -77,9 +80,7 @@ async fn a_source_replica_server_down_before_the_plan_does_not_stop_the_migratio
         text(&plan)
     );
     let out = s.run(&["apply", "m.yaml", "--auto-approve"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(s.routed_to("t0").await, "dst");
-    assert_clean(&s.finish_load().await);
+    migrated_cleanly(&mut s, &out).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -99,11 +100,8 @@ async fn a_primary_moving_during_catch_up_and_during_the_block_is_followed() {
     s.fault(s.src(), &["failover", "t0", "0"]).await;
     s.journal_has("block_writes", "intent").await;
     s.fault(s.src(), &["failover", "t0", "1"]).await;
-    let out = wait(child).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(s.routed_to("t0").await, "dst");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_clean(&s.finish_load().await);
+    let out = crate::stage::output(child).await;
+    migrated_cleanly(&mut s, &out).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -113,11 +111,8 @@ async fn a_meta_leader_change_during_the_block_is_survived() {
     let child = apply_in_background(&s).await;
     s.journal_has("block_writes", "intent").await;
     s.fault(s.src(), &["leader", "1"]).await;
-    let out = wait(child).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(s.routed_to("t0").await, "dst");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_clean(&s.finish_load().await);
+    let out = crate::stage::output(child).await;
+    migrated_cleanly(&mut s, &out).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -132,7 +127,7 @@ async fn a_metaproxy_that_lost_its_watch_stops_apply_after_the_switch_with_write
     s.journal_has("block_writes", "intent").await;
     // As a ZooKeeper session expiry would: every proxy's watches end, routes stay cached.
     s.fault(s.src(), &["metaproxy_watch_lost", "on"]).await;
-    let out = wait(child).await;
+    let out = crate::stage::output(child).await;
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -204,7 +199,7 @@ async fn the_speed_up_is_restored_after_success() {
     let child = apply_in_background(&s).await;
     s.journal_has("speed_up", "outcome").await;
     assert_eq!(source_sync_values(&s).await, vec![200, 200, 200]);
-    let out = wait(child).await;
+    let out = crate::stage::output(child).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(source_sync_values(&s).await, vec![1000, 1000, 1000]);
     let restored = s.journal_text().lines().any(|l| {
@@ -228,7 +223,7 @@ async fn the_speed_up_is_restored_after_an_abort() {
     s.journal_has("speed_up", "outcome").await;
     // A target that takes 10 s per batch: the drain cannot finish in the budget.
     s.fault(s.dst(), &["slow_write_ms", "10000"]).await;
-    let out = wait(child).await;
+    let out = crate::stage::output(child).await;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert_eq!(source_sync_values(&s).await, vec![1000, 1000, 1000]);
     s.fault(s.dst(), &["slow_write_ms", "0"]).await;
@@ -241,15 +236,7 @@ async fn a_speed_up_left_by_a_killed_apply_is_restored_by_the_next_run() {
     let mut s = Stage::new("speed-kill", speed_up_opts("10s")).await;
     with_speed_up(&s);
     s.start_load();
-    let mut child = s
-        .command(&["apply", "m.yaml", "--auto-approve"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    s.journal_has("speed_up", "outcome").await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    s.apply_killed_at("speed_up", "outcome").await;
     assert_eq!(
         source_sync_values(&s).await,
         vec![200, 200, 200],
@@ -335,7 +322,7 @@ async fn lag_that_grew_during_verify_is_caught_up_again_before_the_block() {
     meta.modify_duplication("t0", dupid, DuplicationStatus::DS_LOG)
         .await
         .unwrap();
-    let out = wait(child).await;
+    let out = crate::stage::output(child).await;
     assert_eq!(out.status.code(), Some(0), "{}\n{}", said(), text(&out));
     assert_eq!(s.routed_to("t0").await, "dst");
     let dst = TableClient::new("t0", meta_client(s.dst()), TableOptions::default());

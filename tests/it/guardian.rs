@@ -111,15 +111,7 @@ async fn once_the_switch_is_sent_the_guardian_never_lifts_the_block() {
     let opts = StageOpts::new(Version::V2_6, "9s");
     let mut s = Stage::new("guardian-switched", opts).await;
     s.start_load();
-    let mut child = s
-        .command(&["apply", "m.yaml", "--auto-approve"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    s.journal_has("switch", "outcome").await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    s.apply_killed_at("switch", "outcome").await;
     let rec = block_record(&s).await;
     assert!(rec.state.switch_may_have_happened(), "{rec:?}");
     // Well past the deadline: the block stays, because clients may already write to dst.
@@ -145,9 +137,7 @@ async fn stops_through_the_restore_on(signals: &[&str], test: &str) {
         signal(&child, name);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    let out = crate::stage::output(child).await;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("every primary takes writes again"),
@@ -207,9 +197,7 @@ where
     Stage::paused(&gate).await;
     meddle().await;
     std::fs::write(&gate, "go").unwrap();
-    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap()
+    crate::stage::output(child).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -285,9 +273,7 @@ async fn abort_during_apply_waits_for_its_lock_and_names_the_holder() {
         "untouched"
     );
     signal(&child, "INT");
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    let out = crate::stage::output(child).await;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     s.fault(s.dst(), &["slow_write_ms", "0"]).await;
     assert_eq!(s.finish_load().await.lost, 0);
@@ -305,9 +291,7 @@ async fn a_closed_stderr_does_not_stop_a_cut_over() {
         .unwrap();
     // The reader of stderr goes away (as when `2>&1 | tee` is killed).
     drop(child.stderr.take());
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    let out = crate::stage::output(child).await;
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -329,9 +313,7 @@ async fn routing_moved_by_someone_else_in_the_block_keeps_the_block_when_apply_s
     let path = migrator::routing::node_path(&s.w.root, "t0");
     s.w.zk.set(&path, target.as_bytes(), None).await.unwrap();
     signal(&child, "INT");
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    let out = crate::stage::output(child).await;
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("routing names dst now"),

@@ -190,6 +190,20 @@ impl Stage {
         .await;
     }
 
+    /// `apply m.yaml --auto-approve` started quietly, then SIGKILLed as soon as the journal
+    /// has a `step`/`event` record: a crash at that point.
+    pub async fn apply_killed_at(&self, step: &str, event: &str) {
+        let mut child = self
+            .command(&["apply", "m.yaml", "--auto-approve"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.journal_has(step, event).await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     pub async fn run(&self, args: &[&str]) -> Output {
         let mut c = self.command(args);
         tokio::task::spawn_blocking(move || c.output().unwrap())
@@ -279,4 +293,11 @@ pub fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
+}
+
+/// Waits for `child` to end without blocking the runtime the simulators run on.
+pub async fn output(child: std::process::Child) -> Output {
+    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap()
 }

@@ -461,9 +461,7 @@ async fn the_gate_stops_a_corrupted_table_before_any_write_is_blocked() {
     let said = s.fault(s.dst(), &["corrupt", "t0", "3"]).await;
     assert!(said.contains("1 changed, 1 dropped, 1 added"), "{said}");
     std::fs::write(&gate, "go").unwrap();
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    let out = crate::stage::output(child).await;
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
