@@ -84,19 +84,24 @@ impl PartitionScanner {
             let resp = match self.context {
                 Some(id) => {
                     let req = ScanRequest { context_id: id };
-                    self.client.call::<Scan>(self.hash(), &req).await
+                    self.client.call_once::<Scan>(self.hash(), &req).await
                 }
                 None => {
                     let req = self.open_request();
-                    self.client.call::<GetScanner>(self.hash(), &req).await
+                    self.client.call_once::<GetScanner>(self.hash(), &req).await
                 }
             };
             match resp {
-                Ok(r) if r.error == rocksdb::NOT_FOUND && self.context.is_some() => {
+                // Past the restarts, the server's answer is the error (`accept`).
+                Ok(r)
+                    if r.error == rocksdb::NOT_FOUND
+                        && self.context.is_some()
+                        && restarts < RESTARTS =>
+                {
                     // The server no longer knows the scanner: start again after the last key.
                     self.context = None;
                 }
-                Ok(r) if r.error == rocksdb::INCOMPLETE => {
+                Ok(r) if r.error == rocksdb::INCOMPLETE && restarts < RESTARTS => {
                     // The server's iteration time limit passed: what it read is good, its
                     // scanner is gone. Go on after the last record; no record is no progress,
                     // so give the slow server a moment.
@@ -129,14 +134,6 @@ impl PartitionScanner {
                 Err(e) => return Err(e),
             }
             restarts += 1;
-            if restarts > RESTARTS {
-                return Err(Error::App {
-                    addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
-                    rpc: <Scan as super::messages::Rpc>::NAME,
-                    code: super::base::ErrorCode::new("scanner restarted too often"),
-                    hint: Some(format!("partition {}", self.pidx)),
-                });
-            }
         }
     }
 
@@ -241,7 +238,7 @@ pub async fn read_one(client: &TableClient, key: &[u8]) -> Result<Option<KeyValu
     let hash = super::key::key_hash(key);
     let mut attempt = 0;
     let resp = loop {
-        match client.call::<GetScanner>(hash, &req).await {
+        match client.call_once::<GetScanner>(hash, &req).await {
             // A batch cut at the iteration time limit says nothing about the key: ask again.
             Ok(r) if r.error == rocksdb::INCOMPLETE && attempt < RESTARTS => {
                 tokio::time::sleep(backoff(attempt)).await;

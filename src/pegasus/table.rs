@@ -25,6 +25,16 @@ pub struct Routing {
     pub primaries: Vec<Option<SocketAddr>>,
 }
 
+impl Routing {
+    /// The primary serving routing hash `hash` and its partition; `None` while it has none.
+    #[must_use]
+    pub fn target(&self, hash: u64) -> Option<(SocketAddr, Gpid)> {
+        let pidx = key::partition_index(hash, self.partition_count);
+        let addr = (*self.primaries.get(usize::try_from(pidx).ok()?)?)?;
+        Some((addr, Gpid::new(self.app_id, pidx)))
+    }
+}
+
 /// Timeouts of a table client.
 #[derive(Debug, Clone, Copy)]
 pub struct TableOptions {
@@ -138,19 +148,22 @@ impl TableClient {
         }
     }
 
-    async fn call_once<R: Rpc>(&self, hash: u64, req: &R::Request) -> Result<R::Response> {
+    /// Sends `req` once to the primary the cached routing names, with no retry: for callers
+    /// that restart on their own terms (scanners).
+    pub(crate) async fn call_once<R: Rpc>(
+        &self,
+        hash: u64,
+        req: &R::Request,
+    ) -> Result<R::Response> {
         let routing = self.routing().await?;
-        let pidx = key::partition_index(hash, routing.partition_count);
-        let Some(addr) = routing.primaries[usize::try_from(pidx).unwrap_or(0)] else {
+        let Some((addr, gpid)) = routing.target(hash) else {
             return Err(Error::Rpc {
                 addr: self.meta.leader(),
                 rpc: R::NAME,
                 code: super::base::ErrorCode::new(err::OBJECT_NOT_FOUND),
             });
         };
-        self.replica
-            .call::<R>(addr, Gpid::new(routing.app_id, pidx), hash, req)
-            .await
+        self.replica.call::<R>(addr, gpid, hash, req).await
     }
 
     /// Sends one-way RPC `R` for routing hash `hash`, best effort (nothing is awaited or
@@ -159,9 +172,7 @@ impl TableClient {
         let Ok(routing) = self.routing().await else {
             return;
         };
-        let pidx = key::partition_index(hash, routing.partition_count);
-        if let Some(addr) = routing.primaries[usize::try_from(pidx).unwrap_or(0)] {
-            let gpid = Gpid::new(routing.app_id, pidx);
+        if let Some((addr, gpid)) = routing.target(hash) {
             let _ = self.replica.send::<R>(addr, gpid, hash, req).await;
         }
     }
