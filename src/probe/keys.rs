@@ -13,17 +13,17 @@ use crate::pegasus::replica::ReplicaClient;
 /// The table's estimated record count, summed over its primaries; `None` unless every
 /// partition's primary answered.
 pub async fn estimated_keys(replica: &ReplicaClient, prim: &Primaries) -> Option<u64> {
-    if !prim.is_complete() {
+    if !prim.is_complete() || prim.parts.iter().any(|p| p.addr.is_none()) {
         return None;
     }
-    let mut total = 0;
+    let mut total: u64 = 0;
     for node in prim.nodes() {
         let per_partition = node_estimates(replica, node, prim.app_id).await?;
         for p in prim.parts.iter().filter(|p| p.addr == Some(node)) {
-            total += per_partition.get(&p.pidx)?;
+            total = total.saturating_add(*per_partition.get(&p.pidx)?);
         }
     }
-    prim.parts.iter().all(|p| p.addr.is_some()).then_some(total)
+    Some(total)
 }
 
 /// One node's estimates for `app_id`'s partitions: master's `/metrics`, else (2.5 has none)
