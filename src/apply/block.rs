@@ -68,16 +68,6 @@ impl Run<'_> {
     async fn open_block(&mut self, value: &str, sync: Duration, reserve: Duration) -> StepResult {
         let opened = self.open_record(value, reserve).await?;
         let r = &opened.record;
-        self.journal(Entry::BlockWrites(entry::Block::Intent {
-            env: DENY_ENV.into(),
-            after: value.into(),
-            max_write_block_ms: ms(self.m.max_write_block),
-            sync_bound_ms: ms(sync),
-            restore_reserve_ms: ms(reserve),
-            started_ms: r.started_ms,
-            deadline_ms: r.deadline_ms,
-            resumed: opened.resumed,
-        }))?;
         let now = Instant::now();
         let since = |at_ms: u64| Duration::from_millis(at_ms.saturating_sub(r.started_ms));
         let elapsed = Duration::from_millis(now_ms().saturating_sub(r.started_ms));
@@ -89,6 +79,18 @@ impl Run<'_> {
             give_up_at: started + since(r.give_up_ms),
             deadline: started + since(r.deadline_ms),
         });
+        // Journaled once `self.block` is set: a failing write then goes through the restore,
+        // which matters when an earlier run's deny env is already in force.
+        self.journal(Entry::BlockWrites(entry::Block::Intent {
+            env: DENY_ENV.into(),
+            after: value.into(),
+            max_write_block_ms: ms(self.m.max_write_block),
+            sync_bound_ms: ms(sync),
+            restore_reserve_ms: ms(reserve),
+            started_ms: r.started_ms,
+            deadline_ms: r.deadline_ms,
+            resumed: opened.resumed,
+        }))?;
         self.start_guardian().await
     }
 
