@@ -186,6 +186,8 @@ impl Run<'_> {
             .state_dir
             .join("guardians")
             .join(format!("{}.{}.log", self.m.from, self.m.table));
+        let started_ms = self.block.map_or(0, |b| b.started_ms);
+        guardian::forget_announcement(store, started_ms);
         let pid = guardian::spawn(store, &log).map_err(|e| {
             Stop::Abort(format!(
                 "cannot start the guardian that ends the block if apply dies: {e}"
@@ -197,7 +199,6 @@ impl Run<'_> {
             log: log.display().to_string(),
         }))?;
         let until = tokio::time::Instant::now() + GUARDIAN_READY;
-        let started_ms = self.block.map_or(0, |b| b.started_ms);
         while !guardian::is_announced(store, started_ms).await {
             if tokio::time::Instant::now() >= until {
                 return Err(Stop::Abort(format!(

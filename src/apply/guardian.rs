@@ -107,6 +107,14 @@ pub async fn is_announced(store: &RecordStore, started_ms: u64) -> bool {
     }
 }
 
+/// Clears a file announcement left by an earlier guardian of the same block (a file outlives
+/// its guardian; a ZooKeeper marker is ephemeral), so only a live guardian's counts.
+pub fn forget_announcement(store: &RecordStore, started_ms: u64) {
+    if let RecordStore::File { .. } = store {
+        let _ = std::fs::remove_file(marker(store, started_ms));
+    }
+}
+
 async fn announce(store: &RecordStore, started_ms: u64) -> Result<(), String> {
     let pid = std::process::id().to_string();
     let marker = marker(store, started_ms);
@@ -116,7 +124,9 @@ async fn announce(store: &RecordStore, started_ms: u64) -> Result<(), String> {
             Ok(()) | Err(ZkError::NodeExists { .. }) => Ok(()),
             Err(e) => Err(e.to_string()),
         },
-        RecordStore::File { .. } => std::fs::write(marker, pid).map_err(|e| e.to_string()),
+        RecordStore::File { .. } => super::files::create_private(Path::new(&marker))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, pid.as_bytes()))
+            .map_err(|e| e.to_string()),
     }
 }
 
