@@ -349,14 +349,11 @@ pub async fn lift(record: &BlockRecord) -> Result<(), String> {
         ..MetaOptions::default()
     };
     let meta = MetaClient::new(metas, opts);
-    let apps = meta
-        .list_apps(crate::pegasus::messages::apps::AppStatus::AS_AVAILABLE)
+    let app = meta
+        .available_app(&record.table)
         .await
         .map_err(|e| e.to_string())?;
-    let current = apps
-        .iter()
-        .find(|a| a.app_name == record.table)
-        .and_then(|a| a.envs.get(DENY_ENV).cloned());
+    let current = app.and_then(|a| a.envs.get(DENY_ENV).cloned());
     if let Some(other) = current.filter(|v| *v != record.deny_value) {
         return Err(format!(
             "{DENY_ENV}={other} on {} is not this block's value; it is left alone",

@@ -8,7 +8,6 @@
 use super::record::BlockState;
 use super::table::{fail, Run, StepResult, Stop};
 use crate::pegasus::envs::DENY_ENV;
-use crate::pegasus::messages::apps::AppStatus;
 use crate::pegasus::messages::duplication::DuplicationEntry;
 use crate::probe::Primaries;
 use crate::routing::Route;
@@ -64,16 +63,12 @@ impl Run<'_> {
 
     /// A deny env is ours only when an open block record of this table says so.
     async fn recheck_deny_env(&self) -> StepResult {
-        let apps = self
+        let app = self
             .src
-            .list_apps(AppStatus::AS_AVAILABLE)
+            .available_app(&self.m.table)
             .await
             .map_err(fail("list tables"))?;
-        let Some(value) = apps
-            .iter()
-            .find(|a| a.app_name == self.m.table)
-            .and_then(|a| a.envs.get(DENY_ENV).cloned())
-        else {
+        let Some(value) = app.and_then(|a| a.envs.get(DENY_ENV).cloned()) else {
             return Ok(());
         };
         let store = self.ctx.record_store(self.m);

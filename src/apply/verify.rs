@@ -2,7 +2,6 @@
 //! source and target (`crate::verify`); differences that do not settle stop the table for an
 //! operator with nothing blocked.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,13 +51,7 @@ impl Run<'_> {
             ..Options::default()
         };
         let progress = Arc::new(Progress::default());
-        let prim = crate::probe::Primaries::read(src.meta(), &self.m.table).await;
-        if let Ok(prim) = prim {
-            let estimate = crate::probe::keys::estimated_keys(&self.ctx.replica, &prim).await;
-            progress
-                .estimate
-                .store(estimate.unwrap_or(0), Ordering::Relaxed);
-        }
+        progress.estimate_of(&src, &self.ctx.replica).await;
         let run = verify::verify(&src, &dst, opts, progress.clone());
         let outcome = tokio::select! {
             outcome = run => outcome,

@@ -135,15 +135,10 @@ async fn verify_one(
     refuse_denied_reads(&src_meta, m).await?;
     let dst_meta = crate::observe::meta_client(spec, &m.to, timeout).await?;
     refuse_missing_target(&dst_meta, m).await?;
-    let progress = Arc::new(Progress::default());
-    if let Ok(prim) = crate::probe::Primaries::read(&src_meta, &m.table).await {
-        let replica = crate::pegasus::replica::ReplicaClient::new(timeout);
-        let estimate = crate::probe::keys::estimated_keys(&replica, &prim).await;
-        progress
-            .estimate
-            .store(estimate.unwrap_or(0), Ordering::Relaxed);
-    }
     let (src, dst) = (client(src_meta), client(dst_meta));
+    let progress = Arc::new(Progress::default());
+    let replica = crate::pegasus::replica::ReplicaClient::new(timeout);
+    progress.estimate_of(&src, &replica).await;
     let shower = (live && std::io::stderr().is_terminal()).then(|| {
         let p = progress.clone();
         let table = m.table.clone();
@@ -167,9 +162,7 @@ async fn refuse_missing_target(
     meta: &crate::pegasus::meta::MetaClient,
     m: &Migration,
 ) -> Result<()> {
-    use crate::pegasus::messages::apps::AppStatus;
-    let apps = meta.list_apps(AppStatus::AS_AVAILABLE).await?;
-    if apps.iter().any(|a| a.app_name == m.table) {
+    if meta.available_app(&m.table).await?.is_some() {
         return Ok(());
     }
     Err(Error::Usage(format!(
@@ -182,13 +175,8 @@ async fn refuse_missing_target(
 /// scanned: say so at once rather than after every retry.
 async fn refuse_denied_reads(meta: &crate::pegasus::meta::MetaClient, m: &Migration) -> Result<()> {
     use crate::pegasus::envs::DENY_ENV;
-    use crate::pegasus::messages::apps::AppStatus;
-    let apps = meta.list_apps(AppStatus::AS_AVAILABLE).await?;
-    let deny = apps
-        .iter()
-        .find(|a| a.app_name == m.table)
-        .and_then(|a| a.envs.get(DENY_ENV));
-    match deny {
+    let app = meta.available_app(&m.table).await?;
+    match app.as_ref().and_then(|a| a.envs.get(DENY_ENV)) {
         Some(v) if v.ends_with("*all") || v.ends_with("*read") => Err(Error::Usage(format!(
             "{} on {} denies reads ({DENY_ENV} = {v}): verify compares while both clusters serve reads, before the switch",
             m.table, m.from

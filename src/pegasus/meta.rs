@@ -210,6 +210,15 @@ impl MetaClient {
         Ok(self.call::<ListApps>(&req).await?.infos)
     }
 
+    /// The available table called `table`, if there is one.
+    ///
+    /// # Errors
+    /// Any call failure.
+    pub async fn available_app(&self, table: &str) -> Result<Option<AppInfo>> {
+        let apps = self.list_apps(AppStatus::AS_AVAILABLE).await?;
+        Ok(apps.into_iter().find(|a| a.app_name == table))
+    }
+
     /// A table's partition configuration (`ERR_OBJECT_NOT_FOUND` if it does not exist).
     ///
     /// # Errors

@@ -95,7 +95,7 @@ impl ClassJob {
                 Need::Nothing => break,
             }
         }
-        self.compare_values(&mut sampled, &mut diffs, true).await?;
+        self.compare_values(&mut sampled, &mut diffs).await?;
         self.shared.suspect(diffs, self.opts.max_suspects);
         source.close().await;
         target.close().await;
@@ -120,7 +120,7 @@ impl ClassJob {
             .records
             .fetch_add(done, Ordering::Relaxed);
         if sampled.len() >= 256 {
-            self.compare_values(sampled, diffs, false).await?;
+            self.compare_values(sampled, diffs).await?;
         }
         if !diffs.is_empty() {
             self.shared
@@ -135,9 +135,8 @@ impl ClassJob {
         &self,
         sampled: &mut Vec<Vec<u8>>,
         diffs: &mut Vec<Diff>,
-        all: bool,
     ) -> Result<()> {
-        if sampled.is_empty() || (!all && sampled.len() < 256) {
+        if sampled.is_empty() {
             return Ok(());
         }
         let keys = std::mem::take(sampled);

@@ -28,6 +28,7 @@ use recheck::Sides;
 use stream::{class_partitions, classes};
 
 use crate::pegasus::key;
+use crate::pegasus::replica::ReplicaClient;
 use crate::pegasus::table::TableClient;
 
 /// Why a verify could not finish.
@@ -150,7 +151,12 @@ impl Outcome {
     /// Differences of `kind` after settling (not counting those not re-read).
     #[must_use]
     pub fn count(&self, kind: Kind) -> u64 {
-        self.differing.iter().filter(|d| d.kind == kind).count() as u64
+        let a = &self.after_settling;
+        match kind {
+            Kind::Missing => a.missing,
+            Kind::Extra => a.extra,
+            Kind::Different => a.different,
+        }
     }
 }
 
@@ -204,6 +210,17 @@ impl Progress {
         } else {
             None
         }
+    }
+
+    /// Takes the estimated record count of `src`'s table from its replica servers (best
+    /// effort: unknown stays 0).
+    pub async fn estimate_of(&self, src: &TableClient, replica: &ReplicaClient) {
+        let Ok(prim) = crate::probe::Primaries::read(src.meta(), src.table()).await else {
+            return;
+        };
+        let estimate = crate::probe::keys::estimated_keys(replica, &prim).await;
+        self.estimate
+            .store(estimate.unwrap_or(0), Ordering::Relaxed);
     }
 
     /// How far a verify is after `elapsed` seconds, in words.
@@ -309,11 +326,9 @@ pub async fn verify(
 
 /// Whether `client`'s table sets a `default_ttl` (its puts without expiry get one).
 async fn sets_default_ttl(client: &TableClient) -> crate::pegasus::error::Result<bool> {
-    use crate::pegasus::messages::apps::AppStatus;
-    let apps = client.meta().list_apps(AppStatus::AS_AVAILABLE).await?;
-    Ok(apps
-        .iter()
-        .find(|a| a.app_name == client.table())
+    let app = client.meta().available_app(client.table()).await?;
+    Ok(app
+        .as_ref()
         .and_then(|a| a.envs.get("default_ttl"))
         .and_then(|v| v.parse::<u32>().ok())
         .is_some_and(|ttl| ttl > 0))
