@@ -75,7 +75,7 @@ pub fn incr(data: &mut Data, q: &IncrRequest, now: u32, timetag: u64) -> (i32, i
 
 /// What a check found: the value it read (if live), and whether it passed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checked {
+struct Checked {
     pub value: Option<Vec<u8>>,
     /// `None`: an integer check could not parse the value or operand (error 4).
     pub passed: Option<bool>,
@@ -83,7 +83,7 @@ pub struct Checked {
 
 /// Reads the check key and runs the check (`validate_check`); `None` for an unknown type.
 #[must_use]
-pub fn check(
+fn check(
     data: &Data,
     hash_key: &[u8],
     sort_key: &[u8],
@@ -193,12 +193,12 @@ fn when_checked(
     }
 }
 
-/// A record written at `timetag` with an absolute expiry (≤ 0: none).
+/// A record written at `timetag` with an absolute expiry (0: none), cast as the server casts it.
 fn record(value: &[u8], timetag: u64, expire_ts_seconds: i32) -> Record {
     Record {
         value: value.to_vec(),
         timetag,
-        expire_ts: u32::try_from(expire_ts_seconds).unwrap_or(0),
+        expire_ts: super::storage::expire_ts(expire_ts_seconds),
     }
 }
 

@@ -63,20 +63,28 @@ fn node_facts(cluster: &Cluster, index: usize) -> Option<(bool, u64, u32)> {
     Some((node.alive, node.epoch, node.config_sync_interval_ms))
 }
 
-/// Applies the current envs of every table hosted on node `index`.
+/// Applies the current envs, and whether each table is a duplication master, for every table
+/// hosted on node `index`.
 pub fn sync(cluster: &Cluster, index: usize) {
     let mut state = cluster.lock();
     let applied: Vec<_> = state
         .apps
         .values()
         .filter(|a| a.partitions.iter().any(|p| p.hosted_on(index)))
-        .map(|a| (a.id, a.envs.get(DENY_ENV).and_then(|v| Deny::parse(v))))
+        .map(|a| {
+            let deny = a.envs.get(DENY_ENV).and_then(|v| Deny::parse(v));
+            (a.id, deny, a.is_duplicating())
+        })
         .collect();
     let node = &mut state.nodes[index];
     node.deny.clear();
-    for (id, deny) in applied {
+    node.dup_masters.clear();
+    for (id, deny, duplicating) in applied {
         if let Some(d) = deny {
             node.deny.insert(id, d);
+        }
+        if duplicating {
+            node.dup_masters.insert(id);
         }
     }
 }

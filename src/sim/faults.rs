@@ -27,6 +27,9 @@ fn on_off(v: Option<&&str>) -> Result<bool, String> {
     }
 }
 
+/// Most records one `sim.fault corrupt` touches.
+const MAX_CORRUPT: usize = 1_000_000;
+
 /// The `TABLE N` arguments of fault `name`.
 fn table_and_count<'a>(args: &[&'a str], name: &str) -> Result<(&'a str, usize), String> {
     match (args.get(1), args.get(2).and_then(|n| n.parse().ok())) {
@@ -93,6 +96,10 @@ fn fault(c: &Cluster, args: &[&str]) -> Result<String, String> {
         }
         Some("corrupt") => {
             let (table, n) = table_and_count(args, "corrupt")?;
+            // It runs under the cluster lock: a remote command must not hang the simulator.
+            if n > MAX_CORRUPT {
+                return Err(format!("corrupt at most {MAX_CORRUPT} records at once"));
+            }
             return corrupt(c, table, n);
         }
         Some("leader") => {

@@ -46,21 +46,12 @@ pub fn rows(
         value: Blob(value(r)),
         expire_ts_seconds: None,
     };
-    if !matches!(
-        q.sort_key_filter_type,
-        FilterType::FT_NO_FILTER
-            | FilterType::FT_MATCH_ANYWHERE
-            | FilterType::FT_MATCH_PREFIX
-            | FilterType::FT_MATCH_POSTFIX
-    ) {
+    if !super::scan::filter_supported(q.sort_key_filter_type) {
         return (rocksdb::INVALID_ARGUMENT, vec![]);
     }
     if !q.sort_keys.is_empty() {
         // Listed keys: the count is capped, the size only by the request.
-        let max_size = usize::try_from(q.max_kv_size)
-            .ok()
-            .filter(|&n| n > 0)
-            .unwrap_or(usize::MAX);
+        let max_size = limit(q.max_kv_size, usize::MAX);
         let (mut out, mut size) = (Vec::new(), 0);
         for s in &q.sort_keys {
             let Ok(k) = key::composite_key(&q.hash_key.0, &s.0) else {

@@ -66,7 +66,8 @@ impl ReplicaNode {
     }
 
     /// The checks of `on_client_write`/`on_client_read`, in the server's order: hosted here,
-    /// deny env (as applied at the last config sync), primary.
+    /// deny env (as applied at the last config sync), read throttling, duplication master
+    /// (as of the last config sync) for non-idempotent writes, primary.
     fn check(
         &self,
         state: &State,
@@ -95,9 +96,17 @@ impl ReplicaNode {
                 });
             }
         }
+        // A throttled read is refused before the primary check (`on_client_read`,
+        // `throttle_read_request`): the `read_busy` fault.
+        let throttled =
+            || app.is_some_and(|a| self.cluster.faults.strike(Counted::ReadBusy, &a.name, 1) > 0);
+        if access == Access::Read && throttled() {
+            return Err(Self::error(req, err::BUSY));
+        }
         // A duplication master refuses non-idempotent writes before the primary check, so a
         // secondary answers this too (`replica::on_client_write`).
-        if access == Access::NonIdempotentWrite && app.is_some_and(App::is_duplicating) {
+        let node = &state.nodes[self.index];
+        if access == Access::NonIdempotentWrite && node.dup_masters.contains(&app_id) {
             return Err(Self::error(req, err::OPERATION_DISABLED));
         }
         if part.primary != self.index {
@@ -359,9 +368,6 @@ impl ReplicaNode {
             Err(reply) => return reply,
         };
         let table = state.apps[&t.app_id].name.clone();
-        if self.cluster.faults.strike(Counted::ReadBusy, &table, 1) > 0 {
-            return Self::error(req, err::BUSY);
-        }
         let mut resp = f(&mut state, t);
         // Only a batch that read records and left a scanner open can have run out of time.
         let cut = resp.error == rocksdb::OK
@@ -409,13 +415,17 @@ impl ReplicaNode {
         };
         let now = pegasus_now();
         let node = self.index;
-        self.scan_with(req, |state, _| scan::next(state, node, q.context_id, now))
+        self.scan_with(req, |state, t| {
+            scan::next(state, node, (t.app_id, t.pidx), q.context_id, now)
+        })
     }
 
     /// Drops a scanner; never replies (a one-way RPC).
     fn clear_scanner(&self, req: &Request) {
-        if let Ok(id) = req.decode_args::<i64>() {
-            let _ = self.cluster.lock().nodes[self.index].scanners.take(id);
+        let (app_id, pidx) = (req.header.app_id, req.header.partition_index);
+        if let (Ok(id), Ok(pidx)) = (req.decode_args::<i64>(), usize::try_from(pidx)) {
+            let scanners = &mut self.cluster.lock().nodes[self.index].scanners;
+            let _ = scanners.take_of(id, app_id, pidx);
         }
     }
 

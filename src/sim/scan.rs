@@ -87,6 +87,20 @@ impl Scanners {
         self.open.retain(|_, c| c.used.elapsed() < CONTEXT_IDLE);
         self.open.remove(&id)
     }
+
+    /// Takes the context `id` out if the replica of partition `pidx` of `app_id` holds it:
+    /// upstream keeps one context cache per replica (`pegasus_server_impl::_context_cache`).
+    pub fn take_of(&mut self, id: i64, app_id: i32, pidx: usize) -> Option<ScanContext> {
+        let mine = self
+            .open
+            .get(&id)
+            .is_some_and(|c| c.app_id == app_id && c.pidx == pidx);
+        if mine {
+            self.take(id)
+        } else {
+            None
+        }
+    }
 }
 
 /// The batch size a request asks for.
@@ -100,7 +114,6 @@ pub fn batch_of(batch_size: i32) -> usize {
 
 /// What one batch found.
 pub struct Batch {
-    pub error: i32,
     pub kvs: Vec<KeyValue>,
     pub count: usize,
     /// Where a live context resumes; `None`: completed.
@@ -119,7 +132,6 @@ pub fn batch(
     now: u32,
 ) -> Batch {
     let mut out = Batch {
-        error: rocksdb::OK,
         kvs: Vec::new(),
         count: 0,
         resume: None,
@@ -198,6 +210,32 @@ fn key_value(k: &[u8], rec: &Record, opts: &ScanOptions) -> KeyValue {
     }
 }
 
+/// The filter types the server knows (`is_filter_type_supported`); others are error 4.
+#[must_use]
+pub fn filter_supported(f: FilterType) -> bool {
+    matches!(
+        f,
+        FilterType::FT_NO_FILTER
+            | FilterType::FT_MATCH_ANYWHERE
+            | FilterType::FT_MATCH_PREFIX
+            | FilterType::FT_MATCH_POSTFIX
+    )
+}
+
+/// Where a scan starts: a hash-key prefix filter moves the start up to the prefix (only the
+/// start: keys order by hash-key length first), which is then inclusive (`on_get_scanner`).
+fn start_of(req: &GetScannerRequest) -> (Vec<u8>, bool) {
+    let (start, inclusive) = (req.start_key.0.clone(), req.start_inclusive);
+    let pattern = &req.hash_key_filter_pattern.0;
+    if req.hash_key_filter_type != FilterType::FT_MATCH_PREFIX || pattern.is_empty() {
+        return (start, inclusive);
+    }
+    match key::composite_key(pattern, b"") {
+        Ok(prefix) if prefix > start => (prefix, true),
+        _ => (start, inclusive),
+    }
+}
+
 /// Opens a scanner of partition `pidx` of `app_id` on the node `scanners` belongs to and
 /// reads its first batch. `validate_env`: the table's `replica.split.validate_partition_hash`.
 #[allow(clippy::too_many_arguments)]
@@ -211,9 +249,14 @@ pub fn open(
     req: &GetScannerRequest,
     now: u32,
 ) -> ScanResponse {
-    let (start, stop) = (&req.start_key.0, &req.stop_key.0);
     let mut resp = ScanResponse::default();
-    let empty = start > stop || (start == stop && !(req.start_inclusive && req.stop_inclusive));
+    if !filter_supported(req.hash_key_filter_type) || !filter_supported(req.sort_key_filter_type) {
+        resp.error = rocksdb::INVALID_ARGUMENT;
+        return resp;
+    }
+    let (start, start_inclusive) = start_of(req);
+    let (start, stop) = (&start, &req.stop_key.0);
+    let empty = start > stop || (start == stop && !(start_inclusive && req.stop_inclusive));
     if empty {
         // No context is assigned: the reply keeps the default id 0.
         return resp;
@@ -237,7 +280,7 @@ pub fn open(
         }),
     };
     let mut first = start.clone();
-    if !req.start_inclusive {
+    if !start_inclusive {
         first.push(0); // the smallest key after `start`
     }
     let size = batch_of(req.batch_size);
@@ -264,12 +307,19 @@ pub fn open(
     resp
 }
 
-/// The next batch of scanner `id` on server `node` (error 1 when there is none).
-pub fn next(state: &mut State, node: usize, id: i64, now: u32) -> ScanResponse {
+/// The next batch of scanner `id` of the replica (`app_id`, `pidx`) on server `node` (error 1
+/// when that replica has none).
+pub fn next(
+    state: &mut State,
+    node: usize,
+    (app_id, pidx): (i32, usize),
+    id: i64,
+    now: u32,
+) -> ScanResponse {
     let mut resp = ScanResponse::default();
     let State { nodes, apps, .. } = state;
     let scanners = &mut nodes[node].scanners;
-    let Some(ctx) = scanners.take(id) else {
+    let Some(ctx) = scanners.take_of(id, app_id, pidx) else {
         resp.error = rocksdb::NOT_FOUND;
         return resp;
     };
@@ -297,7 +347,6 @@ pub fn next(state: &mut State, node: usize, id: i64, now: u32) -> ScanResponse {
 }
 
 fn finish(scanners: &mut Scanners, mut ctx: ScanContext, b: Batch, resp: &mut ScanResponse) {
-    resp.error = b.error;
     resp.kvs = b.kvs;
     if ctx.opts.only_return_count {
         resp.kv_count = Some(i32::try_from(b.count).unwrap_or(i32::MAX));

@@ -4,7 +4,7 @@
 //! State sits behind a `std::sync::Mutex` that is never held across an `.await`; every
 //! operation takes the lock, changes plain data, and releases it.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -365,6 +365,9 @@ pub struct Node {
     pub config_sync_interval_ms: u32,
     /// `replica.deny_client_request` as applied at the last config sync, per app id.
     pub deny: HashMap<i32, Deny>,
+    /// Tables whose replicas here are duplication masters, as of the last config sync
+    /// (`_is_duplication_master = info.duplicating`, `replica::on_config_sync`).
+    pub dup_masters: HashSet<i32>,
     /// Open scanners of the replicas on this server.
     pub scanners: super::scan::Scanners,
 }
@@ -380,6 +383,7 @@ impl Node {
             epoch: 0,
             config_sync_interval_ms: millis(config.config_sync_interval),
             deny: HashMap::new(),
+            dup_masters: HashSet::new(),
             scanners: super::scan::Scanners::new(
                 std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)

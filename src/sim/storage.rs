@@ -183,7 +183,7 @@ fn apply(
 
 /// A request's `expire_ts_seconds` as stored: the server casts it to unsigned, so a negative
 /// value is a far-off expiry (and gets no `default_ttl`).
-fn expire_ts(seconds: i32) -> u32 {
+pub(super) fn expire_ts(seconds: i32) -> u32 {
     u32::from_ne_bytes(seconds.to_ne_bytes())
 }
 

@@ -222,6 +222,28 @@ async fn scanner_ids_batches_and_edge_cases_follow_the_server() {
         .kvs
         .iter()
         .all(|kv| key::split_key(&kv.key.0).unwrap().0.starts_with(b"hk00")));
+
+    // A filter type the server does not know: error 4, no scanner.
+    let mut unknown = whole(10);
+    unknown.sort_key_filter_type = FilterType::Unknown(9);
+    let u = raw.open(&unknown).await;
+    assert_eq!((u.error, u.kvs.len()), (rocksdb::INVALID_ARGUMENT, 0));
+
+    // Contexts belong to a replica: another partition's request cannot use this one's.
+    let mine = raw.open(&whole(2)).await;
+    let mut neighbour = None;
+    for pidx in 1..PARTITIONS {
+        let other = Raw::of(&t, pidx).await;
+        if other.addr == raw.addr {
+            neighbour = Some(other);
+        }
+    }
+    let neighbour = neighbour.expect("4 partitions on 3 servers: one shares partition 0's");
+    assert_eq!(
+        neighbour.scan(mine.context_id).await.error,
+        rocksdb::NOT_FOUND
+    );
+    assert_eq!(raw.scan(mine.context_id).await.error, rocksdb::OK);
 }
 
 #[tokio::test(flavor = "multi_thread")]
