@@ -251,18 +251,15 @@ async fn lift(spec: &Spec, store: &RecordStore, m: &Migration, value: &str) -> R
         }
     };
     match t {
-        Transition::Done(record, _) => {
-            guardian::lift(&record).await?;
-            let _ = store
-                .transition(BlockState::Lifting, BlockState::Lifted, note)
-                .await;
-            Ok(())
-        }
+        Transition::Done(record, _) => guardian::finish_lift(store, &record).await,
+        // Someone is lifting or lifted it: finish (both steps are idempotent).
         Transition::Lost(r) if matches!(r.state, BlockState::Lifting | BlockState::Lifted) => {
-            if r.deny_value == value {
-                guardian::lift(&r).await
-            } else {
+            if r.deny_value != value {
                 Err(not_ours(m, value))
+            } else if r.state == BlockState::Lifting {
+                guardian::finish_lift(store, &r).await
+            } else {
+                guardian::lift(&r).await
             }
         }
         Transition::Lost(r) => Err(format!("the block record says {:?}", r.state)),
