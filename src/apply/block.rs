@@ -12,13 +12,10 @@ use super::gate::wait_until;
 use super::journal::now_ms;
 use super::table::{Block, Run, StepResult, Stop};
 use crate::pegasus::envs::DENY_ENV;
+use crate::plan::budget::ms;
 use crate::plan::StepKind;
 
 pub use crate::plan::budget::{restore_reserve, SYNC_MARGIN};
-
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
 
 impl Run<'_> {
     pub(super) fn poller(&self) -> Poller<'_> {

@@ -9,6 +9,7 @@ use super::journal::now_ms;
 use super::protocol::{self, Adopt};
 use super::record::{BlockRecord, BlockState, Lift, RecordStore, RoutingRef, Transition};
 use super::table::{Run, Stop};
+use crate::plan::budget::ms;
 use crate::routing::Route;
 
 /// What `open` found.
@@ -23,10 +24,6 @@ const SWITCHING: &str = "apply: switching";
 
 /// How long a new guardian may take to read the record and announce itself.
 const GUARDIAN_READY: std::time::Duration = std::time::Duration::from_secs(10);
-
-fn ms(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
 
 impl Run<'_> {
     fn fresh_record(&self, value: &str, reserve: std::time::Duration) -> BlockRecord {

@@ -22,6 +22,7 @@ use super::protocol::{dead_switch_liftable, guardian_round, GuardianRound};
 use super::record::{BlockRecord, BlockState, Lift, RecordStore, Transition};
 use crate::pegasus::envs::DENY_ENV;
 use crate::pegasus::meta::{MetaClient, MetaOptions};
+use crate::plan::budget::ms;
 use crate::routing::zk::{Zk, ZkError};
 use crate::routing::Route;
 
@@ -33,8 +34,7 @@ const AFTERCARE: Duration = Duration::from_secs(120);
 const POLL: Duration = Duration::from_millis(100);
 /// Consecutive failed reads before the ZooKeeper session is replaced.
 const RECONNECT_AFTER: u32 = 20;
-/// Deadline of each meta call of a lift (two fit `plan::budget::LIFT_CALLS`).
-pub const LIFT_CALL: Duration = Duration::from_secs(2);
+use crate::plan::budget::LIFT_CALL;
 
 /// What the guardian did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,10 +240,6 @@ pub async fn run(mut watch: Watch) -> Ended {
         }
         tokio::time::sleep(POLL).await;
     }
-}
-
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// The deadline came with the record still `Blocking`: lift the block unless routing moved.

@@ -154,7 +154,7 @@ impl Subject {
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .map_or(0, crate::plan::budget::ms)
 }
 
 /// `user@host` of whoever runs the tool.

@@ -33,12 +33,6 @@ pub enum BlockState {
 }
 
 impl BlockState {
-    /// Whether the block still holds writes back and nobody has decided its end.
-    #[must_use]
-    pub fn is_open(self) -> bool {
-        self == Self::Blocking
-    }
-
     /// Whether a switch may have happened (the block must stay).
     #[must_use]
     pub fn switch_may_have_happened(self) -> bool {

@@ -22,14 +22,11 @@ use super::protocol::{self, SwitchReading};
 use super::record::BlockState;
 use super::table::{Run, StepResult, Stop};
 use crate::pegasus::envs::{DENY_ALL_RECONFIG, DENY_ENV};
+use crate::plan::budget::ms;
 use crate::plan::{RoutingChange, StepKind};
 use crate::probe::proxies::{self, ProxyAnswer};
 use crate::routing::zk::Zk;
 use crate::routing::Route;
-
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
 
 impl Run<'_> {
     pub(super) async fn switch(&mut self, routing: Option<&RoutingChange>) -> StepResult {

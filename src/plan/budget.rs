@@ -68,8 +68,11 @@ impl Budget {
     }
 }
 
-/// The meta calls of a lift (read the envs, delete the deny), each bounded this long.
-pub const LIFT_CALLS: Duration = Duration::from_secs(4);
+/// Deadline of each meta call of a lift.
+pub const LIFT_CALL: Duration = Duration::from_secs(2);
+
+/// The two meta calls of a lift (read the envs, delete the deny).
+pub const LIFT_CALLS: Duration = LIFT_CALL.saturating_mul(2);
 
 /// Time a restore needs from its start until every replica takes writes again: the lift's
 /// meta calls, one config sync, a probe round and the margin.
@@ -78,7 +81,9 @@ pub fn restore_reserve(sync_bound: Duration, probe_timeout: Duration) -> Duratio
     LIFT_CALLS + sync_bound + probe_timeout * 2 + SYNC_MARGIN
 }
 
-fn ms(d: Duration) -> u64 {
+/// `d` in whole milliseconds (saturating), as journals, records and plans store durations.
+#[must_use]
+pub fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 

@@ -1,8 +1,7 @@
 //! Owns `plan(&Spec, &Observed) -> Plan`: each table's phase and remaining steps, or the
 //! blockers that need an operator. Pure; table-driven tests at the bottom.
 
-use std::time::Duration;
-
+use super::budget::ms;
 use super::cutover;
 use super::observed::{RoutingObs, TableObs, TargetObs};
 use super::{Action, Blocker, Plan, RoutingChange, Step, StepDetail, StepKind, TablePlan};
@@ -27,10 +26,6 @@ pub fn plan(spec: &Spec, observed: &super::Observed) -> Plan {
         tables,
         cluster_changes,
     }
-}
-
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn blocker(code: &str, reason: String, fix: &str) -> Blocker {
