@@ -51,7 +51,7 @@ impl Run<'_> {
         let what = format!("lag of {} to fall to {threshold}", self.m.table);
         let this = &*self;
         let last = std::sync::Mutex::new(None::<(Instant, i64)>);
-        wait_until(&what, deadline, this.ctx.opts.poll, || async {
+        wait_until(&what, deadline, this.ctx.opts.idle_poll(), || async {
             let lag = this.lag_now().await?;
             let now = Instant::now();
             let mut prev = last.lock().expect("lag sample lock");

@@ -12,7 +12,7 @@ impl Run<'_> {
         let deadline = Instant::now() + self.ctx.opts.checkpoint_timeout;
         let what = format!("duplication of {} to reach DS_LOG", self.m.table);
         let this = &*self;
-        wait_until(&what, deadline, this.ctx.opts.poll, || async move {
+        wait_until(&what, deadline, this.ctx.opts.idle_poll(), || async move {
             match this.find_dup().await {
                 Ok(Some(d)) if d.status == DuplicationStatus::DS_LOG => Ok(Some(())),
                 Ok(Some(d)) if d.status == DuplicationStatus::DS_PAUSE => {

@@ -82,6 +82,15 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// Pause between polls of the waits before a block (checkpoint, catch-up), which may last
+    /// an hour and ask the meta and every primary each time: ten gate polls, at most 1 s.
+    #[must_use]
+    pub fn idle_poll(&self) -> Duration {
+        (self.poll * 10).min(Duration::from_secs(1))
+    }
+}
+
 /// How one table ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
