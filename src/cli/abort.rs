@@ -5,7 +5,7 @@
 //! record says a switch may have happened, and never deletes a deny value migrator did not
 //! set.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -71,17 +71,13 @@ pub async fn run(args: &Args) -> Result<Exit> {
         path: args.journal.clone(),
         source: e,
     })?;
-    let state_dir = args
-        .journal
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let state_dir = super::state_dir(&args.journal);
     let mut code = Exit::Success;
     let mut sources: Vec<&str> = chosen.iter().map(|m| m.from.as_str()).collect();
     sources.dedup();
     for m in chosen {
         let obs = observed.tables.get(&m.table).cloned().unwrap_or_default();
-        let store = RecordStore::of(&spec, zk.as_ref(), state_dir, m);
+        let store = RecordStore::of(&spec, zk.as_ref(), &state_dir, m);
         let subject = Subject {
             cluster: m.from.clone(),
             table: m.table.clone(),
@@ -141,11 +137,7 @@ async fn take_locks(
             lock::take_zk(zk, &mp.migrator_root, &tables, &holder, timeout).await
         }
         _ => {
-            let dir = args
-                .journal
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
+            let dir = super::state_dir(&args.journal);
             lock::take_file(&dir.join("lock"), &holder, timeout).await
         }
     };

@@ -100,7 +100,7 @@ pub async fn run(args: &Args) -> Result<Exit> {
         }
         _ => {
             lock::take_file(
-                &state_dir(&args.journal).join("lock"),
+                &super::state_dir(&args.journal).join("lock"),
                 &holder,
                 lock_timeout,
             )
@@ -138,7 +138,7 @@ pub async fn run(args: &Args) -> Result<Exit> {
         opts,
         stop_on_signal(),
     )
-    .with_fences(&locks, state_dir(&args.journal))
+    .with_fences(&locks, super::state_dir(&args.journal))
     .load_sources(&cutting_over)
     .await;
     let ctx = Arc::new(ctx);
@@ -153,7 +153,7 @@ async fn close_finished_records(spec: &Spec, plan: &Plan, journal: &Path) {
     let Ok(zk) = observe::zookeeper(spec, Duration::from_secs(10)).await else {
         return;
     };
-    let dir = state_dir(journal);
+    let dir = super::state_dir(journal);
     for t in plan
         .tables
         .iter()
@@ -164,14 +164,6 @@ async fn close_finished_records(spec: &Spec, plan: &Plan, journal: &Path) {
             crate::apply::record::close_finished(&store).await;
         }
     }
-}
-
-/// Where migrator keeps its local state: the journal's directory.
-fn state_dir(journal: &Path) -> PathBuf {
-    journal
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
 /// The spec and the plan to run, with the spec's hash and file name.

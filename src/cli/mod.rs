@@ -123,6 +123,19 @@ pub fn print_plan(doc: &crate::render::json::PlanDocument, view: &PlanView) -> R
     })
 }
 
+/// Where local state lives (block records, locks and guardian logs without meta-proxy): the
+/// journal's directory.
+#[must_use]
+pub fn state_dir(journal: &std::path::Path) -> std::path::PathBuf {
+    journal
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map_or_else(
+            || std::path::PathBuf::from("."),
+            std::path::Path::to_path_buf,
+        )
+}
+
 /// The plan file's migrations of `table` (all of them without one); an unknown table is a
 /// usage error naming the file.
 ///
