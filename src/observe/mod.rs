@@ -320,7 +320,7 @@ impl Shared {
             path: crate::apply::record::zk_path(root, cluster, table),
         };
         let read = store.read().await.map_err(|e| Error::ZooKeeper {
-            servers: "meta-proxy".into(),
+            servers: zk.servers().join(","),
             reason: e.to_string(),
         })?;
         Ok(read.map(|(r, _)| r.state))
@@ -332,7 +332,7 @@ impl Shared {
         };
         let path = node_path(root, table);
         let read = zk.read(&path).await.map_err(|e| Error::ZooKeeper {
-            servers: "meta-proxy".into(),
+            servers: zk.servers().join(","),
             reason: e.to_string(),
         })?;
         let node = read.map(|(bytes, version)| {
