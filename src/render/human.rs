@@ -4,11 +4,9 @@
 
 use std::io::{self, Write};
 
-use similar::{ChangeTag, TextDiff};
-
 use super::group::{group, Group};
 use super::json::{PlanDocument, StepView, TableView};
-use super::words::{block_words, describe, pretty, risk, Whose};
+use super::words::{block_words, describe, risk, routing_diff, Change, Whose};
 use crate::plan::{Action, RoutingChange, StepDetail, Summary};
 
 const GREEN: &str = "\x1b[32m";
@@ -275,13 +273,13 @@ fn write_step(
     }
     if let StepDetail::Switch {
         routing: Some(change),
-        ..
+        source_env_value,
     } = &s.detail
     {
         write_routing_diff(p, change, out)?;
         writeln!(
             out,
-            "    {:<16} then set replica.deny_client_request = reconfig*all on {}",
+            "    {:<16} then set replica.deny_client_request = {source_env_value} on {}",
             "", t.from
         )?;
     }
@@ -289,15 +287,13 @@ fn write_step(
 }
 
 fn write_routing_diff(p: &Painter, c: &RoutingChange, out: &mut impl Write) -> io::Result<()> {
-    let (before, after) = (pretty(&c.before), pretty(&c.after));
-    let diff = TextDiff::from_lines(&before, &after);
-    for change in diff.iter_all_changes() {
-        let line = change.value().trim_end_matches('\n');
-        let (sign, style) = match change.tag() {
-            ChangeTag::Delete => ("-", RED),
-            ChangeTag::Insert => ("+", GREEN),
-            ChangeTag::Equal => (" ", RESET),
+    for (change, line) in routing_diff(c) {
+        let style = match change {
+            Change::Removed => RED,
+            Change::Added => GREEN,
+            Change::Kept => RESET,
         };
+        let sign = change.sign();
         writeln!(
             out,
             "    {:<18} {}",

@@ -7,11 +7,9 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use similar::{ChangeTag, TextDiff};
-
 use super::human::summary_line;
 use super::json::{PlanDocument, TableView};
-use super::words::{block_words, describe, pretty, Whose};
+use super::words::{block_words, describe, routing_diff, Whose};
 use crate::plan::{Action, StepDetail};
 
 /// The most characters the document may have.
@@ -202,23 +200,18 @@ fn details_block(t: &TableView) -> String {
             let _ = writeln!(md, "  {}", escape(l));
         }
         if let StepDetail::Switch {
-            routing: Some(c), ..
+            routing: Some(c),
+            source_env_value,
         } = &s.detail
         {
             md.push_str("\n  ```diff\n");
-            let (before, after) = (pretty(&c.before), pretty(&c.after));
-            for change in TextDiff::from_lines(&before, &after).iter_all_changes() {
-                let sign = match change.tag() {
-                    ChangeTag::Delete => '-',
-                    ChangeTag::Insert => '+',
-                    ChangeTag::Equal => ' ',
-                };
-                let _ = writeln!(md, "  {sign}{}", change.value().trim_end_matches('\n'));
+            for (change, line) in routing_diff(c) {
+                let _ = writeln!(md, "  {}{line}", change.sign());
             }
             md.push_str("  ```\n");
             let _ = writeln!(
                 md,
-                "  then `replica.deny_client_request = reconfig*all` on {}",
+                "  then `replica.deny_client_request = {source_env_value}` on {}",
                 escape(&t.from)
             );
         }

@@ -158,6 +158,44 @@ pub fn describe(t: &TableView, detail: &StepDetail, whose: Whose) -> Vec<String>
     }
 }
 
+/// How a diff line of the routing node changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Removed,
+    Added,
+    Kept,
+}
+
+impl Change {
+    /// The diff sign: `-`, `+` or a space.
+    #[must_use]
+    pub fn sign(self) -> char {
+        match self {
+            Self::Removed => '-',
+            Self::Added => '+',
+            Self::Kept => ' ',
+        }
+    }
+}
+
+/// The routing node's change, pretty-printed, line by line.
+#[must_use]
+pub fn routing_diff(c: &crate::plan::RoutingChange) -> Vec<(Change, String)> {
+    use similar::{ChangeTag, TextDiff};
+    let (before, after) = (pretty(&c.before), pretty(&c.after));
+    TextDiff::from_lines(&before, &after)
+        .iter_all_changes()
+        .map(|change| {
+            let kind = match change.tag() {
+                ChangeTag::Delete => Change::Removed,
+                ChangeTag::Insert => Change::Added,
+                ChangeTag::Equal => Change::Kept,
+            };
+            (kind, change.value().trim_end_matches('\n').to_string())
+        })
+        .collect()
+}
+
 /// The JSON of a routing node, indented.
 #[must_use]
 pub fn pretty(json: &str) -> String {
