@@ -74,6 +74,7 @@ pub async fn run(args: &Args) -> Result<Exit> {
     let state_dir = super::state_dir(&args.journal);
     let mut code = Exit::Success;
     let mut sources: Vec<&str> = chosen.iter().map(|m| m.from.as_str()).collect();
+    sources.sort_unstable();
     sources.dedup();
     for m in chosen {
         let obs = observed.tables.get(&m.table).cloned().unwrap_or_default();
