@@ -9,6 +9,7 @@ pub mod apply;
 pub mod cli;
 pub mod error;
 pub mod exit;
+pub mod net;
 pub mod observe;
 pub mod pegasus;
 pub mod plan;

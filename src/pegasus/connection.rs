@@ -9,9 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::{Error, Result};
@@ -39,14 +37,11 @@ impl Connection {
     /// [`Error::Connect`] when the server cannot be reached in time.
     pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Self> {
         let connect_err = |reason: String| Error::Connect { addr, reason };
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        let stream = tokio::time::timeout(timeout, crate::net::connect(addr))
             .await
             .map_err(|_| connect_err(format!("no answer within {timeout:?}")))?
             .map_err(|e| connect_err(e.to_string()))?;
-        stream
-            .set_nodelay(true)
-            .map_err(|e| connect_err(e.to_string()))?;
-        let (rd, wr) = stream.into_split();
+        let (rd, wr) = tokio::io::split(stream);
         let (out, rx) = mpsc::unbounded_channel();
         let pending: Pending = Arc::default();
         let closed = Arc::new(AtomicBool::new(false));
@@ -166,7 +161,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 async fn write_loop(
-    mut wr: OwnedWriteHalf,
+    mut wr: WriteHalf<crate::net::Stream>,
     mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
     closed: Arc<AtomicBool>,
 ) {
@@ -189,7 +184,11 @@ async fn write_loop(
     let _ = wr.shutdown().await;
 }
 
-async fn read_loop(mut rd: OwnedReadHalf, pending: Pending, closed: Arc<AtomicBool>) {
+async fn read_loop(
+    mut rd: ReadHalf<crate::net::Stream>,
+    pending: Pending,
+    closed: Arc<AtomicBool>,
+) {
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
     'outer: loop {

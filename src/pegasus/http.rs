@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::net::Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use super::error::{Error, Result};
 
@@ -17,7 +17,7 @@ const MAX_RESPONSE: usize = 16 << 20;
 /// Idle connections per server, reused by later requests.
 #[derive(Debug, Clone, Default)]
 pub struct HttpClient {
-    idle: Arc<Mutex<HashMap<SocketAddr, Vec<TcpStream>>>>,
+    idle: Arc<Mutex<HashMap<SocketAddr, Vec<Stream>>>>,
 }
 
 /// A parsed response and whether its connection may be reused.
@@ -52,7 +52,7 @@ impl HttpClient {
                     return Ok(r);
                 }
             }
-            let conn = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+            let conn = crate::net::connect(addr).await.map_err(|e| e.to_string())?;
             self.exchange(conn, addr, path).await
         };
         let r = tokio::time::timeout(timeout, attempt)
@@ -62,13 +62,13 @@ impl HttpClient {
         Ok((r.0, r.1))
     }
 
-    fn take_idle(&self, addr: SocketAddr) -> Option<TcpStream> {
+    fn take_idle(&self, addr: SocketAddr) -> Option<Stream> {
         self.idle.lock().expect("idle lock").get_mut(&addr)?.pop()
     }
 
     async fn exchange(
         &self,
-        mut conn: TcpStream,
+        mut conn: Stream,
         addr: SocketAddr,
         path: &str,
     ) -> Result<(u16, String), String> {
@@ -89,7 +89,7 @@ impl HttpClient {
     }
 }
 
-async fn read_response(conn: &mut TcpStream) -> Result<Response, String> {
+async fn read_response(conn: &mut Stream) -> Result<Response, String> {
     let mut raw = Vec::new();
     let mut chunk = [0u8; 8192];
     let head_end = loop {

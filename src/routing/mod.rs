@@ -10,6 +10,7 @@
 //! `meta_addrs` is one comma-separated string, not an array (the meta-proxy RFC shows an array
 //! under other names, but meta-proxy itself reads only this shape).
 
+pub mod session;
 pub mod zk;
 
 use serde_json::{Map, Value};

@@ -5,24 +5,16 @@
 //! record parsing lives in the parent module; this file moves bytes and versions only.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use zookeeper_client as zkc;
 
+use super::session::{self, Access, Mode, Session, Watcher};
+
 /// Negotiated session timeout: an ephemeral node (a lock) outlives a crashed owner this long.
 /// Servers clamp it to [2, 20] ticks, so it stays valid for the usual 2 s tick.
-const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
-/// Routing nodes and their parents are world-writable, as meta-proxy deployments create them.
-const PERSISTENT: zkc::CreateOptions<'static> =
-    zkc::CreateMode::Persistent.with_acls(zkc::Acls::anyone_all());
-const EPHEMERAL: zkc::CreateOptions<'static> =
-    zkc::CreateMode::Ephemeral.with_acls(zkc::Acls::anyone_all());
-/// migrator's own nodes (locks, block records) when it authenticates: only the same
-/// credentials may change or delete them; anyone may read them (`status` by another operator).
-static OWNED_ACL: [zkc::Acl; 2] = [
-    zkc::Acl::new_const(zkc::Permission::ALL, "auth", ""),
-    zkc::Acl::new_const(zkc::Permission::READ, "world", "anyone"),
-];
+pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Digest credentials (`user:password`) for ZooKeeper, from the environment
 /// (`MIGRATOR_ZK_AUTH`) or a file named on the command line, never from the plan file.
@@ -76,10 +68,10 @@ impl ZkAuth {
 /// last clone is dropped.
 #[derive(Debug, Clone)]
 pub struct Zk {
-    client: zkc::Client,
+    client: Arc<dyn Session>,
     timeout: Duration,
     servers: Vec<String>,
-    /// The session authenticated: migrator's own nodes get [`OWNED_ACL`].
+    /// The session authenticated: migrator's own nodes are [`Access::Owned`].
     authed: bool,
 }
 
@@ -170,20 +162,13 @@ pub enum NodeEvent {
 
 /// A one-shot watch on one node, set by [`Zk::read_watch`].
 #[derive(Debug)]
-pub struct NodeWatch(zkc::OneshotWatcher);
+pub struct NodeWatch(Watcher);
 
 impl NodeWatch {
     /// Resolves at the first change after the read. Not bounded by the call timeout: waiting
     /// is its purpose, so wrap it in the caller's own deadline.
     pub async fn changed(self) -> NodeEvent {
-        let event = self.0.changed().await;
-        match event.event_type {
-            zkc::EventType::NodeCreated => NodeEvent::Created,
-            zkc::EventType::NodeDeleted => NodeEvent::Deleted,
-            zkc::EventType::NodeDataChanged => NodeEvent::DataChanged,
-            zkc::EventType::NodeChildrenChanged => NodeEvent::ChildrenChanged,
-            zkc::EventType::Session => NodeEvent::SessionEnded,
-        }
+        self.0.changed().await
     }
 }
 
@@ -198,14 +183,26 @@ impl Zk {
             return Err(ZkError::NoServers);
         }
         let joined = servers.join(",");
-        let mut connector = zkc::Client::connector().with_session_timeout(SESSION_TIMEOUT);
         let auth = ZkAuth::installed();
-        if let Some(a) = auth {
-            connector = connector.with_auth("digest", a.0.as_bytes());
+        let credentials = auth.map(|a| a.0.as_str());
+        if let Some(simulated) = session::simulated() {
+            return match simulated(servers, credentials) {
+                Ok(client) => Ok(Zk {
+                    client,
+                    timeout,
+                    servers: servers.to_vec(),
+                    authed: auth.is_some(),
+                }),
+                Err(reason) => Err(ZkError::Connect {
+                    servers: joined,
+                    reason,
+                }),
+            };
         }
-        match tokio::time::timeout(timeout, connector.connect(&joined)).await {
+        let connect = session::Real::connect(&joined, SESSION_TIMEOUT, credentials);
+        match tokio::time::timeout(timeout, connect).await {
             Ok(Ok(client)) => Ok(Zk {
-                client,
+                client: Arc::new(client),
                 timeout,
                 servers: servers.to_vec(),
                 authed: auth.is_some(),
@@ -274,7 +271,9 @@ impl Zk {
     /// [`ZkError::NodeExists`] if the node itself exists; timeouts as [`Zk::read`].
     pub async fn create_all(&self, path: &str, data: &[u8]) -> Result<(), ZkError> {
         self.create_parents(path).await?;
-        let create = self.client.create(path, data, &PERSISTENT);
+        let create = self
+            .client
+            .create(path, data, Mode::Persistent, Access::Open);
         self.bounded("create", path, create).await.map(drop)
     }
 
@@ -325,34 +324,13 @@ impl Zk {
         guards: &[(&str, i32)],
     ) -> Result<Result<i32, CasConflict>, ZkError> {
         const OP: &str = "compare-and-set";
-        let mut multi = self.client.new_multi_writer();
-        for (guard, version) in guards {
-            multi
-                .add_check_version(guard, *version)
-                .map_err(|e| classify(OP, guard, e))?;
-        }
-        multi
-            .add_check_version(path, expected_version)
-            .map_err(|e| classify(OP, path, e))?;
-        multi
-            .add_set_data(path, data, None)
-            .map_err(|e| classify(OP, path, e))?;
-        let results = match tokio::time::timeout(self.timeout, multi.commit()).await {
-            Err(_) => return Err(unknown(OP, path, UnknownCause::TimedOut(self.timeout))),
-            Ok(Ok(results)) => results,
-            Ok(Err(e)) => return cas_failure(path, expected_version, guards, e),
-        };
-        let new_version = results.into_iter().find_map(|r| match r {
-            zkc::MultiWriteResult::SetData { stat } => Some(stat.version),
-            _ => None,
-        });
-        match new_version {
-            Some(version) => Ok(Ok(version)),
-            None => Err(ZkError::Failed {
-                op: OP,
-                path: path.to_owned(),
-                reason: zkc::Error::UnexpectedError("multi returned no set-data result".into()),
-            }),
+        let mut checks = guards.to_vec();
+        checks.push((path, expected_version));
+        let commit = self.client.check_and_set(&checks, path, data);
+        match tokio::time::timeout(self.timeout, commit).await {
+            Err(_) => Err(unknown(OP, path, UnknownCause::TimedOut(self.timeout))),
+            Ok(Ok(stat)) => Ok(Ok(stat.version)),
+            Ok(Err(e)) => cas_failure(path, expected_version, guards, e),
         }
     }
 
@@ -371,8 +349,7 @@ impl Zk {
     /// # Errors
     /// [`ZkError::NodeExists`] if the node exists, i.e. another session holds it.
     pub async fn create_ephemeral(&self, path: &str, data: &[u8]) -> Result<(), ZkError> {
-        self.create_mine(path, data, zkc::CreateMode::Ephemeral)
-            .await
+        self.create_mine(path, data, Mode::Ephemeral).await
     }
 
     /// Creates a persistent node of migrator's (a block record) and its missing parents,
@@ -381,53 +358,39 @@ impl Zk {
     /// # Errors
     /// [`ZkError::NodeExists`] if the node exists; timeouts as [`Zk::read`].
     pub async fn create_owned(&self, path: &str, data: &[u8]) -> Result<(), ZkError> {
-        self.create_mine(path, data, zkc::CreateMode::Persistent)
-            .await
+        self.create_mine(path, data, Mode::Persistent).await
     }
 
-    fn mine(&self, mode: zkc::CreateMode) -> zkc::CreateOptions<'static> {
+    /// Who may change migrator's own nodes: only its credentials when it authenticated.
+    fn mine(&self) -> Access {
         if self.authed {
-            mode.with_acls(zkc::Acls::new(&OWNED_ACL))
-        } else if mode == zkc::CreateMode::Ephemeral {
-            EPHEMERAL
+            Access::Owned
         } else {
-            PERSISTENT
+            Access::Open
         }
     }
 
-    async fn create_mine(
-        &self,
-        path: &str,
-        data: &[u8],
-        mode: zkc::CreateMode,
-    ) -> Result<(), ZkError> {
-        let options = self.mine(mode);
-        let create = self.client.create(path, data, &options);
+    async fn create_mine(&self, path: &str, data: &[u8], mode: Mode) -> Result<(), ZkError> {
+        let access = self.mine();
+        let create = self.client.create(path, data, mode, access);
         match self.bounded("create", path, create).await {
-            Err(ZkError::NoNode { .. }) => {
-                self.create_parents_with(path, &self.mine(zkc::CreateMode::Persistent))
-                    .await?;
-            }
+            Err(ZkError::NoNode { .. }) => self.create_parents_with(path, access).await?,
             other => return other.map(drop),
         }
-        let create = self.client.create(path, data, &options);
+        let create = self.client.create(path, data, mode, access);
         self.bounded("create", path, create).await.map(drop)
     }
 
     /// `mkdir -p` of the parent of `path`; the root always exists.
     async fn create_parents(&self, path: &str) -> Result<(), ZkError> {
-        self.create_parents_with(path, &PERSISTENT).await
+        self.create_parents_with(path, Access::Open).await
     }
 
-    async fn create_parents_with(
-        &self,
-        path: &str,
-        options: &zkc::CreateOptions<'_>,
-    ) -> Result<(), ZkError> {
+    async fn create_parents_with(&self, path: &str, access: Access) -> Result<(), ZkError> {
         match path.rfind('/') {
             Some(i) if i > 0 => {
                 let parent = &path[..i];
-                self.bounded("create parents", parent, self.client.mkdir(parent, options))
+                self.bounded("create parents", parent, self.client.mkdir(parent, access))
                     .await
             }
             _ => Ok(()),

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use crate::net::Listener;
 use tokio::sync::watch;
 
 use super::server::{self, Handler, Outcome};
@@ -78,7 +78,7 @@ impl MetaProxy {
         build: Build,
         sessions: watch::Receiver<u64>,
     ) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let listener = Listener::bind_loopback().await?;
         let addr = listener.local_addr()?;
         let (shutdown, stop) = watch::channel(false);
         let inner = Inner {

@@ -39,7 +39,7 @@ pub mod zk_server;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use crate::net::Listener;
 use tokio::sync::watch;
 
 pub use config::{SimConfig, Version};
@@ -66,9 +66,9 @@ impl SimCluster {
     ) -> std::io::Result<Self> {
         let metas = bind_all(config.metas.max(1)).await?;
         let replicas = bind_all(config.replicas.max(1)).await?;
-        let addrs = |ls: &[TcpListener]| {
+        let addrs = |ls: &[Listener]| {
             ls.iter()
-                .map(TcpListener::local_addr)
+                .map(Listener::local_addr)
                 .collect::<std::io::Result<Vec<_>>>()
         };
         let cluster = Arc::new(Cluster::new(
@@ -200,10 +200,10 @@ impl Drop for SimCluster {
     }
 }
 
-async fn bind_all(n: usize) -> std::io::Result<Vec<TcpListener>> {
+async fn bind_all(n: usize) -> std::io::Result<Vec<Listener>> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
-        out.push(TcpListener::bind("127.0.0.1:0").await?);
+        out.push(Listener::bind_loopback().await?);
     }
     Ok(out)
 }

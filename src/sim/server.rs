@@ -7,10 +7,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use std::net::SocketAddr;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
+use crate::net::{self, Listener, RequestFault, Stream};
 use crate::pegasus::frame::{self, FrameError, Request};
 
 /// A reply that is computed later (slow servers, proxies).
@@ -39,22 +41,27 @@ pub trait Handler: Send + Sync + 'static {
 /// Serves `listener` until `shutdown` turns true; `drops` bumps make every open connection
 /// close (the dropped-connections fault).
 pub async fn serve(
-    listener: TcpListener,
+    mut listener: Listener,
     handler: Arc<dyn Handler>,
     mut shutdown: watch::Receiver<bool>,
     drops: watch::Receiver<u64>,
 ) {
+    let Ok(addr) = listener.local_addr() else {
+        return;
+    };
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok(stream) = accepted else {
+                    if net::simulated() { break }
+                    continue
+                };
                 if handler.refuses() {
                     drop(stream);
                     continue;
                 }
-                let _ = stream.set_nodelay(true);
-                let conn = serve_connection(stream, handler.clone(), drops.clone());
+                let conn = serve_connection(addr, stream, handler.clone(), drops.clone());
                 let mut stop = shutdown.clone();
                 tokio::spawn(async move {
                     tokio::select! {
@@ -68,12 +75,13 @@ pub async fn serve(
 }
 
 async fn serve_connection(
-    stream: TcpStream,
+    addr: SocketAddr,
+    stream: Stream,
     handler: Arc<dyn Handler>,
     mut drops: watch::Receiver<u64>,
 ) {
     drops.mark_unchanged();
-    let (mut rd, mut wr) = stream.into_split();
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let writer = tokio::spawn(async move {
         while let Some(bytes) = rx.recv().await {
@@ -100,7 +108,7 @@ async fn serve_connection(
             }
             break;
         }
-        if handler.refuses() || process_frames(&mut buf, handler.as_ref(), &tx).is_err() {
+        if handler.refuses() || process_frames(addr, &mut buf, &handler, &tx).is_err() {
             break;
         }
     }
@@ -116,10 +124,12 @@ async fn dropped(drops: &mut watch::Receiver<u64>) {
     }
 }
 
-/// Handles every complete frame in `buf`; replies that are ready go out in one write.
+/// Handles every complete frame in `buf`; replies that are ready go out in one write. A
+/// simulated network may delay a request or its reply, or break the connection around it.
 fn process_frames(
+    addr: SocketAddr,
     buf: &mut Vec<u8>,
-    handler: &dyn Handler,
+    handler: &Arc<dyn Handler>,
     tx: &mpsc::UnboundedSender<Vec<u8>>,
 ) -> Result<(), FrameError> {
     let mut out = Vec::new();
@@ -136,7 +146,20 @@ fn process_frames(
         buf.drain(..len);
         let req = req.inspect_err(|e| tracing::debug!("closing connection: {e}"))?;
         let oneway = req.oneway;
-        match handler.handle(req) {
+        let outcome = match net::request_fault(addr, &req.name) {
+            RequestFault::None => handler.handle(req),
+            RequestFault::DropBefore => return Err(FrameError::Invalid("dropped".into())),
+            RequestFault::DropAfter => {
+                if let Outcome::Later(fut) = handler.handle(req) {
+                    // The server goes on with it; only the answer is lost.
+                    tokio::spawn(fut);
+                }
+                return Err(FrameError::Invalid("reply dropped".into()));
+            }
+            RequestFault::DelayMs(ms) => delayed_request(handler.clone(), req, ms),
+            RequestFault::DelayReplyMs(ms) => delayed_reply(handler.handle(req), ms),
+        };
+        match outcome {
             Outcome::Reply(_) | Outcome::NoReply if oneway => {}
             Outcome::Reply(bytes) => out.extend_from_slice(&bytes),
             Outcome::NoReply => {}
@@ -154,6 +177,34 @@ fn process_frames(
         let _ = tx.send(out);
     }
     Ok(())
+}
+
+/// Handles `req` `ms` milliseconds from now.
+fn delayed_request(handler: Arc<dyn Handler>, req: Request, ms: u64) -> Outcome {
+    Outcome::Later(Box::pin(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        match handler.handle(req) {
+            Outcome::Reply(bytes) => Some(bytes),
+            Outcome::NoReply => None,
+            Outcome::Later(fut) => fut.await,
+        }
+    }))
+}
+
+/// Sends what `outcome` answers `ms` milliseconds late.
+fn delayed_reply(outcome: Outcome, ms: u64) -> Outcome {
+    let later = |reply: Deferred| -> Outcome {
+        Outcome::Later(Box::pin(async move {
+            let bytes = reply.await;
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            bytes
+        }))
+    };
+    match outcome {
+        Outcome::Reply(bytes) => later(Box::pin(async move { Some(bytes) })),
+        Outcome::NoReply => Outcome::NoReply,
+        Outcome::Later(fut) => later(fut),
+    }
 }
 
 /// Answers every complete request in `buf`; `false` once the client asked to close.
