@@ -7,6 +7,8 @@
 
 pub mod apply;
 pub mod cli;
+pub mod clock;
+pub mod dst;
 pub mod error;
 pub mod exit;
 pub mod net;

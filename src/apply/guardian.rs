@@ -61,12 +61,39 @@ pub fn args(store: &RecordStore) -> Vec<String> {
     }
 }
 
+/// Starts a guardian from its arguments instead of a process (a simulation's hosts); returns
+/// its pid.
+pub type Launcher = std::rc::Rc<dyn Fn(Vec<String>) -> u32>;
+
+thread_local! {
+    static LAUNCHER: std::cell::RefCell<Option<Launcher>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Guardians started on this thread go to `launcher` until the guard is dropped.
+#[must_use]
+pub fn install_launcher(launcher: Launcher) -> LauncherGuard {
+    LAUNCHER.with(|l| *l.borrow_mut() = Some(launcher));
+    LauncherGuard(())
+}
+
+/// Ends an installed launcher when dropped.
+pub struct LauncherGuard(());
+
+impl Drop for LauncherGuard {
+    fn drop(&mut self) {
+        LAUNCHER.with(|l| l.borrow_mut().take());
+    }
+}
+
 /// Starts a detached guardian for the record in `store`, logging to `log`; returns its pid.
 ///
 /// # Errors
 /// The binary could not be started.
 pub fn spawn(store: &RecordStore, log: &Path) -> std::io::Result<u32> {
     use std::os::unix::process::CommandExt;
+    if let Some(launch) = LAUNCHER.with(|l| l.borrow().clone()) {
+        return Ok(launch(args(store)));
+    }
     let exe = std::env::current_exe()?;
     if let Some(dir) = log.parent() {
         super::files::private_dir(dir)?;

@@ -152,9 +152,7 @@ impl Subject {
 /// Milliseconds since the Unix epoch.
 #[must_use]
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, crate::plan::budget::ms)
+    crate::clock::now_ms()
 }
 
 /// `user@host` of whoever runs the tool.

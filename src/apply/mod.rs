@@ -303,11 +303,11 @@ pub async fn execute(ctx: Arc<Ctx>, plan: &Plan) -> Vec<(String, Outcome)> {
         }
         let (ctx, limit) = (ctx.clone(), limit.clone());
         let cutover = ctx.cutovers[&tp.from].clone();
-        runs.spawn(async move {
+        runs.spawn(crate::clock::inherit(async move {
             let _slot = limit.acquire_owned().await;
             let outcome = table::run(&ctx, &tp, cutover).await;
             (tp.table, outcome)
-        });
+        }));
     }
     while let Some(done) = runs.join_next().await {
         match done {

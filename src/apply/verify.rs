@@ -3,7 +3,9 @@
 //! operator with nothing blocked.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::entry::{self, Entry};
 use super::table::{Run, StepResult, Stop};

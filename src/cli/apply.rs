@@ -253,6 +253,11 @@ fn confirm(auto_approve: bool) -> Result<()> {
 fn stop_on_signal() -> watch::Receiver<bool> {
     use tokio::signal::unix::{signal, SignalKind};
     let (tx, rx) = watch::channel(false);
+    if crate::net::simulated() {
+        // A simulated host has no terminal; its runs end by being killed.
+        std::mem::forget(tx);
+        return rx;
+    }
     tokio::spawn(async move {
         let wait_for = |kind: SignalKind| async move {
             match signal(kind) {

@@ -31,6 +31,14 @@ pub struct Args {
 /// No record location, or ZooKeeper cannot be reached.
 pub async fn run(args: &Args) -> Result<Exit> {
     ignore_terminal_signals();
+    guard(args).await
+}
+
+/// The guardian's work, without the process's signal set-up (a simulation runs it as a task).
+///
+/// # Errors
+/// As [`run`].
+pub async fn guard(args: &Args) -> Result<Exit> {
     let zk = match &args.zookeeper {
         Some(servers) => {
             let list: Vec<String> = servers.split(',').map(str::to_string).collect();

@@ -3,6 +3,7 @@
 
 pub mod abort;
 pub mod apply;
+pub mod dst;
 pub mod guardian;
 pub mod out;
 pub mod plan;
@@ -59,6 +60,9 @@ pub enum Command {
     /// Guard one write block until it ends (apply starts it; not for direct use).
     #[command(hide = true)]
     Guardian(guardian::Args),
+    /// Runs seeds of the deterministic simulation of the cut-over (scripts/dst.sh).
+    #[command(hide = true)]
+    Dst(dst::Args),
 }
 
 /// How a plan is printed.
@@ -105,7 +109,7 @@ impl PlanView {
 /// Stdout could not be written.
 pub fn print_plan(doc: &crate::render::json::PlanDocument, view: &PlanView) -> Result<()> {
     use std::io::IsTerminal;
-    let mut out = std::io::stdout().lock();
+    let mut out = Vec::new();
     let written = match view.format() {
         PlanFormat::Json => crate::render::json::write(doc, &mut out),
         PlanFormat::Markdown => crate::render::markdown::write_plan(doc, &mut out),
@@ -117,10 +121,12 @@ pub fn print_plan(doc: &crate::render::json::PlanDocument, view: &PlanView) -> R
             crate::render::human::write_plan(doc, style, &mut out)
         }
     };
-    written.map_err(|e| crate::error::Error::Io {
-        path: "stdout".into(),
-        source: e,
-    })
+    written
+        .and_then(|()| out::text(&out))
+        .map_err(|e| crate::error::Error::Io {
+            path: "stdout".into(),
+            source: e,
+        })
 }
 
 /// Where local state lives (block records, locks and guardian logs without meta-proxy): the
@@ -212,5 +218,6 @@ pub async fn run(cli: Cli) -> Result<Exit> {
         Command::Verify(args) => verify::run(&args).await,
         Command::SimCommand(args) => sim_command::run(&args).await,
         Command::Guardian(args) => guardian::run(&args).await,
+        Command::Dst(args) => dst::run(&args).await,
     }
 }

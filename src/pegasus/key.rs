@@ -100,9 +100,7 @@ pub const EPOCH_BEGIN: u64 = 1_451_606_400;
 /// Now in Pegasus epoch seconds.
 #[must_use]
 pub fn epoch_now() -> u32 {
-    let unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let unix = crate::clock::now_ms() / 1000;
     u32::try_from(unix.saturating_sub(EPOCH_BEGIN)).unwrap_or(u32::MAX)
 }
 

@@ -20,6 +20,13 @@ use super::zk::NodeEvent;
 /// A boxed call in flight.
 pub type Call<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// A node's data and stat.
+pub type Data = (Vec<u8>, zkc::Stat);
+/// A node's data and stat, and a watch on it.
+pub type WatchedData = (Vec<u8>, zkc::Stat, Watcher);
+/// A node's stat if it exists, and a watch on it.
+pub type WatchedStat = (Option<zkc::Stat>, Watcher);
+
 /// How long a node lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -63,15 +70,13 @@ impl Watcher {
 /// The calls migrator makes on a session. Errors are the client's own, so the mapping to
 /// [`super::zk::ZkError`] is one piece of code for both kinds.
 pub trait Session: Send + Sync + std::fmt::Debug {
-    fn get_data<'a>(&'a self, path: &'a str) -> Call<'a, Result<(Vec<u8>, zkc::Stat), zkc::Error>>;
-    fn get_and_watch_data<'a>(
-        &'a self,
-        path: &'a str,
-    ) -> Call<'a, Result<(Vec<u8>, zkc::Stat, Watcher), zkc::Error>>;
+    fn get_data<'a>(&'a self, path: &'a str) -> Call<'a, Result<Data, zkc::Error>>;
+    fn get_and_watch_data<'a>(&'a self, path: &'a str)
+        -> Call<'a, Result<WatchedData, zkc::Error>>;
     fn check_and_watch_stat<'a>(
         &'a self,
         path: &'a str,
-    ) -> Call<'a, Result<(Option<zkc::Stat>, Watcher), zkc::Error>>;
+    ) -> Call<'a, Result<WatchedStat, zkc::Error>>;
     fn create<'a>(
         &'a self,
         path: &'a str,
@@ -177,14 +182,14 @@ impl Real {
 }
 
 impl Session for Real {
-    fn get_data<'a>(&'a self, path: &'a str) -> Call<'a, Result<(Vec<u8>, zkc::Stat), zkc::Error>> {
+    fn get_data<'a>(&'a self, path: &'a str) -> Call<'a, Result<Data, zkc::Error>> {
         Box::pin(self.0.get_data(path))
     }
 
     fn get_and_watch_data<'a>(
         &'a self,
         path: &'a str,
-    ) -> Call<'a, Result<(Vec<u8>, zkc::Stat, Watcher), zkc::Error>> {
+    ) -> Call<'a, Result<WatchedData, zkc::Error>> {
         Box::pin(async move {
             let (data, stat, w) = self.0.get_and_watch_data(path).await?;
             Ok((data, stat, Watcher::Real(w)))
@@ -194,7 +199,7 @@ impl Session for Real {
     fn check_and_watch_stat<'a>(
         &'a self,
         path: &'a str,
-    ) -> Call<'a, Result<(Option<zkc::Stat>, Watcher), zkc::Error>> {
+    ) -> Call<'a, Result<WatchedStat, zkc::Error>> {
         Box::pin(async move {
             let (stat, w) = self.0.check_and_watch_stat(path).await?;
             Ok((stat, Watcher::Real(w)))

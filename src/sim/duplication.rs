@@ -3,7 +3,7 @@
 //! DS_PREPARE), 2.6 answers `ERR_DUP_EXIST`.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use super::state::{now_us, App, Cluster, Dup, DupPartition};
 use crate::pegasus::base::{err, ErrorCode};

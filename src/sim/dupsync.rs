@@ -6,7 +6,7 @@
 //! decree at most every `dup_persist_period` and returns what it has stored.
 
 use std::sync::Arc;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use tokio::sync::watch;
 

@@ -45,6 +45,12 @@ pub async fn run(cluster: Arc<Cluster>, index: usize, mut shutdown: watch::Recei
             next = Instant::now() + if first { phase.max(poll) } else { started };
             continue;
         }
+        let late = cluster.faults.late_sync_ms[index].swap(0, std::sync::atomic::Ordering::Relaxed);
+        if late > 0 {
+            // The sync RPC found the meta busy, or its previous one still pending.
+            next += Duration::from_millis(late);
+            continue;
+        }
         if Instant::now() >= next {
             sync(&cluster, index);
             let period = if cluster.config.version.is_2_6() {

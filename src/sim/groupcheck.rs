@@ -4,7 +4,8 @@
 //! master). On 2.5 that empty write is what lets a partition's newest mutation be shipped.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use tokio::sync::watch;
 

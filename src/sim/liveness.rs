@@ -8,7 +8,8 @@
 //! A new primary applies envs only at its own server's config sync (`replica_config.cpp`).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use tokio::sync::watch;
 

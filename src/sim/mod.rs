@@ -34,6 +34,7 @@ pub mod state;
 pub mod storage;
 pub mod tables;
 pub mod world;
+pub mod zk_model;
 pub mod zk_server;
 
 use std::net::SocketAddr;

@@ -13,7 +13,8 @@
 //! context resumes at the next key rather than holding a snapshot.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use super::state::{Record, State};
 use crate::pegasus::base::Blob;

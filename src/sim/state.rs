@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use tokio::sync::watch;
 
@@ -384,11 +385,7 @@ impl Node {
             config_sync_interval_ms: millis(config.config_sync_interval),
             deny: HashMap::new(),
             dup_masters: HashSet::new(),
-            scanners: super::scan::Scanners::new(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.subsec_nanos().into()),
-            ),
+            scanners: super::scan::Scanners::new(crate::clock::now_ms()),
         }
     }
 }
@@ -439,6 +436,8 @@ pub struct Faults {
     pub drop_connections: watch::Sender<u64>,
     /// Faults that strike a table's next N events, with how many are left.
     pub counted: std::sync::Mutex<HashMap<(Counted, String), usize>>,
+    /// Per replica server: its next config sync comes this many ms late (then 0 again).
+    pub late_sync_ms: Vec<AtomicU64>,
 }
 
 /// A fault that strikes the next N events of one table.
@@ -477,6 +476,7 @@ impl Faults {
             stuck_in_app: AtomicBool::new(false),
             drop_connections: watch::channel(0).0,
             counted: std::sync::Mutex::default(),
+            late_sync_ms: (0..replicas).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
@@ -591,10 +591,7 @@ impl Cluster {
 /// Microseconds since the Unix epoch.
 #[must_use]
 pub fn now_us() -> i64 {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+    i64::try_from(crate::clock::now_us()).unwrap_or(i64::MAX)
 }
 
 /// Seconds since the Unix epoch.

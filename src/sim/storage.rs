@@ -83,7 +83,7 @@ pub fn apply_client_write(
     let default_ttl = default_ttl(app);
     let p = &mut app.partitions[pidx];
     p.last_committed += 1;
-    p.last_prepare = std::time::Instant::now();
+    p.last_prepare = tokio::time::Instant::now();
     let decree = p.last_committed;
     apply(
         &mut p.data,
@@ -115,7 +115,7 @@ pub fn apply_empty_write(app: &mut App, pidx: usize) {
     let logging = app.is_duplicating();
     let p = &mut app.partitions[pidx];
     p.last_committed += 1;
-    p.last_prepare = std::time::Instant::now();
+    p.last_prepare = tokio::time::Instant::now();
     if logging {
         p.log.push_back(Mutation {
             decree: p.last_committed,

@@ -1,0 +1,90 @@
+//! Owns reading the wall clock: the system's in production; in a deterministic simulation,
+//! virtual time from a fixed epoch, shifted by the skew of the host the calling task runs on.
+//!
+//! Monotonic time is tokio's (`tokio::time::Instant`), which a simulation pauses and advances.
+
+use std::cell::Cell;
+use std::future::Future;
+
+use tokio::time::Instant;
+
+thread_local! {
+    /// A simulation's epoch (wall ms at virtual start) and the virtual start.
+    static SIM: Cell<Option<(u64, Instant)>> = const { Cell::new(None) };
+}
+
+/// The simulated host a task runs on: its name (for traces) and how far its wall clock is
+/// ahead (negative: behind) of true time.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub name: std::sync::Arc<str>,
+    pub skew_ms: i64,
+}
+
+tokio::task_local! {
+    static HOST: Host;
+}
+
+/// The simulated host of the calling task, if any.
+#[must_use]
+pub fn host() -> Option<Host> {
+    HOST.try_with(Clone::clone).ok()
+}
+
+/// Milliseconds since the Unix epoch by this host's clock.
+#[must_use]
+pub fn now_ms() -> u64 {
+    now_us() / 1000
+}
+
+/// Microseconds since the Unix epoch by this host's clock.
+#[must_use]
+pub fn now_us() -> u64 {
+    match SIM.with(Cell::get) {
+        Some((epoch_ms, start)) => {
+            let elapsed = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+            let skew = HOST
+                .try_with(|h| h.skew_ms)
+                .unwrap_or(0)
+                .saturating_mul(1000);
+            (epoch_ms * 1000 + elapsed).saturating_add_signed(skew)
+        }
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+    }
+}
+
+/// Reads the wall clock from virtual time on this thread, starting at `epoch_ms`, until the
+/// guard is dropped. Call inside the simulation's runtime.
+#[must_use]
+pub fn simulate(epoch_ms: u64) -> SimGuard {
+    SIM.with(|s| s.set(Some((epoch_ms, Instant::now()))));
+    SimGuard(())
+}
+
+/// Ends the thread's simulated clock when dropped.
+pub struct SimGuard(());
+
+impl Drop for SimGuard {
+    fn drop(&mut self) {
+        SIM.with(|s| s.set(None));
+    }
+}
+
+/// Runs `fut` on simulated host `host`.
+pub async fn on_host<F: Future>(host: Host, fut: F) -> F::Output {
+    HOST.scope(host, fut).await
+}
+
+/// Wraps `fut` so that a task spawned with it runs on the host that spawned it (outside a
+/// simulation, on none).
+pub fn inherit<F: Future>(fut: F) -> impl Future<Output = F::Output> {
+    let host = host();
+    async move {
+        match host {
+            Some(h) => HOST.scope(h, fut).await,
+            None => fut.await,
+        }
+    }
+}
