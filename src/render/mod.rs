@@ -7,6 +7,7 @@ pub mod group;
 pub mod human;
 pub mod json;
 pub mod markdown;
+pub mod natural;
 pub mod words;
 
 /// How results are printed.

@@ -7,6 +7,7 @@ mod data_api;
 mod dup;
 mod failpoints;
 mod fidelity;
+mod golden;
 mod guardian;
 mod metaproxy;
 mod official;

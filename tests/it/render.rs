@@ -8,6 +8,8 @@ use migrator::plan::observed::{
 use migrator::render::human::{write_plan, TextStyle};
 use migrator::render::json::PlanDocument;
 
+use crate::golden::assert_golden;
+
 const SPEC: &str = r#"version: 1
 clusters:
   c3srv-a: { meta: ["10.0.0.1:34601", "10.0.0.2:34601"], config_sync_during_cutover: 1s }
@@ -130,19 +132,6 @@ fn representative() -> PlanDocument {
         .for_each(|t| t.facts.lag = t.facts.lag.map(|l| l + 8_000));
     plan.add_trend(&previous, 300);
     PlanDocument::new(&plan, "migrations.yaml", "0123456789abcdef")
-}
-
-/// Compares `text` with the golden file `name` (rewritten with `UPDATE_GOLDEN=1`).
-fn assert_golden(name: &str, text: &str) {
-    let golden = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&golden, text).unwrap();
-    }
-    assert_eq!(
-        text,
-        std::fs::read_to_string(&golden).unwrap(),
-        "set UPDATE_GOLDEN=1 to accept"
-    );
 }
 
 #[test]
@@ -276,6 +265,49 @@ fn a_thousand_tables_read_in_under_200_lines_unless_detailed() {
     let detailed = text_of(&doc, true);
     assert!(detailed.lines().count() > 20_000);
     assert!(detailed.contains("+ t999 c3srv-a → c3srv-b: migrate"));
+}
+
+/// `many(3)` with its copies renamed, in plan-file order, to each of `names`.
+fn named(names: &[&str]) -> PlanDocument {
+    let mut doc = many(names.len());
+    let copies = doc.tables.iter_mut().filter(|t| t.table.starts_with('t'));
+    for (t, name) in copies.zip(names) {
+        t.warnings = t
+            .warnings
+            .iter()
+            .map(|w| w.replace(&t.table, name))
+            .collect();
+        t.table = (*name).to_string();
+    }
+    doc
+}
+
+#[test]
+fn text_lists_names_in_natural_order_and_json_in_plan_file_order() {
+    let plan_file_order = ["t10", "t2", "t1", "t100", "t9"];
+    let doc = named(&plan_file_order);
+    let text = text_of(&doc, false);
+    assert!(text.contains("\n    t1, t2, t9, t10, t100\n"), "{text}");
+
+    let detailed = text_of(&doc, true);
+    let heads: Vec<&str> = detailed
+        .lines()
+        .filter_map(|l| l.strip_prefix("+ "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    assert_eq!(heads, ["t1", "t2", "t9", "t10", "t100"]);
+
+    let mut bytes = Vec::new();
+    migrator::render::json::write(&doc, &mut bytes).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let json_order: Vec<&str> = v["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["table"].as_str())
+        .filter(|t| t.starts_with('t'))
+        .collect();
+    assert_eq!(json_order, plan_file_order);
 }
 
 #[test]
