@@ -13,6 +13,7 @@ mod metaproxy;
 mod official;
 mod plan;
 mod render;
+mod render_groups;
 mod roundtrip;
 mod scan;
 mod schema;
