@@ -1,14 +1,16 @@
-//! Owns grouping for the text view: tables whose remaining steps read the same (for a group)
-//! are told once, with their names listed; blocked tables are never grouped. Warnings and
-//! notes that every table of a group shares are said once, the rest per table.
+//! Owns grouping tables for the text and Markdown views: tables whose remaining steps read the
+//! same are told once, with their names in natural order; blocked tables are never grouped.
+//! Warnings and notes that every table of a group shares are said once, the rest per table.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use super::json::TableView;
+use super::natural::natural_cmp;
 use super::words::{describe, pretty, Whose};
 use crate::plan::{Action, StepDetail};
 
-/// Tables told together (one table: told in full, as `--detailed` does).
+/// Tables told together, in natural order (one table: told in full, as `--detailed` does).
 #[derive(Debug)]
 pub struct Group<'a> {
     pub tables: Vec<&'a TableView>,
@@ -19,6 +21,18 @@ impl Group<'_> {
     #[must_use]
     pub fn first(&self) -> &TableView {
         self.tables[0]
+    }
+
+    /// The last table in natural order.
+    #[must_use]
+    pub fn last(&self) -> &TableView {
+        self.tables[self.tables.len() - 1]
+    }
+
+    /// Whether the group is a single table, told by name.
+    #[must_use]
+    pub fn is_single(&self) -> bool {
+        self.tables.len() == 1
     }
 
     /// Lines every table has (`{table}` standing for each one's name), and per table the
@@ -48,28 +62,91 @@ impl Group<'_> {
         }
         (shared, own)
     }
+
+    /// The fewest and most partitions of the group's tables, where known.
+    #[must_use]
+    pub fn partitions(&self) -> Option<Span> {
+        Span::of(
+            self.tables
+                .iter()
+                .filter_map(|t| t.facts.partitions.map(i64::from)),
+        )
+    }
+
+    /// The least and greatest lag of the group's tables, where known.
+    #[must_use]
+    pub fn lag(&self) -> Option<Span> {
+        Span::of(self.tables.iter().filter_map(|t| t.facts.lag))
+    }
 }
 
-/// Groups `tables` (done tables left out) in the order their first table appears.
+/// The range of a figure over a group's tables: `8`, or `0–1200`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub least: i64,
+    pub most: i64,
+}
+
+impl Span {
+    fn of(values: impl Iterator<Item = i64>) -> Option<Self> {
+        values.fold(None, |span, v| {
+            Some(match span {
+                None => Self { least: v, most: v },
+                Some(s) => Self {
+                    least: s.least.min(v),
+                    most: s.most.max(v),
+                },
+            })
+        })
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.least == self.most {
+            write!(f, "{}", self.least)
+        } else {
+            write!(f, "{}–{}", self.least, self.most)
+        }
+    }
+}
+
+/// Groups `tables` (the caller leaves out what it does not show); groups come in the natural
+/// order of their first table.
 #[must_use]
-pub fn group(tables: &[TableView]) -> Vec<Group<'_>> {
-    let mut order: Vec<Group> = Vec::new();
+pub fn group<'a>(tables: impl IntoIterator<Item = &'a TableView>) -> Vec<Group<'a>> {
+    let mut groups: Vec<Group> = Vec::new();
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
-    for t in tables.iter().filter(|t| t.action != Action::Done) {
+    for t in tables {
         if t.action == Action::Blocked {
-            order.push(Group { tables: vec![t] });
+            groups.push(Group { tables: vec![t] });
             continue;
         }
         let key = key(t);
         match index.get(&key) {
-            Some(&i) => order[i].tables.push(t),
+            Some(&i) => groups[i].tables.push(t),
             None => {
-                index.insert(key, order.len());
-                order.push(Group { tables: vec![t] });
+                index.insert(key, groups.len());
+                groups.push(Group { tables: vec![t] });
             }
         }
     }
-    order
+    for g in &mut groups {
+        g.tables.sort_by(|a, b| natural_cmp(&a.table, &b.table));
+    }
+    groups.sort_by(|a, b| natural_cmp(&a.first().table, &b.first().table));
+    groups
+}
+
+/// Every table on its own (as `--detailed` tells them), in natural order.
+#[must_use]
+pub fn one_by_one<'a>(tables: impl IntoIterator<Item = &'a TableView>) -> Vec<Group<'a>> {
+    let mut groups: Vec<Group> = tables
+        .into_iter()
+        .map(|t| Group { tables: vec![t] })
+        .collect();
+    groups.sort_by(|a, b| natural_cmp(&a.first().table, &b.first().table));
+    groups
 }
 
 /// What makes two tables' plans read the same.
@@ -112,7 +189,14 @@ pub fn normalize(text: &str, table: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::normalize;
+    use super::{normalize, Span};
+
+    #[test]
+    fn a_span_reads_as_one_figure_or_a_range() {
+        assert_eq!(Span::of([7, 7].into_iter()).unwrap().to_string(), "7");
+        assert_eq!(Span::of([9, 0, 4].into_iter()).unwrap().to_string(), "0–9");
+        assert_eq!(Span::of(std::iter::empty()), None);
+    }
 
     #[test]
     fn only_whole_names_are_replaced() {

@@ -4,7 +4,7 @@
 
 use std::io::{self, Write};
 
-use super::group::{group, Group};
+use super::group::{group, one_by_one, Group};
 use super::json::{PlanDocument, StepView, TableView};
 use super::words::{block_words, describe, risk, routing_diff, Change, Whose};
 use crate::plan::{Action, RoutingChange, StepDetail, Summary};
@@ -55,17 +55,17 @@ pub fn write_plan(doc: &PlanDocument, style: TextStyle, out: &mut impl Write) ->
     if doc.has_changes {
         write_cluster_changes(&p, doc, out)?;
     }
-    if style.detailed {
-        for t in doc.tables.iter().filter(|t| t.action != Action::Done) {
-            write_table(&p, t, out)?;
-        }
+    let shown = doc.tables.iter().filter(|t| t.action != Action::Done);
+    let groups = if style.detailed {
+        one_by_one(shown)
     } else {
-        for g in group(&doc.tables) {
-            if g.tables.len() == 1 {
-                write_table(&p, g.first(), out)?;
-            } else {
-                write_group(&p, &g, out)?;
-            }
+        group(shown)
+    };
+    for g in groups {
+        if g.is_single() {
+            write_table(&p, g.first(), out)?;
+        } else {
+            write_group(&p, &g, out)?;
         }
     }
     writeln!(out, "{}", summary_line(&doc.summary))
@@ -125,25 +125,12 @@ fn write_group(p: &Painter, g: &Group, out: &mut impl Write) -> io::Result<()> {
 
 /// ` · 8 partitions · lag 0–1200 · writes blocked ≤ 30s (timeout)` for a group.
 fn group_risk(g: &Group) -> String {
-    let range = |values: Vec<i64>| {
-        let (lo, hi) = (values.iter().min()?, values.iter().max()?);
-        Some(if lo == hi {
-            lo.to_string()
-        } else {
-            format!("{lo}–{hi}")
-        })
-    };
     let mut parts = Vec::new();
-    let partitions = g
-        .tables
-        .iter()
-        .filter_map(|t| t.facts.partitions.map(i64::from))
-        .collect();
-    if let Some(r) = range(partitions) {
-        parts.push(format!("{r} partitions"));
+    if let Some(p) = g.partitions() {
+        parts.push(format!("{p} partitions"));
     }
-    if let Some(r) = range(g.tables.iter().filter_map(|t| t.facts.lag).collect()) {
-        parts.push(format!("lag {r}"));
+    if let Some(lag) = g.lag() {
+        parts.push(format!("lag {lag}"));
     }
     if let Some(b) = block_words(g.first()) {
         parts.push(b);

@@ -1,5 +1,7 @@
-//! Owns presenting plans: a versioned JSON document (`json`) and Terraform-style human text
-//! (`human`), both built from the same view so they cannot disagree.
+//! Owns presenting plans: a versioned JSON document (`json`), Terraform-style human text
+//! (`human`) and Markdown for pull requests (`markdown`), all built from the same view so they
+//! cannot disagree; the two views for people group tables alike (`group`) and share their
+//! words (`words`).
 //!
 //! Renderers write to any `impl Write`; they never decide where output goes.
 
@@ -7,6 +9,7 @@ pub mod group;
 pub mod human;
 pub mod json;
 pub mod markdown;
+pub mod natural;
 pub mod words;
 
 /// How results are printed.

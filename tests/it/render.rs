@@ -8,6 +8,8 @@ use migrator::plan::observed::{
 use migrator::render::human::{write_plan, TextStyle};
 use migrator::render::json::PlanDocument;
 
+use crate::golden::assert_golden;
+
 const SPEC: &str = r#"version: 1
 clusters:
   c3srv-a: { meta: ["10.0.0.1:34601", "10.0.0.2:34601"], config_sync_during_cutover: 1s }
@@ -130,19 +132,6 @@ fn representative() -> PlanDocument {
         .for_each(|t| t.facts.lag = t.facts.lag.map(|l| l + 8_000));
     plan.add_trend(&previous, 300);
     PlanDocument::new(&plan, "migrations.yaml", "0123456789abcdef")
-}
-
-/// Compares `text` with the golden file `name` (rewritten with `UPDATE_GOLDEN=1`).
-fn assert_golden(name: &str, text: &str) {
-    let golden = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&golden, text).unwrap();
-    }
-    assert_eq!(
-        text,
-        std::fs::read_to_string(&golden).unwrap(),
-        "set UPDATE_GOLDEN=1 to accept"
-    );
 }
 
 #[test]
@@ -278,6 +267,49 @@ fn a_thousand_tables_read_in_under_200_lines_unless_detailed() {
     assert!(detailed.contains("+ t999 c3srv-a → c3srv-b: migrate"));
 }
 
+/// `many(3)` with its copies renamed, in plan-file order, to each of `names`.
+fn named(names: &[&str]) -> PlanDocument {
+    let mut doc = many(names.len());
+    let copies = doc.tables.iter_mut().filter(|t| t.table.starts_with('t'));
+    for (t, name) in copies.zip(names) {
+        t.warnings = t
+            .warnings
+            .iter()
+            .map(|w| w.replace(&t.table, name))
+            .collect();
+        t.table = (*name).to_string();
+    }
+    doc
+}
+
+#[test]
+fn text_lists_names_in_natural_order_and_json_in_plan_file_order() {
+    let plan_file_order = ["t10", "t2", "t1", "t100", "t9"];
+    let doc = named(&plan_file_order);
+    let text = text_of(&doc, false);
+    assert!(text.contains("\n    t1, t2, t9, t10, t100\n"), "{text}");
+
+    let detailed = text_of(&doc, true);
+    let heads: Vec<&str> = detailed
+        .lines()
+        .filter_map(|l| l.strip_prefix("+ "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    assert_eq!(heads, ["t1", "t2", "t9", "t10", "t100"]);
+
+    let mut bytes = Vec::new();
+    migrator::render::json::write(&doc, &mut bytes).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let json_order: Vec<&str> = v["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["table"].as_str())
+        .filter(|t| t.starts_with('t'))
+        .collect();
+    assert_eq!(json_order, plan_file_order);
+}
+
 #[test]
 fn tables_with_different_steps_are_not_grouped() {
     let mut doc = many(3);
@@ -287,39 +319,36 @@ fn tables_with_different_steps_are_not_grouped() {
 }
 
 #[test]
-fn markdown_stays_under_the_comment_limit_and_says_what_it_left_out() {
+fn markdown_tells_copies_once_with_the_warning_only_one_has() {
     use migrator::render::markdown::{render, LIMIT};
     let small = render(&many(3));
     assert!(!small.contains("left out") && !small.contains("not listed"));
-    let doc = many(3000);
-    let md = render(&doc);
+    let md = render(&many(3000));
     assert!(md.len() <= LIMIT, "{} characters", md.len());
-    let rows = md
+    let rows: Vec<&str> = md
         .lines()
-        .filter(|l| {
-            ["| ⛔ |", "| 🔁 |", "| ➕ |", "| ✅ |"]
-                .iter()
-                .any(|m| l.starts_with(m))
-        })
-        .count();
-    let not_listed: usize = regex_lite::Regex::new(r"_(\d+) more table\(s\) not listed")
-        .unwrap()
-        .captures(&md)
-        .map(|c| c[1].parse().unwrap())
-        .expect("says how many rows were left out");
-    // Every table of the plan (3000 copies, and the blocked, resumed and done ones) is a row
-    // or counted.
-    assert_eq!(rows + not_listed, 3003, "{rows} rows");
-    let details = md.matches("<details>").count();
-    let left: usize = regex_lite::Regex::new(r"_Details of (\d+) table\(s\) left out")
-        .unwrap()
-        .captures(&md)
-        .map(|c| c[1].parse().unwrap())
-        .expect("says how many details were left out");
-    assert_eq!(
-        details + left,
-        3002,
-        "every table not done has details or is counted"
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| |"))
+        .collect();
+    assert_eq!(rows.len(), 4, "legacy, users, the copies, carts: {rows:#?}");
+    assert!(rows[0].starts_with("| ⛔ | `legacy` |"), "blocked first");
+    assert!(
+        rows[2].starts_with("| ➕ | <details><summary>3000 tables</summary>t0, t1, t2, t3, "),
+        "{}",
+        rows[2]
     );
-    assert!(md.contains("`migrator show"), "says how to see them");
+    assert!(
+        rows[2].ends_with("| 1 on every table<br>1 on 1 table(s) |"),
+        "{}",
+        rows[2]
+    );
+    assert_eq!(
+        md.matches("> ⚠️ (every table) while each table is duplicated")
+            .count(),
+        1
+    );
+    assert!(
+        md.contains("> ⚠️ t7: t7 holds 3 TB"),
+        "a table's own warning, named"
+    );
+    assert!(!md.contains("left out") && !md.contains("not listed"));
 }
