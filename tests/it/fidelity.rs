@@ -1,5 +1,5 @@
-//! The simulator pinned to real servers, one test per row of server-behaviour.md §7 (and the
-//! facts read since, `src/sim/fidelity.md`): what a replica's app info shows, 2.5's late
+//! The simulator pinned to real servers, one test per behaviour of `src/sim/fidelity.md`
+//! that names one: what a replica's app info shows, 2.5's late
 //! last write, the two duplication counters, dead nodes and failover, partition states after
 //! a leader change, meta-proxy's watches and builds, `/updateConfig`, env validation,
 //! `ERR_BUSY`, replica info and `/config`.
