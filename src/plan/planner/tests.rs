@@ -316,6 +316,64 @@ fn blockers() {
 }
 
 #[test]
+fn a_2_5_threshold_below_the_partition_count_blocks_while_catch_up_is_ahead() {
+    let spec_with = |threshold: u64| {
+        let text = format!(
+            "version: 1\nclusters:\n  a: {{ meta: [\"a1:1\", \"a2:1\"] }}\n  b: {{ meta: [\"b1:1\", \"b2:1\"] }}\n\
+             metaproxy: {{ zookeeper: [\"z:2181\"], root: /mp }}\n\
+             defaults: {{ threshold: {threshold} }}\nmigrations:\n  - {{ table: t, from: a, to: b }}\n"
+        );
+        load_str("test.yaml", &text).unwrap()
+    };
+    let master = ClusterObs {
+        master: true,
+        ..source_facts()
+    };
+    // name, threshold, source is master, observed table (4 partitions), blocked
+    let cases: Vec<(&str, u64, bool, TableObs, bool)> = vec![
+        ("2.5, threshold 3 < 4 partitions", 3, false, fresh(), true),
+        (
+            "2.5, threshold 3 while catching up",
+            3,
+            false,
+            with_dup(fresh(), "DS_LOG", 9),
+            true,
+        ),
+        ("2.5, threshold 4 = partitions", 4, false, fresh(), false),
+        (
+            "master ships every write: 1 is fine",
+            1,
+            true,
+            fresh(),
+            false,
+        ),
+        (
+            "2.5, an open block resumes past catch-up",
+            3,
+            false,
+            with_env(with_dup(fresh(), "DS_LOG", 4), "timeout*write"),
+            false,
+        ),
+    ];
+    for (name, threshold, is_master, obs, blocked) in cases {
+        let mut observed = observed_of(vec![("t", obs)]);
+        if is_master {
+            observed.clusters.insert("a".into(), master.clone());
+        }
+        let tp = plan(&spec_with(threshold), &observed).tables.remove(0);
+        let found = tp
+            .blockers
+            .iter()
+            .find(|b| b.code == "threshold_below_partitions");
+        assert_eq!(found.is_some(), blocked, "{name}: {:?}", tp.blockers);
+        if let Some(b) = found {
+            assert_eq!(tp.action, Action::Blocked, "{name}");
+            assert!(b.fix.contains("at least 4"), "{name}: {}", b.fix);
+        }
+    }
+}
+
+#[test]
 fn switch_step_spells_out_the_compare_and_set() {
     let tp = plan_one(&spec(true, false), fresh());
     let switch = tp
