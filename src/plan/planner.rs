@@ -81,6 +81,8 @@ fn plan_table(spec: &Spec, m: &Migration, obs: &TableObs, observed: &super::Obse
     tp.blockers = blockers(spec, m, obs);
     tp.blockers.extend(threshold_blocker(m, obs, observed));
     tp.blockers
+        .extend(cutover::empty_write_blockers(m, observed));
+    tp.blockers
         .extend(cutover::budget_blocker(spec, m, observed));
     tp.blockers.extend(cutover::target_blocker(m, obs));
     if obs.routing.is_some() && routed_to(obs) == Some(m.from.as_str()) {

@@ -18,7 +18,7 @@ use migrator::pegasus::messages::replica_admin::PartitionStatus;
 use migrator::pegasus::meta::{MetaClient, MetaOptions};
 use migrator::pegasus::replica::ReplicaClient;
 use migrator::pegasus::table::{TableClient, TableOptions};
-use migrator::probe::flags::{self, CONFIG_SYNC};
+use migrator::probe::flags::{self, CONFIG_SYNC, EMPTY_WRITE_DISABLED, GROUP_CHECK_DISABLED};
 use migrator::probe::progress::{self, Known};
 use migrator::probe::requests::{self, Answer, Probe};
 use migrator::probe::Primaries;
@@ -148,6 +148,72 @@ async fn a_2_5_primary_ships_its_last_write_only_after_the_next_empty_write() {
         c[0].counters.unwrap().not_duplicated >= 1,
         "the empty write is the new unshipped tail: {c:?}"
     );
+}
+
+/// Writes `last` to `t` on `src` and checks that, several group-check periods later, it has
+/// not reached `dst` and the partition still has an unshipped mutation.
+async fn last_write_stays_unshipped(src: &SimCluster, dst: &SimCluster, dupid: i32) {
+    let t = TableClient::new("t", meta_client(src), TableOptions::default());
+    t.put(b"last", b"s", b"v").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await; // five group-check periods
+    let target = TableClient::new("t", meta_client(dst), TableOptions::default());
+    assert_eq!(target.get(b"last", b"s").await.unwrap(), None);
+    let c = counters(&meta_client(src), "t", dupid).await;
+    assert!(c[0].counters.unwrap().not_duplicated >= 1, "{c:?}");
+}
+
+#[tokio::test]
+async fn without_empty_writes_a_2_5_partitions_last_write_is_never_shipped() {
+    let directory = Directory::default();
+    let src = start_with(&directory, "src", 1, Version::V2_5, |_| {}).await;
+    let dst = start_with(&directory, "dst", 2, Version::V2_5, |_| {}).await;
+    table(&src, "t", 1).await;
+    let dupid = duplicate(&src, "t").await;
+    let node = src.replicas()[0];
+    assert!(!flags::read_bool(&replica(), node, EMPTY_WRITE_DISABLED)
+        .await
+        .unwrap());
+    assert!(!flags::read_bool(&replica(), node, GROUP_CHECK_DISABLED)
+        .await
+        .unwrap());
+    for n in src.replicas() {
+        flags::update(&replica(), n, EMPTY_WRITE_DISABLED, true)
+            .await
+            .unwrap();
+    }
+    assert!(flags::read_bool(&replica(), node, EMPTY_WRITE_DISABLED)
+        .await
+        .unwrap());
+    last_write_stays_unshipped(&src, &dst, dupid).await;
+    // The flag is mutable: clearing it brings the empty write back, and with it the write.
+    for n in src.replicas() {
+        flags::update(&replica(), n, EMPTY_WRITE_DISABLED, "FALSE")
+            .await
+            .unwrap();
+    }
+    let target = TableClient::new("t", meta_client(&dst), TableOptions::default());
+    eventually("the next empty write lets it ship", || async {
+        target.get(b"last", b"s").await.unwrap().is_some()
+    })
+    .await;
+
+    let off = |c: &mut SimConfig| c.group_check_disabled = true;
+    let directory = Directory::default();
+    let src = start_with(&directory, "src", 1, Version::V2_5, off).await;
+    let dst = start_with(&directory, "dst", 2, Version::V2_5, |_| {}).await;
+    table(&src, "t", 1).await;
+    let dupid = duplicate(&src, "t").await;
+    let node = src.replicas()[0];
+    assert!(flags::read_bool(&replica(), node, GROUP_CHECK_DISABLED)
+        .await
+        .unwrap());
+    assert!(
+        flags::update(&replica(), node, GROUP_CHECK_DISABLED, false)
+            .await
+            .is_err(),
+        "group_check_disabled is not mutable"
+    );
+    last_write_stays_unshipped(&src, &dst, dupid).await;
 }
 
 #[tokio::test]

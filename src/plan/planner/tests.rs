@@ -75,6 +75,7 @@ fn observed_of(tables: Vec<(&str, TableObs)>) -> Observed {
             .collect(),
         clusters: [("a".to_string(), source_facts())].into(),
         proxy_relays_master: BTreeMap::new(),
+        no_empty_write: BTreeMap::new(),
     }
 }
 
@@ -577,6 +578,77 @@ fn cut_over_facts_block_or_pass() {
         let tp = plan(&s, &observed).tables.remove(0);
         let codes: Vec<&str> = tp.blockers.iter().map(|b| b.code.as_str()).collect();
         assert_eq!(codes, want, "{name}: {:?}", tp.blockers);
+    }
+}
+
+#[test]
+fn a_2_5_source_whose_primaries_write_no_empty_mutation_blocks() {
+    use crate::plan::observed::NoEmptyWrite;
+    let servers = |names: &[&str]| names.iter().map(ToString::to_string).collect::<Vec<_>>();
+    let cases: Vec<(&str, bool, NoEmptyWrite, Vec<&str>)> = vec![
+        (
+            "2.5, both flags clear",
+            false,
+            NoEmptyWrite::default(),
+            vec![],
+        ),
+        (
+            "2.5, empty_write_disabled on one server",
+            false,
+            NoEmptyWrite {
+                empty_write_disabled: servers(&["r2:1"]),
+                ..NoEmptyWrite::default()
+            },
+            vec!["empty_write_disabled"],
+        ),
+        (
+            "2.5, group_check_disabled on every server",
+            false,
+            NoEmptyWrite {
+                group_check_disabled: servers(&["r1:1", "r2:1"]),
+                ..NoEmptyWrite::default()
+            },
+            vec!["group_check_disabled"],
+        ),
+        (
+            "2.5, both",
+            false,
+            NoEmptyWrite {
+                empty_write_disabled: servers(&["r1:1"]),
+                group_check_disabled: servers(&["r1:1"]),
+            },
+            vec!["empty_write_disabled", "group_check_disabled"],
+        ),
+        (
+            "master ships the last write at once",
+            true,
+            NoEmptyWrite {
+                empty_write_disabled: servers(&["r1:1"]),
+                group_check_disabled: servers(&["r1:1"]),
+            },
+            vec![],
+        ),
+    ];
+    for (name, master, off, want) in cases {
+        let mut observed = observed_of(vec![("t", fresh())]);
+        observed.clusters.get_mut("a").unwrap().master = master;
+        observed.no_empty_write.insert("a".into(), off);
+        let tp = plan(&spec(true, false), &observed).tables.remove(0);
+        let codes: Vec<&str> = tp.blockers.iter().map(|b| b.code.as_str()).collect();
+        assert_eq!(codes, want, "{name}: {:?}", tp.blockers);
+        for b in &tp.blockers {
+            assert!(
+                b.reason.contains(&b.code)
+                    && (b.reason.contains("r1:1") || b.reason.contains("r2:1")),
+                "{name}: the reason names the flag and the servers: {}",
+                b.reason
+            );
+            assert!(
+                b.fix.contains(&b.code),
+                "{name}: the fix names the flag: {}",
+                b.fix
+            );
+        }
     }
 }
 
