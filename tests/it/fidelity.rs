@@ -438,6 +438,35 @@ async fn modify_duplication_answers_busy_while_a_change_is_persisted() {
         .unwrap();
 }
 
+/// The config-sync timer's first tick comes one full period after a server (re)starts, not at
+/// a random phase: a non-zero first delay is never randomised (`timer_task::enqueue`).
+#[tokio::test]
+async fn a_restarted_server_syncs_on_connecting_then_a_full_period_later() {
+    let long = |c: &mut SimConfig| c.config_sync_interval = Duration::from_millis(1500);
+    let sim = start_with(&Directory::default(), "a", 1, Version::V2_5, long).await;
+    table(&sim, "t", 3).await;
+    let meta = meta_client(&sim);
+    let app_id = meta.available_app("t").await.unwrap().unwrap().app_id;
+    let node = sim.replicas()[1];
+    fault(&sim, &["replica_down", &node.to_string(), "on"]).await;
+    fault(&sim, &["replica_down", &node.to_string(), "off"]).await;
+    let restarted = tokio::time::Instant::now();
+    // Past its sync on connecting, well before its first tick.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    meta.set_app_envs("t", &[("replica.deny_client_request", "reconfig*write")])
+        .await
+        .unwrap();
+    let applied = || sim.cluster().lock().nodes[1].deny.contains_key(&app_id);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(!applied(), "applied before a full period since the restart");
+    eventually("the first tick applies it", || async { applied() }).await;
+    let after = restarted.elapsed();
+    assert!(
+        after >= Duration::from_millis(1400) && after < Duration::from_millis(2500),
+        "first tick {after:?} after the restart, for a 1500 ms period"
+    );
+}
+
 #[tokio::test]
 async fn config_shows_flags_and_update_config_takes_effect_after_the_current_period() {
     for version in [Version::V2_5, Version::V2_6] {
