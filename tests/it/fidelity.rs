@@ -438,6 +438,62 @@ async fn modify_duplication_answers_busy_while_a_change_is_persisted() {
         .unwrap();
 }
 
+/// Reverse pages of a count-limited multi_get over TCP, in the key layout of the Python
+/// client's `test_multi_get_opt_reverse_ok`: 50 sort keys `k_0`..`k_49` under one hash key, a
+/// row of another hash key sorting before it in the same (only) partition, pages of 10 from
+/// the top, each next page stopping (exclusive) at the previous one's first key. Every page
+/// before the last is incomplete; the last ends on the inclusive start key `k_0` and is OK.
+#[tokio::test]
+async fn reverse_multi_get_pages_end_complete_on_the_start_key() {
+    use migrator::pegasus::base::{Blob, Gpid};
+    use migrator::pegasus::key;
+    use migrator::pegasus::messages::data::{rocksdb, MultiGet, MultiGetRequest};
+
+    let sim = start_with(&Directory::default(), "a", 1, Version::V2_5, |_| {}).await;
+    let t = table(&sim, "t", 1).await;
+    // Keys sort by hash-key length first: "a" sorts before "h".
+    t.put(b"a", b"x", b"v").await.unwrap();
+    let mut sorted: Vec<String> = (0..50).map(|i| format!("k_{i}")).collect();
+    for k in &sorted {
+        t.put(b"h", k.as_bytes(), k.as_bytes()).await.unwrap();
+    }
+    sorted.sort();
+    let routing = t.refresh().await.unwrap();
+    let primary = routing.primaries[0].unwrap();
+    let hash = key::crc64(b"h");
+    let mut stop = "k_99".to_string();
+    for page in 0..5 {
+        let req = MultiGetRequest {
+            hash_key: Blob::new(b"h"),
+            max_kv_count: 10,
+            start_sortkey: Blob::new(b"k_0"),
+            stop_sortkey: Blob::new(stop.as_bytes()),
+            start_inclusive: true,
+            stop_inclusive: false,
+            reverse: true,
+            ..MultiGetRequest::default()
+        };
+        let resp = replica()
+            .call::<MultiGet>(primary, Gpid::new(routing.app_id, 0), hash, &req)
+            .await
+            .unwrap();
+        let got: Vec<String> = resp
+            .kvs
+            .iter()
+            .map(|kv| String::from_utf8(kv.key.0.clone()).unwrap())
+            .collect();
+        let want = sorted.split_off(sorted.len() - 10);
+        assert_eq!(got, want, "page {page}");
+        let error = if page == 4 {
+            rocksdb::OK
+        } else {
+            rocksdb::INCOMPLETE
+        };
+        assert_eq!(resp.error, error, "page {page}");
+        stop.clone_from(&want[0]);
+    }
+}
+
 /// The config-sync timer's first tick comes one full period after a server (re)starts, not at
 /// a random phase: a non-zero first delay is never randomised (`timer_task::enqueue`).
 #[tokio::test]
