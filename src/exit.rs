@@ -1,5 +1,5 @@
 //! Owns the process's exit status: the one type every command returns and the only place it
-//! becomes 0/1/2/3/4 (design.md, "CLI contract").
+//! becomes 0/1/2/3/4 (README.md, "Applying").
 
 /// How a command ended, for scripts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

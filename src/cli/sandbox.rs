@@ -58,8 +58,9 @@ pub struct Args {
     /// Replica config-sync interval in milliseconds (the real default is 30000).
     #[arg(long, default_value_t = 1000)]
     pub config_sync_ms: u64,
-    /// Primary group-check interval in milliseconds (code default 10000 on 2.5; a 2.5 source
-    /// ships a partition's last write only after the next empty write).
+    /// Primary group-check interval in milliseconds (code default 10000 on 2.5, 100000 on
+    /// master and in the shipped config; a 2.5 source ships a partition's last write only
+    /// after the next empty write).
     #[arg(long, default_value_t = 10000)]
     pub group_check_ms: u64,
     /// Duplication sync interval in milliseconds (10000 on real servers).

@@ -1,27 +1,52 @@
 //! Owns the per-cluster facts of a snapshot: whether the servers are master (2.6), and each
-//! live replica server's `config_sync_interval_ms` and `group_check_interval_ms` (`/config`).
+//! live replica server's `config_sync_interval_ms`, `group_check_interval_ms`,
+//! `empty_write_disabled` and `group_check_disabled` (`/config`).
 
 use std::collections::BTreeMap;
 
 use tokio::task::JoinSet;
 
 use super::Shared;
-use crate::plan::observed::ClusterObs;
-use crate::probe::flags::{self, CONFIG_SYNC, GROUP_CHECK};
+use crate::pegasus::replica::ReplicaClient;
+use crate::plan::observed::{ClusterObs, NoEmptyWrite};
+use crate::probe::flags::{
+    self, CONFIG_SYNC, EMPTY_WRITE_DISABLED, GROUP_CHECK, GROUP_CHECK_DISABLED,
+};
+
+/// What one live replica server's `/config` said (`None`: not read).
+struct ServerFlags {
+    sync: Option<u64>,
+    check: Option<u64>,
+    empty_write_disabled: Option<bool>,
+    group_check_disabled: Option<bool>,
+}
+
+async fn server_flags(replica: &ReplicaClient, node: std::net::SocketAddr) -> ServerFlags {
+    ServerFlags {
+        sync: flags::read(replica, node, CONFIG_SYNC).await.ok(),
+        check: flags::read(replica, node, GROUP_CHECK).await.ok(),
+        empty_write_disabled: flags::read_bool(replica, node, EMPTY_WRITE_DISABLED)
+            .await
+            .ok(),
+        group_check_disabled: flags::read_bool(replica, node, GROUP_CHECK_DISABLED)
+            .await
+            .ok(),
+    }
+}
+
+/// Per cluster: its facts, and the servers whose flags stop the empty write.
+pub(super) type ClusterFacts = (BTreeMap<String, ClusterObs>, BTreeMap<String, NoEmptyWrite>);
 
 impl Shared {
     /// Facts of every cluster of the plan.
-    pub(super) async fn cluster_facts(&self) -> BTreeMap<String, ClusterObs> {
+    pub(super) async fn cluster_facts(&self) -> ClusterFacts {
         let mut out = BTreeMap::new();
+        let mut no_empty_write = BTreeMap::new();
         for (name, view) in &self.clusters {
             let mut asks = JoinSet::new();
             for node in view.alive.clone() {
                 let replica = self.replica.clone();
-                asks.spawn(async move {
-                    let sync = flags::read(&replica, node, CONFIG_SYNC).await.ok();
-                    let check = flags::read(&replica, node, GROUP_CHECK).await.ok();
-                    (node, sync, check)
-                });
+                asks.spawn(async move { (node, server_flags(&replica, node).await) });
             }
             let mut obs = ClusterObs {
                 master: view.master,
@@ -33,14 +58,24 @@ impl Shared {
                     .collect(),
                 ..ClusterObs::default()
             };
-            while let Some(Ok((node, sync, check))) = asks.join_next().await {
-                if let Some(ms) = sync {
+            let mut off = NoEmptyWrite::default();
+            while let Some(Ok((node, f))) = asks.join_next().await {
+                if let Some(ms) = f.sync {
                     obs.config_sync_ms.insert(node.to_string(), ms);
                 }
-                obs.group_check_ms = obs.group_check_ms.max(check);
+                obs.group_check_ms = obs.group_check_ms.max(f.check);
+                if f.empty_write_disabled == Some(true) {
+                    off.empty_write_disabled.push(node.to_string());
+                }
+                if f.group_check_disabled == Some(true) {
+                    off.group_check_disabled.push(node.to_string());
+                }
             }
+            off.empty_write_disabled.sort();
+            off.group_check_disabled.sort();
             out.insert(name.clone(), obs);
+            no_empty_write.insert(name.clone(), off);
         }
-        out
+        (out, no_empty_write)
     }
 }

@@ -138,12 +138,13 @@ pub async fn observe(spec: &Spec, opts: ObserveOptions) -> Result<Observed, Erro
         let (table, obs) = done.expect("observation tasks do not panic");
         tables.insert(table, obs?);
     }
-    let clusters = shared.cluster_facts().await;
+    let (clusters, no_empty_write) = shared.cluster_facts().await;
     let proxy_relays_master = shared.proxy_relays(spec, &tables).await;
     Ok(Observed {
         tables,
         clusters,
         proxy_relays_master,
+        no_empty_write,
     })
 }
 

@@ -2,7 +2,7 @@
 //! `host_port`, `blob`) with their raw wire forms.
 //!
 //! Each is written under a STRUCT field header but as a bare value with no STOP byte
-//! (pegasus-wire.md §1.5).
+//! (upstream `src/common/serialization_helper/thrift_helper.h`).
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};

@@ -1,7 +1,7 @@
 //! Owns Pegasus key layout and routing: composite keys, the CRC64 key hash, partition choice.
 //!
 //! Pure. The CRC64 is Pegasus's own (reflected polynomial `0x9a6c9329ac4bc9b5`, init and
-//! xorout all ones; pegasus-data-path.md §4), not any of the common named CRC-64 variants.
+//! xorout all ones; upstream `src/utils/crc.cpp`), not any of the common named CRC-64 variants.
 
 const POLY: u64 = 0x9a6c_9329_ac4b_c9b5;
 

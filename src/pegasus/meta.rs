@@ -2,7 +2,7 @@
 //! addresses, a deadline per call, and typed methods for the admin RPCs.
 //!
 //! A non-leader answers `ERR_FORWARD_TO_OTHERS` inside the response; for query-config it also
-//! names the leader in `partitions[0].primary` (pegasus-wire.md §5). The client follows that
+//! names the leader in `partitions[0].primary` (upstream `src/meta/meta_service.h` `check_leader`). The client follows that
 //! hint when there is one and otherwise rotates through the configured metas.
 
 use std::net::SocketAddr;

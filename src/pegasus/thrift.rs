@@ -2,7 +2,7 @@
 //!
 //! Pure: works on byte slices and vectors, no I/O. Pegasus writes `error_code`, `task_code`,
 //! `gpid`, `rpc_address`, `host_port` and `blob` under a STRUCT (0x0C) field header but as raw
-//! values with no STOP byte (pegasus-wire.md §1.5), so every type here knows its own wire form
+//! values with no STOP byte (upstream `src/common/serialization_helper/thrift_helper.h`), so every type here knows its own wire form
 //! through the [`Wire`] trait instead of relying on a generic struct reader.
 
 use std::collections::BTreeMap;
@@ -347,7 +347,7 @@ pub trait Wire: Sized {
     /// # Errors
     /// Truncated or invalid input.
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError>;
-    /// The value in the conventions of `shared/vectors` (used by tests and debug output).
+    /// The value in the conventions of `tests/data/pegasus-wire-vectors.json` (used by tests and debug output).
     fn to_json(&self) -> serde_json::Value;
 }
 

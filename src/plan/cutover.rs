@@ -1,5 +1,6 @@
 //! Owns what the planner concludes from the facts around a cut-over: the write-block budget
-//! and whether `max_write_block` fits it, what each listed meta-proxy serves, a target that
+//! and whether `max_write_block` fits it, a 2.5 drain that can never complete (no empty
+//! writes), what each listed meta-proxy serves, a target that
 //! refuses writes, the config-sync speed-up as a cluster change, and warnings for
 //! applications (non-idempotent writes refused while duplicating). Pure.
 
@@ -85,6 +86,40 @@ pub fn budget_blocker(spec: &Spec, m: &Migration, observed: &Observed) -> Option
         ));
     }
     Some(blocker("write_block_budget", reason, fix))
+}
+
+/// Blockers for a 2.5 source whose primaries write no empty mutation: its drain waits for one
+/// (the last write ships only after a later mutation), so every cut-over would give up.
+#[must_use]
+pub fn empty_write_blockers(m: &Migration, observed: &Observed) -> Vec<Blocker> {
+    let on_2_5 = observed.clusters.get(&m.from).is_some_and(|c| !c.master);
+    let Some(off) = observed.no_empty_write.get(&m.from).filter(|_| on_2_5) else {
+        return vec![];
+    };
+    let why = |flag: &str, servers: &[String]| {
+        format!(
+            "{flag} is true on {} replica server(s) of {} ({}): a 2.5 source ships a partition's last write only after its primary's next empty write, which never comes, so the drain would never complete and the cut-over would give up at its deadline",
+            servers.len(),
+            m.from,
+            servers.join(", ")
+        )
+    };
+    let mut out = vec![];
+    if !off.empty_write_disabled.is_empty() {
+        out.push(blocker(
+            "empty_write_disabled",
+            why("empty_write_disabled", &off.empty_write_disabled),
+            "set it to false on each of them (GET /updateConfig?empty_write_disabled=false on the replica server's port; also in [replication] of its config file, or a restart sets it again), then plan again".into(),
+        ));
+    }
+    if !off.group_check_disabled.is_empty() {
+        out.push(blocker(
+            "group_check_disabled",
+            why("group_check_disabled", &off.group_check_disabled),
+            "set group_check_disabled = false in [replication] of their config file and restart them (the flag cannot change at run time), then plan again".into(),
+        ));
+    }
+    out
 }
 
 /// Blockers from what the listed meta-proxies serve, for a table routed to `expected`.

@@ -31,7 +31,7 @@ pub enum Action {
     Blocked,
 }
 
-/// The eight steps of one table's life, in order (design.md, "One table's life").
+/// The eight steps of one table's life, in order (README.md, "Applying").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {

@@ -18,6 +18,20 @@ pub struct Observed {
     /// answers.
     #[serde(default)]
     pub proxy_relays_master: BTreeMap<String, Relays>,
+    /// Per cluster of the plan: live replica servers whose flags stop the empty write a 2.5
+    /// drain waits for.
+    #[serde(default)]
+    pub no_empty_write: BTreeMap<String, NoEmptyWrite>,
+}
+
+/// Replica servers (`host:port`) on which an idle primary writes no empty mutation, by the
+/// flag that stops it (`/config`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoEmptyWrite {
+    /// `empty_write_disabled` is true (mutable: `/updateConfig` can clear it).
+    pub empty_write_disabled: Vec<String>,
+    /// `group_check_disabled` is true (not mutable: a config change and a restart).
+    pub group_check_disabled: Vec<String>,
 }
 
 /// One cluster's servers.

@@ -79,6 +79,9 @@ fn plan_table(spec: &Spec, m: &Migration, obs: &TableObs, observed: &super::Obse
         return tp;
     }
     tp.blockers = blockers(spec, m, obs);
+    tp.blockers.extend(threshold_blocker(m, obs, observed));
+    tp.blockers
+        .extend(cutover::empty_write_blockers(m, observed));
     tp.blockers
         .extend(cutover::budget_blocker(spec, m, observed));
     tp.blockers.extend(cutover::target_blocker(m, obs));
@@ -230,6 +233,26 @@ fn blockers(spec: &Spec, m: &Migration, obs: &TableObs) -> Vec<Blocker> {
     }
     out.extend(deny_blocker(m, obs, source));
     out
+}
+
+/// A threshold a 2.5 source can never reach while catch-up is still ahead: each partition
+/// that has taken a write keeps at least one unshipped mutation (its last write until the next
+/// empty write, then that empty write), so the lag never falls under the partition count.
+fn threshold_blocker(m: &Migration, obs: &TableObs, observed: &super::Observed) -> Option<Blocker> {
+    let partitions = u64::try_from(obs.source.as_ref()?.partition_count).ok()?;
+    let on_2_5 = !observed.clusters.get(&m.from)?.master;
+    let catch_up_ahead = resume_point(m, obs) < StepKind::BlockWrites;
+    if !on_2_5 || !catch_up_ahead || m.threshold >= partitions {
+        return None;
+    }
+    Some(Blocker {
+        code: "threshold_below_partitions".into(),
+        reason: format!(
+            "threshold {} can never be reached: {} is a 2.5 source, where each of the {partitions} partitions of {} keeps at least one unshipped mutation once it has taken a write, so the lag stays at {partitions} or more",
+            m.threshold, m.from, m.table
+        ),
+        fix: format!("set threshold to at least {partitions} for {}", m.table),
+    })
 }
 
 /// The block record says the switch happened, yet routing names the source: someone moved it

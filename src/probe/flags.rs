@@ -11,6 +11,10 @@ use crate::pegasus::Error;
 pub const CONFIG_SYNC: &str = "config_sync_interval_ms";
 /// The primaries' group-check period flag (not mutable).
 pub const GROUP_CHECK: &str = "group_check_interval_ms";
+/// Primaries write no empty mutation when idle (mutable).
+pub const EMPTY_WRITE_DISABLED: &str = "empty_write_disabled";
+/// Primaries run no group check at all (not mutable).
+pub const GROUP_CHECK_DISABLED: &str = "group_check_disabled";
 
 fn http_error(node: SocketAddr, path: &str, reason: String) -> Error {
     Error::Http {
@@ -26,15 +30,41 @@ fn http_error(node: SocketAddr, path: &str, reason: String) -> Error {
 /// # Errors
 /// The node could not be asked, or does not know the flag.
 pub async fn read(replica: &ReplicaClient, node: SocketAddr, name: &str) -> Result<u64, Error> {
+    read_parsed(replica, node, name, |s| s.parse().ok()).await
+}
+
+/// Reads boolean flag `name` on `node` (the server prints `true` or `false`).
+///
+/// # Errors
+/// The node could not be asked, or does not know the flag.
+pub async fn read_bool(
+    replica: &ReplicaClient,
+    node: SocketAddr,
+    name: &str,
+) -> Result<bool, Error> {
+    read_parsed(replica, node, name, |s| match s {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    })
+    .await
+}
+
+async fn read_parsed<T>(
+    replica: &ReplicaClient,
+    node: SocketAddr,
+    name: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<T, Error> {
     let path = format!("/config?name={name}");
     let (_, body) = replica.http_get(node, &path).await?;
     let value = serde_json::from_str::<serde_json::Value>(&body)
         .ok()
-        .and_then(|v| v["value"].as_str().and_then(|s| s.parse().ok()));
+        .and_then(|v| v["value"].as_str().and_then(&parse));
     value.ok_or_else(|| http_error(node, &path, body.trim().to_string()))
 }
 
-/// Sets mutable flag `name` to `value` on `node`.
+/// Sets mutable flag `name` to `value` on `node` (a number, or `true`/`false`).
 ///
 /// # Errors
 /// The node could not be asked, or refused (the body's `update_status` says why).
@@ -42,7 +72,7 @@ pub async fn update(
     replica: &ReplicaClient,
     node: SocketAddr,
     name: &str,
-    value: u64,
+    value: impl std::fmt::Display,
 ) -> Result<(), Error> {
     let path = format!("/updateConfig?{name}={value}");
     let (_, body) = replica.http_get(node, &path).await?;

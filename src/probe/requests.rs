@@ -1,5 +1,5 @@
 //! Owns the tool's own probe requests to each partition's primary, the evidence that a deny
-//! env is (or is no longer) in force there (server-behaviour.md §1.5, §6): a remove of a key
+//! env is (or is no longer) in force there (upstream `on_client_write` and `on_client_read`; `src/sim/fidelity.md`): a remove of a key
 //! in migrator's reserved namespace — answered at once by a primary that takes writes,
 //! `ERR_INVALID_STATE` under `reconfig*write|all`, nothing under `timeout*write|all` — and a
 //! get of the same key, refused with `ERR_INVALID_STATE` once `reconfig*all` is in force.

@@ -60,6 +60,10 @@ pub struct SimConfig {
     /// `group_check_interval_ms`: a primary idle this long writes an empty mutation (code
     /// default 10 s on 2.5, 100 s on master; shipped config.ini 100 s).
     pub group_check_interval: Duration,
+    /// `empty_write_disabled` at start-up (mutable): primaries write no empty mutation.
+    pub empty_write_disabled: bool,
+    /// `group_check_disabled` (not mutable): primaries run no group check at all.
+    pub group_check_disabled: bool,
     /// How often the duplication engine advances states and ships.
     pub dup_tick: Duration,
     /// Duplication sync between primaries and the meta (real: 10 s).
@@ -95,6 +99,8 @@ impl SimConfig {
             replica_count: 3,
             config_sync_interval: Duration::from_millis(100),
             group_check_interval: Duration::from_millis(300),
+            empty_write_disabled: false,
+            group_check_disabled: false,
             dup_tick: Duration::from_millis(20),
             dup_sync_interval: Duration::from_millis(100),
             dup_persist_period: Duration::from_millis(50),

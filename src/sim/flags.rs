@@ -34,10 +34,31 @@ const GROUP_CHECK: Flag = Flag {
     description: "every what period we send group check message",
 };
 
+const EMPTY_WRITE_DISABLED: Flag = Flag {
+    name: "empty_write_disabled",
+    section: "replication",
+    kind: "FV_BOOL",
+    mutable: true,
+    description: "whether primaries skip the empty write of an idle group check",
+};
+
+const GROUP_CHECK_DISABLED: Flag = Flag {
+    name: "group_check_disabled",
+    section: "replication",
+    kind: "FV_BOOL",
+    mutable: false,
+    description: "whether primaries run no group check",
+};
+
 fn find(name: &str) -> Option<&'static Flag> {
-    [&CONFIG_SYNC, &GROUP_CHECK]
-        .into_iter()
-        .find(|f| f.name == name)
+    [
+        &CONFIG_SYNC,
+        &GROUP_CHECK,
+        &EMPTY_WRITE_DISABLED,
+        &GROUP_CHECK_DISABLED,
+    ]
+    .into_iter()
+    .find(|f| f.name == name)
 }
 
 fn not_found(node: &ReplicaNode, name: &str) -> String {
@@ -49,12 +70,17 @@ fn not_found(node: &ReplicaNode, name: &str) -> String {
     }
 }
 
+/// The flag's value as `/config` prints it (booleans as `true`/`false`).
 fn value(node: &ReplicaNode, flag: &Flag) -> String {
-    if flag.name == CONFIG_SYNC.name {
-        let state = node.cluster.lock();
-        return state.nodes[node.index].config_sync_interval_ms.to_string();
+    let config = &node.cluster.config;
+    let state = node.cluster.lock();
+    let server = &state.nodes[node.index];
+    match flag.name {
+        n if n == CONFIG_SYNC.name => server.config_sync_interval_ms.to_string(),
+        n if n == EMPTY_WRITE_DISABLED.name => server.empty_write_disabled.to_string(),
+        n if n == GROUP_CHECK_DISABLED.name => config.group_check_disabled.to_string(),
+        _ => millis(config.group_check_interval).to_string(),
     }
-    millis(node.cluster.config.group_check_interval).to_string()
 }
 
 /// `GET /config?name=NAME`.
@@ -102,8 +128,16 @@ fn set(node: &ReplicaNode, name: &str, raw: &str) -> String {
     if !flag.mutable {
         return format!("ERR_INVALID_PARAMETERS: {name} is not mutable");
     }
+    let invalid = || format!("ERR_INVALID_PARAMETERS: {raw} is invalid");
+    if flag.name == EMPTY_WRITE_DISABLED.name {
+        let Some(on) = parse_bool(raw) else {
+            return invalid();
+        };
+        node.cluster.lock().nodes[node.index].empty_write_disabled = on;
+        return "ERR_OK".into();
+    }
     let Ok(ms) = raw.parse::<u32>() else {
-        return format!("ERR_INVALID_PARAMETERS: {raw} is invalid");
+        return invalid();
     };
     if ms == 0 {
         return "ERR_INVALID_PARAMETERS: value validation failed".into();
@@ -111,4 +145,13 @@ fn set(node: &ReplicaNode, name: &str, raw: &str) -> String {
     // Only the flag changes here; whether the config-sync timer follows is envsync's concern.
     node.cluster.lock().nodes[node.index].config_sync_interval_ms = ms;
     "ERR_OK".into()
+}
+
+/// `true` or `false` in any case, as the server's `buf2bool` reads a flag's new value.
+fn parse_bool(raw: &str) -> Option<bool> {
+    match raw.to_ascii_lowercase().as_str() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
 }

@@ -2,6 +2,8 @@
 //! the first as it takes over, and writes an empty mutation when it has prepared nothing
 //! for that long (`replica_check.cpp` `init_group_check`/`broadcast_group_check`, v2.5.0 and
 //! master). On 2.5 that empty write is what lets a partition's newest mutation be shipped.
+//! `group_check_disabled` stops the rounds and `empty_write_disabled` (the primary's server's
+//! value, mutable) the empty write (`replica_check.cpp`, `replication_common.cpp`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +16,9 @@ use super::storage;
 
 /// Runs group check for every primary of `cluster` until `shutdown` turns true.
 pub async fn run(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
+    if cluster.config.group_check_disabled {
+        return;
+    }
     let interval = cluster.config.group_check_interval;
     let tick = (interval / 20).clamp(Duration::from_millis(5), Duration::from_millis(100));
     let mut timer = tokio::time::interval(tick);
@@ -31,18 +36,20 @@ fn round(cluster: &Cluster, interval: Duration) {
     let now = Instant::now();
     let mut state = cluster.lock();
     let alive: Vec<bool> = state.nodes.iter().map(|n| n.alive).collect();
+    let empty_write_off: Vec<bool> = state.nodes.iter().map(|n| n.empty_write_disabled).collect();
     for app in state.apps.values_mut() {
         for pidx in 0..app.partitions.len() {
             let p = &mut app.partitions[pidx];
             if !alive.get(p.primary).copied().unwrap_or(false) {
                 continue;
             }
+            let writes_empty = !empty_write_off.get(p.primary).copied().unwrap_or(false);
             let due = rounds_due(now.duration_since(p.primary_since), interval);
             if due <= p.group_checks {
                 continue;
             }
             p.group_checks = due;
-            if now.duration_since(p.last_prepare) >= interval {
+            if writes_empty && now.duration_since(p.last_prepare) >= interval {
                 storage::apply_empty_write(app, pidx);
             }
         }

@@ -60,6 +60,7 @@ pub fn set_down(cluster: &Cluster, idx: usize, down: bool) {
         node.epoch += 1;
         node.last_beacon = Instant::now();
         node.config_sync_interval_ms = millis(cluster.config.config_sync_interval);
+        node.empty_write_disabled = cluster.config.empty_write_disabled;
         node.deny.clear();
     }
 }

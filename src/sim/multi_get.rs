@@ -2,8 +2,10 @@
 //! sort-key range with its prefix/anywhere/postfix filter, at most `max_kv_count` records
 //! (capped at 3000, the iteration limit that also counts skipped records) and `max_kv_size`
 //! bytes (the record that crosses it is kept), `Incomplete` (7) when a limit stopped it while
-//! any key follows — even one outside the range — and, reversed, the last records of the range
-//! still in ascending order. Expired records are skipped. Sizes count what is returned (no
+//! any key follows — even one outside the range — unless the last record examined was the
+//! range's own end in scan order (the stop key of an inclusive stop, or reversed the start key
+//! of an inclusive start), and, reversed, the last records of the range still in ascending
+//! order. Expired records are skipped. Sizes count what is returned (no
 //! value with `no_value`); listed sort keys are limited in size only by the request.
 
 use std::collections::BTreeMap;
@@ -69,22 +71,14 @@ pub fn rows(
         }
         return (rocksdb::OK, out);
     }
-    let Some(KeyRange {
-        start,
-        stop,
-        stop_inclusive,
-    }) = range(q)
-    else {
+    let Some(range) = range(q) else {
         return (rocksdb::OK, vec![]);
     };
     let prefix_len = key::composite_key(&q.hash_key.0, b"").map_or(0, |p| p.len());
-    let in_range = |k: &[u8]| {
-        k >= start.as_slice() && (k < stop.as_slice() || (stop_inclusive && k == stop.as_slice()))
-    };
     let keys: Box<dyn Iterator<Item = (&Vec<u8>, &Record)>> = if q.reverse {
-        Box::new(data.range(..=stop.clone()).rev())
+        Box::new(data.range(..=range.stop.clone()).rev())
     } else {
-        Box::new(data.range(start.clone()..))
+        Box::new(data.range(range.start.clone()..))
     };
     let filter = (q.sort_key_filter_type, q.sort_key_filter_pattern.0.clone());
     let (mut out, mut size, mut examined) = (Vec::new(), 0, 0);
@@ -95,8 +89,8 @@ pub fn rows(
             stopped_early = true;
             break;
         }
-        if !in_range(k) {
-            let before_start = k.as_slice() < start.as_slice();
+        if !range.contains(k) {
+            let before_start = range.precedes(k);
             let after_stop = !before_start;
             // Forward scans end past the stop; reverse ones before the start (and skip the
             // keys past an exclusive stop they begin on).
@@ -113,7 +107,13 @@ pub fn rows(
             size += kv.key.0.len() + kv.value.0.len();
             out.push(kv);
         }
+        // The range's own end completes the scan whatever the limits say, even when the record
+        // there was skipped: nothing after it can belong to the range.
+        let at_end = range.ends_at(k, q.reverse);
         keys.next();
+        if at_end {
+            break;
+        }
     }
     if q.reverse {
         out.reverse();
@@ -127,11 +127,35 @@ pub fn rows(
     (error, out)
 }
 
-/// The keys a range request covers: from `start` (inclusive) to `stop`.
+/// The keys a range request covers: from `start` to `stop`, each end inclusive or not.
 struct KeyRange {
     start: Vec<u8>,
+    start_inclusive: bool,
     stop: Vec<u8>,
     stop_inclusive: bool,
+}
+
+impl KeyRange {
+    fn contains(&self, k: &[u8]) -> bool {
+        let after_start = k > self.start.as_slice() || (self.start_inclusive && k == self.start);
+        let before_stop = k < self.stop.as_slice() || (self.stop_inclusive && k == self.stop);
+        after_start && before_stop
+    }
+
+    /// Whether `k` lies on the start's side of the range (the start itself when exclusive).
+    fn precedes(&self, k: &[u8]) -> bool {
+        k < self.start.as_slice() || (!self.start_inclusive && k == self.start)
+    }
+
+    /// Whether `k` is the last key of the range in scan order: an inclusive end a scan stops
+    /// on without looking further.
+    fn ends_at(&self, k: &[u8], reverse: bool) -> bool {
+        if reverse {
+            self.start_inclusive && k == self.start
+        } else {
+            self.stop_inclusive && k == self.stop
+        }
+    }
 }
 
 /// The key range of a range request, narrowed by a prefix filter; `None` when empty.
@@ -139,9 +163,7 @@ fn range(q: &MultiGetRequest) -> Option<KeyRange> {
     let prefix = key::composite_key(&q.hash_key.0, b"").ok()?;
     let mut start = prefix.clone();
     start.extend_from_slice(&q.start_sortkey.0);
-    if !q.start_inclusive {
-        start.push(0); // the smallest key after the start (also when its sort key is empty)
-    }
+    let mut start_inclusive = q.start_inclusive;
     let mut stop = if q.stop_sortkey.0.is_empty() {
         (next_blob(&prefix), false)
     } else {
@@ -156,15 +178,17 @@ fn range(q: &MultiGetRequest) -> Option<KeyRange> {
         p.extend_from_slice(&q.sort_key_filter_pattern.0);
         if p > start {
             start.clone_from(&p);
+            start_inclusive = true;
         }
         let end = next_blob(&p);
         if end < stop.0 || (end == stop.0 && stop.1) {
             stop = (end, false);
         }
     }
-    let empty = start > stop.0 || (start == stop.0 && !stop.1);
+    let empty = start > stop.0 || (start == stop.0 && !(start_inclusive && stop.1));
     (!empty).then_some(KeyRange {
         start,
+        start_inclusive,
         stop: stop.0,
         stop_inclusive: stop.1,
     })
@@ -335,13 +359,77 @@ mod tests {
                 vec!["c1"],
             ),
         ];
+        check(&d, cases);
+    }
+
+    fn check(d: &BTreeMap<Vec<u8>, Record>, cases: Vec<(&str, MultiGetRequest, i32, Vec<&str>)>) {
         for (name, q, error, want) in cases {
-            let (e, kvs) = rows(&d, &q, 0);
+            let (e, kvs) = rows(d, &q, 0);
             assert_eq!(
                 (e, names(&kvs)),
                 (error, want.iter().map(ToString::to_string).collect()),
                 "{name}"
             );
         }
+    }
+
+    /// The layout of the official Python client's `test_multi_get_opt_reverse_ok`: pages of a
+    /// reverse scan whose last one ends exactly on the (inclusive) start key, with another hash
+    /// key sorting before the scanned one in the same partition. Upstream completes a scan on
+    /// its inclusive end key before it looks at the limits, so that page is OK.
+    #[test]
+    fn a_scan_that_stops_on_its_inclusive_end_key_is_complete() {
+        let mut d = data(&["", "a1", "a2", "b1", "b2", "c1"]);
+        let before = key::composite_key(b"g", b"before").unwrap();
+        d.insert(before, d.values().next().unwrap().clone());
+        let range =
+            |start: &str, stop: &str, start_inclusive, stop_inclusive, count| MultiGetRequest {
+                start_sortkey: Blob::new(start.as_bytes()),
+                stop_sortkey: Blob::new(stop.as_bytes()),
+                start_inclusive,
+                stop_inclusive,
+                max_kv_count: count,
+                ..req()
+            };
+        let reverse = |q: MultiGetRequest| MultiGetRequest { reverse: true, ..q };
+        let cases: Vec<(&str, MultiGetRequest, i32, Vec<&str>)> = vec![
+            (
+                "reverse, a page before the last: incomplete",
+                reverse(range("a1", "c1", true, false, 2)),
+                rocksdb::INCOMPLETE,
+                vec!["b1", "b2"],
+            ),
+            (
+                "reverse, the last page ends on the inclusive start key: complete",
+                reverse(range("a1", "b1", true, false, 2)),
+                rocksdb::OK,
+                vec!["a1", "a2"],
+            ),
+            (
+                "reverse over the whole hash key, exactly its size: complete",
+                reverse(range("", "", true, false, 6)),
+                rocksdb::OK,
+                vec!["", "a1", "a2", "b1", "b2", "c1"],
+            ),
+            (
+                "reverse, an exclusive start key still follows: incomplete",
+                reverse(range("a1", "b1", false, false, 1)),
+                rocksdb::INCOMPLETE,
+                vec!["a2"],
+            ),
+            (
+                "forward, the page ends on the inclusive stop key: complete",
+                range("a2", "b2", true, true, 3),
+                rocksdb::OK,
+                vec!["a2", "b1", "b2"],
+            ),
+            (
+                "forward, an exclusive stop key still follows: incomplete",
+                range("a2", "b2", true, false, 2),
+                rocksdb::INCOMPLETE,
+                vec!["a2", "b1"],
+            ),
+        ];
+        check(&d, cases);
     }
 }

@@ -364,6 +364,8 @@ pub struct Node {
     pub epoch: u64,
     /// `config_sync_interval_ms` as `/config` shows it (changed by `/updateConfig`).
     pub config_sync_interval_ms: u32,
+    /// `empty_write_disabled` as `/config` shows it (changed by `/updateConfig`).
+    pub empty_write_disabled: bool,
     /// `replica.deny_client_request` as applied at the last config sync, per app id.
     pub deny: HashMap<i32, Deny>,
     /// Tables whose replicas here are duplication masters, as of the last config sync
@@ -383,6 +385,7 @@ impl Node {
             last_beacon: Instant::now(),
             epoch: 0,
             config_sync_interval_ms: millis(config.config_sync_interval),
+            empty_write_disabled: config.empty_write_disabled,
             deny: HashMap::new(),
             dup_masters: HashSet::new(),
             scanners: super::scan::Scanners::new(crate::clock::now_ms()),

@@ -523,3 +523,57 @@ async fn status_and_abort_before_and_after_the_switch() {
         text(&refused)
     );
 }
+
+/// A block record whose deny env was never set (apply killed between writing the one and
+/// setting the other) is not reported as blocked writes; once the env is on the meta it is.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_tells_an_open_block_record_from_a_deny_env_in_force() {
+    use migrator::apply::record::{zk_path, BlockRecord, BlockState, RecordStore};
+    use migrator::pegasus::envs::DENY_ENV;
+
+    let s = Stage::new("status-record", StageOpts::new(Version::V2_6, "60s")).await;
+    let now = migrator::apply::journal::now_ms();
+    let record = BlockRecord {
+        source_cluster: "src".into(),
+        source_metas: vec![],
+        target_cluster: "dst".into(),
+        table: "t0".into(),
+        app_id: 1,
+        deny_value: "timeout*write".into(),
+        started_ms: now,
+        deadline_ms: now + 60_000,
+        give_up_ms: now + 50_000,
+        state: BlockState::Blocking,
+        owner: "test@host pid 1".into(),
+        note: String::new(),
+        routing: None,
+        fence: None,
+    };
+    let store = RecordStore::Zk {
+        zk: s.w.zk.clone(),
+        path: zk_path(&s.w.config.migrator_root, "src", "t0"),
+    };
+    store.put(&record, None).await.unwrap();
+
+    let open = s.run(&["status", "m.yaml"]).await;
+    let said = String::from_utf8_lossy(&open.stdout);
+    assert!(
+        said.contains("block record open (timeout*write")
+            && said.contains("deny env not set on src: writes are taken")
+            && !said.contains("writes blocked"),
+        "{}",
+        text(&open)
+    );
+
+    meta_client(s.src())
+        .set_app_envs("t0", &[(DENY_ENV, "timeout*write")])
+        .await
+        .unwrap();
+    let blocked = s.run(&["status", "m.yaml"]).await;
+    let said = String::from_utf8_lossy(&blocked.stdout);
+    assert!(
+        said.contains("writes blocked (timeout*write)") && !said.contains("deny env not set"),
+        "{}",
+        text(&blocked)
+    );
+}

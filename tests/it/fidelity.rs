@@ -1,5 +1,5 @@
-//! The simulator pinned to real servers, one test per row of server-behaviour.md §7 (and the
-//! facts read since, `src/sim/fidelity.md`): what a replica's app info shows, 2.5's late
+//! The simulator pinned to real servers, one test per behaviour of `src/sim/fidelity.md`
+//! that names one: what a replica's app info shows, 2.5's late
 //! last write, the two duplication counters, dead nodes and failover, partition states after
 //! a leader change, meta-proxy's watches and builds, `/updateConfig`, env validation,
 //! `ERR_BUSY`, replica info and `/config`.
@@ -18,7 +18,7 @@ use migrator::pegasus::messages::replica_admin::PartitionStatus;
 use migrator::pegasus::meta::{MetaClient, MetaOptions};
 use migrator::pegasus::replica::ReplicaClient;
 use migrator::pegasus::table::{TableClient, TableOptions};
-use migrator::probe::flags::{self, CONFIG_SYNC};
+use migrator::probe::flags::{self, CONFIG_SYNC, EMPTY_WRITE_DISABLED, GROUP_CHECK_DISABLED};
 use migrator::probe::progress::{self, Known};
 use migrator::probe::requests::{self, Answer, Probe};
 use migrator::probe::Primaries;
@@ -148,6 +148,72 @@ async fn a_2_5_primary_ships_its_last_write_only_after_the_next_empty_write() {
         c[0].counters.unwrap().not_duplicated >= 1,
         "the empty write is the new unshipped tail: {c:?}"
     );
+}
+
+/// Writes `last` to `t` on `src` and checks that, several group-check periods later, it has
+/// not reached `dst` and the partition still has an unshipped mutation.
+async fn last_write_stays_unshipped(src: &SimCluster, dst: &SimCluster, dupid: i32) {
+    let t = TableClient::new("t", meta_client(src), TableOptions::default());
+    t.put(b"last", b"s", b"v").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await; // five group-check periods
+    let target = TableClient::new("t", meta_client(dst), TableOptions::default());
+    assert_eq!(target.get(b"last", b"s").await.unwrap(), None);
+    let c = counters(&meta_client(src), "t", dupid).await;
+    assert!(c[0].counters.unwrap().not_duplicated >= 1, "{c:?}");
+}
+
+#[tokio::test]
+async fn without_empty_writes_a_2_5_partitions_last_write_is_never_shipped() {
+    let directory = Directory::default();
+    let src = start_with(&directory, "src", 1, Version::V2_5, |_| {}).await;
+    let dst = start_with(&directory, "dst", 2, Version::V2_5, |_| {}).await;
+    table(&src, "t", 1).await;
+    let dupid = duplicate(&src, "t").await;
+    let node = src.replicas()[0];
+    assert!(!flags::read_bool(&replica(), node, EMPTY_WRITE_DISABLED)
+        .await
+        .unwrap());
+    assert!(!flags::read_bool(&replica(), node, GROUP_CHECK_DISABLED)
+        .await
+        .unwrap());
+    for n in src.replicas() {
+        flags::update(&replica(), n, EMPTY_WRITE_DISABLED, true)
+            .await
+            .unwrap();
+    }
+    assert!(flags::read_bool(&replica(), node, EMPTY_WRITE_DISABLED)
+        .await
+        .unwrap());
+    last_write_stays_unshipped(&src, &dst, dupid).await;
+    // The flag is mutable: clearing it brings the empty write back, and with it the write.
+    for n in src.replicas() {
+        flags::update(&replica(), n, EMPTY_WRITE_DISABLED, "FALSE")
+            .await
+            .unwrap();
+    }
+    let target = TableClient::new("t", meta_client(&dst), TableOptions::default());
+    eventually("the next empty write lets it ship", || async {
+        target.get(b"last", b"s").await.unwrap().is_some()
+    })
+    .await;
+
+    let off = |c: &mut SimConfig| c.group_check_disabled = true;
+    let directory = Directory::default();
+    let src = start_with(&directory, "src", 1, Version::V2_5, off).await;
+    let dst = start_with(&directory, "dst", 2, Version::V2_5, |_| {}).await;
+    table(&src, "t", 1).await;
+    let dupid = duplicate(&src, "t").await;
+    let node = src.replicas()[0];
+    assert!(flags::read_bool(&replica(), node, GROUP_CHECK_DISABLED)
+        .await
+        .unwrap());
+    assert!(
+        flags::update(&replica(), node, GROUP_CHECK_DISABLED, false)
+            .await
+            .is_err(),
+        "group_check_disabled is not mutable"
+    );
+    last_write_stays_unshipped(&src, &dst, dupid).await;
 }
 
 #[tokio::test]
@@ -370,6 +436,91 @@ async fn modify_duplication_answers_busy_while_a_change_is_persisted() {
     meta.modify_duplication("t", dupid, DuplicationStatus::DS_LOG)
         .await
         .unwrap();
+}
+
+/// Reverse pages of a count-limited multi_get over TCP, in the key layout of the Python
+/// client's `test_multi_get_opt_reverse_ok`: 50 sort keys `k_0`..`k_49` under one hash key, a
+/// row of another hash key sorting before it in the same (only) partition, pages of 10 from
+/// the top, each next page stopping (exclusive) at the previous one's first key. Every page
+/// before the last is incomplete; the last ends on the inclusive start key `k_0` and is OK.
+#[tokio::test]
+async fn reverse_multi_get_pages_end_complete_on_the_start_key() {
+    use migrator::pegasus::base::{Blob, Gpid};
+    use migrator::pegasus::key;
+    use migrator::pegasus::messages::data::{rocksdb, MultiGet, MultiGetRequest};
+
+    let sim = start_with(&Directory::default(), "a", 1, Version::V2_5, |_| {}).await;
+    let t = table(&sim, "t", 1).await;
+    // Keys sort by hash-key length first: "a" sorts before "h".
+    t.put(b"a", b"x", b"v").await.unwrap();
+    let mut sorted: Vec<String> = (0..50).map(|i| format!("k_{i}")).collect();
+    for k in &sorted {
+        t.put(b"h", k.as_bytes(), k.as_bytes()).await.unwrap();
+    }
+    sorted.sort();
+    let routing = t.refresh().await.unwrap();
+    let primary = routing.primaries[0].unwrap();
+    let hash = key::crc64(b"h");
+    let mut stop = "k_99".to_string();
+    for page in 0..5 {
+        let req = MultiGetRequest {
+            hash_key: Blob::new(b"h"),
+            max_kv_count: 10,
+            start_sortkey: Blob::new(b"k_0"),
+            stop_sortkey: Blob::new(stop.as_bytes()),
+            start_inclusive: true,
+            stop_inclusive: false,
+            reverse: true,
+            ..MultiGetRequest::default()
+        };
+        let resp = replica()
+            .call::<MultiGet>(primary, Gpid::new(routing.app_id, 0), hash, &req)
+            .await
+            .unwrap();
+        let got: Vec<String> = resp
+            .kvs
+            .iter()
+            .map(|kv| String::from_utf8(kv.key.0.clone()).unwrap())
+            .collect();
+        let want = sorted.split_off(sorted.len() - 10);
+        assert_eq!(got, want, "page {page}");
+        let error = if page == 4 {
+            rocksdb::OK
+        } else {
+            rocksdb::INCOMPLETE
+        };
+        assert_eq!(resp.error, error, "page {page}");
+        stop.clone_from(&want[0]);
+    }
+}
+
+/// The config-sync timer's first tick comes one full period after a server (re)starts, not at
+/// a random phase: a non-zero first delay is never randomised (`timer_task::enqueue`).
+#[tokio::test]
+async fn a_restarted_server_syncs_on_connecting_then_a_full_period_later() {
+    let long = |c: &mut SimConfig| c.config_sync_interval = Duration::from_millis(1500);
+    let sim = start_with(&Directory::default(), "a", 1, Version::V2_5, long).await;
+    table(&sim, "t", 3).await;
+    let meta = meta_client(&sim);
+    let app_id = meta.available_app("t").await.unwrap().unwrap().app_id;
+    let node = sim.replicas()[1];
+    fault(&sim, &["replica_down", &node.to_string(), "on"]).await;
+    fault(&sim, &["replica_down", &node.to_string(), "off"]).await;
+    let restarted = tokio::time::Instant::now();
+    // Past its sync on connecting, well before its first tick.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    meta.set_app_envs("t", &[("replica.deny_client_request", "reconfig*write")])
+        .await
+        .unwrap();
+    let applied = || sim.cluster().lock().nodes[1].deny.contains_key(&app_id);
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(!applied(), "applied before a full period since the restart");
+    eventually("the first tick applies it", || async { applied() }).await;
+    let after = restarted.elapsed();
+    assert!(
+        after >= Duration::from_millis(1400) && after < Duration::from_millis(2500),
+        "first tick {after:?} after the restart, for a 1500 ms period"
+    );
 }
 
 #[tokio::test]

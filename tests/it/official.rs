@@ -8,7 +8,7 @@
 //! Only 2.5 mode: pypegasus3 knows `partition_configuration` fields 1-7 and skips others by their
 //! wire type, but the 2.6 host_port fields 9-11 are placeholder "structs" (string, i16, i8 with no
 //! STOP), so its generic skip misparses them and raises `TProtocolException: invalid TType` on
-//! every 2.6 query-config reply (pegasus-data-path.md §9). A real 2.6 server sends the same bytes.
+//! every 2.6 query-config reply (upstream `src/common/serialization_helper/thrift_helper.h`). A real 2.6 server sends the same bytes.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

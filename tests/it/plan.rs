@@ -183,3 +183,28 @@ async fn a_cluster_key_that_is_not_the_cluster_name_is_refused() {
         "cluster prod in the plan file is dst according to its meta servers"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_reads_the_flags_that_stop_a_2_5_drain() {
+    use migrator::pegasus::replica::ReplicaClient;
+    use migrator::probe::flags::{self, EMPTY_WRITE_DISABLED};
+
+    let w = World::new("no-empty-write", Version::V2_5, &["t"]).await;
+    let spec = w.spec(&["t"]);
+    let p = plan_of(&spec).await;
+    assert_eq!(p.tables[0].action, Action::Migrate, "{:?}", p.tables[0]);
+    let node = w.src.replicas()[1];
+    let replica = ReplicaClient::new(std::time::Duration::from_secs(2));
+    flags::update(&replica, node, EMPTY_WRITE_DISABLED, true)
+        .await
+        .unwrap();
+    let p = plan_of(&spec).await;
+    let t = &p.tables[0];
+    assert_eq!(t.action, Action::Blocked);
+    let b = t
+        .blockers
+        .iter()
+        .find(|b| b.code == "empty_write_disabled")
+        .unwrap_or_else(|| panic!("{:?}", t.blockers));
+    assert!(b.reason.contains(&node.to_string()), "{}", b.reason);
+}

@@ -1,7 +1,7 @@
 //! Defines every Pegasus RPC this tool sends or the simulator serves: names, request and
 //! response structs, each able to encode and decode.
 //!
-//! Field ids and types follow the upstream IDL (pegasus-wire.md §3, pegasus-data-path.md §2);
+//! Field ids and types follow the upstream IDL (upstream `idl/*.thrift`);
 //! fields that only 2.6 servers know are `Option`s, so a 2.5 peer never sees them.
 
 pub mod apps;

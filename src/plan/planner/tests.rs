@@ -75,6 +75,7 @@ fn observed_of(tables: Vec<(&str, TableObs)>) -> Observed {
             .collect(),
         clusters: [("a".to_string(), source_facts())].into(),
         proxy_relays_master: BTreeMap::new(),
+        no_empty_write: BTreeMap::new(),
     }
 }
 
@@ -316,6 +317,64 @@ fn blockers() {
 }
 
 #[test]
+fn a_2_5_threshold_below_the_partition_count_blocks_while_catch_up_is_ahead() {
+    let spec_with = |threshold: u64| {
+        let text = format!(
+            "version: 1\nclusters:\n  a: {{ meta: [\"a1:1\", \"a2:1\"] }}\n  b: {{ meta: [\"b1:1\", \"b2:1\"] }}\n\
+             metaproxy: {{ zookeeper: [\"z:2181\"], root: /mp }}\n\
+             defaults: {{ threshold: {threshold} }}\nmigrations:\n  - {{ table: t, from: a, to: b }}\n"
+        );
+        load_str("test.yaml", &text).unwrap()
+    };
+    let master = ClusterObs {
+        master: true,
+        ..source_facts()
+    };
+    // name, threshold, source is master, observed table (4 partitions), blocked
+    let cases: Vec<(&str, u64, bool, TableObs, bool)> = vec![
+        ("2.5, threshold 3 < 4 partitions", 3, false, fresh(), true),
+        (
+            "2.5, threshold 3 while catching up",
+            3,
+            false,
+            with_dup(fresh(), "DS_LOG", 9),
+            true,
+        ),
+        ("2.5, threshold 4 = partitions", 4, false, fresh(), false),
+        (
+            "master ships every write: 1 is fine",
+            1,
+            true,
+            fresh(),
+            false,
+        ),
+        (
+            "2.5, an open block resumes past catch-up",
+            3,
+            false,
+            with_env(with_dup(fresh(), "DS_LOG", 4), "timeout*write"),
+            false,
+        ),
+    ];
+    for (name, threshold, is_master, obs, blocked) in cases {
+        let mut observed = observed_of(vec![("t", obs)]);
+        if is_master {
+            observed.clusters.insert("a".into(), master.clone());
+        }
+        let tp = plan(&spec_with(threshold), &observed).tables.remove(0);
+        let found = tp
+            .blockers
+            .iter()
+            .find(|b| b.code == "threshold_below_partitions");
+        assert_eq!(found.is_some(), blocked, "{name}: {:?}", tp.blockers);
+        if let Some(b) = found {
+            assert_eq!(tp.action, Action::Blocked, "{name}");
+            assert!(b.fix.contains("at least 4"), "{name}: {}", b.fix);
+        }
+    }
+}
+
+#[test]
 fn switch_step_spells_out_the_compare_and_set() {
     let tp = plan_one(&spec(true, false), fresh());
     let switch = tp
@@ -519,6 +578,77 @@ fn cut_over_facts_block_or_pass() {
         let tp = plan(&s, &observed).tables.remove(0);
         let codes: Vec<&str> = tp.blockers.iter().map(|b| b.code.as_str()).collect();
         assert_eq!(codes, want, "{name}: {:?}", tp.blockers);
+    }
+}
+
+#[test]
+fn a_2_5_source_whose_primaries_write_no_empty_mutation_blocks() {
+    use crate::plan::observed::NoEmptyWrite;
+    let servers = |names: &[&str]| names.iter().map(ToString::to_string).collect::<Vec<_>>();
+    let cases: Vec<(&str, bool, NoEmptyWrite, Vec<&str>)> = vec![
+        (
+            "2.5, both flags clear",
+            false,
+            NoEmptyWrite::default(),
+            vec![],
+        ),
+        (
+            "2.5, empty_write_disabled on one server",
+            false,
+            NoEmptyWrite {
+                empty_write_disabled: servers(&["r2:1"]),
+                ..NoEmptyWrite::default()
+            },
+            vec!["empty_write_disabled"],
+        ),
+        (
+            "2.5, group_check_disabled on every server",
+            false,
+            NoEmptyWrite {
+                group_check_disabled: servers(&["r1:1", "r2:1"]),
+                ..NoEmptyWrite::default()
+            },
+            vec!["group_check_disabled"],
+        ),
+        (
+            "2.5, both",
+            false,
+            NoEmptyWrite {
+                empty_write_disabled: servers(&["r1:1"]),
+                group_check_disabled: servers(&["r1:1"]),
+            },
+            vec!["empty_write_disabled", "group_check_disabled"],
+        ),
+        (
+            "master ships the last write at once",
+            true,
+            NoEmptyWrite {
+                empty_write_disabled: servers(&["r1:1"]),
+                group_check_disabled: servers(&["r1:1"]),
+            },
+            vec![],
+        ),
+    ];
+    for (name, master, off, want) in cases {
+        let mut observed = observed_of(vec![("t", fresh())]);
+        observed.clusters.get_mut("a").unwrap().master = master;
+        observed.no_empty_write.insert("a".into(), off);
+        let tp = plan(&spec(true, false), &observed).tables.remove(0);
+        let codes: Vec<&str> = tp.blockers.iter().map(|b| b.code.as_str()).collect();
+        assert_eq!(codes, want, "{name}: {:?}", tp.blockers);
+        for b in &tp.blockers {
+            assert!(
+                b.reason.contains(&b.code)
+                    && (b.reason.contains("r1:1") || b.reason.contains("r2:1")),
+                "{name}: the reason names the flag and the servers: {}",
+                b.reason
+            );
+            assert!(
+                b.fix.contains(&b.code),
+                "{name}: the fix names the flag: {}",
+                b.fix
+            );
+        }
     }
 }
 
