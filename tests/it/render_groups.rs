@@ -99,6 +99,7 @@ fn sandbox_observed(tables: BTreeMap<String, TableObs>) -> Observed {
         |replicas: &[&str]| replicas.iter().map(|r| ((*r).to_string(), 1000)).collect();
     Observed {
         tables,
+        no_empty_write: BTreeMap::new(),
         clusters: BTreeMap::from([
             (
                 SOURCE.into(),
