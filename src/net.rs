@@ -6,7 +6,7 @@
 //! other threads (other tests in the same process) keep real sockets.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -52,7 +52,7 @@ pub type FaultPolicy = Box<dyn FnMut(SocketAddr, &str) -> RequestFault>;
 /// The simulated network of this thread.
 #[derive(Default)]
 pub struct SimNet {
-    listeners: HashMap<SocketAddr, mpsc::UnboundedSender<Stream>>,
+    listeners: BTreeMap<SocketAddr, mpsc::UnboundedSender<Stream>>,
     next_port: u16,
     faults: Option<FaultPolicy>,
 }

@@ -31,7 +31,7 @@ mod switch;
 pub mod table;
 mod verify;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -153,23 +153,23 @@ pub fn exit(outcomes: &[(String, Outcome)]) -> Exit {
 /// Everything the steps share.
 pub struct Ctx {
     pub spec: Spec,
-    pub metas: HashMap<String, MetaClient>,
+    pub metas: BTreeMap<String, MetaClient>,
     pub replica: ReplicaClient,
     /// Calls whose deadline is `probe_timeout` (probe requests, meta-proxy questions).
     pub probes: ReplicaClient,
     pub proxy_pool: crate::pegasus::connection::Pool,
     /// Each source cluster's config-sync facts and speed-up.
-    pub sources: HashMap<String, Arc<speedup::Source>>,
+    pub sources: BTreeMap<String, Arc<speedup::Source>>,
     pub zk: Option<Zk>,
     pub journal: journal::Journal,
     pub events: events::Events,
     pub opts: Options,
-    cutovers: HashMap<String, Arc<Semaphore>>,
+    cutovers: BTreeMap<String, Arc<Semaphore>>,
     /// Turns true at the first SIGINT/SIGTERM/SIGHUP: start nothing new, restore blocked
     /// writes.
     pub stopping: watch::Receiver<bool>,
     /// The ZooKeeper lock node this run holds, per table: the switch's fence.
-    pub fences: HashMap<String, String>,
+    pub fences: BTreeMap<String, String>,
     /// Where local state lives (`.migrator`): block records and guardian logs without
     /// meta-proxy.
     pub state_dir: std::path::PathBuf,
@@ -184,7 +184,7 @@ impl Ctx {
     #[must_use]
     pub fn new(
         spec: Spec,
-        metas: HashMap<String, MetaClient>,
+        metas: BTreeMap<String, MetaClient>,
         zk: Option<Zk>,
         journal: journal::Journal,
         events: events::Events,
@@ -207,14 +207,14 @@ impl Ctx {
             replica: ReplicaClient::new(Duration::from_secs(10)),
             probes: ReplicaClient::new(opts.probe_timeout),
             proxy_pool: crate::pegasus::connection::Pool::new(opts.probe_timeout),
-            sources: HashMap::new(),
+            sources: BTreeMap::new(),
             zk,
             journal,
             events,
             opts,
             cutovers,
             stopping,
-            fences: HashMap::new(),
+            fences: BTreeMap::new(),
             state_dir: std::path::PathBuf::from(".migrator"),
             prompt: tokio::sync::Mutex::new(()),
             stdin: tokio::sync::Mutex::new(None),

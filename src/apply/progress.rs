@@ -1,7 +1,7 @@
 //! Owns the live progress view on a terminal: one line per table (indicatif, on stderr) showing
 //! its phase, what it waits for, the lag and an ETA; finished lines stay on screen.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 #[derive(Debug)]
 pub struct Live {
     bars: MultiProgress,
-    lines: Mutex<HashMap<String, ProgressBar>>,
+    lines: Mutex<BTreeMap<String, ProgressBar>>,
 }
 
 impl Live {

@@ -172,6 +172,7 @@ impl Run<'_> {
             let mut stopping = self.ctx.stopping.clone();
             // Only a stop request ends the wait early (a closed channel disables that branch).
             let permit = tokio::select! {
+                biased;
                 p = cutover.clone().acquire_owned() => p.ok(),
                 Ok(_) = stopping.wait_for(|s| *s) => None,
             };
@@ -215,6 +216,7 @@ impl Run<'_> {
     {
         let mut stopping = self.ctx.stopping.clone();
         tokio::select! {
+            biased;
             r = f(self) => r,
             _ = stopping.wait_for(|s| *s) => Err(Stop::Abort("interrupted".into())),
         }

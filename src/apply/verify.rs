@@ -56,6 +56,7 @@ impl Run<'_> {
         progress.estimate_of(&src, &self.ctx.replica).await;
         let run = verify::verify(&src, &dst, opts, progress.clone());
         let outcome = tokio::select! {
+            biased;
             outcome = run => outcome,
             never = self.tell_progress(&progress) => match never {},
         }

@@ -1,7 +1,7 @@
 //! Owns `migrator apply [PATH]`: a saved plan (refused when stale) or a YAML file planned
 //! afresh and confirmed; then lock, journal, execute, and report with the exit code.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -112,7 +112,7 @@ pub async fn run(args: &Args) -> Result<Exit> {
         path: args.journal.clone(),
         source: e,
     })?;
-    let mut metas = HashMap::new();
+    let mut metas = BTreeMap::new();
     for name in spec.clusters.keys() {
         metas.insert(
             name.clone(),
@@ -266,6 +266,7 @@ fn stop_on_signal() -> watch::Receiver<bool> {
             }
         };
         tokio::select! {
+            biased;
             () = wait_for(SignalKind::terminate()) => {}
             () = wait_for(SignalKind::hangup()) => {}
             () = wait_for(SignalKind::interrupt()) => {}

@@ -249,6 +249,7 @@ async fn wait_for_stop(duration: Option<f64>) {
         }
     };
     tokio::select! {
+        biased;
         () = timer => {}
         () = term => {}
         _ = tokio::signal::ctrl_c() => {}

@@ -1,7 +1,11 @@
 //! Owns the invariants every simulated run must keep, checked on what the run recorded:
 //! (a) no write acknowledged by the source once the target acknowledged one (per table);
 //! (b) every acknowledged write is where routing points at the end, at its latest version;
+//! (c) a write block ends — deny lifted on every server, or routing switched — within
+//!     `max_write_block` + one config sync + the config-sync lateness the run injected + a
+//!     margin, whoever ends it;
 //! (d) every guardian exits within its bound;
+//! (e) nobody deletes the deny env of a block whose record does not say it is being lifted;
 //! (f) apply converges — migrated, lifted (exit 3) or an operator needed (exit 4) — within
 //!     bounded virtual time, never a hang.
 
@@ -10,9 +14,13 @@ use std::time::Duration;
 
 use super::scenario::RunEnd;
 use super::writers::{key_of, Write};
-use crate::pegasus::table::{TableClient, TableOptions};
-use crate::sim::world::{meta_client, World};
+use crate::apply::record::{BlockRecord, BlockState};
+use crate::sim::state::DenyEvent;
+use crate::sim::world::World;
 use crate::sim::zk_model::Change;
+
+/// Slack on top of the stated bound of a block: one poll of the guardian and a probe.
+pub const BLOCK_MARGIN: Duration = Duration::from_secs(2);
 
 /// One guardian's life.
 #[derive(Debug, Clone)]
@@ -37,14 +45,31 @@ pub struct Facts {
     /// Where each table's routing node points at the end.
     pub routing: BTreeMap<String, Option<String>>,
     pub zk_history: Vec<Change>,
+    /// The source's deny env changes, on the meta and on each server.
+    pub deny_log: Vec<DenyEvent>,
+    /// Table name of each source app id.
+    pub app_ids: BTreeMap<i32, String>,
+    /// The source's config-sync period.
+    pub config_sync: Duration,
+    /// Config-sync lateness the run injected, in total.
+    pub late_sync: Duration,
+    /// Where block records and routing nodes live.
+    pub record_root: String,
+    pub routing_root: String,
+    /// When the run ended (true ms).
+    pub end_ms: u64,
+    /// Whether apply ran again after the faults (else only the guardians end the blocks).
+    pub rerun: bool,
 }
 
-/// The version each writer's key holds at the end, where routing points, per table and
-/// writer; `None`: the read failed.
-pub type FinalValues = BTreeMap<(String, usize), Option<u64>>;
+/// The version each writer's key holds at the end on each cluster, per (table, writer,
+/// cluster); `None`: the key is not there.
+pub type FinalValues = BTreeMap<(String, usize, String), Option<u64>>;
 
-/// Reads every writer key on the cluster its table's routing names.
-pub async fn read_final_values(world: &World, facts: &Facts) -> FinalValues {
+/// Reads every writer key on both clusters straight from the simulator's storage (a denied
+/// or dead server would refuse a client).
+#[must_use]
+pub fn read_final_values(world: &World, facts: &Facts) -> FinalValues {
     let mut out = BTreeMap::new();
     let writers: std::collections::BTreeSet<(String, usize)> = facts
         .writes
@@ -52,21 +77,28 @@ pub async fn read_final_values(world: &World, facts: &Facts) -> FinalValues {
         .map(|w| (w.table.clone(), w.writer))
         .collect();
     for (table, writer) in writers {
-        let home = facts.routing.get(&table).cloned().flatten();
-        let Some(sim) = home.as_deref().and_then(|c| world.cluster(c)) else {
-            out.insert((table, writer), None);
-            continue;
-        };
-        let client = TableClient::new(&table, meta_client(sim), TableOptions::default());
-        let value = client
-            .get(&key_of(writer), b"v")
-            .await
-            .ok()
-            .flatten()
-            .and_then(|v| String::from_utf8(v).ok()?.parse().ok());
-        out.insert((table, writer), value);
+        for sim in [&world.source, &world.target] {
+            let cluster = sim.cluster();
+            let value = stored(cluster, &table, &key_of(writer));
+            out.insert((table.clone(), writer, cluster.name.clone()), value);
+        }
     }
     out
+}
+
+/// The version stored under writer key `hash_key` of `table` on `cluster`'s primary.
+fn stored(cluster: &crate::sim::Cluster, table: &str, hash_key: &[u8]) -> Option<u64> {
+    let key = crate::pegasus::key::composite_key(hash_key, b"v").ok()?;
+    let state = cluster.lock();
+    let app = state.app_by_name(table)?;
+    let count = i32::try_from(app.partitions.len()).ok()?;
+    let pidx = crate::pegasus::key::partition_index(crate::pegasus::key::key_hash(&key), count);
+    let record = app
+        .partitions
+        .get(usize::try_from(pidx).ok()?)?
+        .data
+        .get(&key)?;
+    String::from_utf8(record.value.clone()).ok()?.parse().ok()
 }
 
 /// Every invariant that did not hold.
@@ -75,9 +107,152 @@ pub fn all(facts: &Facts, values: &FinalValues) -> Vec<String> {
     let mut v = Vec::new();
     no_split_writes(facts, &mut v);
     nothing_lost(facts, values, &mut v);
+    blocks_bounded(facts, &mut v);
     guardians_exit(facts, &mut v);
+    lifts_owned(facts, &mut v);
     converges(facts, &mut v);
     v
+}
+
+/// The record of `table` as it stood at `at_ms` (true time), from the ZooKeeper history.
+fn record_at(facts: &Facts, table: &str, at_ms: u64) -> Option<BlockRecord> {
+    let path = format!("{}/{table}", facts.record_root);
+    facts
+        .zk_history
+        .iter()
+        .rfind(|c| c.path == path && c.at_ms <= at_ms)
+        .and_then(|c| serde_json::from_slice(c.data.as_ref()?).ok())
+}
+
+/// When `table`'s routing node first named the target at or after `from_ms`.
+fn switched_at(facts: &Facts, table: &str, from_ms: u64) -> Option<u64> {
+    let path = format!("{}/{table}", facts.routing_root);
+    facts
+        .zk_history
+        .iter()
+        .filter(|c| c.path == path && c.at_ms >= from_ms)
+        .find(|c| {
+            c.data.as_ref().is_some_and(|d| {
+                crate::routing::Route::parse(d).is_ok_and(|r| r.cluster_name == facts.target)
+            })
+        })
+        .map(|c| c.at_ms)
+}
+
+/// When, after a block set at `from_ms` took effect on some server, no server of the source
+/// denied writes to `app` any more (`from_ms` if it never took effect).
+fn writes_taken_at(facts: &Facts, app: i32, from_ms: u64) -> Option<u64> {
+    let mut denying: BTreeMap<usize, bool> = BTreeMap::new();
+    let mut in_force = false;
+    for e in &facts.deny_log {
+        let DenyEvent::Applied {
+            at_ms,
+            node,
+            app_id,
+            deny,
+        } = e
+        else {
+            continue;
+        };
+        if *app_id != app {
+            continue;
+        }
+        if *at_ms >= from_ms && !in_force && denying.values().any(|d| *d) {
+            // Already in force when it was set (a block resumed or set again).
+            in_force = true;
+        }
+        denying.insert(*node, deny.is_some_and(|d| d.write));
+        if *at_ms < from_ms {
+            continue;
+        }
+        let anyone = denying.values().any(|d| *d);
+        if !in_force && !anyone {
+            continue;
+        }
+        in_force = true;
+        if !anyone {
+            return Some(*at_ms);
+        }
+    }
+    if in_force || denying.values().any(|d| *d) {
+        None
+    } else {
+        Some(from_ms)
+    }
+}
+
+/// (c) Each deny env set on the meta is followed, within the bound, by writes taken again:
+/// no server denying them, or routing naming the target.
+fn blocks_bounded(facts: &Facts, v: &mut Vec<String>) {
+    for e in &facts.deny_log {
+        let DenyEvent::Meta {
+            at_ms,
+            app_id,
+            value: Some(value),
+        } = e
+        else {
+            continue;
+        };
+        let Some(table) = facts.app_ids.get(app_id) else {
+            continue;
+        };
+        if !value.ends_with("write") {
+            continue;
+        }
+        let Some(record) = record_at(facts, table, *at_ms) else {
+            continue;
+        };
+        let budget = Duration::from_millis(record.deadline_ms.saturating_sub(record.started_ms));
+        let bound = budget + facts.config_sync + facts.late_sync + BLOCK_MARGIN;
+        let bound_ms = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX);
+        let ended = [
+            switched_at(facts, table, *at_ms),
+            writes_taken_at(facts, *app_id, *at_ms),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let late = match ended {
+            Some(end) => end.saturating_sub(*at_ms) > bound_ms,
+            None => facts.end_ms.saturating_sub(*at_ms) > bound_ms,
+        };
+        if late {
+            v.push(format!(
+                "(c) the write block on {table} set at {at_ms} ms ({value}) ended {} — more than max_write_block {}s + one config sync + {} ms of injected lateness + {}s",
+                ended.map_or_else(|| "never".to_string(), |e| format!("after {} ms", e - at_ms)),
+                budget.as_secs(),
+                facts.late_sync.as_millis(),
+                BLOCK_MARGIN.as_secs()
+            ));
+        }
+    }
+}
+
+/// (e) The deny env is deleted only while its table's record says the block is being lifted
+/// (or was): never under a block that is open or may have been switched.
+fn lifts_owned(facts: &Facts, v: &mut Vec<String>) {
+    for e in &facts.deny_log {
+        let DenyEvent::Meta {
+            at_ms,
+            app_id,
+            value: None,
+        } = e
+        else {
+            continue;
+        };
+        let Some(table) = facts.app_ids.get(app_id) else {
+            continue;
+        };
+        let Some(record) = record_at(facts, table, *at_ms) else {
+            continue;
+        };
+        if !matches!(record.state, BlockState::Lifting | BlockState::Lifted) {
+            v.push(format!(
+                "(e) the deny env of {table} was deleted at {at_ms} ms while its block record (started at {}) said {:?}",
+                record.started_ms, record.state
+            ));
+        }
+    }
 }
 
 /// (a) Per table: no write sent after the target acknowledged one is acknowledged by the
@@ -110,34 +285,48 @@ fn no_split_writes(facts: &Facts, v: &mut Vec<String>) {
     }
 }
 
-/// (b) Each writer's key holds, where routing points, at least its last acknowledged version
-/// and at most its last sent one.
+/// (b) Each writer's last acknowledged version is kept (or overwritten by a later one it
+/// sent) by the cluster that acknowledged it, and — when that was the source and the table
+/// was migrated — by the target too: the drain shipped it.
 fn nothing_lost(facts: &Facts, values: &FinalValues, v: &mut Vec<String>) {
-    let mut last: BTreeMap<(String, usize), (u64, u64)> = BTreeMap::new();
+    let mut last: BTreeMap<(String, usize), (u64, String, u64)> = BTreeMap::new();
     for w in &facts.writes {
         let e = last.entry((w.table.clone(), w.writer)).or_default();
-        e.1 = e.1.max(w.version);
-        if w.acked.is_some() {
-            e.0 = e.0.max(w.version);
+        e.2 = e.2.max(w.version);
+        if let Some((cluster, _)) = &w.acked {
+            if w.version > e.0 {
+                (e.0, e.1) = (w.version, cluster.clone());
+            }
         }
     }
-    for ((table, writer), (acked, sent)) in last {
+    for ((table, writer), (acked, by, sent)) in last {
         if acked == 0 {
             continue;
         }
-        let home = facts.routing.get(&table).cloned().flatten();
-        match values.get(&(table.clone(), writer)).copied().flatten() {
-            Some(found) if found >= acked && found <= sent => {}
-            found => v.push(format!(
-                "(b) lost write on {table}: writer {writer}'s key holds {found:?} on {} but version {acked} was acknowledged (last sent {sent})",
-                home.as_deref().unwrap_or("no cluster")
-            )),
+        let migrated =
+            facts.routing.get(&table).cloned().flatten().as_deref() == Some(&facts.target);
+        let mut holders = vec![by.clone()];
+        if migrated && by != facts.target {
+            holders.push(facts.target.clone());
+        }
+        for cluster in holders {
+            let found = values
+                .get(&(table.clone(), writer, cluster.clone()))
+                .copied()
+                .flatten();
+            if !found.is_some_and(|f| f >= acked && f <= sent) {
+                v.push(format!(
+                    "(b) lost write on {table}: writer {writer}'s key holds {found:?} on {cluster} but version {acked} was acknowledged by {by} (last sent {sent})"
+                ));
+            }
         }
     }
 }
 
 /// How long after its block ends a guardian may live: aftercare of a lift and a few polls.
 pub const GUARDIAN_AFTER_END: Duration = Duration::from_secs(130);
+/// How long past its deadline a guardian may watch a block nobody resolves.
+pub const GUARDIAN_LINGER: Duration = Duration::from_secs(620);
 
 /// (d) No guardian is still running at the end (the run waits well past every block's end).
 fn guardians_exit(facts: &Facts, v: &mut Vec<String>) {
@@ -151,6 +340,9 @@ fn guardians_exit(facts: &Facts, v: &mut Vec<String>) {
 
 /// (f) The liveness phase ends with a verdict, never a hang or an endless series of runs.
 fn converges(facts: &Facts, v: &mut Vec<String>) {
+    if !facts.rerun {
+        return;
+    }
     match facts.liveness_runs.last() {
         Some(RunEnd::Exit(0 | 4)) => {}
         Some(RunEnd::Hung) => v.push("(f) apply hung in the liveness phase".into()),

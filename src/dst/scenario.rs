@@ -208,8 +208,16 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
     tokio::time::sleep(Duration::from_millis(rng.range(500, 3000))).await;
 
     let mut hosts = HostPlan::draw(&mut rng);
+    let env = Env {
+        world: &world,
+        ensemble: &ensemble,
+        plan: &plan,
+        dir: &dir,
+        trace: &trace,
+    };
+    let mut actions = Actions::draw(&mut rng, &world, opts.faults);
     chaos.borrow_mut().on = opts.faults;
-    let safety_end = safety_phase(&world, &plan, &dir, &mut rng, &mut hosts, &opts, &trace).await;
+    let safety_end = safety_phase(&env, &mut rng, &mut hosts, &mut actions, &opts).await;
     chaos.borrow_mut().on = false;
     ensemble.set_policy(None);
     heal(&world);
@@ -217,11 +225,40 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
         "faults healed (safety phase ended: {safety_end:?})"
     ));
 
-    let runs = liveness_phase(&plan, &dir, &mut hosts, &trace).await;
+    // Sometimes nobody runs apply again: the guardians alone must end every block.
+    let rerun = !opts.faults || rng.chance(0.75);
+    let runs = if rerun {
+        liveness_phase(&plan, &dir, &mut hosts, &trace).await
+    } else {
+        trace.say("nobody runs apply again");
+        Vec::new()
+    };
+    // Let the duplication ship what the writers left, and guardians end: their aftercare, or
+    // their watch of a block nobody resolves.
+    let quiet_until = Instant::now()
+        + if rerun {
+            check::GUARDIAN_AFTER_END
+        } else {
+            Duration::from_secs(shape.max_write_block_s) + check::GUARDIAN_LINGER
+        };
+    tokio::time::sleep(Duration::from_secs(5)).await;
     writers.stop();
-    // Let the duplication ship what the writers left, and guardians finish their aftercare.
-    tokio::time::sleep(Duration::from_secs(150)).await;
+    while Instant::now() < quiet_until && !all_ended(&guardians) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    for op in std::mem::take(&mut actions.operators) {
+        op.abort();
+    }
 
+    let (deny_log, app_ids) = {
+        let state = world.source.cluster().lock();
+        let ids = state
+            .apps
+            .values()
+            .map(|a| (a.id, a.name.clone()))
+            .collect();
+        (state.deny_log.clone(), ids)
+    };
     let facts = Facts {
         source: world.config.source_name.clone(),
         target: world.config.target_name.clone(),
@@ -242,8 +279,16 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
             .map(|t| (t.clone(), routed_to(&ensemble, t)))
             .collect(),
         zk_history: ensemble.history(),
+        deny_log,
+        app_ids,
+        config_sync: shape.config_sync,
+        late_sync: actions.late_sync,
+        record_root: format!("{MIGRATOR_ROOT}/blocks/{}", world.config.source_name),
+        routing_root: ROOT.into(),
+        end_ms: clock::now_ms(),
+        rerun,
     };
-    let values = check::read_final_values(&world, &facts).await;
+    let values = check::read_final_values(&world, &facts);
     let violations = check::all(&facts, &values);
     for c in &facts.zk_history {
         if c.path.starts_with(MIGRATOR_ROOT) || c.path.starts_with(ROOT) {
@@ -453,20 +498,18 @@ fn start_apply(
 /// The safety phase: apply runs while faults strike; it may be killed at any moment, and run
 /// again (on another host) or not. Returns how the last run ended.
 async fn safety_phase(
-    world: &World,
-    plan: &std::path::Path,
-    dir: &std::path::Path,
+    env: &Env<'_>,
     rng: &mut Rng,
     hosts: &mut HostPlan,
+    actions: &mut Actions,
     opts: &Options,
-    trace: &Trace,
 ) -> RunEnd {
+    let trace = env.trace;
     let mut end = RunEnd::Killed;
     let attempts = if opts.faults { rng.range(1, 3) } else { 1 };
-    let mut actions = Actions::draw(rng, world, opts.faults);
     for attempt in 0..attempts {
         let host = hosts.next(rng);
-        let mut run = start_apply(plan, dir, host, trace);
+        let mut run = start_apply(env.plan, env.dir, host, trace);
         let kill_at =
             (opts.faults && rng.chance(0.6)).then(|| Duration::from_millis(rng.range(0, 90_000)));
         let limit = kill_at.unwrap_or(RUN_LIMIT);
@@ -482,7 +525,7 @@ async fn safety_phase(
                         trace.say(if kill_at.is_some() { "apply killed" } else { "apply hung: killed" });
                         break if kill_at.is_some() { RunEnd::Killed } else { RunEnd::Hung };
                     }
-                    actions.fire(world, trace);
+                    actions.fire(env);
                 }
             }
         };
@@ -495,7 +538,7 @@ async fn safety_phase(
     let settle = Instant::now() + Duration::from_secs(rng.range(0, 90));
     while let Some(at) = actions.next_at().filter(|a| *a < settle) {
         tokio::time::sleep_until(at).await;
-        actions.fire(world, trace);
+        actions.fire(env);
     }
     tokio::time::sleep_until(settle).await;
     end
@@ -503,15 +546,22 @@ async fn safety_phase(
 
 /// Ends every fault still switched on in the clusters.
 fn heal(world: &World) {
+    use std::sync::atomic::Ordering::Relaxed;
     for sim in [&world.source, &world.target] {
         let faults = &sim.cluster().faults;
-        faults
-            .slow_write_ms
-            .store(0, std::sync::atomic::Ordering::Relaxed);
-        for late in &faults.late_sync_ms {
-            late.store(0, std::sync::atomic::Ordering::Relaxed);
+        faults.slow_write_ms.store(0, Relaxed);
+        for slot in faults.late_sync_ms.iter().chain(&faults.stall_ms) {
+            slot.store(0, Relaxed);
         }
     }
+}
+
+fn all_ended(guardians: &RefCell<Guardians>) -> bool {
+    guardians
+        .borrow()
+        .running
+        .values()
+        .all(|(_, h)| h.is_finished())
 }
 
 /// The liveness phase: apply is run until a run ends with a verdict (migrated, lifted,
@@ -540,15 +590,32 @@ async fn liveness_phase(
     ends
 }
 
+/// What the run's outside actors act on.
+struct Env<'a> {
+    world: &'a World,
+    ensemble: &'a Ensemble,
+    plan: &'a std::path::Path,
+    dir: &'a std::path::Path,
+    trace: &'a Trace,
+}
+
 /// Outside events of the safety phase, at drawn times.
 struct Actions {
     at: Vec<(Instant, Action)>,
+    /// Config-sync lateness injected so far.
+    late_sync: Duration,
+    /// Operators' commands still running.
+    operators: Vec<JoinHandle<()>>,
 }
 
 #[derive(Debug, Clone)]
 enum Action {
     Fault(&'static str, Vec<String>),
     SlowWrites(u64),
+    /// An operator points a table's routing back at the source (undoing a switch by hand).
+    RouteBack(String),
+    /// An operator runs `migrator abort` for a table.
+    Abort(String),
 }
 
 impl Actions {
@@ -561,39 +628,55 @@ impl Actions {
             for _ in 0..n {
                 let when = now + Duration::from_millis(rng.range(0, 100_000));
                 let table = rng.pick(&world.tables).clone();
-                let action = match rng.range(0, 6) {
+                let node = rng.range(0, replicas - 1).to_string();
+                let action = match rng.range(0, 10) {
                     0 => Action::Fault("failover", vec![table, rng.range(0, 1).to_string()]),
                     1 => Action::Fault("leader", vec![rng.range(0, 2).to_string()]),
                     2 => Action::SlowWrites(rng.range(100, 2500)),
-                    3 => Action::SlowWrites(0),
-                    4 | 5 => Action::Fault(
-                        "late_sync",
-                        vec![
-                            rng.range(0, replicas - 1).to_string(),
-                            rng.range(200, 6000).to_string(),
-                        ],
-                    ),
+                    3 => Action::Fault("stall", vec![node, rng.range(100, 3000).to_string()]),
+                    4 => Action::Fault("stall", vec![node, "0".into()]),
+                    5 | 6 => {
+                        Action::Fault("late_sync", vec![node, rng.range(200, 6000).to_string()])
+                    }
+                    7 => Action::RouteBack(table),
+                    8 => Action::Abort(table),
                     _ => Action::Fault("drop_connections", Vec::new()),
                 };
                 at.push((when, action));
             }
             at.sort_by_key(|(t, _)| *t);
         }
-        Actions { at }
+        Actions {
+            at,
+            late_sync: Duration::ZERO,
+            operators: Vec::new(),
+        }
     }
 
     fn next_at(&self) -> Option<Instant> {
         self.at.first().map(|(t, _)| *t)
     }
 
-    fn fire(&mut self, world: &World, trace: &Trace) {
+    fn fire(&mut self, env: &Env<'_>) {
+        let (world, trace) = (env.world, env.trace);
         let now = Instant::now();
         while self.at.first().is_some_and(|(t, _)| *t <= now) {
             let (_, action) = self.at.remove(0);
             let (name, args) = match action {
                 Action::Fault(name, args) => (name, args),
                 Action::SlowWrites(ms) => ("slow_write_ms", vec![ms.to_string()]),
+                Action::RouteBack(table) => {
+                    route_back(env, &table);
+                    continue;
+                }
+                Action::Abort(table) => {
+                    self.operators.push(start_abort(env, &table));
+                    continue;
+                }
             };
+            if name == "late_sync" {
+                self.late_sync += Duration::from_millis(args[1].parse().unwrap_or(0));
+            }
             let mut arguments = vec![name.to_string()];
             arguments.extend(args);
             let cmd = Command {
@@ -608,6 +691,49 @@ impl Actions {
             ));
         }
     }
+}
+
+/// An operator writes the source's route into `table`'s routing node by hand.
+fn route_back(env: &Env<'_>, table: &str) {
+    let route = crate::routing::Route {
+        cluster_name: env.world.config.source_name.clone(),
+        meta_addrs: crate::sim::world::addrs(&env.world.source.metas()),
+    };
+    env.ensemble.poke(
+        &crate::routing::node_path(ROOT, table),
+        route.to_json().as_bytes(),
+    );
+    env.trace.say(format!(
+        "operator: routing of {table} set back to the source by hand"
+    ));
+}
+
+/// An operator runs `migrator abort --table TABLE` on a host of its own.
+fn start_abort(env: &Env<'_>, table: &str) -> JoinHandle<()> {
+    let args = crate::cli::abort::Args {
+        file: env.plan.to_path_buf(),
+        table: Some(table.to_string()),
+        remove_duplication: false,
+        journal: env.dir.join("operator").join("journal.jsonl"),
+        lock_timeout: "5s".into(),
+        not_switched: false,
+    };
+    let trace = env.trace.clone();
+    let host = Host {
+        name: format!("abort {table}").into(),
+        skew_ms: 0,
+    };
+    tokio::spawn(clock::on_host(host, async move {
+        trace.say("starts");
+        let code = match crate::cli::abort::run(&args).await {
+            Ok(exit) => exit.code(),
+            Err(e) => {
+                trace.say(format!("error: {e}"));
+                e.exit().code()
+            }
+        };
+        trace.say(format!("exits {code}"));
+    }))
 }
 
 /// Starts guardians as tasks on the host of the apply that starts them.

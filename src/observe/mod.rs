@@ -11,7 +11,7 @@
 mod clusters;
 mod proxies;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -102,7 +102,7 @@ impl ClusterView {
 /// # Errors
 /// An unreachable or misnamed cluster, or unusable ZooKeeper.
 pub async fn observe(spec: &Spec, opts: ObserveOptions) -> Result<Observed, Error> {
-    let mut clusters = HashMap::new();
+    let mut clusters = BTreeMap::new();
     for name in used_clusters(spec) {
         let view = cluster_view(spec, &name, opts).await?;
         clusters.insert(name, view);
@@ -256,7 +256,7 @@ async fn connect_zk(servers: &[String], timeout: Duration) -> Result<Zk, Error> 
 
 /// What every table's observation shares.
 struct Shared {
-    clusters: HashMap<String, ClusterView>,
+    clusters: BTreeMap<String, ClusterView>,
     zk: Option<Zk>,
     root: Option<String>,
     migrator_root: Option<String>,

@@ -3,7 +3,7 @@
 //!
 //! This is the only client-side socket code; everything above it speaks in typed messages.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,7 +17,7 @@ use super::frame::{self, FrameError, Reply, RequestHeader};
 use super::messages::Rpc;
 use super::thrift::Wire;
 
-type Pending = Arc<Mutex<HashMap<i32, oneshot::Sender<Reply>>>>;
+type Pending = Arc<Mutex<BTreeMap<i32, oneshot::Sender<Reply>>>>;
 
 /// A connection to one server; calls may be in flight concurrently.
 #[derive(Debug)]
@@ -223,7 +223,7 @@ async fn read_loop(
 #[derive(Debug, Clone)]
 pub struct Pool {
     // One slot per address, so a slow connect to one server never delays calls to another.
-    slots: Arc<Mutex<HashMap<SocketAddr, Slot>>>,
+    slots: Arc<Mutex<BTreeMap<SocketAddr, Slot>>>,
     connect_timeout: Duration,
 }
 

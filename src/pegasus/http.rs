@@ -1,7 +1,7 @@
 //! Owns HTTP/1.1 GETs to the HTTP endpoints Pegasus servers serve on their RPC port, reusing
 //! kept-alive connections (observing 1,000 tables would otherwise open thousands of sockets).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,7 +17,7 @@ const MAX_RESPONSE: usize = 16 << 20;
 /// Idle connections per server, reused by later requests.
 #[derive(Debug, Clone, Default)]
 pub struct HttpClient {
-    idle: Arc<Mutex<HashMap<SocketAddr, Vec<Stream>>>>,
+    idle: Arc<Mutex<BTreeMap<SocketAddr, Vec<Stream>>>>,
 }
 
 /// A parsed response and whether its connection may be reused.

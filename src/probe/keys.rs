@@ -4,7 +4,7 @@
 //! `rdb_estimated_keys` (`update_replica_rocksdb_statistics`). It counts overwritten versions
 //! and deletes until a compaction: a gauge for progress, never a fact to act on.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use super::Primaries;
@@ -32,7 +32,7 @@ async fn node_estimates(
     replica: &ReplicaClient,
     node: SocketAddr,
     app_id: i32,
-) -> Option<HashMap<i32, u64>> {
+) -> Option<BTreeMap<i32, u64>> {
     let path =
         format!("/metrics?types=replica&attributes=table_id,{app_id}&metrics=rdb_estimated_keys");
     if let Ok((200, body)) = replica.http_get(node, &path).await {
@@ -47,9 +47,9 @@ async fn node_estimates(
 }
 
 /// Partition → estimate from a `/metrics` body (replica entities with `partition_id`).
-fn from_metrics(body: &str) -> Option<HashMap<i32, u64>> {
+fn from_metrics(body: &str) -> Option<BTreeMap<i32, u64>> {
     let v: serde_json::Value = serde_json::from_str(body).ok()?;
-    let mut out = HashMap::new();
+    let mut out = BTreeMap::new();
     for e in v.get("entities")?.as_array()? {
         let pidx = e["attributes"]["partition_id"].as_str()?.parse().ok()?;
         let keys = e["metrics"]
@@ -65,10 +65,10 @@ fn from_metrics(body: &str) -> Option<HashMap<i32, u64>> {
 }
 
 /// Partition → estimate from a `perf-counters-by-substr` answer for `app_id`.
-fn from_counters(out: &str, app_id: i32) -> Option<HashMap<i32, u64>> {
+fn from_counters(out: &str, app_id: i32) -> Option<BTreeMap<i32, u64>> {
     let v: serde_json::Value = serde_json::from_str(out).ok()?;
     let prefix = format!("rdb.estimate_num_keys@{app_id}.");
-    let mut found = HashMap::new();
+    let mut found = BTreeMap::new();
     for c in v.get("counters")?.as_array()? {
         let name = c["name"].as_str()?;
         let Some(at) = name.find(&prefix) else {
@@ -92,11 +92,11 @@ mod tests {
             {"type":"replica","attributes":{"table_id":"2","partition_id":"1"},
              "metrics":[{"name":"dup_pending_mutations","value":0},{"name":"rdb_estimated_keys","value":42}]},
             {"type":"replica","attributes":{"table_id":"2","partition_id":"3"},"metrics":[]}]}"#;
-        assert_eq!(from_metrics(metrics), Some(HashMap::from([(1, 42)])));
+        assert_eq!(from_metrics(metrics), Some(BTreeMap::from([(1, 42)])));
         let counters = r#"{"result":"OK","counters":[
             {"name":"replica*app.pegasus*rdb.estimate_num_keys@2.0","type":"NUMBER","value":7.0},
             {"name":"replica*app.pegasus*rdb.estimate_num_keys@12.0","type":"NUMBER","value":9}]}"#;
-        assert_eq!(from_counters(counters, 2), Some(HashMap::from([(0, 7)])));
+        assert_eq!(from_counters(counters, 2), Some(BTreeMap::from([(0, 7)])));
         assert_eq!(from_counters("not json", 2), None);
     }
 }

@@ -4,7 +4,7 @@
 //! decree the remote acknowledged; `not_confirmed_mutations_num` = lcd − what the meta last
 //! confirmed). The decrees are read first: a write in between makes "shipped" err low.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -62,8 +62,8 @@ impl PartitionProgress {
 
 /// What one node said.
 struct NodeAnswer {
-    replicas: HashMap<Gpid, (PartitionStatus, i64, i64, i64)>,
-    counters: HashMap<String, Counters>,
+    replicas: BTreeMap<Gpid, (PartitionStatus, i64, i64, i64)>,
+    counters: BTreeMap<String, Counters>,
 }
 
 /// Every partition of `prim` on its primary; with `dupid`, that duplication's counters too.
@@ -84,7 +84,7 @@ pub async fn read(
             (node, answer)
         });
     }
-    let mut answers: HashMap<SocketAddr, Result<NodeAnswer, String>> = HashMap::new();
+    let mut answers: BTreeMap<SocketAddr, Result<NodeAnswer, String>> = BTreeMap::new();
     while let Some(Ok((node, answer))) = asks.join_next().await {
         answers.insert(node, answer);
     }
@@ -167,7 +167,7 @@ async fn ask(
         Some(id) => dup_counters(replica, node, app_id, id)
             .await
             .map_err(|e| e.to_string())?,
-        None => HashMap::new(),
+        None => BTreeMap::new(),
     };
     Ok(NodeAnswer { replicas, counters })
 }
@@ -179,11 +179,11 @@ async fn dup_counters(
     node: SocketAddr,
     app_id: i32,
     dupid: i32,
-) -> Result<HashMap<String, Counters>, Error> {
+) -> Result<BTreeMap<String, Counters>, Error> {
     let path = format!("/replica/duplication?appid={app_id}");
     let (status, body) = replica.http_get(node, &path).await?;
     if status == 404 {
-        return Ok(HashMap::new());
+        return Ok(BTreeMap::new());
     }
     let unreadable = |why: &str| Error::Http {
         addr: node,
@@ -196,9 +196,9 @@ async fn dup_counters(
     }
     let v: serde_json::Value = serde_json::from_str(&body).map_err(|_| unreadable("not JSON"))?;
     let Some(parts) = v.get(dupid.to_string()).and_then(|p| p.as_object()) else {
-        return Ok(HashMap::new());
+        return Ok(BTreeMap::new());
     };
-    let mut out = HashMap::new();
+    let mut out = BTreeMap::new();
     for (gpid, p) in parts {
         let field = |name: &str| {
             p[name]

@@ -1,7 +1,7 @@
 //! Owns the meta's app-env update: key validation as `app_env_validator` does it, and each
 //! version's errors (`server_state::set_app_envs`, v2.5.0 and master).
 
-use super::state::{Deny, State, DENY_ENV};
+use super::state::{Deny, DenyEvent, State, DENY_ENV};
 use super::tables::AppError;
 use crate::pegasus::base::err;
 use crate::pegasus::messages::apps::{AppEnvOperation, UpdateAppEnvRequest};
@@ -83,6 +83,9 @@ pub fn update(state: &mut State, req: &UpdateAppEnvRequest, master: bool) -> Res
             validate(k, v, master).map_err(|hint| (err::INVALID_PARAMETERS, hint))?;
         }
     }
+    let before = state
+        .app_by_name(&req.app_name)
+        .and_then(|a| a.envs.get(DENY_ENV).cloned());
     let Some(app) = state.app_by_name_mut(&req.app_name) else {
         return Err(if master {
             (err::APP_NOT_EXIST, "app cannot be found".into())
@@ -105,6 +108,14 @@ pub fn update(state: &mut State, req: &UpdateAppEnvRequest, master: bool) -> Res
                 .retain(|k, _| !prefix.is_empty() && !k.starts_with(&format!("{prefix}.")));
         }
         _ => return Err((err::INVALID_PARAMETERS, "invalid app env operation".into())),
+    }
+    let (app_id, after) = (app.id, app.envs.get(DENY_ENV).cloned());
+    if after != before {
+        state.deny_log.push(DenyEvent::Meta {
+            at_ms: crate::clock::now_ms(),
+            app_id,
+            value: after,
+        });
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::state::{Cluster, Deny, DENY_ENV};
+use super::state::{Cluster, Deny, DenyEvent, DENY_ENV};
 
 /// Runs node `index`'s config sync until `shutdown` turns true.
 pub async fn run(cluster: Arc<Cluster>, index: usize, mut shutdown: watch::Receiver<bool>) {
@@ -28,6 +28,7 @@ pub async fn run(cluster: Arc<Cluster>, index: usize, mut shutdown: watch::Recei
     loop {
         let wait = next.saturating_duration_since(Instant::now()).min(poll);
         tokio::select! {
+            biased;
             _ = shutdown.changed() => break,
             () = tokio::time::sleep(wait) => {}
         }
@@ -83,14 +84,25 @@ pub fn sync(cluster: &Cluster, index: usize) {
         })
         .collect();
     let node = &mut state.nodes[index];
-    node.deny.clear();
+    let before = std::mem::take(&mut node.deny);
     node.dup_masters.clear();
-    for (id, deny, duplicating) in applied {
+    for (id, deny, duplicating) in &applied {
         if let Some(d) = deny {
-            node.deny.insert(id, d);
+            node.deny.insert(*id, *d);
         }
-        if duplicating {
-            node.dup_masters.insert(id);
+        if *duplicating {
+            node.dup_masters.insert(*id);
         }
     }
+    let changed: Vec<DenyEvent> = applied
+        .iter()
+        .filter(|(id, deny, _)| before.get(id) != deny.as_ref())
+        .map(|(id, deny, _)| DenyEvent::Applied {
+            at_ms: crate::clock::now_ms(),
+            node: index,
+            app_id: *id,
+            deny: *deny,
+        })
+        .collect();
+    state.deny_log.extend(changed);
 }

@@ -67,6 +67,20 @@ fn fault(c: &Cluster, args: &[&str]) -> Result<String, String> {
             .stuck_in_app
             .store(on_off(args.get(1))?, Ordering::Relaxed),
         Some("drop_connections") => drop_all(c),
+        Some("stall") => {
+            let (Some(idx), Some(ms)) = (
+                args.get(1).and_then(|v| v.parse::<usize>().ok()),
+                args.get(2).and_then(|v| v.parse::<u64>().ok()),
+            ) else {
+                return Err("usage: sim.fault stall REPLICA_INDEX MS".into());
+            };
+            let slot = c
+                .faults
+                .stall_ms
+                .get(idx)
+                .ok_or("replica index out of range")?;
+            slot.store(ms, Ordering::Relaxed);
+        }
         Some("late_sync") => {
             let (Some(idx), Some(ms)) = (
                 args.get(1).and_then(|v| v.parse::<usize>().ok()),

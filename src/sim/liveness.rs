@@ -21,6 +21,7 @@ pub async fn run(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
     let mut timer = tokio::time::interval(tick);
     loop {
         tokio::select! {
+            biased;
             _ = shutdown.changed() => break,
             _ = timer.tick() => detect(&cluster),
         }

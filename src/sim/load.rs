@@ -327,6 +327,7 @@ async fn one_partition(
             }
         }
         tokio::select! {
+            biased;
             _ = stop.changed() => break,
             () = tokio::time::sleep(every) => {}
         }
@@ -352,6 +353,7 @@ impl Writer {
             if let Some(every) = self.interval {
                 let due = start + every.mul_f64(seq as f64);
                 tokio::select! {
+                    biased;
                     _ = stop.changed() => break,
                     () = tokio::time::sleep_until(due) => {}
                 }

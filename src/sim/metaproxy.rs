@@ -15,7 +15,7 @@
 //!   [`Build::HostPort`] proxy was rebuilt with a client that knows them.
 //! - Metas that all fail also give no reply (the Go call has no deadline).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -122,7 +122,7 @@ enum Cached {
 
 #[derive(Default)]
 struct Cache {
-    routes: HashMap<String, Cached>,
+    routes: BTreeMap<String, Cached>,
     /// Least recently used first.
     order: VecDeque<String>,
 }
@@ -166,9 +166,9 @@ struct Inner {
     /// Turns true when the proxy stops: its watches end before its ZooKeeper session does.
     stopped: watch::Receiver<bool>,
     cache: Mutex<Cache>,
-    metas: Mutex<HashMap<String, MetaClient>>,
+    metas: Mutex<BTreeMap<String, MetaClient>>,
     /// Meta lists whose Go session stopped reading replies (legacy build only).
-    wedged: Mutex<HashSet<String>>,
+    wedged: Mutex<BTreeSet<String>>,
     crashed: AtomicBool,
     crash: watch::Sender<u64>,
 }
@@ -230,6 +230,7 @@ impl Inner {
                 }
             };
             let event = tokio::select! {
+                biased;
                 e = watch.changed() => e,
                 () = expired => NodeEvent::SessionEnded,
                 _ = stopped.wait_for(|s| *s) => return,

@@ -100,6 +100,7 @@ impl SimCluster {
             let node = Arc::new(replica::ReplicaNode {
                 cluster: cluster.clone(),
                 index,
+                admitted: false,
             });
             let node_drops = cluster.faults.node_drops[index].subscribe();
             tokio::spawn(server::serve(l, node, stop.clone(), node_drops));

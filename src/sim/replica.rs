@@ -39,6 +39,9 @@ pub const VALIDATE_PARTITION_HASH_ENV: &str = "replica.split.validate_partition_
 pub struct ReplicaNode {
     pub cluster: Arc<Cluster>,
     pub index: usize,
+    /// Handles writes that already passed the checks on arrival (a stalled primary logging
+    /// them late): the deny env is not looked at again.
+    pub admitted: bool,
 }
 
 /// What a request does, for the replica's checks.
@@ -86,7 +89,11 @@ impl ReplicaNode {
         let Some(part) = part.filter(|p| p.hosted_on(self.index)) else {
             return Err(Self::error(req, err::OBJECT_NOT_FOUND));
         };
-        if let Some(deny) = state.nodes[self.index].deny.get(&app_id) {
+        if let Some(deny) = state.nodes[self.index]
+            .deny
+            .get(&app_id)
+            .filter(|_| !self.admitted)
+        {
             if (write && deny.write) || (!write && deny.read) {
                 // timeout*: drop without a reply; reconfig*: make the client re-resolve.
                 return Err(if deny.reconfig {
@@ -504,7 +511,32 @@ impl ReplicaNode {
                 node.data_now(&req)
             }));
         }
+        let stall = self.cluster.faults.stall(self.index);
+        if is_write && req.name != Duplicate::NAME && !stall.is_zero() {
+            return self.stalled(req, stall);
+        }
         self.data_now(&req).map_or(Outcome::NoReply, Outcome::Reply)
+    }
+
+    /// A stalled primary (a slow disk or slow secondaries): a write passes the checks on
+    /// arrival, then is logged — and so counted in `last_prepared_decree`, which counts only
+    /// logged mutations (`replica.cpp`, v2.5.0 and master) — and committed `stall` later.
+    fn stalled(&self, req: Request, stall: std::time::Duration) -> Outcome {
+        let access = match req.name.as_str() {
+            Incr::NAME | CheckAndSet::NAME | CheckAndMutate::NAME => Access::NonIdempotentWrite,
+            _ => Access::Write,
+        };
+        if let Err(reply) = self.check(&self.cluster.lock(), &req, access) {
+            return reply.map_or(Outcome::NoReply, Outcome::Reply);
+        }
+        let node = Self {
+            admitted: true,
+            ..self.clone()
+        };
+        Outcome::Later(Box::pin(async move {
+            tokio::time::sleep(stall).await;
+            node.data_now(&req)
+        }))
     }
 
     fn data_now(&self, req: &Request) -> Option<Vec<u8>> {

@@ -51,6 +51,7 @@ pub async fn serve(
     };
     loop {
         tokio::select! {
+            biased;
             _ = shutdown.changed() => break,
             accepted = listener.accept() => {
                 let Ok(stream) = accepted else {
@@ -65,6 +66,7 @@ pub async fn serve(
                 let mut stop = shutdown.clone();
                 tokio::spawn(async move {
                     tokio::select! {
+                        biased;
                         _ = stop.changed() => {}
                         () = conn => {}
                     }
@@ -96,6 +98,7 @@ async fn serve_connection(
     let mut http = false;
     loop {
         let n = tokio::select! {
+            biased;
             () = dropped(&mut drops) => break,
             n = rd.read(&mut chunk) => match n { Ok(0) | Err(_) => break, Ok(n) => n },
         };

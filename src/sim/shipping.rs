@@ -6,7 +6,7 @@
 //! Each tick decides under the state lock what to do and runs the network steps as tasks
 //! outside it; a step that fails is simply tried again on a later tick, as the server does.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -38,9 +38,10 @@ pub async fn run(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
     });
     let mut tick = tokio::time::interval(engine.cluster.config.dup_tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_shipped: HashMap<(i32, i32), Vec<u64>> = HashMap::new();
+    let mut last_shipped: BTreeMap<(i32, i32), Vec<u64>> = BTreeMap::new();
     loop {
         tokio::select! {
+            biased;
             _ = shutdown.changed() => break,
             _ = tick.tick() => {
                 for step in engine.plan_tick(&mut last_shipped) {
@@ -54,7 +55,7 @@ pub async fn run(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
 struct Engine {
     cluster: Arc<Cluster>,
     replica: ReplicaClient,
-    metas: std::sync::Mutex<HashMap<String, MetaClient>>,
+    metas: std::sync::Mutex<BTreeMap<String, MetaClient>>,
 }
 
 /// Where a step applies.
@@ -89,7 +90,7 @@ impl Engine {
     }
 
     /// Decides this tick's steps and refreshes the shipping rates.
-    fn plan_tick(&self, last_shipped: &mut HashMap<(i32, i32), Vec<u64>>) -> Vec<Step> {
+    fn plan_tick(&self, last_shipped: &mut BTreeMap<(i32, i32), Vec<u64>>) -> Vec<Step> {
         let c = &self.cluster;
         let tick_secs = c.config.dup_tick.as_secs_f64();
         let budget =
@@ -399,7 +400,7 @@ struct ShipCtx<'a> {
 
 fn update_rates(
     dup: &mut Dup,
-    last_shipped: &mut HashMap<(i32, i32), Vec<u64>>,
+    last_shipped: &mut BTreeMap<(i32, i32), Vec<u64>>,
     app_id: i32,
     tick_secs: f64,
 ) {

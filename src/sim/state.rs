@@ -4,7 +4,7 @@
 //! State sits behind a `std::sync::Mutex` that is never held across an `.await`; every
 //! operation takes the lock, changes plain data, and releases it.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,7 +26,7 @@ pub use crate::pegasus::envs::{
 /// sessions).
 #[derive(Debug, Clone)]
 pub struct Directory {
-    peers: Arc<Mutex<HashMap<String, Peer>>>,
+    peers: Arc<Mutex<BTreeMap<String, Peer>>>,
     /// Bumped to end every meta-proxy watch, as a ZooKeeper session expiry does.
     metaproxy_sessions: Arc<watch::Sender<u64>>,
 }
@@ -367,10 +367,10 @@ pub struct Node {
     /// `empty_write_disabled` as `/config` shows it (changed by `/updateConfig`).
     pub empty_write_disabled: bool,
     /// `replica.deny_client_request` as applied at the last config sync, per app id.
-    pub deny: HashMap<i32, Deny>,
+    pub deny: BTreeMap<i32, Deny>,
     /// Tables whose replicas here are duplication masters, as of the last config sync
     /// (`_is_duplication_master = info.duplicating`, `replica::on_config_sync`).
-    pub dup_masters: HashSet<i32>,
+    pub dup_masters: BTreeSet<i32>,
     /// Open scanners of the replicas on this server.
     pub scanners: super::scan::Scanners,
 }
@@ -386,8 +386,8 @@ impl Node {
             epoch: 0,
             config_sync_interval_ms: millis(config.config_sync_interval),
             empty_write_disabled: config.empty_write_disabled,
-            deny: HashMap::new(),
-            dup_masters: HashSet::new(),
+            deny: BTreeMap::new(),
+            dup_masters: BTreeSet::new(),
             scanners: super::scan::Scanners::new(crate::clock::now_ms()),
         }
     }
@@ -406,6 +406,27 @@ pub struct State {
     pub apps: BTreeMap<i32, App>,
     pub next_app_id: i32,
     pub nodes: Vec<Node>,
+    /// Every change of `replica.deny_client_request`, on the meta and as each server applied
+    /// it (a simulation's checks read it; a change a sync does not make is not logged).
+    pub deny_log: Vec<DenyEvent>,
+}
+
+/// One change of the deny env, with the true time it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DenyEvent {
+    /// The meta took a new value (`None`: deleted).
+    Meta {
+        at_ms: u64,
+        app_id: i32,
+        value: Option<String>,
+    },
+    /// Replica server `node` applied a new value at a config sync.
+    Applied {
+        at_ms: u64,
+        node: usize,
+        app_id: i32,
+        deny: Option<Deny>,
+    },
 }
 
 impl State {
@@ -438,13 +459,16 @@ pub struct Faults {
     /// Bumped to make every node drop its open connections.
     pub drop_connections: watch::Sender<u64>,
     /// Faults that strike a table's next N events, with how many are left.
-    pub counted: std::sync::Mutex<HashMap<(Counted, String), usize>>,
+    pub counted: std::sync::Mutex<BTreeMap<(Counted, String), usize>>,
     /// Per replica server: its next config sync comes this many ms late (then 0 again).
     pub late_sync_ms: Vec<AtomicU64>,
+    /// Per replica server: client writes that pass its checks are logged and committed this
+    /// many ms later (a stalled primary).
+    pub stall_ms: Vec<AtomicU64>,
 }
 
 /// A fault that strikes the next N events of one table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Counted {
     /// Shipped duplicate entries this cluster acknowledges and drops (a silently lost batch,
     /// as upstream issue #2284 describes): `sim.fault dup_drop`.
@@ -480,6 +504,7 @@ impl Faults {
             drop_connections: watch::channel(0).0,
             counted: std::sync::Mutex::default(),
             late_sync_ms: (0..replicas).map(|_| AtomicU64::new(0)).collect(),
+            stall_ms: (0..replicas).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
@@ -509,6 +534,16 @@ impl Faults {
         let n = (*left).min(events);
         *left -= n;
         n
+    }
+
+    /// How long server `node` stalls the writes it admits.
+    #[must_use]
+    pub fn stall(&self, node: usize) -> Duration {
+        Duration::from_millis(
+            self.stall_ms
+                .get(node)
+                .map_or(0, |s| s.load(Ordering::Relaxed)),
+        )
     }
 
     /// The current write delay.
@@ -553,6 +588,7 @@ impl Cluster {
             apps: BTreeMap::new(),
             next_app_id: 1,
             nodes: vec![Node::new(&config); replicas.len()],
+            deny_log: Vec::new(),
         };
         Self {
             name: name.to_string(),
