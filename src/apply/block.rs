@@ -23,8 +23,10 @@ impl Run<'_> {
             meta: self.src,
             table: &self.m.table,
             probes: &self.ctx.probes,
+            patient: &self.ctx.replica,
             probe_deadline: self.ctx.opts.probe_timeout,
             poll: self.ctx.opts.poll,
+            sync: self.source.sync_bound(),
         }
     }
 

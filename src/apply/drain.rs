@@ -60,15 +60,13 @@ impl Run<'_> {
         let mut baselines: BTreeMap<i32, Baseline> = BTreeMap::new();
         let mut last_state = String::from("not polled");
         loop {
-            let current = Primaries::read(self.src, &self.m.table).await;
-            if current.as_ref().is_ok_and(|p| !self.tally.complete_for(p)) {
-                // A partition has a new primary: the block must be seen there again.
-                let mut tally = std::mem::take(&mut self.tally);
-                self.poller()
-                    .poll_once(awaited, block.settled_at, &mut tally)
-                    .await;
-                self.tally = tally;
-            }
+            // The block is probed again at every poll: a served probe (a new primary, a late
+            // config sync, a deny env deleted under the block) voids that partition's evidence.
+            let mut tally = std::mem::take(&mut self.tally);
+            self.poller()
+                .poll_once(awaited, block.settled_at, &mut tally)
+                .await;
+            self.tally = tally;
             let read_at = Instant::now();
             if let Ok((prim, parts)) = self.progress_now(dupid).await {
                 last_state = self.advance(&prim, &parts, read_at, &mut baselines);
@@ -123,6 +121,8 @@ impl Run<'_> {
                 }
             };
             if !in_force_before_read {
+                // Writes may have been taken since the baseline was read.
+                baselines.remove(&p.pidx);
                 waiting.push(format!("{} (block not yet seen on its primary)", p.pidx));
                 continue;
             }

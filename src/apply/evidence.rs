@@ -2,11 +2,14 @@
 //! from the answers to migrator's probe requests (`probe::requests`), and the wait until every
 //! partition shows it.
 //!
-//! The replica's app info cannot show an applied env (server-behaviour.md §1.2), so:
+//! The replica's app info cannot show an applied env (`replica_config.cpp`, v2.5.0), so:
 //! - writes blocked: `reconfig*write` refuses the probe write with `ERR_INVALID_STATE`;
 //!   `timeout*write` leaves it unanswered, which counts only once the source's longest
-//!   config-sync period has passed since the meta accepted the env (a slow node also stays
-//!   silent); a probe write that is served proves the block is not in force there yet;
+//!   config-sync period has passed since the meta accepted the env, and then only after
+//!   [`MIN_SILENT_PROBES`] unanswered probes spanning [`silence_span`]: a stalled primary is
+//!   silent too. A probe write that is served — at once, or late, after it was judged
+//!   unanswered — proves the block is not in force there, whenever it comes: the partition's
+//!   evidence starts over (silence is weak evidence; `reconfig` is the default mode);
 //! - writes restored: the probe write is served;
 //! - clients told to move (`reconfig*all`): the probe read is refused with
 //!   `ERR_INVALID_STATE` (neither `*write` value refuses reads).
@@ -16,13 +19,16 @@
 //! only what its own server's last config sync applied.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::pegasus::meta::MetaClient;
 use crate::pegasus::replica::ReplicaClient;
-use crate::probe::requests::{self, Answer, Probe};
+use crate::probe::requests::{self, Answer, Late, Probe};
+
+pub use crate::plan::budget::{silence_span, MIN_SILENT_PROBES};
 use crate::probe::Primaries;
 use crate::spec::BlockMode;
 
@@ -53,7 +59,11 @@ impl Awaited {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     InForce,
+    /// Unanswered under a settled `timeout*` block: counts once enough silence adds up.
+    Silent,
     NotYet,
+    /// Served while writes should be blocked: whatever was seen before is void.
+    Disproved,
     Unknown(String),
 }
 
@@ -62,7 +72,7 @@ pub enum Verdict {
 pub fn judge(awaited: Awaited, answer: &Answer) -> Verdict {
     match (awaited, answer) {
         (_, Answer::Failed(why)) => Verdict::Unknown(why.clone()),
-        (Awaited::WritesBlocked { .. }, Answer::Served) => Verdict::NotYet,
+        (Awaited::WritesBlocked { .. }, Answer::Served) => Verdict::Disproved,
         (Awaited::WritesBlocked { mode, .. }, Answer::Refused) => match mode {
             BlockMode::Reconfig => Verdict::InForce,
             BlockMode::Timeout => {
@@ -70,7 +80,7 @@ pub fn judge(awaited: Awaited, answer: &Answer) -> Verdict {
             }
         },
         (Awaited::WritesBlocked { mode, settled }, Answer::NoReply) => match (mode, settled) {
-            (BlockMode::Timeout, true) => Verdict::InForce,
+            (BlockMode::Timeout, true) => Verdict::Silent,
             (BlockMode::Timeout, false) => Verdict::NotYet,
             (BlockMode::Reconfig, _) => Verdict::Unknown("no reply to the probe write".into()),
         },
@@ -92,6 +102,12 @@ pub struct Tally {
     /// Per partition not in force: why (the last poll's verdict).
     pub missing: BTreeMap<i32, String>,
     pub partition_count: i32,
+    /// How long a partition's unanswered probes must span to count ([`silence_span`]).
+    pub silence_span: Duration,
+    /// Per partition: its unbroken run of unanswered probes — ballot, first, how many.
+    silence: BTreeMap<i32, (i64, Instant, u32)>,
+    /// Probes judged unanswered whose calls go on, by partition and ballot.
+    late: Arc<Mutex<Vec<(i32, i64, Late)>>>,
 }
 
 impl Tally {
@@ -123,6 +139,63 @@ impl Tally {
         self.seen.values().map(|(_, t)| *t).min()
     }
 
+    /// Keeps watching an unanswered probe of partition `pidx` at `ballot`.
+    pub fn watch_late(&self, pidx: i32, ballot: i64, late: Late) {
+        lock(&self.late).push((pidx, ballot, late));
+    }
+
+    /// Voids the evidence of every partition whose unanswered probe was served since, at
+    /// the ballot `prim` names: its primary takes writes.
+    pub fn harvest_late(&mut self, prim: &Primaries) {
+        let mut served = Vec::new();
+        lock(&self.late).retain_mut(|(pidx, ballot, rx)| match rx.try_recv() {
+            Ok(Answer::Served) => {
+                served.push((*pidx, *ballot));
+                false
+            }
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty) => true,
+            _ => false,
+        });
+        for (pidx, ballot) in served {
+            if prim
+                .parts
+                .iter()
+                .any(|p| p.pidx == pidx && p.ballot == ballot)
+            {
+                self.disprove(pidx, "a probe write left unanswered was served late");
+            }
+        }
+    }
+
+    fn disprove(&mut self, pidx: i32, why: &str) {
+        self.seen.remove(&pidx);
+        self.silence.remove(&pidx);
+        self.missing.insert(pidx, why.into());
+    }
+
+    /// Counts one unanswered probe of partition `pidx` at `ballot`; whether the run of them
+    /// now spans enough to count.
+    fn add_silence(&mut self, pidx: i32, ballot: i64, now: Instant) -> bool {
+        let run = self.silence.entry(pidx).or_insert((ballot, now, 0));
+        if run.0 != ballot {
+            *run = (ballot, now, 0);
+        }
+        run.2 += 1;
+        let (_, first, count) = *run;
+        if count >= MIN_SILENT_PROBES && now.saturating_duration_since(first) >= self.silence_span {
+            return true;
+        }
+        self.missing.insert(
+            pidx,
+            format!(
+                "the probe write was left unanswered {count} time(s) over {:.1}s; it counts after {MIN_SILENT_PROBES} over {:.1}s",
+                now.saturating_duration_since(first).as_secs_f64(),
+                self.silence_span.as_secs_f64()
+            ),
+        );
+        false
+    }
+
     /// Records one poll: the primaries and each partition's verdict.
     pub fn record(&mut self, prim: &Primaries, verdicts: &[Verdict], now: Instant) {
         self.partition_count = prim.partition_count;
@@ -136,6 +209,13 @@ impl Tally {
                     self.seen.entry(p.pidx).or_insert((p.ballot, now));
                     self.missing.remove(&p.pidx);
                 }
+                Verdict::Silent if self.seen.contains_key(&p.pidx) => {}
+                Verdict::Silent if self.add_silence(p.pidx, p.ballot, now) => {
+                    self.seen.insert(p.pidx, (p.ballot, now));
+                    self.missing.remove(&p.pidx);
+                }
+                Verdict::Silent => {}
+                Verdict::Disproved => self.disprove(p.pidx, "its primary served the probe write"),
                 Verdict::NotYet if !self.seen.contains_key(&p.pidx) => {
                     self.missing.insert(p.pidx, "not yet".into());
                 }
@@ -169,8 +249,14 @@ pub struct Poller<'a> {
     pub table: &'a str,
     /// A client whose call deadline is the probe deadline.
     pub probes: &'a ReplicaClient,
+    /// A client with a long deadline: a probe write judged unanswered is still watched with
+    /// it, in case it is served late.
+    pub patient: &'a ReplicaClient,
     pub probe_deadline: Duration,
     pub poll: Duration,
+    /// The source's config-sync bound (the span unanswered probes must cover, see
+    /// [`silence_span`]).
+    pub sync: Duration,
 }
 
 impl Poller<'_> {
@@ -213,12 +299,32 @@ impl Poller<'_> {
             },
             other => other,
         };
-        let answers =
-            requests::send(self.probes, &prim, awaited.probe(), self.probe_deadline * 2).await;
-        let verdicts: Vec<Verdict> = answers.iter().map(|a| judge(awaited, a)).collect();
+        tally.silence_span = silence_span(self.sync);
+        let verdicts: Vec<Verdict> = if let Awaited::WritesBlocked { .. } = awaited {
+            let watched =
+                requests::send_watched(self.patient, &prim, Probe::Write, self.probe_deadline * 2)
+                    .await;
+            let mut verdicts = Vec::new();
+            for (p, (answer, late)) in prim.parts.iter().zip(watched) {
+                if let Some(late) = late {
+                    tally.watch_late(p.pidx, p.ballot, late);
+                }
+                verdicts.push(judge(awaited, &answer));
+            }
+            tally.harvest_late(&prim);
+            verdicts
+        } else {
+            let answers =
+                requests::send(self.probes, &prim, awaited.probe(), self.probe_deadline * 2).await;
+            answers.iter().map(|a| judge(awaited, a)).collect()
+        };
         tally.record(&prim, &verdicts, now);
         tally.complete_for(&prim)
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -233,13 +339,13 @@ mod tests {
     #[test]
     fn each_answer_means_what_the_server_does() {
         use Answer::{Failed, NoReply, Refused, Served};
-        use Verdict::{InForce, NotYet};
+        use Verdict::{Disproved, InForce, NotYet, Silent};
         let cases = [
             (blocked(BlockMode::Reconfig, false), Refused, InForce),
-            (blocked(BlockMode::Reconfig, true), Served, NotYet),
-            (blocked(BlockMode::Timeout, true), NoReply, InForce),
+            (blocked(BlockMode::Reconfig, true), Served, Disproved),
+            (blocked(BlockMode::Timeout, true), NoReply, Silent),
             (blocked(BlockMode::Timeout, false), NoReply, NotYet),
-            (blocked(BlockMode::Timeout, true), Served, NotYet),
+            (blocked(BlockMode::Timeout, true), Served, Disproved),
             (Awaited::WritesRestored, Served, InForce),
             (Awaited::WritesRestored, NoReply, NotYet),
             (Awaited::WritesRestored, Refused, NotYet),
@@ -290,5 +396,89 @@ mod tests {
         tally.record(&prim(&[2, 1]), &[Verdict::NotYet, Verdict::InForce], t);
         assert!(!tally.complete(), "partition 0 has a new primary");
         assert_eq!(tally.describe_missing(), "0 (not yet)");
+    }
+
+    fn silent_polls(tally: &mut Tally, prim: &Primaries, start: Instant, every: Duration, n: u32) {
+        for i in 0..n {
+            tally.record(prim, &[Verdict::Silent], start + every * i);
+        }
+    }
+
+    #[test]
+    fn silence_counts_only_after_enough_probes_spanning_the_span() {
+        let t = Instant::now();
+        let p = prim(&[1]);
+        let mut tally = Tally {
+            silence_span: Duration::from_secs(5),
+            ..Tally::default()
+        };
+        silent_polls(&mut tally, &p, t, Duration::from_secs(1), 5);
+        assert!(!tally.complete(), "4 s of silence is less than the span");
+        assert!(tally.describe_missing().contains("unanswered 5 time(s)"));
+        tally.record(&p, &[Verdict::Silent], t + Duration::from_secs(5));
+        assert!(tally.complete(), "six unanswered probes over 5 s count");
+
+        let mut two = Tally {
+            silence_span: Duration::from_secs(5),
+            ..Tally::default()
+        };
+        silent_polls(&mut two, &p, t, Duration::from_secs(10), 2);
+        assert!(!two.complete(), "two probes are too few however far apart");
+    }
+
+    #[test]
+    fn a_served_probe_voids_what_was_seen_and_the_silence_so_far() {
+        let t = Instant::now();
+        let p = prim(&[1, 1]);
+        let mut tally = Tally::default();
+        tally.record(&p, &[Verdict::InForce, Verdict::InForce], t);
+        assert!(tally.complete());
+        tally.record(&p, &[Verdict::InForce, Verdict::Disproved], t);
+        assert!(
+            !tally.complete(),
+            "a served probe at the same ballot is not ignored"
+        );
+        assert_eq!(
+            tally.describe_missing(),
+            "1 (its primary served the probe write)"
+        );
+
+        let one = prim(&[1]);
+        let mut silent = Tally {
+            silence_span: Duration::from_secs(2),
+            ..Tally::default()
+        };
+        silent_polls(&mut silent, &one, t, Duration::from_secs(1), 2);
+        silent.record(&one, &[Verdict::Disproved], t + Duration::from_secs(2));
+        silent.record(&one, &[Verdict::Silent], t + Duration::from_secs(3));
+        assert!(
+            !silent.complete(),
+            "the run of silence starts over after a served probe"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_probe_served_after_it_was_judged_unanswered_disproves_its_partition() {
+        let t = Instant::now();
+        let p = prim(&[1, 1]);
+        let mut tally = Tally::default();
+        let (late_tx, late_rx) = tokio::sync::oneshot::channel();
+        let (still_tx, still_rx) = tokio::sync::oneshot::channel::<Answer>();
+        tally.watch_late(0, 1, late_rx);
+        tally.watch_late(1, 1, still_rx);
+        tally.record(&p, &[Verdict::InForce, Verdict::InForce], t);
+        tally.harvest_late(&p);
+        assert!(tally.complete(), "nothing answered yet");
+        late_tx.send(Answer::Served).unwrap();
+        tally.harvest_late(&p);
+        assert!(!tally.complete());
+        assert!(tally
+            .describe_missing()
+            .starts_with("0 (a probe write left unanswered was served late"));
+        assert!(
+            tally.seen.contains_key(&1),
+            "the other partition keeps its evidence"
+        );
+        drop(still_tx);
     }
 }

@@ -25,6 +25,12 @@ const SWITCHING: &str = "apply: switching";
 /// How long a new guardian may take to read the record and announce itself.
 const GUARDIAN_READY: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How long an earlier block's guardian may take to stop once told: a round of lift calls,
+/// or its ZooKeeper session's timeout if it died without removing its announcement.
+const GUARDIAN_RETIRE: std::time::Duration = crate::routing::zk::SESSION_TIMEOUT
+    .saturating_add(crate::plan::budget::LIFT_CALLS)
+    .saturating_add(std::time::Duration::from_secs(2));
+
 impl Run<'_> {
     fn fresh_record(&self, value: &str, reserve: std::time::Duration) -> BlockRecord {
         let started_ms = now_ms();
@@ -48,6 +54,7 @@ impl Run<'_> {
             note: String::new(),
             routing,
             fence: None,
+            superseded: false,
         }
     }
 
@@ -119,12 +126,19 @@ impl Run<'_> {
                 }
             }
             Adopt::Resume => Ok(Some(r)),
-            Adopt::Replace => Ok(None),
+            Adopt::Replace => {
+                self.retire_guardian(store, r).await?;
+                Ok(None)
+            }
             Adopt::FinishLiftThenReplace => {
                 // Lifting proves the switch was never sent: finish the lift, then start anew.
                 guardian::finish_lift(store, &r)
                     .await
                     .map_err(|e| Stop::Abort(format!("finishing an earlier lift: {e}")))?;
+                let lifted = store.read().await.map_err(fail)?.map(|(r, _)| r);
+                if let Some(r) = lifted {
+                    self.retire_guardian(store, r).await?;
+                }
                 Ok(None)
             }
             // Without meta-proxy a person switches clients: no fence proves they did not.
@@ -151,6 +165,36 @@ impl Run<'_> {
                 r.state
             ))),
         }
+    }
+
+    /// Before an ended block is replaced: tells its guardian to stop (the record says
+    /// superseded), waits until its announcement is gone, then a lift call more, so that no
+    /// delete of the deny env it sent can land in the new block.
+    async fn retire_guardian(&self, store: &RecordStore, r: BlockRecord) -> Result<(), Stop> {
+        if r.state == BlockState::Lifted && !r.superseded {
+            let state = r.state;
+            let marked = store
+                .modify(state, None, |r| r.superseded = true)
+                .await
+                .map_err(|e| Stop::Abort(format!("block record: {e}")))?;
+            if !matches!(marked, Transition::Done(..)) {
+                return Err(Stop::Abort(
+                    "the block record changed while this run replaced it; run apply again".into(),
+                ));
+            }
+        }
+        let until = tokio::time::Instant::now() + GUARDIAN_RETIRE;
+        while guardian::is_announced(store, r.started_ms).await {
+            if tokio::time::Instant::now() >= until {
+                return Err(Stop::Abort(format!(
+                    "the guardian of the earlier block ({}) is still running after {GUARDIAN_RETIRE:?}; nothing was blocked, run apply again",
+                    guardian::marker(store, r.started_ms)
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(crate::plan::budget::LIFT_CALL).await;
+        Ok(())
     }
 
     /// Whether the routing node names the target now.
@@ -262,10 +306,19 @@ impl Run<'_> {
         }
     }
 
-    /// Best-effort move of the record (the block itself is already decided).
+    /// Moves the record (the block itself is already decided), trying a few times: a record
+    /// left behind keeps a guardian watching until it finds out on its own.
     pub(super) async fn record_state(&self, from: BlockState, to: BlockState, note: &str) {
-        if let Some(store) = &self.record {
-            let _ = store.transition(from, to, note).await;
+        let Some(store) = &self.record else {
+            return;
+        };
+        for attempt in 0..3u32 {
+            match store.transition(from, to, note).await {
+                Ok(Transition::Done(..) | Transition::Lost(_) | Transition::Missing) => return,
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200) * (attempt + 1)).await;
+                }
+            }
         }
     }
 

@@ -28,6 +28,9 @@ use crate::routing::Route;
 
 /// How long past the deadline a guardian keeps watching a record it may not act on.
 const LINGER: Duration = Duration::from_secs(600);
+/// How long a guardian that never read its record waits for it (apply waits less for the
+/// announcement, so it blocked nothing).
+const NEVER_READ: Duration = Duration::from_secs(60);
 /// How long after a lift it keeps deleting a deny env that lands late.
 const AFTERCARE: Duration = Duration::from_secs(120);
 /// Pause between two reads of the record.
@@ -157,6 +160,20 @@ async fn announce(store: &RecordStore, started_ms: u64) -> Result<(), String> {
     }
 }
 
+/// Removes this guardian's announcement, so a run waiting for it to stop need not wait for
+/// its session to expire.
+async fn withdraw(store: &RecordStore, started_ms: u64) {
+    let marker = marker(store, started_ms);
+    match store {
+        RecordStore::Zk { zk, .. } => {
+            let _ = zk.delete(&marker, None).await;
+        }
+        RecordStore::File { .. } => {
+            let _ = std::fs::remove_file(&marker);
+        }
+    }
+}
+
 /// A guardian's view of its record, able to reopen its ZooKeeper session.
 pub struct Watch {
     pub store: RecordStore,
@@ -180,16 +197,25 @@ impl Watch {
     }
 }
 
-/// Guards the block until it is resolved.
+/// Guards the block until it is resolved, then withdraws its announcement.
 pub async fn run(mut watch: Watch) -> Ended {
+    let mut guarded = None;
+    let ended = rounds(&mut watch, &mut guarded).await;
+    if let Some(started_ms) = guarded {
+        withdraw(&watch.store, started_ms).await;
+    }
+    ended
+}
+
+async fn rounds(watch: &mut Watch, guarded: &mut Option<u64>) -> Ended {
     let mut announced = false;
     let mut failures = 0u32;
     // The last deadline read: a record that cannot be read long past it is given up on.
     let mut last_deadline: Option<u64> = None;
     let mut mono_give_up: Option<Instant> = None;
     let mut lifted_at: Option<u64> = None;
-    let mut guarded: Option<u64> = None;
     let mut round = 0u64;
+    let started = Instant::now();
     loop {
         round += 1;
         let record = match watch.store.read().await {
@@ -201,6 +227,12 @@ pub async fn run(mut watch: Watch) -> Ended {
                 if last_deadline.is_some_and(|d| now_ms() > d + ms(LINGER)) {
                     return Ended::LeftForOperator(format!(
                         "the block record cannot be read long past its deadline: {e}"
+                    ));
+                }
+                if last_deadline.is_none() && started.elapsed() > NEVER_READ {
+                    // Never announced, so apply blocked nothing under this guardian.
+                    return Ended::LeftForOperator(format!(
+                        "the block record could not be read in {NEVER_READ:?}: {e}"
                     ));
                 }
                 if failures % RECONNECT_AFTER == 0 {
@@ -218,6 +250,9 @@ pub async fn run(mut watch: Watch) -> Ended {
         if *guarded.get_or_insert(record.started_ms) != record.started_ms {
             return Ended::Resolved("a newer block replaced this one".into());
         }
+        if record.superseded {
+            return Ended::Resolved("a newer block supersedes this one".into());
+        }
         if !announced {
             announced = announce(&watch.store, record.started_ms).await.is_ok();
         }
@@ -229,7 +264,7 @@ pub async fn run(mut watch: Watch) -> Ended {
         let lingering = now <= record.deadline_ms + ms(LINGER);
         match guardian_round(record.state, due, lingering) {
             GuardianRound::LiftAtDeadline => {
-                if let Some(ended) = lift_at_deadline(&watch, &record, lingering).await {
+                if let Some(ended) = lift_at_deadline(watch, &record, lingering).await {
                     if ended != Ended::Lifted {
                         return ended;
                     }
@@ -237,7 +272,7 @@ pub async fn run(mut watch: Watch) -> Ended {
                 }
             }
             GuardianRound::LiftDeadSwitch => {
-                if let Some(ended) = lift_dead_switch(&watch, &record).await {
+                if let Some(ended) = lift_dead_switch(watch, &record).await {
                     if ended != Ended::Lifted {
                         return ended;
                     }
@@ -264,6 +299,18 @@ pub async fn run(mut watch: Watch) -> Ended {
                     let _ = lift(&record).await;
                 }
             }
+        }
+        if !lingering {
+            // Long past the deadline nothing this guardian may still do will change.
+            return if lifted_at.is_some() {
+                Ended::Lifted
+            } else {
+                Ended::LeftForOperator(format!(
+                    "the block is still {:?} {}s past its deadline",
+                    record.state,
+                    LINGER.as_secs()
+                ))
+            };
         }
         tokio::time::sleep(POLL).await;
     }
@@ -314,6 +361,23 @@ async fn lift_dead_switch(watch: &Watch, record: &BlockRecord) -> Option<Ended> 
     let (data, version) = zk.read(&routing.path).await.ok()??;
     let names = Route::parse(&data).ok().map(|r| r.cluster_name);
     let names_source = names.as_deref() == Some(record.source_cluster.as_str());
+    if fence_gone && names.as_deref() == Some(record.target_cluster.as_str()) {
+        // The run that sent the switch is gone and routing names the target: it committed.
+        // The block stays for good; record what happened and stop watching.
+        let note = "guardian: the switch committed (routing names the target)";
+        let _ = watch
+            .store
+            .modify(
+                BlockState::SwitchSent,
+                Some((&routing.path, version)),
+                |r| {
+                    r.state = BlockState::Switched;
+                    r.note = note.into();
+                },
+            )
+            .await;
+        return Some(Ended::Resolved("the switch committed".into()));
+    }
     if !dead_switch_liftable(fence_gone, names_source) {
         return None;
     }

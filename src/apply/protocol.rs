@@ -32,7 +32,7 @@ pub enum GuardianRound {
 pub fn guardian_round(state: BlockState, due: bool, lingering: bool) -> GuardianRound {
     match state {
         BlockState::Blocking if due => GuardianRound::LiftAtDeadline,
-        BlockState::SwitchSent if due => GuardianRound::LiftDeadSwitch,
+        BlockState::SwitchSent if due && lingering => GuardianRound::LiftDeadSwitch,
         BlockState::Blocking | BlockState::SwitchSent if lingering => GuardianRound::Watch,
         BlockState::SwitchSent | BlockState::Switched | BlockState::Done => GuardianRound::End,
         BlockState::Blocking => GuardianRound::Watch,

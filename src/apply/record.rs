@@ -73,6 +73,10 @@ pub struct BlockRecord {
     /// switch can never commit.
     #[serde(default)]
     pub fence: Option<String>,
+    /// A later run is about to replace this ended block: its guardian must stop now (its
+    /// aftercare deletes a deny env equal to this block's, which the new block sets too).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub superseded: bool,
 }
 
 /// Why the record store failed.
@@ -401,6 +405,7 @@ mod tests {
             note: String::new(),
             routing: None,
             fence: None,
+            superseded: false,
         }
     }
 

@@ -60,6 +60,7 @@ impl Run<'_> {
                 "the write-block budget ran out before the switch".into(),
             ));
         }
+        self.block_still_in_force().await?;
         self.journal(Entry::Switch(entry::Switch::Intent {
             path: c.path.clone(),
             version: c.version,
@@ -99,6 +100,31 @@ impl Run<'_> {
             path: c.path.clone(),
             after: c.after.clone(),
         }))
+    }
+
+    /// Probes every primary once more right before the switch is sent: a block seen in force
+    /// earlier may have been lifted since (a late delete of the deny env, a new primary).
+    async fn block_still_in_force(&mut self) -> StepResult {
+        let Some(block) = self.block else {
+            return Ok(());
+        };
+        let awaited = super::evidence::Awaited::WritesBlocked {
+            mode: self.m.block_mode,
+            settled: false,
+        };
+        let mut tally = std::mem::take(&mut self.tally);
+        let held = self
+            .poller()
+            .poll_once(awaited, block.settled_at, &mut tally)
+            .await;
+        self.tally = tally;
+        if held {
+            return Ok(());
+        }
+        Err(Stop::Abort(format!(
+            "right before the switch, the write block was not seen in force on every primary; nothing was switched; partitions without evidence: {}",
+            self.tally.describe_missing()
+        )))
     }
 
     /// The multi failed as a whole, so it wrote nothing; a node that names the target anyway

@@ -279,8 +279,10 @@ async fn restored(meta: &MetaClient, m: &Migration) -> String {
         meta,
         table: &m.table,
         probes: &probes,
+        patient: &replica,
         probe_deadline: probe_timeout,
         poll: Duration::from_millis(200),
+        sync,
     };
     let now = Instant::now();
     let deadline = now + sync * 2 + probe_timeout * 2 + SYNC_MARGIN;

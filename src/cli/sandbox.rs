@@ -226,12 +226,13 @@ fn plan_yaml(args: &Args, world: &World) -> String {
         group_check_ms: Some(args.group_check_ms),
         dead_nodes: vec![],
     };
-    let needed = crate::plan::budget::Budget::of(&source, None).needed_ms() + 2000;
+    let mode = crate::spec::BlockMode::default();
+    let needed = crate::plan::budget::Budget::of(&source, None, mode).needed_ms() + 2000;
     let budget_s = needed.div_ceil(1000).max(10);
     world.plan_yaml(&[
         "threshold: 1000".into(),
         format!("max_write_block: {budget_s}s"),
-        "block_mode: timeout".into(),
+        format!("block_mode: {}", mode.name()),
     ])
 }
 

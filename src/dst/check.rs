@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::scenario::RunEnd;
+use super::procs::RunEnd;
 use super::writers::{key_of, Write};
 use crate::apply::record::{BlockRecord, BlockState};
 use crate::sim::state::DenyEvent;

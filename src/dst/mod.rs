@@ -12,10 +12,22 @@
 //! Runs are single-threaded on a paused tokio clock, so a seed replays the same trace.
 
 pub mod check;
+mod faults;
+mod procs;
 pub mod rng;
 mod scenario;
+mod trace;
 
-pub use scenario::RunEnd;
+pub use procs::RunEnd;
+
+/// 2026-12-01 00:00:00 UTC: every run's wall clock starts here.
+const EPOCH_MS: u64 = 1_796_083_200_000;
+/// The ZooKeeper servers the plan names (the model answers whatever the list).
+const ZK_ADDR: &str = "zk.sim:2181";
+/// meta-proxy's routing root.
+const ROOT: &str = "/pegasus/metaproxy";
+/// migrator's own root (locks, block records).
+const MIGRATOR_ROOT: &str = "/migrator";
 pub mod writers;
 
 use std::time::Duration;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::observed::ClusterObs;
+use crate::spec::BlockMode;
 
 /// Slack on top of a config-sync period: the sync RPC itself, clocks, a busy meta.
 pub const SYNC_MARGIN: Duration = Duration::from_millis(250);
@@ -34,9 +35,10 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// The budget of a cut-over on `source`, with the speed-up's value if one applies.
+    /// The budget of a cut-over on `source` in block mode `mode`, with the speed-up's value
+    /// if one applies.
     #[must_use]
-    pub fn of(source: &ClusterObs, speed_up: Option<Duration>) -> Self {
+    pub fn of(source: &ClusterObs, speed_up: Option<Duration>, mode: BlockMode) -> Self {
         let read = source
             .config_sync_ms
             .values()
@@ -54,7 +56,7 @@ impl Budget {
         let drain = SHIP_SLACK + Duration::from_millis(2 * empty_write_ms.unwrap_or(0));
         Self {
             config_sync_ms: sync,
-            takes_effect_ms: ms(sync_d + SYNC_MARGIN + PROBE_TIMEOUT * 2),
+            takes_effect_ms: ms(takes_effect(sync_d, mode)),
             drain_ms: ms(drain),
             empty_write_ms,
             restore_ms: ms(restore_reserve(sync_d, PROBE_TIMEOUT)),
@@ -66,6 +68,30 @@ impl Budget {
     pub fn needed_ms(&self) -> u64 {
         self.takes_effect_ms + self.drain_ms + self.restore_ms
     }
+}
+
+/// Unanswered probes a partition needs before a `timeout*` block counts as in force there.
+pub const MIN_SILENT_PROBES: u32 = 3;
+/// The least time those probes must span: a primary stalled for less shows itself by
+/// answering the first of them late.
+pub const SILENCE_FLOOR: Duration = Duration::from_secs(5);
+
+/// How long a partition's unanswered probes must span under a `timeout*` block whose source
+/// syncs config every `sync`: a config-sync period, at least [`SILENCE_FLOOR`].
+#[must_use]
+pub fn silence_span(sync: Duration) -> Duration {
+    sync.max(SILENCE_FLOOR)
+}
+
+/// Until a block set now is seen in force on every primary: one config sync and its margin,
+/// a probe round, and under `timeout*` the span its silence must cover.
+#[must_use]
+pub fn takes_effect(sync: Duration, mode: BlockMode) -> Duration {
+    let evidence = match mode {
+        BlockMode::Reconfig => PROBE_TIMEOUT * 2,
+        BlockMode::Timeout => PROBE_TIMEOUT * 2 + silence_span(sync),
+    };
+    sync + SYNC_MARGIN + evidence
 }
 
 /// Deadline of each meta call of a lift.
@@ -144,9 +170,21 @@ mod tests {
             },
         ];
         for c in cases {
-            let b = Budget::of(&c.source, c.speed_up);
+            let b = Budget::of(&c.source, c.speed_up, BlockMode::Reconfig);
             assert_eq!(b.config_sync_ms, c.sync, "{}", c.name);
             assert_eq!(b.needed_ms(), c.needed, "{}", c.name);
         }
+    }
+
+    #[test]
+    fn a_timeout_block_waits_for_its_silence_to_span_a_sync_period_or_the_floor() {
+        let fast = cluster(true, &[1_000], None);
+        let slow = cluster(true, &[30_000], None);
+        let gap = |c: &ClusterObs| {
+            Budget::of(c, None, BlockMode::Timeout).takes_effect_ms
+                - Budget::of(c, None, BlockMode::Reconfig).takes_effect_ms
+        };
+        assert_eq!(gap(&fast), 5_000, "a 1 s sync still needs the 5 s floor");
+        assert_eq!(gap(&slow), 30_000, "a 30 s sync needs a whole period");
     }
 }

@@ -48,7 +48,7 @@ fn source_of<'a>(observed: &'a Observed, m: &Migration) -> std::borrow::Cow<'a, 
 /// The cut-over budget of `m`.
 #[must_use]
 pub fn budget(spec: &Spec, m: &Migration, observed: &Observed) -> Budget {
-    Budget::of(&source_of(observed, m), speed_up(spec, m))
+    Budget::of(&source_of(observed, m), speed_up(spec, m), m.block_mode)
 }
 
 /// A blocker when `max_write_block` cannot hold the cut-over's budget.

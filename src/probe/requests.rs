@@ -42,6 +42,71 @@ pub enum Probe {
     Read,
 }
 
+/// A probe judged unanswered whose call goes on: its late answer, if it comes.
+pub type Late = tokio::sync::oneshot::Receiver<Answer>;
+
+/// Like [`send`], but each call is made with `patient` (a client with a long deadline) and is
+/// judged at `deadline`; a call unanswered by then goes on, and its receiver is returned
+/// beside its `NoReply`: a silence that later turns out to be a served probe disproves it.
+pub async fn send_watched(
+    patient: &ReplicaClient,
+    prim: &Primaries,
+    probe: Probe,
+    deadline: Duration,
+) -> Vec<(Answer, Option<Late>)> {
+    let mut asks = JoinSet::new();
+    for (i, p) in prim.parts.iter().enumerate() {
+        let Some(addr) = p.addr else { continue };
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        let call = one(patient.clone(), prim, p.pidx, addr, probe);
+        // Detached: it outlives this poll, bounded by the patient client's own deadline.
+        tokio::spawn(crate::clock::inherit(async move {
+            let _ = tx.send(call.await);
+        }));
+        asks.spawn(async move {
+            match tokio::time::timeout(deadline, &mut rx).await {
+                Ok(Ok(answer)) => (i, answer, None),
+                Ok(Err(_)) => (i, Answer::Failed("probe dropped".into()), None),
+                Err(_) => (i, Answer::NoReply, Some(rx)),
+            }
+        });
+    }
+    let mut out: Vec<(Answer, Option<Late>)> = (0..prim.parts.len())
+        .map(|_| (Answer::Failed("no primary".into()), None))
+        .collect();
+    while let Some(Ok((i, answer, late))) = asks.join_next().await {
+        out[i] = (answer, late);
+    }
+    out
+}
+
+/// One probe call to partition `pidx`'s primary at `addr`, classified.
+fn one(
+    replica: ReplicaClient,
+    prim: &Primaries,
+    pidx: i32,
+    addr: std::net::SocketAddr,
+    probe: Probe,
+) -> impl std::future::Future<Output = Answer> + Send + 'static {
+    let hash_key = key::hash_key_in_partition(RESERVED_PREFIX, pidx, prim.partition_count);
+    let composite = key::composite_key(&hash_key, b"").expect("short reserved key");
+    let hash = key::key_hash(&composite);
+    let gpid = Gpid::new(prim.app_id, pidx);
+    async move {
+        let result = match probe {
+            Probe::Write => replica
+                .call::<Remove>(addr, gpid, hash, &Blob(composite))
+                .await
+                .map(drop),
+            Probe::Read => replica
+                .call::<Get>(addr, gpid, hash, &Blob(composite))
+                .await
+                .map(drop),
+        };
+        classify(result)
+    }
+}
+
 /// Sends `probe` to every partition's primary at once, each within `deadline`.
 pub async fn send(
     replica: &ReplicaClient,
@@ -52,28 +117,11 @@ pub async fn send(
     let mut asks = JoinSet::new();
     for (i, p) in prim.parts.iter().enumerate() {
         let Some(addr) = p.addr else { continue };
-        let hash_key = key::hash_key_in_partition(RESERVED_PREFIX, p.pidx, prim.partition_count);
-        let composite = key::composite_key(&hash_key, b"").expect("short reserved key");
-        let hash = key::key_hash(&composite);
-        let gpid = Gpid::new(prim.app_id, p.pidx);
-        let replica = replica.clone();
+        let call = one(replica.clone(), prim, p.pidx, addr, probe);
         asks.spawn(async move {
-            let call = async {
-                match probe {
-                    Probe::Write => replica
-                        .call::<Remove>(addr, gpid, hash, &Blob(composite))
-                        .await
-                        .map(drop),
-                    Probe::Read => replica
-                        .call::<Get>(addr, gpid, hash, &Blob(composite))
-                        .await
-                        .map(drop),
-                }
-            };
-            let answer = match tokio::time::timeout(deadline, call).await {
-                Err(_) => Answer::NoReply,
-                Ok(result) => classify(result),
-            };
+            let answer = tokio::time::timeout(deadline, call)
+                .await
+                .unwrap_or(Answer::NoReply);
             (i, answer)
         });
     }

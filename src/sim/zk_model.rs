@@ -32,10 +32,16 @@ pub struct ZkFault {
     pub lose_after: bool,
     /// The session expires before the call is applied.
     pub expire_session: bool,
+    /// The process holding the session dies right after the server applied the call (the
+    /// answer never reaches it).
+    pub kill_holder: bool,
 }
 
 /// Chooses the fault of each call: (session id, operation, path).
 pub type ZkPolicy = Box<dyn FnMut(i64, &'static str, &str) -> ZkFault + Send>;
+
+/// Kills the process that holds a session (a simulation's hosts).
+pub type KillHook = Box<dyn Fn(i64) + Send>;
 
 /// One change the ensemble applied, for a simulation's checks and traces.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +103,7 @@ struct State {
 pub struct Ensemble {
     state: Mutex<State>,
     policy: Mutex<Option<ZkPolicy>>,
+    kill: Mutex<Option<KillHook>>,
     session_timeout: Duration,
 }
 
@@ -323,6 +330,7 @@ impl Ensemble {
         Arc::new(Ensemble {
             state: Mutex::default(),
             policy: Mutex::new(None),
+            kill: Mutex::new(None),
             session_timeout,
         })
     }
@@ -339,6 +347,25 @@ impl Ensemble {
             .policy
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = policy;
+    }
+
+    /// Kills session holders with `hook` when a fault says so.
+    pub fn set_kill_hook(&self, hook: Option<KillHook>) {
+        *self
+            .kill
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = hook;
+    }
+
+    fn kill_holder(&self, session: i64) {
+        if let Some(hook) = self
+            .kill
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+        {
+            hook(session);
+        }
     }
 
     fn fault(&self, session: i64, op: &'static str, path: &str) -> ZkFault {
@@ -462,6 +489,10 @@ impl Ensemble {
                 }
             };
             drop(turn);
+            if fault.kill_holder {
+                me.kill_holder(id);
+                return;
+            }
             tokio::time::sleep(Duration::from_millis(fault.reply_delay_ms)).await;
             let answer = if fault.lose_after && !matches!(result, Err(zkc::Error::SessionExpired)) {
                 Err(zkc::Error::ConnectionLoss)

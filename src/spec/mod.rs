@@ -31,11 +31,12 @@ pub const DEFAULT_MIGRATOR_ROOT: &str = "/migrator";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BlockMode {
-    /// `timeout*write`: blocked writes get no reply (upstream's choice).
-    #[default]
+    /// `timeout*write`: blocked writes get no reply (upstream's choice). Its evidence is
+    /// silence, which a stalled primary gives too.
     Timeout,
-    /// `reconfig*write`: blocked writes get `ERR_INVALID_STATE`, so clients re-resolve as soon
-    /// as routing switches.
+    /// `reconfig*write`: blocked writes get `ERR_INVALID_STATE` — positive evidence the block
+    /// holds — so clients re-resolve as soon as routing switches. The default.
+    #[default]
     Reconfig,
 }
 

@@ -185,7 +185,7 @@ fn phases() {
         ),
         (
             "interrupted block resumes at block writes",
-            with_env(with_dup(fresh(), "DS_LOG", 3), "timeout*write"),
+            with_env(with_dup(fresh(), "DS_LOG", 3), "reconfig*write"),
             Action::Resume,
             Some(BlockWrites),
             vec![Preflight, BlockWrites, Drain, Switch, Finish],
@@ -266,7 +266,7 @@ fn blockers() {
             "switched, then routing moved back by someone",
             TableObs {
                 block: Some(crate::apply::record::BlockState::Switched),
-                ..with_env(with_dup(fresh(), "DS_LOG", 0), "timeout*write")
+                ..with_env(with_dup(fresh(), "DS_LOG", 0), "reconfig*write")
             },
             "routing_moved_back",
         ),
@@ -291,7 +291,7 @@ fn blockers() {
         ),
         (
             "our block value without a duplication",
-            with_env(fresh(), "timeout*write"),
+            with_env(fresh(), "reconfig*write"),
             "deny_env_set",
         ),
         (
@@ -352,7 +352,7 @@ fn a_2_5_threshold_below_the_partition_count_blocks_while_catch_up_is_ahead() {
             "2.5, an open block resumes past catch-up",
             3,
             false,
-            with_env(with_dup(fresh(), "DS_LOG", 4), "timeout*write"),
+            with_env(with_dup(fresh(), "DS_LOG", 4), "reconfig*write"),
             false,
         ),
     ];
@@ -438,18 +438,30 @@ fn removing_the_duplication_is_a_remaining_finish_step() {
 
 #[test]
 fn block_mode_shows_in_the_block_step_and_notes() {
-    let mut s = spec(true, false);
-    s.migrations[0].block_mode = BlockMode::Reconfig;
-    let tp = plan_one(&s, fresh());
-    let block = tp
-        .steps
-        .iter()
-        .find(|s| s.kind == StepKind::BlockWrites)
-        .unwrap();
-    assert!(
-        matches!(&block.detail, StepDetail::BlockWrites { env_value, .. } if env_value == "reconfig*write")
+    let cases = [
+        (BlockMode::Reconfig, "reconfig*write", "ERR_INVALID_STATE"),
+        (BlockMode::Timeout, "timeout*write", "no reply"),
+    ];
+    for (mode, value, note) in cases {
+        let mut s = spec(true, false);
+        s.migrations[0].block_mode = mode;
+        let tp = plan_one(&s, fresh());
+        let block = tp
+            .steps
+            .iter()
+            .find(|s| s.kind == StepKind::BlockWrites)
+            .unwrap();
+        assert!(
+            matches!(&block.detail, StepDetail::BlockWrites { env_value, .. } if env_value == value),
+            "{mode:?}"
+        );
+        assert!(tp.notes[0].contains(note), "{mode:?}: {}", tp.notes[0]);
+    }
+    assert_eq!(
+        BlockMode::default(),
+        BlockMode::Reconfig,
+        "reconfig is the default"
     );
-    assert!(tp.notes[0].contains("ERR_INVALID_STATE"));
 }
 
 #[test]

@@ -1,0 +1,338 @@
+//! Owns what goes wrong in a run: the seeded RPC and ZooKeeper faults, kills of a process at
+//! any of its ZooKeeper calls, trouble on the source's servers when the deny env is set, the
+//! timed outside actions (server faults, routing set back by hand, another operator's abort)
+//! and healing them all for the liveness phase.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::procs::Procs;
+use super::rng::Rng;
+use super::trace::Trace;
+use crate::clock::{self, Host};
+use crate::net::RequestFault;
+use crate::pegasus::messages::apps::UpdateAppEnv;
+use crate::pegasus::messages::command::Command;
+use crate::pegasus::messages::Rpc;
+use crate::sim::world::World;
+use crate::sim::zk_model::{Ensemble, ZkFault};
+use crate::sim::Cluster;
+
+/// Shared state of the RPC faults.
+pub struct Chaos {
+    pub on: bool,
+    pub rng: Rng,
+    pub rpc_fault: f64,
+    /// Chance that setting a deny env troubles one source server (it syncs late and stalls).
+    pub trouble: f64,
+    /// The source, once built: its meta addresses and state.
+    pub source: Option<(Vec<SocketAddr>, Arc<Cluster>)>,
+    /// Config-sync lateness injected so far.
+    pub late_sync: Duration,
+    pub trace: Trace,
+}
+
+/// What each RPC a simulated server receives meets while faults are on: dropped before or
+/// after the server acted, handled late, answered late. A deny env set on the source may also
+/// trouble one of its servers: the block reaches it late, and the writes it admits stall.
+pub fn net_policy(chaos: Rc<RefCell<Chaos>>) -> crate::net::FaultPolicy {
+    Box::new(move |server: SocketAddr, rpc: &str| {
+        let mut c = chaos.borrow_mut();
+        if !c.on {
+            return RequestFault::None;
+        }
+        if rpc == UpdateAppEnv::NAME {
+            trouble(&mut c, server);
+        }
+        let p = c.rpc_fault;
+        if !c.rng.chance(p) {
+            return RequestFault::None;
+        }
+        match c.rng.range(0, 3) {
+            0 => RequestFault::DropBefore,
+            1 => RequestFault::DropAfter,
+            2 => RequestFault::DelayMs(c.rng.range(10, 3000)),
+            _ => RequestFault::DelayReplyMs(c.rng.range(10, 3000)),
+        }
+    })
+}
+
+/// Maybe troubles a source server as an env change reaches `server`.
+fn trouble(c: &mut Chaos, server: SocketAddr) {
+    let Some((metas, source)) = c.source.clone() else {
+        return;
+    };
+    let p = c.trouble;
+    if !metas.contains(&server) || !c.rng.chance(p) {
+        return;
+    }
+    let node = usize::try_from(c.rng.range(0, source.replicas.len() as u64 - 1)).unwrap_or(0);
+    let late = c.rng.range(500, 8000);
+    let stall = *c.rng.pick(&[0, 700, 1500, 4000]);
+    source.faults.late_sync_ms[node].store(late, Relaxed);
+    source.faults.stall_ms[node].store(stall, Relaxed);
+    c.late_sync += Duration::from_millis(late);
+    c.trace.at(
+        c.trace.elapsed_ms(),
+        format!("trouble: source server {node} syncs {late} ms late and stalls admitted writes {stall} ms"),
+    );
+}
+
+/// When to kill a process at one of its ZooKeeper calls.
+#[derive(Debug, Default)]
+pub struct Kills {
+    /// Kill the current apply at its n-th call from now.
+    pub apply_at: Option<u32>,
+    /// Kill a guardian at the n-th guardian call from now.
+    pub guardian_at: Option<u32>,
+    apply_calls: u32,
+    guardian_calls: u32,
+}
+
+impl Kills {
+    /// Kills the current apply run at its `n`-th ZooKeeper call from now.
+    pub fn arm_apply(&mut self, n: u32) {
+        (self.apply_at, self.apply_calls) = (Some(n), 0);
+    }
+
+    fn strikes(&mut self, holder: &str) -> bool {
+        let (at, calls) = if holder.starts_with("apply#") {
+            (&mut self.apply_at, &mut self.apply_calls)
+        } else if holder.starts_with("guardian#") {
+            (&mut self.guardian_at, &mut self.guardian_calls)
+        } else {
+            return false;
+        };
+        if at.is_none() {
+            return false;
+        }
+        *calls += 1;
+        if *at == Some(*calls) {
+            *at = None;
+            return true;
+        }
+        false
+    }
+}
+
+/// Faults of the ZooKeeper calls of migrator's sessions (the world's own — meta-proxy's — are
+/// spared): lost before or after the server applied them, late, answered late, the session
+/// expired; and kills of the calling process armed in `kills`.
+pub fn zk_policy(
+    rng: Rng,
+    p: f64,
+    procs: Procs,
+    kills: Arc<Mutex<Kills>>,
+) -> crate::sim::zk_model::ZkPolicy {
+    let rng = Mutex::new(rng);
+    Box::new(move |session, _op, _path| {
+        let holder = procs.holder(session);
+        if holder == "world" {
+            return ZkFault::default();
+        }
+        if kills.lock().expect("kills").strikes(&holder) {
+            return ZkFault {
+                kill_holder: true,
+                ..ZkFault::default()
+            };
+        }
+        let mut rng = rng.lock().expect("zk rng");
+        if !rng.chance(p) {
+            return ZkFault::default();
+        }
+        match rng.range(0, 9) {
+            0 | 1 => ZkFault {
+                lose_before: true,
+                ..ZkFault::default()
+            },
+            2 | 3 => ZkFault {
+                lose_after: true,
+                ..ZkFault::default()
+            },
+            4 | 5 => ZkFault {
+                delay_ms: rng.range(10, 12_000),
+                ..ZkFault::default()
+            },
+            6 | 7 => ZkFault {
+                reply_delay_ms: rng.range(10, 12_000),
+                ..ZkFault::default()
+            },
+            8 => ZkFault {
+                expire_session: true,
+                ..ZkFault::default()
+            },
+            _ => ZkFault {
+                delay_ms: rng.range(10, 500),
+                lose_after: true,
+                ..ZkFault::default()
+            },
+        }
+    })
+}
+
+/// Ends every fault still switched on in the clusters.
+pub fn heal(world: &World) {
+    use std::sync::atomic::Ordering::Relaxed;
+    for sim in [&world.source, &world.target] {
+        let faults = &sim.cluster().faults;
+        faults.slow_write_ms.store(0, Relaxed);
+        for slot in faults.late_sync_ms.iter().chain(&faults.stall_ms) {
+            slot.store(0, Relaxed);
+        }
+    }
+}
+
+/// What the run's outside actors act on.
+pub struct Env<'a> {
+    pub world: &'a World,
+    pub ensemble: &'a Ensemble,
+    pub plan: &'a std::path::Path,
+    pub dir: &'a std::path::Path,
+    pub trace: &'a Trace,
+    pub procs: &'a Procs,
+    pub kills: &'a Arc<Mutex<Kills>>,
+}
+
+/// Outside events of the safety phase, at drawn times.
+pub struct Actions {
+    at: Vec<(Instant, Action)>,
+    /// Config-sync lateness injected so far.
+    pub late_sync: Duration,
+    /// Operators' commands still running.
+    pub operators: Vec<JoinHandle<()>>,
+}
+
+#[derive(Debug, Clone)]
+enum Action {
+    Fault(&'static str, Vec<String>),
+    SlowWrites(u64),
+    /// An operator points a table's routing back at the source (undoing a switch by hand).
+    RouteBack(String),
+    /// An operator runs `migrator abort` for a table.
+    Abort(String),
+}
+
+impl Actions {
+    pub fn draw(rng: &mut Rng, world: &World, faults: bool) -> Actions {
+        let mut at = Vec::new();
+        if faults {
+            let now = Instant::now();
+            let n = rng.range(0, 8);
+            let replicas = world.source.replicas().len() as u64;
+            for _ in 0..n {
+                let when = now + Duration::from_millis(rng.range(0, 100_000));
+                let table = rng.pick(&world.tables).clone();
+                let node = rng.range(0, replicas - 1).to_string();
+                let action = match rng.range(0, 10) {
+                    0 => Action::Fault("failover", vec![table, rng.range(0, 1).to_string()]),
+                    1 => Action::Fault("leader", vec![rng.range(0, 2).to_string()]),
+                    2 => Action::SlowWrites(rng.range(100, 2500)),
+                    3 => Action::Fault("stall", vec![node, rng.range(100, 3000).to_string()]),
+                    4 => Action::Fault("stall", vec![node, "0".into()]),
+                    5 | 6 => {
+                        Action::Fault("late_sync", vec![node, rng.range(200, 6000).to_string()])
+                    }
+                    7 => Action::RouteBack(table),
+                    8 => Action::Abort(table),
+                    _ => Action::Fault("drop_connections", Vec::new()),
+                };
+                at.push((when, action));
+            }
+            at.sort_by_key(|(t, _)| *t);
+        }
+        Actions {
+            at,
+            late_sync: Duration::ZERO,
+            operators: Vec::new(),
+        }
+    }
+
+    pub fn next_at(&self) -> Option<Instant> {
+        self.at.first().map(|(t, _)| *t)
+    }
+
+    pub fn fire(&mut self, env: &Env<'_>) {
+        let (world, trace) = (env.world, env.trace);
+        let now = Instant::now();
+        while self.at.first().is_some_and(|(t, _)| *t <= now) {
+            let (_, action) = self.at.remove(0);
+            let (name, args) = match action {
+                Action::Fault(name, args) => (name, args),
+                Action::SlowWrites(ms) => ("slow_write_ms", vec![ms.to_string()]),
+                Action::RouteBack(table) => {
+                    route_back(env, &table);
+                    continue;
+                }
+                Action::Abort(table) => {
+                    self.operators.push(start_abort(env, &table));
+                    continue;
+                }
+            };
+            if name == "late_sync" {
+                self.late_sync += Duration::from_millis(args[1].parse().unwrap_or(0));
+            }
+            let mut arguments = vec![name.to_string()];
+            arguments.extend(args);
+            let cmd = Command {
+                cmd: "sim.fault".into(),
+                arguments,
+            };
+            let said = crate::sim::faults::run_command(world.source.cluster(), &cmd);
+            trace.say(format!(
+                "source: {} → {}",
+                cmd.arguments.join(" "),
+                said.unwrap_or_default()
+            ));
+        }
+    }
+}
+
+/// An operator writes the source's route into `table`'s routing node by hand.
+fn route_back(env: &Env<'_>, table: &str) {
+    let route = crate::routing::Route {
+        cluster_name: env.world.config.source_name.clone(),
+        meta_addrs: crate::sim::world::addrs(&env.world.source.metas()),
+    };
+    env.ensemble.poke(
+        &crate::routing::node_path(super::ROOT, table),
+        route.to_json().as_bytes(),
+    );
+    env.trace.say(format!(
+        "operator: routing of {table} set back to the source by hand"
+    ));
+}
+
+/// An operator runs `migrator abort --table TABLE` on a host of its own.
+fn start_abort(env: &Env<'_>, table: &str) -> JoinHandle<()> {
+    let args = crate::cli::abort::Args {
+        file: env.plan.to_path_buf(),
+        table: Some(table.to_string()),
+        remove_duplication: false,
+        journal: env.dir.join("operator").join("journal.jsonl"),
+        lock_timeout: "5s".into(),
+        not_switched: false,
+    };
+    let trace = env.trace.clone();
+    let host = Host {
+        name: format!("abort {table}").into(),
+        skew_ms: 0,
+    };
+    tokio::spawn(clock::on_host(host, async move {
+        trace.say("starts");
+        let code = match crate::cli::abort::run(&args).await {
+            Ok(exit) => exit.code(),
+            Err(e) => {
+                trace.say(format!("error: {e}"));
+                e.exit().code()
+            }
+        };
+        trace.say(format!("exits {code}"));
+    }))
+}

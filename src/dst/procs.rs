@@ -1,0 +1,215 @@
+//! Owns the processes of a run as tasks on simulated hosts: apply runs, `abort` by another
+//! operator, and the guardians apply starts (through the guardian launcher seam); which
+//! process holds each ZooKeeper session, so a fault can kill it at any call.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+
+use tokio::task::{AbortHandle, JoinHandle};
+
+use super::check::GuardianLife;
+use super::rng::Rng;
+use super::trace::Trace;
+use crate::clock::{self, Host};
+use crate::routing::session::{Connector, Session};
+use crate::sim::zk_model::Ensemble;
+
+/// The guardians the run started, by pid.
+#[derive(Default)]
+pub struct Guardians {
+    pub next_pid: u32,
+    pub running: BTreeMap<u32, (String, JoinHandle<()>)>,
+    pub lives: Arc<Mutex<Vec<GuardianLife>>>,
+}
+
+/// Every process of the run that can be killed, by host name, and which holds each
+/// ZooKeeper session.
+#[derive(Clone, Default)]
+pub struct Procs(Arc<Mutex<ProcTable>>);
+
+#[derive(Default)]
+struct ProcTable {
+    running: BTreeMap<String, AbortHandle>,
+    holders: BTreeMap<i64, String>,
+}
+
+impl Procs {
+    fn table(&self) -> std::sync::MutexGuard<'_, ProcTable> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records that the process on host `name` is the task of `handle`.
+    pub fn register(&self, name: &str, handle: AbortHandle) {
+        self.table().running.insert(name.to_string(), handle);
+    }
+
+    /// The host whose process opened `session` (`world` for the world's own).
+    #[must_use]
+    pub fn holder(&self, session: i64) -> String {
+        self.table()
+            .holders
+            .get(&session)
+            .cloned()
+            .unwrap_or_else(|| "world".into())
+    }
+
+    /// Kills the process holding `session`, as SIGKILL would: its task stops at the await it
+    /// is in; its sessions expire a session timeout later.
+    pub fn kill_holder(&self, session: i64, trace: &Trace) {
+        let holder = self.holder(session);
+        let handle = self.table().running.remove(&holder);
+        if let Some(h) = handle {
+            h.abort();
+            trace.at(
+                trace.elapsed_ms(),
+                format!("{holder}: killed at a ZooKeeper call"),
+            );
+        }
+    }
+
+    /// Opens sessions of `ensemble`, remembering which host's process opened each.
+    #[must_use]
+    pub fn connector(&self, ensemble: &Arc<Ensemble>) -> Connector {
+        let (me, ensemble) = (self.clone(), ensemble.clone());
+        Rc::new(move |_servers: &[String], auth: Option<&str>| {
+            let session = ensemble.open(auth);
+            let host = clock::host().map_or_else(|| "world".to_string(), |h| h.name.to_string());
+            me.table().holders.insert(session.id(), host);
+            Ok(Arc::new(session) as Arc<dyn Session>)
+        })
+    }
+}
+
+/// How one apply run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    Exit(u8),
+    Killed,
+    Hung,
+}
+
+/// Which host each apply run is on, and its clock skew.
+pub struct HostPlan {
+    skews: Vec<i64>,
+    pub runs: usize,
+}
+
+impl HostPlan {
+    pub fn draw(rng: &mut Rng) -> HostPlan {
+        let skews = (0..3)
+            .map(|_| i64::try_from(rng.range(0, 6000)).unwrap_or(0) - 3000)
+            .collect();
+        HostPlan { skews, runs: 0 }
+    }
+
+    /// The host of the next apply run.
+    pub fn next(&mut self, rng: &mut Rng) -> Host {
+        self.runs += 1;
+        let i = usize::try_from(rng.range(0, self.skews.len() as u64 - 1)).unwrap_or(0);
+        Host {
+            name: format!("apply#{} (host {i})", self.runs).into(),
+            skew_ms: self.skews[i],
+        }
+    }
+}
+
+fn apply_args(plan: &std::path::Path, dir: &std::path::Path) -> crate::cli::apply::Args {
+    crate::cli::apply::Args {
+        path: Some(plan.to_path_buf()),
+        auto_approve: true,
+        parallelism: 4,
+        max_concurrent_cutovers: 1,
+        lock_timeout: "15s".into(),
+        checkpoint_timeout: "10m".into(),
+        catch_up_timeout: "10m".into(),
+        json: false,
+        journal: dir.join(".migrator").join("journal.jsonl"),
+    }
+}
+
+/// Starts apply on `host`.
+pub fn start_apply(
+    plan: &std::path::Path,
+    dir: &std::path::Path,
+    host: Host,
+    trace: &Trace,
+    procs: &Procs,
+) -> JoinHandle<u8> {
+    let args = apply_args(plan, dir);
+    let trace = trace.clone();
+    let name = host.name.to_string();
+    let run = tokio::spawn(clock::on_host(host, async move {
+        trace.say("starts");
+        let code = match crate::cli::apply::run(&args).await {
+            Ok(exit) => exit.code(),
+            Err(e) => {
+                trace.say(format!("error: {e}"));
+                e.exit().code()
+            }
+        };
+        trace.say(format!("exits {code}"));
+        code
+    }));
+    procs.register(&name, run.abort_handle());
+    run
+}
+
+/// Starts guardians as tasks on the host of the apply that starts them.
+pub fn launcher(
+    guardians: Rc<RefCell<Guardians>>,
+    trace: Trace,
+    procs: Procs,
+) -> crate::apply::guardian::Launcher {
+    Rc::new(move |args: Vec<String>| {
+        let mut g = guardians.borrow_mut();
+        g.next_pid += 1;
+        let pid = g.next_pid;
+        let parsed = parse_guardian_args(&args);
+        let record = parsed
+            .record
+            .clone()
+            .or_else(|| parsed.record_file.as_ref().map(|p| p.display().to_string()))
+            .unwrap_or_default();
+        let skew = clock::host().map_or(0, |h| h.skew_ms);
+        let host = Host {
+            name: format!("guardian#{pid}").into(),
+            skew_ms: skew,
+        };
+        let lives = g.lives.clone();
+        let trace = trace.clone();
+        let started_ms = clock::now_ms();
+        let rec = record.clone();
+        let name = host.name.to_string();
+        let handle = tokio::spawn(clock::on_host(host, async move {
+            let exit = crate::cli::guardian::guard(&parsed).await;
+            trace.say(format!("ends: {exit:?}"));
+            lives.lock().expect("lives").push(GuardianLife {
+                pid,
+                record: rec,
+                started_ms,
+                ended_ms: clock::now_ms(),
+            });
+        }));
+        procs.register(&name, handle.abort_handle());
+        g.running.insert(pid, (record, handle));
+        pid
+    })
+}
+
+fn parse_guardian_args(args: &[String]) -> crate::cli::guardian::Args {
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1).cloned())
+    };
+    crate::cli::guardian::Args {
+        zookeeper: value("--zookeeper"),
+        record: value("--record"),
+        record_file: value("--record-file").map(PathBuf::from),
+    }
+}
