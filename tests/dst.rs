@@ -21,6 +21,10 @@ const REGRESSIONS: &[(u64, &str)] = &[
         196,
         "R3: the guardian of a committed switch whose apply died never exited",
     ),
+    (
+        1093,
+        "R4, first fix: a routing rewrite that changed nothing left a block no one lifts",
+    ),
 ];
 
 fn explain(r: &Report) -> String {

@@ -104,11 +104,19 @@ impl Run<'_> {
         let fail = |e: super::record::RecordError| Stop::Abort(format!("block record: {e}"));
         let value = self.m.block_mode.deny_value();
         let manual = self.ctx.zk.is_none();
-        let names_target = match r.state {
-            BlockState::SwitchSent if !manual => self.routing_names_target().await?,
-            _ => false,
+        let routing = match r.state {
+            BlockState::SwitchSent if !manual => self.routing_now().await?,
+            _ => None,
         };
-        match protocol::adopt(r.state, r.deny_value == value, manual, names_target) {
+        // Routing that names the target, or the earlier switch's marker (it committed, and
+        // routing was moved back since), means the switch may have carried writes over.
+        let may_have_committed = routing
+            .as_ref()
+            .is_some_and(|(names_target, _)| *names_target)
+            || (r.state == BlockState::SwitchSent
+                && !manual
+                && guardian::switch_committed(store, &r).await != Some(false));
+        match protocol::adopt(r.state, r.deny_value == value, manual, may_have_committed) {
             Adopt::ResumeWithNewValue => {
                 // The block mode changed: the record must name the value this run sets, or
                 // every lift would take it for someone else's.
@@ -150,8 +158,13 @@ impl Run<'_> {
                 // This run holds the lock, so the earlier run's session (and the lock node its
                 // switch was fenced on) is gone: that switch can no longer happen.
                 let note = "apply: the earlier run's switch did not happen and cannot any more";
+                let path = self.routing_path();
+                let guard = path.as_deref().zip(routing.map(|(_, v)| v));
                 match store
-                    .transition(BlockState::SwitchSent, BlockState::Blocking, note)
+                    .modify(BlockState::SwitchSent, guard, |r| {
+                        r.state = BlockState::Blocking;
+                        r.note = note.into();
+                    })
                     .await
                     .map_err(|e| Stop::Abort(format!("block record: {e}")))?
                 {
@@ -197,19 +210,26 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Whether the routing node names the target now.
-    pub(super) async fn routing_names_target(&self) -> Result<bool, Stop> {
-        let (Some(zk), Some(mp)) = (&self.ctx.zk, &self.ctx.spec.metaproxy) else {
-            return Ok(false);
+    /// The routing node of this table, with meta-proxy.
+    fn routing_path(&self) -> Option<String> {
+        let mp = self.ctx.spec.metaproxy.as_ref()?;
+        Some(crate::routing::node_path(&mp.root, &self.m.table))
+    }
+
+    /// Whether the routing node names the target now, and its version (`None`: no node or
+    /// no meta-proxy).
+    async fn routing_now(&self) -> Result<Option<(bool, i32)>, Stop> {
+        let (Some(zk), Some(path)) = (&self.ctx.zk, self.routing_path()) else {
+            return Ok(None);
         };
-        let path = crate::routing::node_path(&mp.root, &self.m.table);
         let node = zk
             .read(&path)
             .await
             .map_err(|e| Stop::Abort(format!("read {path}: {e}")))?;
-        Ok(node
-            .and_then(|(d, _)| Route::parse(&d).ok())
-            .is_some_and(|r| r.cluster_name == self.m.to))
+        Ok(node.map(|(d, v)| {
+            let names = Route::parse(&d).is_ok_and(|r| r.cluster_name == self.m.to);
+            (names, v)
+        }))
     }
 
     /// Whether an earlier run left this table's block open.

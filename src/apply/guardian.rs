@@ -358,27 +358,23 @@ async fn lift_dead_switch(watch: &Watch, record: &BlockRecord) -> Option<Ended> 
         return None;
     };
     let fence_gone = matches!(zk.read(fence).await, Ok(None));
+    let committed = switch_committed(&watch.store, record).await?;
     let (data, version) = zk.read(&routing.path).await.ok()??;
     let names = Route::parse(&data).ok().map(|r| r.cluster_name);
     let names_source = names.as_deref() == Some(record.source_cluster.as_str());
-    if fence_gone && names.as_deref() == Some(record.target_cluster.as_str()) {
-        // The run that sent the switch is gone and routing names the target: it committed.
-        // The block stays for good; record what happened and stop watching.
-        let note = "guardian: the switch committed (routing names the target)";
+    let names_target = names.as_deref() == Some(record.target_cluster.as_str());
+    if fence_gone && (committed || names_target) {
+        // The switch committed (whatever routing says now: someone may have moved it back,
+        // and writes since then exist only on the target), or routing names the target: the
+        // block stays for good.
+        let note = "guardian: the switch committed, or routing names the target";
         let _ = watch
             .store
-            .modify(
-                BlockState::SwitchSent,
-                Some((&routing.path, version)),
-                |r| {
-                    r.state = BlockState::Switched;
-                    r.note = note.into();
-                },
-            )
+            .transition(BlockState::SwitchSent, BlockState::Switched, note)
             .await;
         return Some(Ended::Resolved("the switch committed".into()));
     }
-    if !dead_switch_liftable(fence_gone, names_source) {
+    if committed || !dead_switch_liftable(fence_gone, names_source) {
         return None;
     }
     let note = "guardian: the switch's run is gone and routing still names the source";
@@ -401,6 +397,16 @@ async fn lift_dead_switch(watch: &Watch, record: &BlockRecord) -> Option<Ended> 
             .map(|()| Ended::Lifted),
         Transition::Lost(_) | Transition::Missing => None,
     }
+}
+
+/// Whether the switch of `record`'s block committed: its transaction's marker exists.
+/// `None`: not known (the read failed, or the store has no ZooKeeper).
+pub async fn switch_committed(store: &RecordStore, record: &BlockRecord) -> Option<bool> {
+    let RecordStore::Zk { zk, path } = store else {
+        return None;
+    };
+    let marker = super::record::switch_marker(path, record.started_ms);
+    zk.read(&marker).await.ok().map(|m| m.is_some())
 }
 
 /// Deletes the deny env (unless it is someone else's value), then records `Lifted`.

@@ -78,21 +78,17 @@ pub enum Adopt {
 }
 
 /// Apply's decision on an earlier record in `state`. `same_value`: it names the deny value this
-/// run sets; `manual`: no meta-proxy (no fence can prove a person did not switch clients).
+/// run sets; `manual`: no meta-proxy (no fence can prove a person did not switch clients);
+/// `may_have_committed`: routing names the target, or moved since the switch was fenced on it.
 #[must_use]
-pub fn adopt(
-    state: BlockState,
-    same_value: bool,
-    manual: bool,
-    routing_names_target: bool,
-) -> Adopt {
+pub fn adopt(state: BlockState, same_value: bool, manual: bool, may_have_committed: bool) -> Adopt {
     match state {
         BlockState::Blocking if same_value => Adopt::Resume,
         BlockState::Blocking => Adopt::ResumeWithNewValue,
         BlockState::Done | BlockState::Lifted => Adopt::Replace,
         BlockState::Lifting => Adopt::FinishLiftThenReplace,
         BlockState::SwitchSent if manual => Adopt::Operator,
-        BlockState::SwitchSent if !routing_names_target => Adopt::RevertDeadSwitch,
+        BlockState::SwitchSent if !may_have_committed => Adopt::RevertDeadSwitch,
         BlockState::SwitchSent | BlockState::Switched => Adopt::Operator,
     }
 }

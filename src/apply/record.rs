@@ -100,6 +100,14 @@ pub enum RecordStore {
     File { path: PathBuf },
 }
 
+/// The node the switch's transaction creates beside a ZooKeeper record of the block that
+/// started at `started_ms`: it exists exactly when that switch committed, whatever routing
+/// says later (someone may move it back by hand).
+#[must_use]
+pub fn switch_marker(record_path: &str, started_ms: u64) -> String {
+    format!("{record_path}.switched.{started_ms}")
+}
+
 /// The record path of `table` of `cluster` under `migrator_root`.
 #[must_use]
 pub fn zk_path(migrator_root: &str, cluster: &str, table: &str) -> String {
@@ -238,7 +246,7 @@ impl RecordStore {
             (Self::Zk { zk, path }, Some(guard)) => {
                 let bytes = serde_json::to_vec(&record).expect("records serialize");
                 match zk
-                    .compare_and_set_guarded(path, version, &bytes, &[guard])
+                    .compare_and_set_guarded(path, version, &bytes, &[guard], None)
                     .await
                 {
                     Ok(Ok(v)) => Some(v),

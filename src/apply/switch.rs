@@ -71,10 +71,13 @@ impl Run<'_> {
         // the block, and the switch is fenced on that record version and on this run's lock.
         let record_version = self.record_switch_sent().await?;
         let mut guards: Vec<(&str, i32)> = Vec::new();
+        let mut marker = None;
         if let (Some(v), Some(super::record::RecordStore::Zk { path, .. })) =
             (record_version, &self.record)
         {
             guards.push((path.as_str(), v));
+            let started_ms = self.block.map_or(0, |b| b.started_ms);
+            marker = Some(super::record::switch_marker(path, started_ms));
         }
         if let Some(lock) = self.ctx.fences.get(&self.m.table) {
             guards.push((lock.as_str(), 0));
@@ -82,7 +85,13 @@ impl Run<'_> {
         self.switch_sent = true;
         super::failpoint::hit("switch", "before");
         let result = zk
-            .compare_and_set_guarded(&c.path, c.version, c.after.as_bytes(), &guards)
+            .compare_and_set_guarded(
+                &c.path,
+                c.version,
+                c.after.as_bytes(),
+                &guards,
+                marker.as_deref(),
+            )
             .await;
         super::failpoint::hit("switch", "after");
         match result {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::task::{AbortHandle, JoinHandle};
 
@@ -181,13 +182,11 @@ pub fn launcher(
             skew_ms: skew,
         };
         let lives = g.lives.clone();
-        let trace = trace.clone();
+        let (trace, procs) = (trace.clone(), procs.clone());
         let started_ms = clock::now_ms();
         let rec = record.clone();
-        let name = host.name.to_string();
-        let handle = tokio::spawn(clock::on_host(host, async move {
-            let exit = crate::cli::guardian::guard(&parsed).await;
-            trace.say(format!("ends: {exit:?}"));
+        let handle = tokio::spawn(clock::inherit(async move {
+            supervise(&parsed, host, &procs, &trace).await;
             lives.lock().expect("lives").push(GuardianLife {
                 pid,
                 record: rec,
@@ -195,10 +194,41 @@ pub fn launcher(
                 ended_ms: clock::now_ms(),
             });
         }));
-        procs.register(&name, handle.abort_handle());
         g.running.insert(pid, (record, handle));
         pid
     })
+}
+
+/// How long a supervisor (systemd, say) takes to start a killed guardian again.
+const GUARDIAN_RESTART: Duration = Duration::from_secs(2);
+
+/// Runs a guardian on `host` as a supervisor would: a killed one is started again with the
+/// same arguments; returns once one ends by itself.
+async fn supervise(args: &crate::cli::guardian::Args, host: Host, procs: &Procs, trace: &Trace) {
+    let name = host.name.to_string();
+    loop {
+        let (args, trace2) = (args_copy(args), trace.clone());
+        let run = tokio::spawn(clock::on_host(host.clone(), async move {
+            let exit = crate::cli::guardian::guard(&args).await;
+            trace2.say(format!("ends: {exit:?}"));
+        }));
+        procs.register(&name, run.abort_handle());
+        match run.await {
+            Err(e) if e.is_cancelled() => {
+                tokio::time::sleep(GUARDIAN_RESTART).await;
+                trace.at(trace.elapsed_ms(), format!("{name}: started again"));
+            }
+            _ => return,
+        }
+    }
+}
+
+fn args_copy(a: &crate::cli::guardian::Args) -> crate::cli::guardian::Args {
+    crate::cli::guardian::Args {
+        zookeeper: a.zookeeper.clone(),
+        record: a.record.clone(),
+        record_file: a.record_file.clone(),
+    }
 }
 
 fn parse_guardian_args(args: &[String]) -> crate::cli::guardian::Args {

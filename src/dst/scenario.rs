@@ -185,11 +185,13 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
     };
     // Let the duplication ship what the writers left, and guardians end: their aftercare, or
     // their watch of a block nobody resolves.
+    // A guardian whose block an operator must resolve watches it until well past its deadline.
+    let left_open = !rerun || runs.last() == Some(&RunEnd::Exit(4));
     let quiet_until = Instant::now()
-        + if rerun {
-            check::GUARDIAN_AFTER_END
-        } else {
+        + if left_open {
             Duration::from_secs(shape.max_write_block_s) + check::GUARDIAN_LINGER
+        } else {
+            check::GUARDIAN_AFTER_END
         };
     tokio::time::sleep(Duration::from_secs(5)).await;
     writers.stop();

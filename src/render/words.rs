@@ -86,7 +86,7 @@ pub fn describe(t: &TableView, detail: &StepDetail, whose: Whose) -> Vec<String>
             let (clients, evidence) = match mode {
                 crate::spec::BlockMode::Timeout => (
                     "blocked writes get no reply",
-                    "leaves a probe write unanswered after a full config sync",
+                    "leaves probe writes unanswered, none of them late, over a config sync (at least 5s) once a full config sync has passed",
                 ),
                 crate::spec::BlockMode::Reconfig => (
                     "blocked writes get ERR_INVALID_STATE",

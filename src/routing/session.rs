@@ -97,13 +97,15 @@ pub trait Session: Send + Sync + std::fmt::Debug {
     ) -> Call<'a, Result<(), zkc::Error>>;
     /// Creates `path` and its missing parents (persistent).
     fn mkdir<'a>(&'a self, path: &'a str, access: Access) -> Call<'a, Result<(), zkc::Error>>;
-    /// One transaction: every `(node, version)` check, then `path` set to `data`. A failure
-    /// names the index of the first failing operation (the set is `checks.len()`).
+    /// One transaction: every `(node, version)` check, then `path` set to `data`, then (if
+    /// given) `marker` created (persistent, with `access`). A failure names the index of the
+    /// first failing operation (the set is `checks.len()`, the create the one after).
     fn check_and_set<'a>(
         &'a self,
         checks: &'a [(&'a str, i32)],
         path: &'a str,
         data: &'a [u8],
+        marker: Option<(&'a str, Access)>,
     ) -> Call<'a, Result<zkc::Stat, zkc::MultiWriteError>>;
 }
 
@@ -244,6 +246,7 @@ impl Session for Real {
         checks: &'a [(&'a str, i32)],
         path: &'a str,
         data: &'a [u8],
+        marker: Option<(&'a str, Access)>,
     ) -> Call<'a, Result<zkc::Stat, zkc::MultiWriteError>> {
         Box::pin(async move {
             let mut multi = self.0.new_multi_writer();
@@ -251,6 +254,9 @@ impl Session for Real {
                 multi.add_check_version(node, *version)?;
             }
             multi.add_set_data(path, data, None)?;
+            if let Some((node, access)) = marker {
+                multi.add_create(node, b"", &options(Mode::Persistent, access))?;
+            }
             let results = multi.commit().await?;
             results
                 .into_iter()

@@ -306,13 +306,15 @@ impl Zk {
         expected_version: i32,
         data: &[u8],
     ) -> Result<Result<i32, CasConflict>, ZkError> {
-        self.compare_and_set_guarded(path, expected_version, data, &[])
+        self.compare_and_set_guarded(path, expected_version, data, &[], None)
             .await
     }
 
     /// Like [`Zk::compare_and_set`], and in the same transaction checks that each `guards`
     /// node is still at its version: a fence (a lock node this session owns, a record this
-    /// run moved). A guard that fails is [`CasConflict::Guard`]: nothing was written.
+    /// run moved), and creates `marker` (empty, migrator's own): a node that exists only if
+    /// this transaction committed. A guard that fails is [`CasConflict::Guard`]: nothing was
+    /// written.
     ///
     /// # Errors
     /// As [`Zk::compare_and_set`].
@@ -322,11 +324,13 @@ impl Zk {
         expected_version: i32,
         data: &[u8],
         guards: &[(&str, i32)],
+        marker: Option<&str>,
     ) -> Result<Result<i32, CasConflict>, ZkError> {
         const OP: &str = "compare-and-set";
         let mut checks = guards.to_vec();
         checks.push((path, expected_version));
-        let commit = self.client.check_and_set(&checks, path, data);
+        let marker = marker.map(|m| (m, self.mine()));
+        let commit = self.client.check_and_set(&checks, path, data, marker);
         match tokio::time::timeout(self.timeout, commit).await {
             Err(_) => Err(unknown(OP, path, UnknownCause::TimedOut(self.timeout))),
             Ok(Ok(stat)) => Ok(Ok(stat.version)),

@@ -276,21 +276,42 @@ impl State {
         checks: &[(String, i32)],
         path: &str,
         data: &[u8],
+        marker: Option<&(String, Access)>,
     ) -> Result<zkc::Stat, zkc::MultiWriteError> {
+        let failed = |index, source| zkc::MultiWriteError::OperationFailed { index, source };
         for (index, (node, version)) in checks.iter().enumerate() {
-            let source = match self.nodes.get(node) {
-                None => zkc::Error::NoNode,
-                Some(n) if n.version != *version => zkc::Error::BadVersion,
-                Some(_) => continue,
-            };
-            return Err(zkc::MultiWriteError::OperationFailed { index, source });
-        }
-        self.set(session, path, data, None).map_err(|source| {
-            zkc::MultiWriteError::OperationFailed {
-                index: checks.len(),
-                source,
+            match self.nodes.get(node) {
+                None => return Err(failed(index, zkc::Error::NoNode)),
+                Some(n) if n.version != *version => {
+                    return Err(failed(index, zkc::Error::BadVersion))
+                }
+                Some(_) => {}
             }
-        })
+        }
+        match self.nodes.get(path) {
+            None => return Err(failed(checks.len(), zkc::Error::NoNode)),
+            Some(n) if !self.may_change(session, n.owner.as_ref()) => {
+                return Err(failed(checks.len(), zkc::Error::NoAuth))
+            }
+            Some(_) => {}
+        }
+        if let Some((node, _)) = marker {
+            // All or nothing: the create is checked before the set is applied.
+            if self.nodes.contains_key(node) {
+                return Err(failed(checks.len() + 1, zkc::Error::NodeExists));
+            }
+            if parent(node).is_some_and(|p| !self.nodes.contains_key(p)) {
+                return Err(failed(checks.len() + 1, zkc::Error::NoNode));
+            }
+        }
+        let stat = self
+            .set(session, path, data, None)
+            .map_err(|e| failed(checks.len(), e))?;
+        if let Some((node, access)) = marker {
+            self.create(session, node, b"", Mode::Persistent, *access)
+                .map_err(|e| failed(checks.len() + 1, e))?;
+        }
+        Ok(stat)
     }
 
     fn expire(&mut self, session: i64) {
@@ -649,14 +670,16 @@ impl Session for SimSession {
         checks: &'a [(&'a str, i32)],
         path: &'a str,
         data: &'a [u8],
+        marker: Option<(&'a str, Access)>,
     ) -> Call<'a, Result<zkc::Stat, zkc::MultiWriteError>> {
         let owned: Vec<(String, i32)> =
             checks.iter().map(|(p, v)| ((*p).to_string(), *v)).collect();
         let (p, d, id) = (path.to_string(), data.to_vec(), self.id);
+        let marker = marker.map(|(m, a)| (m.to_string(), a));
         // The transaction's own failure travels inside the call's success, so that the fault
         // path (lost, expired) stays the plain error of every other call.
         let call = self.ensemble.run(self.id, "multi", path, move |st| {
-            Ok(st.check_and_set(id, &owned, &p, &d))
+            Ok(st.check_and_set(id, &owned, &p, &d, marker.as_ref()))
         });
         Box::pin(async move {
             match call.await {
