@@ -604,6 +604,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_fenced_compare_and_set_creates_its_marker_exactly_when_it_commits() {
+        let zk = TestZk::get();
+        let zk = zk.connect().await;
+        let base = unique("marker");
+        let (node, fence, marker) = (
+            format!("{base}/route"),
+            format!("{base}/lock"),
+            format!("{base}/route.switched.1"),
+        );
+        zk.create_all(&node, b"source").await.unwrap();
+        zk.create_all(&fence, b"").await.unwrap();
+
+        let refused = zk
+            .compare_and_set_guarded(&node, 0, b"target", &[(&fence, 7)], Some(&marker))
+            .await
+            .unwrap();
+        assert_eq!(
+            refused,
+            Err(CasConflict::Guard {
+                path: fence.clone()
+            })
+        );
+        assert_eq!(
+            zk.read(&marker).await.unwrap(),
+            None,
+            "nothing of a refused multi"
+        );
+        assert_eq!(zk.read(&node).await.unwrap(), Some((b"source".to_vec(), 0)));
+
+        let done = zk
+            .compare_and_set_guarded(&node, 0, b"target", &[(&fence, 0)], Some(&marker))
+            .await
+            .unwrap();
+        assert_eq!(done, Ok(1));
+        assert!(
+            zk.read(&marker).await.unwrap().is_some(),
+            "the marker came with it"
+        );
+    }
+
+    #[tokio::test]
     async fn delete_checks_the_version() {
         let zk = TestZk::get();
         let zk = zk.connect().await;

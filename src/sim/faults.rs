@@ -27,6 +27,23 @@ fn on_off(v: Option<&&str>) -> Result<bool, String> {
     }
 }
 
+/// `sim.fault NAME REPLICA_INDEX MS`: sets that replica server's slot of a per-node fault.
+fn node_ms(
+    slots: &[std::sync::atomic::AtomicU64],
+    args: &[&str],
+    name: &str,
+) -> Result<(), String> {
+    let (Some(idx), Some(ms)) = (
+        args.get(1).and_then(|v| v.parse::<usize>().ok()),
+        args.get(2).and_then(|v| v.parse::<u64>().ok()),
+    ) else {
+        return Err(format!("usage: sim.fault {name} REPLICA_INDEX MS"));
+    };
+    let slot = slots.get(idx).ok_or("replica index out of range")?;
+    slot.store(ms, Ordering::Relaxed);
+    Ok(())
+}
+
 /// Most records one `sim.fault corrupt` touches.
 const MAX_CORRUPT: usize = 1_000_000;
 
@@ -67,33 +84,13 @@ fn fault(c: &Cluster, args: &[&str]) -> Result<String, String> {
             .stuck_in_app
             .store(on_off(args.get(1))?, Ordering::Relaxed),
         Some("drop_connections") => drop_all(c),
-        Some("stall") => {
-            let (Some(idx), Some(ms)) = (
-                args.get(1).and_then(|v| v.parse::<usize>().ok()),
-                args.get(2).and_then(|v| v.parse::<u64>().ok()),
-            ) else {
-                return Err("usage: sim.fault stall REPLICA_INDEX MS".into());
+        Some(name @ ("stall" | "late_sync")) => {
+            let slots = if name == "stall" {
+                &c.faults.stall_ms
+            } else {
+                &c.faults.late_sync_ms
             };
-            let slot = c
-                .faults
-                .stall_ms
-                .get(idx)
-                .ok_or("replica index out of range")?;
-            slot.store(ms, Ordering::Relaxed);
-        }
-        Some("late_sync") => {
-            let (Some(idx), Some(ms)) = (
-                args.get(1).and_then(|v| v.parse::<usize>().ok()),
-                args.get(2).and_then(|v| v.parse::<u64>().ok()),
-            ) else {
-                return Err("usage: sim.fault late_sync REPLICA_INDEX MS".into());
-            };
-            let slot = c
-                .faults
-                .late_sync_ms
-                .get(idx)
-                .ok_or("replica index out of range")?;
-            slot.store(ms, Ordering::Relaxed);
+            node_ms(slots, args, name)?;
         }
         Some("metaproxy_watch_lost") => {
             if on_off(args.get(1))? {

@@ -689,3 +689,74 @@ impl Session for SimSession {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::session::install_simulated;
+    use crate::routing::zk::{CasConflict, Zk};
+
+    async fn connect(ensemble: &Arc<Ensemble>) -> Zk {
+        let _guard = install_simulated(ensemble.connector());
+        Zk::connect(&["zk.sim:2181".into()], Duration::from_secs(5))
+            .await
+            .unwrap()
+    }
+
+    /// The same sequence as `routing::zk`'s test against the real server.
+    #[tokio::test(start_paused = true)]
+    async fn a_fenced_compare_and_set_creates_its_marker_exactly_when_it_commits() {
+        let ensemble = Ensemble::new(Duration::from_secs(10));
+        let zk = connect(&ensemble).await;
+        let (node, fence, marker) = ("/m/route", "/m/lock", "/m/route.switched.1");
+        zk.create_all(node, b"source").await.unwrap();
+        zk.create_all(fence, b"").await.unwrap();
+        let refused = zk
+            .compare_and_set_guarded(node, 0, b"target", &[(fence, 7)], Some(marker))
+            .await
+            .unwrap();
+        assert_eq!(refused, Err(CasConflict::Guard { path: fence.into() }));
+        assert_eq!(zk.read(marker).await.unwrap(), None);
+        let done = zk
+            .compare_and_set_guarded(node, 0, b"target", &[(fence, 0)], Some(marker))
+            .await
+            .unwrap();
+        assert_eq!(done, Ok(1));
+        assert!(zk.read(marker).await.unwrap().is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ephemeral_node_outlives_its_dead_holder_by_the_session_timeout() {
+        let ensemble = Ensemble::new(Duration::from_secs(10));
+        let holder = connect(&ensemble).await;
+        let other = connect(&ensemble).await;
+        holder.create_ephemeral("/l/lock", b"me").await.unwrap();
+        drop(holder);
+        tokio::time::sleep(Duration::from_secs(9)).await;
+        assert!(
+            other.read("/l/lock").await.unwrap().is_some(),
+            "still within the timeout"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(
+            other.read("/l/lock").await.unwrap(),
+            None,
+            "expired with its session"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_lost_after_it_applied_says_unknown_and_did_apply() {
+        let ensemble = Ensemble::new(Duration::from_secs(10));
+        let zk = connect(&ensemble).await;
+        zk.create_all("/u/n", b"a").await.unwrap();
+        ensemble.set_policy(Some(Box::new(|_, op, _| ZkFault {
+            lose_after: op == "set",
+            ..ZkFault::default()
+        })));
+        let err = zk.set("/u/n", b"b", Some(0)).await.unwrap_err();
+        assert!(err.outcome_unknown(), "{err}");
+        ensemble.set_policy(None);
+        assert_eq!(zk.read("/u/n").await.unwrap(), Some((b"b".to_vec(), 1)));
+    }
+}
