@@ -144,7 +144,8 @@ impl Run<'_> {
             let allowed = empty_writes_allowed(read_at - base.at, self.source.group_check);
             if pp.last_prepared > base.decree + allowed {
                 baselines.remove(&p.pidx);
-                self.tally.seen.remove(&p.pidx);
+                self.tally
+                    .disprove(p.pidx, "its prepared decree grew under the block");
                 waiting.push(format!(
                     "{} (its primary still takes writes: decree {} → {}; waiting for the block there)",
                     p.pidx, base.decree, pp.last_prepared

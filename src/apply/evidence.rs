@@ -167,7 +167,8 @@ impl Tally {
         }
     }
 
-    fn disprove(&mut self, pidx: i32, why: &str) {
+    /// Voids partition `pidx`'s evidence (and its run of silence): its primary takes writes.
+    pub fn disprove(&mut self, pidx: i32, why: &str) {
         self.seen.remove(&pidx);
         self.silence.remove(&pidx);
         self.missing.insert(pidx, why.into());
@@ -220,6 +221,8 @@ impl Tally {
                     self.missing.insert(p.pidx, "not yet".into());
                 }
                 Verdict::Unknown(why) if !self.seen.contains_key(&p.pidx) => {
+                    // A failed probe is no silence: the run of unanswered ones starts over.
+                    self.silence.remove(&p.pidx);
                     self.missing.insert(p.pidx, why.clone());
                 }
                 _ => {}

@@ -78,7 +78,11 @@ impl Run<'_> {
                             resumed: true,
                         })
                     }
-                    None => (self.fresh_record(value, reserve), Some(v)),
+                    // Retiring the old block's guardian rewrote the record: its version now.
+                    None => {
+                        let now = store.read().await.map_err(fail)?.map_or(v, |(_, v)| v);
+                        (self.fresh_record(value, reserve), Some(now))
+                    }
                 },
             };
             if store.put(&record, version).await.map_err(fail)?.is_some() {
@@ -197,11 +201,12 @@ impl Run<'_> {
             }
         }
         let until = tokio::time::Instant::now() + GUARDIAN_RETIRE;
-        while guardian::is_announced(store, r.started_ms).await {
+        // Not knowing (ZooKeeper did not answer) counts as still running.
+        while guardian::any_announced(store, r.started_ms).await != Some(false) {
             if tokio::time::Instant::now() >= until {
                 return Err(Stop::Abort(format!(
-                    "the guardian of the earlier block ({}) is still running after {GUARDIAN_RETIRE:?}; nothing was blocked, run apply again",
-                    guardian::marker(store, r.started_ms)
+                    "a guardian of the earlier block ({}) is still running after {GUARDIAN_RETIRE:?}; nothing was blocked, run apply again",
+                    guardian::marker(store, r.started_ms, 0)
                 )));
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -260,7 +265,7 @@ impl Run<'_> {
             log: log.display().to_string(),
         }))?;
         let until = tokio::time::Instant::now() + GUARDIAN_READY;
-        while !guardian::is_announced(store, started_ms).await {
+        while guardian::any_announced(store, started_ms).await != Some(true) {
             if tokio::time::Instant::now() >= until {
                 return Err(Stop::Abort(format!(
                     "the guardian (pid {pid}) did not announce itself within {GUARDIAN_READY:?}; see {}",

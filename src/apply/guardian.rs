@@ -118,52 +118,96 @@ pub fn spawn(store: &RecordStore, log: &Path) -> std::io::Result<u32> {
     Ok(child.id())
 }
 
-/// Where a guardian of the block that started at `started_ms` announces itself: an ephemeral
-/// node (it vanishes with the guardian) or a file next to the record.
+/// Announcement slots per block: each guardian of a block (one per run that resumed it)
+/// takes its own, so each withdraws only its own and a waiting run sees every one.
+const SLOTS: usize = 8;
+
+/// Where a guardian of the block that started at `started_ms` announces itself in `slot`: an
+/// ephemeral node (it vanishes with the guardian's session) or a file next to the record.
 #[must_use]
-pub fn marker(store: &RecordStore, started_ms: u64) -> String {
+pub fn marker(store: &RecordStore, started_ms: u64, slot: usize) -> String {
     match store {
-        RecordStore::Zk { path, .. } => format!("{path}.guardian.{started_ms}"),
-        RecordStore::File { path } => format!("{}.guardian.{started_ms}", path.display()),
+        RecordStore::Zk { path, .. } => format!("{path}.guardian.{started_ms}.{slot}"),
+        RecordStore::File { path } => format!("{}.guardian.{started_ms}.{slot}", path.display()),
     }
 }
 
-/// Whether a guardian of the block that started at `started_ms` has announced itself.
-pub async fn is_announced(store: &RecordStore, started_ms: u64) -> bool {
-    let marker = marker(store, started_ms);
-    match store {
-        RecordStore::Zk { zk, .. } => matches!(zk.read(&marker).await, Ok(Some(_))),
-        RecordStore::File { .. } => Path::new(&marker).exists(),
+/// Whether some guardian of the block that started at `started_ms` is announced; `None`: not
+/// known (ZooKeeper did not answer), which a caller waiting for guardians to stop must take
+/// as still announced.
+pub async fn any_announced(store: &RecordStore, started_ms: u64) -> Option<bool> {
+    for slot in 0..SLOTS {
+        let marker = marker(store, started_ms, slot);
+        let here = match store {
+            RecordStore::Zk { zk, .. } => zk.read(&marker).await.ok()?.is_some(),
+            RecordStore::File { .. } => file_guardian_alive(Path::new(&marker)),
+        };
+        if here {
+            return Some(true);
+        }
     }
+    Some(false)
 }
 
-/// Clears a file announcement left by an earlier guardian of the same block (a file outlives
-/// its guardian; a ZooKeeper marker is ephemeral), so only a live guardian's counts.
+/// Whether a file announcement names a live process (a killed guardian leaves its file).
+fn file_guardian_alive(marker: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(marker) else {
+        return false;
+    };
+    let Ok(pid) = text.trim().parse::<libc::pid_t>() else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    alive || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Clears file announcements left by earlier guardians of the same block (a file outlives its
+/// guardian; a ZooKeeper marker is ephemeral), so only a live guardian's counts.
 pub fn forget_announcement(store: &RecordStore, started_ms: u64) {
     if let RecordStore::File { .. } = store {
-        let _ = std::fs::remove_file(marker(store, started_ms));
+        for slot in 0..SLOTS {
+            let _ = std::fs::remove_file(marker(store, started_ms, slot));
+        }
     }
 }
 
-async fn announce(store: &RecordStore, started_ms: u64) -> Result<(), String> {
+/// Announces this guardian in the first free slot; returns it.
+async fn announce(store: &RecordStore, started_ms: u64) -> Result<usize, String> {
     let pid = std::process::id().to_string();
-    let marker = marker(store, started_ms);
-    match store {
-        RecordStore::Zk { zk, .. } => match zk.create_ephemeral(&marker, pid.as_bytes()).await {
-            // Another live guardian already watches this block: so much the better.
-            Ok(()) | Err(ZkError::NodeExists { .. }) => Ok(()),
-            Err(e) => Err(e.to_string()),
-        },
-        RecordStore::File { .. } => super::files::create_private(Path::new(&marker))
-            .and_then(|mut f| std::io::Write::write_all(&mut f, pid.as_bytes()))
-            .map_err(|e| e.to_string()),
+    for slot in 0..SLOTS {
+        let marker = marker(store, started_ms, slot);
+        let made = match store {
+            RecordStore::Zk { zk, .. } => {
+                match zk.create_ephemeral(&marker, pid.as_bytes()).await {
+                    Ok(()) => true,
+                    Err(ZkError::NodeExists { .. }) => false,
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+            RecordStore::File { .. } => {
+                match super::files::create_private(Path::new(&marker))
+                    .and_then(|mut f| std::io::Write::write_all(&mut f, pid.as_bytes()))
+                {
+                    Ok(()) => true,
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        };
+        if made {
+            return Ok(slot);
+        }
     }
+    Err(format!(
+        "every one of the {SLOTS} announcement slots is taken"
+    ))
 }
 
 /// Removes this guardian's announcement, so a run waiting for it to stop need not wait for
 /// its session to expire.
-async fn withdraw(store: &RecordStore, started_ms: u64) {
-    let marker = marker(store, started_ms);
+async fn withdraw(store: &RecordStore, started_ms: u64, slot: usize) {
+    let marker = marker(store, started_ms, slot);
     match store {
         RecordStore::Zk { zk, .. } => {
             let _ = zk.delete(&marker, None).await;
@@ -200,15 +244,19 @@ impl Watch {
 /// Guards the block until it is resolved, then withdraws its announcement.
 pub async fn run(mut watch: Watch) -> Ended {
     let mut guarded = None;
-    let ended = rounds(&mut watch, &mut guarded).await;
-    if let Some(started_ms) = guarded {
-        withdraw(&watch.store, started_ms).await;
+    let mut slot = None;
+    let ended = rounds(&mut watch, &mut guarded, &mut slot).await;
+    if let (Some(started_ms), Some(slot)) = (guarded, slot) {
+        withdraw(&watch.store, started_ms, slot).await;
     }
     ended
 }
 
-async fn rounds(watch: &mut Watch, guarded: &mut Option<u64>) -> Ended {
-    let mut announced = false;
+async fn rounds(
+    watch: &mut Watch,
+    guarded: &mut Option<u64>,
+    announced: &mut Option<usize>,
+) -> Ended {
     let mut failures = 0u32;
     // The last deadline read: a record that cannot be read long past it is given up on.
     let mut last_deadline: Option<u64> = None;
@@ -238,7 +286,7 @@ async fn rounds(watch: &mut Watch, guarded: &mut Option<u64>) -> Ended {
                 if failures % RECONNECT_AFTER == 0 {
                     watch.reconnect().await;
                     // The old session's marker went with it.
-                    announced = false;
+                    *announced = None;
                 }
                 tokio::time::sleep(POLL).await;
                 continue;
@@ -253,8 +301,8 @@ async fn rounds(watch: &mut Watch, guarded: &mut Option<u64>) -> Ended {
         if record.superseded {
             return Ended::Resolved("a newer block supersedes this one".into());
         }
-        if !announced {
-            announced = announce(&watch.store, record.started_ms).await.is_ok();
+        if announced.is_none() {
+            *announced = announce(&watch.store, record.started_ms).await.ok();
         }
         let now = now_ms();
         let give_up = *mono_give_up.get_or_insert_with(|| {

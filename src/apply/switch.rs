@@ -55,12 +55,12 @@ impl Run<'_> {
     }
 
     async fn compare_and_set(&mut self, zk: &Zk, c: &RoutingChange) -> StepResult {
+        self.block_still_in_force().await?;
         if self.block.is_some_and(|b| Instant::now() >= b.give_up_at) {
             return Err(Stop::Abort(
                 "the write-block budget ran out before the switch".into(),
             ));
         }
-        self.block_still_in_force().await?;
         self.journal(Entry::Switch(entry::Switch::Intent {
             path: c.path.clone(),
             version: c.version,
@@ -121,14 +121,23 @@ impl Run<'_> {
             mode: self.m.block_mode,
             settled: false,
         };
-        let mut tally = std::mem::take(&mut self.tally);
-        let held = self
-            .poller()
-            .poll_once(awaited, block.settled_at, &mut tally)
-            .await;
-        self.tally = tally;
-        if held {
-            return Ok(());
+        // A failed read of the primaries is no evidence either way: try again within the budget.
+        // A partition whose evidence was voided (its primary took a write) is not retried:
+        // writes since the drain's baseline may not have shipped.
+        for _ in 0..3 {
+            let mut tally = std::mem::take(&mut self.tally);
+            let held = self
+                .poller()
+                .poll_once(awaited, block.settled_at, &mut tally)
+                .await;
+            self.tally = tally;
+            if held {
+                return Ok(());
+            }
+            if !self.tally.complete() || Instant::now() + self.ctx.opts.poll >= block.give_up_at {
+                break;
+            }
+            tokio::time::sleep(self.ctx.opts.poll).await;
         }
         Err(Stop::Abort(format!(
             "right before the switch, the write block was not seen in force on every primary; nothing was switched; partitions without evidence: {}",
