@@ -1,6 +1,6 @@
 //! Owns the drain: with writes blocked, wait until every partition's current primary has
 //! shipped (lcd − `not_duplicated`) at least the decree it had prepared once the block was in
-//! force there (server-behaviour.md §6). Prepared, not committed: a write that passed the deny
+//! force there (`src/sim/fidelity.md`, duplication rows). Prepared, not committed: a write that passed the deny
 //! check just before the block commits a moment later and must be shipped too.
 //!
 //! Each partition counts once, on the primary the meta names in that poll. A new primary

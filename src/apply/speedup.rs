@@ -6,7 +6,7 @@
 //! The tool never relies on the lowered value until it can be in force: on 2.5 a new period
 //! starts when the current one ends (one old interval), and on master `/updateConfig` does not
 //! re-arm the timer at all, so there the speed-up is not applied and the bound stays the value
-//! read (server-behaviour.md §1.4; `src/sim/fidelity.md`).
+//! read (`src/sim/fidelity.md`, config-sync rows).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
