@@ -28,26 +28,7 @@ use crate::probe::proxies::{self, ProxyAnswer};
 use crate::routing::zk::Zk;
 use crate::routing::Route;
 
-/// Deadline of the switch's transaction: an outcome not known by then is resolved by reading.
-const SWITCH_CALL: Duration = Duration::from_secs(3);
-/// How long an unknown outcome of the switch is re-read before an operator is asked.
-const SWITCH_RESOLVE: Duration = Duration::from_secs(5);
-
 impl Run<'_> {
-    /// Whether the time left in the block covers the switch's worst case: its transaction, and
-    /// re-reading an unknown outcome — so no switch is still undecided at the deadline.
-    fn time_for_the_switch(&self) -> StepResult {
-        match self.block {
-            Some(b) if Instant::now() + SWITCH_CALL + SWITCH_RESOLVE >= b.deadline => {
-                Err(Stop::Abort(format!(
-                    "too little of the write-block budget is left to send the switch and learn its outcome ({:?}); nothing was switched",
-                    SWITCH_CALL + SWITCH_RESOLVE
-                )))
-            }
-            _ => Ok(()),
-        }
-    }
-
     pub(super) async fn switch(&mut self, routing: Option<&RoutingChange>) -> StepResult {
         if self.record.is_none() {
             // Resumed after the block: the earlier run's record moves on from here.
@@ -80,8 +61,6 @@ impl Run<'_> {
                 "the write-block budget ran out before the switch".into(),
             ));
         }
-        self.time_for_the_switch()?;
-        let zk = &zk.with_call_timeout(SWITCH_CALL);
         self.journal(Entry::Switch(entry::Switch::Intent {
             path: c.path.clone(),
             version: c.version,
@@ -102,12 +81,6 @@ impl Run<'_> {
         }
         if let Some(lock) = self.ctx.fences.get(&self.m.table) {
             guards.push((lock.as_str(), 0));
-        }
-        if let Err(stop) = self.time_for_the_switch() {
-            // The record write took the time: nothing was sent, so the record goes back.
-            self.not_switched("apply: too little time left to switch")
-                .await;
-            return Err(stop);
         }
         self.switch_sent = true;
         super::failpoint::hit("switch", "before");
@@ -210,7 +183,7 @@ impl Run<'_> {
     /// The outcome is unknown: re-read the node (on this session, which orders the read after
     /// the multi) until it tells, within a bound; then stop with the block kept.
     async fn resolve_unknown(&mut self, zk: &Zk, c: &RoutingChange, why: &str) -> StepResult {
-        let until = Instant::now() + SWITCH_RESOLVE;
+        let until = Instant::now() + Duration::from_secs(10);
         let mut last = why.to_string();
         while Instant::now() < until {
             let node = zk.read(&c.path).await;
