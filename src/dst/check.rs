@@ -22,15 +22,6 @@ use crate::sim::zk_model::Change;
 /// Slack on top of the stated bound of a block: one poll of the guardian and a probe.
 pub const BLOCK_MARGIN: Duration = Duration::from_secs(2);
 
-/// One guardian's life.
-#[derive(Debug, Clone)]
-pub struct GuardianLife {
-    pub pid: u32,
-    pub record: String,
-    pub started_ms: u64,
-    pub ended_ms: u64,
-}
-
 /// What a run recorded, for the checks.
 #[derive(Debug, Clone)]
 pub struct Facts {
@@ -39,7 +30,6 @@ pub struct Facts {
     pub tables: Vec<String>,
     pub writes: Vec<Write>,
     pub liveness_runs: Vec<RunEnd>,
-    pub guardians: Vec<GuardianLife>,
     /// Guardians still running at the end: pid and record.
     pub guardians_running: Vec<(u32, String)>,
     /// Where each table's routing node points at the end.

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use super::procs::Procs;
 use super::rng::Rng;
 use super::trace::Trace;
-use crate::clock::{self, Host};
+use crate::clock::Host;
 use crate::net::RequestFault;
 use crate::pegasus::messages::apps::UpdateAppEnv;
 use crate::pegasus::messages::command::Command;
@@ -206,7 +206,7 @@ pub struct Actions {
     /// Config-sync lateness injected so far.
     pub late_sync: Duration,
     /// Operators' commands still running.
-    pub operators: Vec<JoinHandle<()>>,
+    pub operators: Vec<JoinHandle<u8>>,
 }
 
 #[derive(Debug, Clone)]
@@ -310,7 +310,7 @@ fn route_back(env: &Env<'_>, table: &str) {
 }
 
 /// An operator runs `migrator abort --table TABLE` on a host of its own.
-fn start_abort(env: &Env<'_>, table: &str) -> JoinHandle<()> {
+fn start_abort(env: &Env<'_>, table: &str) -> JoinHandle<u8> {
     let args = crate::cli::abort::Args {
         file: env.plan.to_path_buf(),
         table: Some(table.to_string()),
@@ -319,20 +319,11 @@ fn start_abort(env: &Env<'_>, table: &str) -> JoinHandle<()> {
         lock_timeout: "5s".into(),
         not_switched: false,
     };
-    let trace = env.trace.clone();
     let host = Host {
         name: format!("abort {table}").into(),
         skew_ms: 0,
     };
-    tokio::spawn(clock::on_host(host, async move {
-        trace.say("starts");
-        let code = match crate::cli::abort::run(&args).await {
-            Ok(exit) => exit.code(),
-            Err(e) => {
-                trace.say(format!("error: {e}"));
-                e.exit().code()
-            }
-        };
-        trace.say(format!("exits {code}"));
-    }))
+    super::procs::start_command(host, env.trace, async move {
+        crate::cli::abort::run(&args).await
+    })
 }

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use tokio::task::{AbortHandle, JoinHandle};
 
-use super::check::GuardianLife;
 use super::rng::Rng;
 use super::trace::Trace;
 use crate::clock::{self, Host};
@@ -23,7 +22,6 @@ use crate::sim::zk_model::Ensemble;
 pub struct Guardians {
     pub next_pid: u32,
     pub running: BTreeMap<u32, (String, JoinHandle<()>)>,
-    pub lives: Arc<Mutex<Vec<GuardianLife>>>,
 }
 
 /// Every process of the run that can be killed, by host name, and which holds each
@@ -142,11 +140,27 @@ pub fn start_apply(
     procs: &Procs,
 ) -> JoinHandle<u8> {
     let args = apply_args(plan, dir);
-    let trace = trace.clone();
     let name = host.name.to_string();
-    let run = tokio::spawn(clock::on_host(host, async move {
+    let run = start_command(
+        host,
+        trace,
+        async move { crate::cli::apply::run(&args).await },
+    );
+    procs.register(&name, run.abort_handle());
+    run
+}
+
+/// Runs a command's body on `host` as its process would, saying when it starts, its error,
+/// and its exit code (which the task returns).
+pub fn start_command(
+    host: Host,
+    trace: &Trace,
+    command: impl std::future::Future<Output = crate::error::Result<crate::exit::Exit>> + Send + 'static,
+) -> JoinHandle<u8> {
+    let trace = trace.clone();
+    tokio::spawn(clock::on_host(host, async move {
         trace.say("starts");
-        let code = match crate::cli::apply::run(&args).await {
+        let code = match command.await {
             Ok(exit) => exit.code(),
             Err(e) => {
                 trace.say(format!("error: {e}"));
@@ -155,9 +169,7 @@ pub fn start_apply(
         };
         trace.say(format!("exits {code}"));
         code
-    }));
-    procs.register(&name, run.abort_handle());
-    run
+    }))
 }
 
 /// Starts guardians as tasks on the host of the apply that starts them.
@@ -181,18 +193,9 @@ pub fn launcher(
             name: format!("guardian#{pid}").into(),
             skew_ms: skew,
         };
-        let lives = g.lives.clone();
         let (trace, procs) = (trace.clone(), procs.clone());
-        let started_ms = clock::now_ms();
-        let rec = record.clone();
         let handle = tokio::spawn(clock::inherit(async move {
             supervise(&parsed, host, &procs, &trace).await;
-            lives.lock().expect("lives").push(GuardianLife {
-                pid,
-                record: rec,
-                started_ms,
-                ended_ms: clock::now_ms(),
-            });
         }));
         g.running.insert(pid, (record, handle));
         pid

@@ -217,7 +217,6 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
         tables: world.tables.clone(),
         writes: writers.log.lock().expect("write log").clone(),
         liveness_runs: runs,
-        guardians: guardians.borrow().lives.lock().expect("lives").clone(),
         guardians_running: guardians
             .borrow()
             .running
