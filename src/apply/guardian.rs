@@ -18,8 +18,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::journal::now_ms;
-use super::protocol::{dead_switch_liftable, guardian_round, GuardianRound};
-use super::record::{BlockRecord, BlockState, Lift, RecordStore, Transition};
+use crate::cutover::protocol::{dead_switch_liftable, guardian_round, GuardianRound};
+use crate::cutover::record::{BlockRecord, BlockState, Lift, RecordStore, Transition};
 use crate::pegasus::envs::DENY_ENV;
 use crate::pegasus::meta::{MetaClient, MetaOptions};
 use crate::plan::budget::ms;
@@ -99,9 +99,9 @@ pub fn spawn(store: &RecordStore, log: &Path) -> std::io::Result<u32> {
     }
     let exe = std::env::current_exe()?;
     if let Some(dir) = log.parent() {
-        super::files::private_dir(dir)?;
+        crate::files::private_dir(dir)?;
     }
-    let out = super::files::append_private(log)?;
+    let out = crate::files::append_private(log)?;
     let mut command = Command::new(exe);
     // Credentials travel in the environment, never on a command line others can read.
     if let Some(auth) = crate::routing::zk::ZkAuth::installed() {
@@ -186,7 +186,7 @@ async fn announce(store: &RecordStore, started_ms: u64) -> Result<usize, String>
                 }
             }
             RecordStore::File { .. } => {
-                match super::files::create_private(Path::new(&marker))
+                match crate::files::create_private(Path::new(&marker))
                     .and_then(|mut f| std::io::Write::write_all(&mut f, pid.as_bytes()))
                 {
                     Ok(()) => true,
@@ -453,7 +453,7 @@ pub async fn switch_committed(store: &RecordStore, record: &BlockRecord) -> Opti
     let RecordStore::Zk { zk, path } = store else {
         return None;
     };
-    let marker = super::record::switch_marker(path, record.started_ms);
+    let marker = crate::cutover::record::switch_marker(path, record.started_ms);
     zk.read(&marker).await.ok().map(|m| m.is_some())
 }
 

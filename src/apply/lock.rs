@@ -91,9 +91,9 @@ pub async fn take_file(path: &Path, holder: &str, timeout: Duration) -> Result<L
     let deadline = Instant::now() + timeout;
     let io = |e: std::io::Error| LockError::Io(format!("{}: {e}", path.display()));
     if let Some(dir) = path.parent() {
-        super::files::private_dir(dir).map_err(io)?;
+        crate::files::private_dir(dir).map_err(io)?;
     }
-    let mut file = super::files::open_private(path).map_err(io)?;
+    let mut file = crate::files::open_private(path).map_err(io)?;
     loop {
         // SAFETY: flock on a file descriptor this process owns; no memory is involved.
         let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;

@@ -18,9 +18,9 @@ use super::block::SYNC_MARGIN;
 use super::entry::{self, Entry};
 use super::gate::wait_until;
 use super::journal::now_ms;
-use super::protocol::{self, SwitchReading};
-use super::record::BlockState;
 use super::table::{Run, StepResult, Stop};
+use crate::cutover::protocol::{self, SwitchReading};
+use crate::cutover::record::BlockState;
 use crate::pegasus::envs::{DENY_ALL_RECONFIG, DENY_ENV};
 use crate::plan::budget::ms;
 use crate::plan::{RoutingChange, StepKind};
@@ -72,12 +72,12 @@ impl Run<'_> {
         let record_version = self.record_switch_sent().await?;
         let mut guards: Vec<(&str, i32)> = Vec::new();
         let mut marker = None;
-        if let (Some(v), Some(super::record::RecordStore::Zk { path, .. })) =
+        if let (Some(v), Some(crate::cutover::record::RecordStore::Zk { path, .. })) =
             (record_version, &self.record)
         {
             guards.push((path.as_str(), v));
             let started_ms = self.block.map_or(0, |b| b.started_ms);
-            marker = Some(super::record::switch_marker(path, started_ms));
+            marker = Some(crate::cutover::record::switch_marker(path, started_ms));
         }
         if let Some(lock) = self.ctx.fences.get(&self.m.table) {
             guards.push((lock.as_str(), 0));
@@ -244,7 +244,7 @@ impl Run<'_> {
                 r.note = "apply: the switch did not happen".into();
             })
             .await;
-        let moved = matches!(back, Ok(super::record::Transition::Done(..)));
+        let moved = matches!(back, Ok(crate::cutover::record::Transition::Done(..)));
         if moved {
             self.switch_sent = false;
         }

@@ -76,7 +76,7 @@ pub(super) struct Run<'a> {
     /// This table counts as a cut-over of its source cluster (for the speed-up).
     pub in_cutover: bool,
     /// The block record, once the block was opened.
-    pub record: Option<super::record::RecordStore>,
+    pub record: Option<crate::cutover::record::RecordStore>,
 }
 
 /// Runs `tp`'s remaining steps; `cutover` bounds concurrent cut-overs on the source cluster.
@@ -259,7 +259,8 @@ impl Run<'_> {
     /// are restored first unless the switch was sent; then it is an abort (exit 3) only if
     /// the block was lifted, and anything after the switch needs an operator.
     async fn stopped(&mut self, kind: StepKind, stop: Stop) -> Outcome {
-        let restore = super::protocol::restores_on_stop(self.block.is_some(), self.switch_sent);
+        let restore =
+            crate::cutover::protocol::restores_on_stop(self.block.is_some(), self.switch_sent);
         let mut outcome = match stop {
             Stop::Abort(reason) => Outcome::Stopped { reason },
             Stop::Fail(reason) => Outcome::Failed { reason },

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::procs::RunEnd;
 use super::writers::{key_of, Write};
-use crate::apply::record::{BlockRecord, BlockState};
+use crate::cutover::record::{BlockRecord, BlockState};
 use crate::sim::state::DenyEvent;
 use crate::sim::world::World;
 use crate::sim::zk_model::Change;

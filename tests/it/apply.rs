@@ -474,12 +474,12 @@ async fn status_and_abort_before_and_after_the_switch() {
     let said = String::from_utf8_lossy(&aborted.stdout);
     // The killed run's lock outlives it by a session timeout; by the time abort holds it the
     // guardian may already have lifted the block at its deadline.
-    let record = migrator::apply::record::zk_path(&s.w.config.migrator_root, "src", "t0");
+    let record = migrator::cutover::record::zk_path(&s.w.config.migrator_root, "src", "t0");
     let (bytes, _) = s.w.zk.read(&record).await.unwrap().unwrap();
-    let rec: migrator::apply::record::BlockRecord = serde_json::from_slice(&bytes).unwrap();
+    let rec: migrator::cutover::record::BlockRecord = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(
         rec.state,
-        migrator::apply::record::BlockState::Lifted,
+        migrator::cutover::record::BlockState::Lifted,
         "{rec:?}"
     );
     assert!(
@@ -528,7 +528,7 @@ async fn status_and_abort_before_and_after_the_switch() {
 /// setting the other) is not reported as blocked writes; once the env is on the meta it is.
 #[tokio::test(flavor = "multi_thread")]
 async fn status_tells_an_open_block_record_from_a_deny_env_in_force() {
-    use migrator::apply::record::{zk_path, BlockRecord, BlockState, RecordStore};
+    use migrator::cutover::record::{zk_path, BlockRecord, BlockState, RecordStore};
     use migrator::pegasus::envs::DENY_ENV;
 
     let s = Stage::new("status-record", StageOpts::new(Version::V2_6, "60s")).await;

@@ -6,7 +6,7 @@
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use migrator::apply::record::{self, BlockRecord, BlockState};
+use migrator::cutover::record::{self, BlockRecord, BlockState};
 use migrator::pegasus::messages::duplication::DuplicationStatus;
 use migrator::pegasus::replica::ReplicaClient;
 use migrator::probe::requests::{self, Answer, Probe};

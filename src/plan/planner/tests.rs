@@ -265,7 +265,7 @@ fn blockers() {
         (
             "switched, then routing moved back by someone",
             TableObs {
-                block: Some(crate::apply::record::BlockState::Switched),
+                block: Some(crate::cutover::record::BlockState::Switched),
                 ..with_env(with_dup(fresh(), "DS_LOG", 0), "reconfig*write")
             },
             "routing_moved_back",

@@ -369,8 +369,8 @@ fn read_file(path: &Path) -> std::io::Result<Option<(Vec<u8>, i32)>> {
 fn put_file(path: &Path, bytes: &[u8], version: Option<i32>) -> std::io::Result<Option<i32>> {
     use std::os::fd::AsRawFd;
     let dir = path.parent().unwrap_or(Path::new("."));
-    crate::apply::files::private_dir(dir)?;
-    let lock = crate::apply::files::open_private(&path.with_extension("lock"))?;
+    crate::files::private_dir(dir)?;
+    let lock = crate::files::open_private(&path.with_extension("lock"))?;
     // SAFETY: flock on a descriptor this function owns; released when `lock` is closed.
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
         return Err(std::io::Error::last_os_error());
@@ -382,7 +382,7 @@ fn put_file(path: &Path, bytes: &[u8], version: Option<i32>) -> std::io::Result<
     let next = version.map_or(0, |v| v + 1);
     let record: serde_json::Value = serde_json::from_slice(bytes)?;
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let mut f = crate::apply::files::create_private(&tmp)?;
+    let mut f = crate::files::create_private(&tmp)?;
     f.write_all(&serde_json::to_vec(&Versioned {
         version: next,
         record,
