@@ -116,10 +116,10 @@ impl Run<'_> {
             self.open_block(value, sync, reserve).await?;
         }
         let block = self.block.expect("opened above");
-        if Instant::now() >= block.give_up_at {
+        if Instant::now() >= block.switch_by() {
             return Err(Stop::Abort(format!(
-                "the write block from an earlier run is past its budget (max_write_block {:?} less {:?} to restore)",
-                self.m.max_write_block, reserve
+                "the write block from an earlier run is past its budget (max_write_block {:?} less {:?} to restore and {:?} for the switch)",
+                self.m.max_write_block, reserve, crate::plan::budget::SWITCH_RESERVE
             )));
         }
         super::failpoint::hit("set_deny", "before");
@@ -142,7 +142,7 @@ impl Run<'_> {
         let mut tally = Tally::default();
         let seen = self
             .poller()
-            .until_every_partition(awaited, settled_at, block.give_up_at, &mut tally)
+            .until_every_partition(awaited, settled_at, block.switch_by(), &mut tally)
             .await;
         self.tally = tally;
         if !seen {

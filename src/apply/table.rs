@@ -58,6 +58,16 @@ pub(super) struct Block {
     pub deadline: Instant,
 }
 
+impl Block {
+    /// The last moment the switch may be sent: its worst case must end before `give_up_at`.
+    #[must_use]
+    pub fn switch_by(&self) -> Instant {
+        self.give_up_at
+            .checked_sub(crate::plan::budget::SWITCH_RESERVE)
+            .unwrap_or(self.started)
+    }
+}
+
 pub(super) struct Run<'a> {
     pub ctx: &'a Ctx,
     pub m: &'a Migration,

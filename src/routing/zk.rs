@@ -218,6 +218,15 @@ impl Zk {
         }
     }
 
+    /// The same session, with calls bounded by `timeout` instead (a step that must know soon).
+    #[must_use]
+    pub fn with_call_timeout(&self, timeout: Duration) -> Zk {
+        Zk {
+            timeout,
+            ..self.clone()
+        }
+    }
+
     /// The servers this session was opened with.
     #[must_use]
     pub fn servers(&self) -> &[String] {
