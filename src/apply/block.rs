@@ -105,7 +105,7 @@ impl Run<'_> {
         self.await_speed_up().await;
         let value = self.m.block_mode.deny_value();
         let sync = self.source.sync_bound();
-        let reserve = restore_reserve(sync, self.ctx.opts.probe_timeout);
+        let reserve = restore_reserve(self.source.unsped_bound(), self.ctx.opts.probe_timeout);
         // An earlier run's open block gets its guardian and keeps its deadline before anything
         // here can fail; a fresh one is opened only once the re-checks passed.
         if self.has_open_block().await {
@@ -183,8 +183,8 @@ impl Run<'_> {
         let _ = self.journal(Entry::BlockWrites(entry::Block::RestoreIntent {
             env: DENY_ENV.into(),
         }));
-        let sync = self.source.sync_bound();
-        let floor = Instant::now() + restore_reserve(sync, self.ctx.opts.probe_timeout);
+        let unsped = self.source.unsped_bound();
+        let floor = Instant::now() + restore_reserve(unsped, self.ctx.opts.probe_timeout);
         let deadline = self.block.map_or(floor, |b| b.deadline.max(floor));
         let note = "apply: the cut-over was abandoned before the switch";
         wait_until(
@@ -222,7 +222,7 @@ impl Run<'_> {
         } else {
             format!(
                 "writes restored on the meta; replicas apply it at their next config sync (within {:.0}s); not yet seen on partitions {}",
-                sync.as_secs_f64(),
+                unsped.as_secs_f64(),
                 tally.describe_missing()
             )
         };

@@ -77,7 +77,7 @@ async fn a_sigkilled_apply_in_the_block_leaves_the_guardian_to_restore_writes_by
     let client = s.proxy_client("t0");
     eventually_within(
         "writes are taken again",
-        Duration::from_secs(10),
+        Duration::from_secs(20),
         || async { client.put(b"after-kill", b"s", b"1").await.is_ok() },
     )
     .await;
@@ -89,8 +89,8 @@ async fn a_sigkilled_apply_in_the_block_leaves_the_guardian_to_restore_writes_by
         r.report.partition_unavailable_ms
     );
     assert!(
-        worst <= 9_000 + 500,
-        "writes were taken again within max_write_block 9s (plus a client timeout): {worst} ms"
+        worst <= 17_000 + 500,
+        "writes were taken again within max_write_block 17s (plus a client timeout): {worst} ms"
     );
     let rec = block_record(&s).await;
     assert_eq!(rec.state, BlockState::Lifted, "{rec:?}");

@@ -399,6 +399,16 @@ async fn the_command_finds_a_corrupted_copy_before_the_cut_over_and_exits_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(137), "{}", text(&out));
     s.finish_load().await;
+    // The killed run left its block open; lift it now rather than race its deadline.
+    let lifted = s
+        .run(&["abort", "m.yaml", "--table", "t0", "--lock-timeout", "20s"])
+        .await;
+    assert_eq!(lifted.status.code(), Some(0), "{}", text(&lifted));
+    assert!(
+        text(&lifted).contains("open block record"),
+        "abort closes the block record the killed run left: {}",
+        text(&lifted)
+    );
 
     let equal = s.run(&["verify", "m.yaml"]).await;
     assert_eq!(equal.status.code(), Some(0), "{}", text(&equal));
