@@ -54,6 +54,7 @@ impl Run<'_> {
             note: String::new(),
             routing,
             fence: None,
+            fence_epoch: None,
             superseded: false,
         }
     }
@@ -290,7 +291,8 @@ impl Run<'_> {
             .modify(BlockState::Blocking, None, |r| {
                 r.state = BlockState::SwitchSent;
                 r.note = SWITCHING.into();
-                r.fence = fence;
+                r.fence = fence.as_ref().map(|f| f.lock.clone());
+                r.fence_epoch = fence.map(|f| (f.epoch, f.epoch_version));
             })
             .await
         {

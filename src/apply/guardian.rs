@@ -395,6 +395,23 @@ async fn lift_at_deadline(watch: &Watch, record: &BlockRecord, lingering: bool) 
     }
 }
 
+/// Whether a switch fenced on lock node `lock` (and the lock epoch at a version) can no longer
+/// commit: the lock node is gone, or the epoch moved (another run took the lock since). An
+/// unanswered read proves nothing.
+async fn fence_broken(zk: &Zk, lock: &str, epoch: Option<&(String, i32)>) -> bool {
+    if matches!(zk.read(lock).await, Ok(None)) {
+        return true;
+    }
+    match epoch {
+        Some((path, version)) => match zk.read(path).await {
+            Ok(Some((_, now))) => now != *version,
+            Ok(None) => true,
+            Err(_) => false,
+        },
+        None => false,
+    }
+}
+
 /// A `SwitchSent` record whose fence (the lock node of the run that sent the switch) is gone
 /// with routing still naming the source: that switch was decided and did not happen (a
 /// session's requests are processed in order, an expired session's are dropped, and the
@@ -405,7 +422,7 @@ async fn lift_dead_switch(watch: &Watch, record: &BlockRecord) -> Option<Ended> 
     else {
         return None;
     };
-    let fence_gone = matches!(zk.read(fence).await, Ok(None));
+    let fence_gone = fence_broken(zk, fence, record.fence_epoch.as_ref()).await;
     let committed = switch_committed(&watch.store, record).await?;
     let (data, version) = zk.read(&routing.path).await.ok()??;
     let names = Route::parse(&data).ok().map(|r| r.cluster_name);

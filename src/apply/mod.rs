@@ -164,7 +164,7 @@ pub struct Ctx {
     /// writes.
     pub stopping: watch::Receiver<bool>,
     /// The ZooKeeper lock node this run holds, per table: the switch's fence.
-    pub fences: BTreeMap<String, String>,
+    pub fences: BTreeMap<String, lock::Fence>,
     /// Where local state lives (`.migrator`): block records and guardian logs without
     /// meta-proxy.
     pub state_dir: std::path::PathBuf,
@@ -223,7 +223,7 @@ impl Ctx {
             .spec
             .migrations
             .iter()
-            .filter_map(|m| Some((m.table.clone(), locks.zk_node(&m.table)?.to_string())))
+            .filter_map(|m| Some((m.table.clone(), locks.fence(&m.table)?.clone())))
             .collect();
         self.state_dir = state_dir;
         self

@@ -89,8 +89,8 @@ impl Run<'_> {
             let started_ms = self.block.map_or(0, |b| b.started_ms);
             marker = Some(crate::cutover::record::switch_marker(path, started_ms));
         }
-        if let Some(lock) = self.ctx.fences.get(&self.m.table) {
-            guards.push((lock.as_str(), 0));
+        if let Some(fence) = self.ctx.fences.get(&self.m.table) {
+            guards.extend(fence.guards());
         }
         if let Err(stop) = self.time_for_the_switch() {
             // The record write ate the time: nothing was sent, so the record goes back.

@@ -73,6 +73,10 @@ pub struct BlockRecord {
     /// switch can never commit.
     #[serde(default)]
     pub fence: Option<String>,
+    /// The lock epoch node and its version when that run took the lock: once it moved,
+    /// another run took the lock, and that switch can never commit either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence_epoch: Option<(String, i32)>,
     /// A later run is about to replace this ended block: its guardian must stop now (its
     /// aftercare deletes a deny env equal to this block's, which the new block sets too).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -413,6 +417,7 @@ mod tests {
             note: String::new(),
             routing: None,
             fence: None,
+            fence_epoch: None,
             superseded: false,
         }
     }

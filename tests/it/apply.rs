@@ -548,6 +548,7 @@ async fn status_tells_an_open_block_record_from_a_deny_env_in_force() {
         note: String::new(),
         routing: None,
         fence: None,
+        fence_epoch: None,
         superseded: false,
     };
     let store = RecordStore::Zk {
