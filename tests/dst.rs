@@ -33,6 +33,11 @@ const REGRESSIONS: &[(u64, &str)] = &[
         3187,
         "check (c): ZooKeeper calls faulted around the guardian's lift delay it",
     ),
+    (
+        5062,
+        "liveness: guardians' aftercare deleted an absent deny env every second, and the simulated late syncs it caused piled up until no server synced",
+    ),
+    (7646, "the same with another operator's apply"),
 ];
 
 fn explain(r: &Report) -> String {

@@ -33,6 +33,28 @@ const LINGER: Duration = Duration::from_secs(600);
 const NEVER_READ: Duration = Duration::from_secs(60);
 /// How long after a lift it keeps deleting a deny env that lands late.
 const AFTERCARE: Duration = Duration::from_secs(120);
+/// Shortens [`LINGER`] (milliseconds): a test knob, so tests can require every guardian they
+/// start to exit; production never sets it.
+pub const LINGER_ENV: &str = "MIGRATOR_GUARDIAN_LINGER_MS";
+/// Shortens [`AFTERCARE`] (milliseconds), likewise.
+pub const AFTERCARE_ENV: &str = "MIGRATOR_GUARDIAN_AFTERCARE_MS";
+
+fn knob(env: &str, default: Duration) -> Duration {
+    std::env::var(env)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(default, Duration::from_millis)
+        .min(default)
+}
+
+fn linger() -> Duration {
+    knob(LINGER_ENV, LINGER)
+}
+
+fn aftercare() -> Duration {
+    knob(AFTERCARE_ENV, AFTERCARE)
+}
+
 /// Pause between two reads of the record.
 const POLL: Duration = Duration::from_millis(100);
 /// Consecutive failed reads before the ZooKeeper session is replaced.
@@ -272,7 +294,7 @@ async fn rounds(
             Err(e) => {
                 failures += 1;
                 crate::tell!("guardian: {e}");
-                if last_deadline.is_some_and(|d| now_ms() > d + ms(LINGER)) {
+                if last_deadline.is_some_and(|d| now_ms() > d + ms(linger())) {
                     return Ended::LeftForOperator(format!(
                         "the block record cannot be read long past its deadline: {e}"
                     ));
@@ -309,7 +331,7 @@ async fn rounds(
             Instant::now() + Duration::from_millis(record.give_up_ms.saturating_sub(now))
         });
         let due = now >= record.give_up_ms || Instant::now() >= give_up;
-        let lingering = now <= record.deadline_ms + ms(LINGER);
+        let lingering = now <= record.deadline_ms + ms(linger());
         match guardian_round(record.state, due, lingering) {
             GuardianRound::LiftAtDeadline => {
                 if let Some(ended) = lift_at_deadline(watch, &record, lingering).await {
@@ -339,12 +361,13 @@ async fn rounds(
             }
             GuardianRound::Aftercare => {
                 let since = *lifted_at.get_or_insert(now);
-                if now > since.max(record.deadline_ms) + ms(AFTERCARE) {
+                if now > since.max(record.deadline_ms) + ms(aftercare()) {
                     return Ended::Lifted;
                 }
-                // A set of the deny env that was in flight can land after the lift.
+                // A set of the deny env that was in flight can land after the lift: once it
+                // landed the meta shows it, so only then is it deleted.
                 if round % 10 == 0 {
-                    let _ = lift(&record).await;
+                    let _ = lift_if_landed(&record).await;
                 }
             }
         }
@@ -356,7 +379,7 @@ async fn rounds(
                 Ended::LeftForOperator(format!(
                     "the block is still {:?} {}s past its deadline",
                     record.state,
-                    LINGER.as_secs()
+                    linger().as_secs()
                 ))
             };
         }
@@ -491,12 +514,28 @@ pub async fn finish_lift(store: &RecordStore, record: &BlockRecord) -> Result<()
     }
 }
 
-/// Sends the delete of `record`'s deny env on its source — also when it looks absent, since a
-/// set of it may still be in flight — unless someone set another value since.
-///
-/// # Errors
-/// The source meta could not be asked or refused, or holds someone else's value.
-pub async fn lift(record: &BlockRecord) -> Result<(), String> {
+/// Deletes `record`'s deny env if the source meta shows it (a set that landed after the lift).
+async fn lift_if_landed(record: &BlockRecord) -> Result<(), String> {
+    let meta = lift_client(record);
+    if current_deny(&meta, record).await?.as_deref() != Some(&record.deny_value) {
+        return Ok(());
+    }
+    meta.del_app_envs(&record.table, &[DENY_ENV])
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The deny env the source meta holds for `record`'s table now.
+async fn current_deny(meta: &MetaClient, record: &BlockRecord) -> Result<Option<String>, String> {
+    let app = meta
+        .available_app(&record.table)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(app.and_then(|a| a.envs.get(DENY_ENV).cloned()))
+}
+
+/// The source meta of `record`, with calls bounded as a lift's are.
+fn lift_client(record: &BlockRecord) -> MetaClient {
     let metas = record
         .source_metas
         .iter()
@@ -506,12 +545,17 @@ pub async fn lift(record: &BlockRecord) -> Result<(), String> {
         call_timeout: LIFT_CALL,
         ..MetaOptions::default()
     };
-    let meta = MetaClient::new(metas, opts);
-    let app = meta
-        .available_app(&record.table)
-        .await
-        .map_err(|e| e.to_string())?;
-    let current = app.and_then(|a| a.envs.get(DENY_ENV).cloned());
+    MetaClient::new(metas, opts)
+}
+
+/// Sends the delete of `record`'s deny env on its source — also when it looks absent, since a
+/// set of it may still be in flight — unless someone set another value since.
+///
+/// # Errors
+/// The source meta could not be asked or refused, or holds someone else's value.
+pub async fn lift(record: &BlockRecord) -> Result<(), String> {
+    let meta = lift_client(record);
+    let current = current_deny(&meta, record).await?;
     if let Some(other) = current.filter(|v| *v != record.deny_value) {
         return Err(format!(
             "{DENY_ENV}={other} on {} is not this block's value; it is left alone",

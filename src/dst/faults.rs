@@ -256,6 +256,9 @@ enum Action {
     RouteBack(String),
     /// An operator runs `migrator abort` for a table.
     Abort(String),
+    /// Another operator runs `migrator apply` of the same plan from a machine of their own
+    /// (their own journal): only ZooKeeper tells them what the first run did.
+    Apply,
 }
 
 impl Actions {
@@ -269,7 +272,7 @@ impl Actions {
                 let when = now + Duration::from_millis(rng.range(0, 100_000));
                 let table = rng.pick(&world.tables).clone();
                 let node = rng.range(0, replicas - 1).to_string();
-                let action = match rng.range(0, 10) {
+                let action = match rng.range(0, 11) {
                     0 => Action::Fault("failover", vec![table, rng.range(0, 1).to_string()]),
                     1 => Action::Fault("leader", vec![rng.range(0, 2).to_string()]),
                     2 => Action::SlowWrites(rng.range(100, 2500)),
@@ -280,7 +283,8 @@ impl Actions {
                     }
                     7 => Action::RouteBack(table),
                     8 => Action::Abort(table),
-                    _ => Action::Fault("drop_connections", Vec::new()),
+                    9 => Action::Fault("drop_connections", Vec::new()),
+                    _ => Action::Apply,
                 };
                 at.push((when, action));
             }
@@ -311,6 +315,10 @@ impl Actions {
                 }
                 Action::Abort(table) => {
                     self.operators.push(start_abort(env, &table));
+                    continue;
+                }
+                Action::Apply => {
+                    self.operators.push(start_second_apply(env));
                     continue;
                 }
             };
@@ -346,6 +354,21 @@ fn route_back(env: &Env<'_>, table: &str) {
     env.trace.say(format!(
         "operator: routing of {table} set back to the source by hand"
     ));
+}
+
+/// Another operator runs `migrator apply` on a host of their own, with their own journal.
+fn start_second_apply(env: &Env<'_>) -> JoinHandle<u8> {
+    let host = Host {
+        name: "operator apply".into(),
+        skew_ms: 1_500,
+    };
+    super::procs::start_apply(
+        env.plan,
+        &env.dir.join("operator"),
+        host,
+        env.trace,
+        env.procs,
+    )
 }
 
 /// An operator runs `migrator abort --table TABLE` on a host of its own.

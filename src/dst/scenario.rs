@@ -452,22 +452,32 @@ async fn liveness_phase(
     ends
 }
 
-/// Puts each deny env change the source meta took into the trace, at the moment it took it.
+/// Puts each deny env change the source meta took, and each server applying one, into the
+/// trace at the moment it happened.
 fn trace_meta_envs(trace: &Trace, log: &[crate::sim::state::DenyEvent]) {
+    use crate::sim::state::DenyEvent;
     for e in log {
-        if let crate::sim::state::DenyEvent::Meta {
-            at_ms,
-            app_id,
-            value,
-        } = e
-        {
-            let what = value
-                .as_deref()
-                .map_or("deleted".into(), |v| format!("= {v}"));
-            trace.at(
-                at_ms.saturating_sub(EPOCH_MS),
-                format!("source meta: app {app_id} deny env {what}"),
-            );
-        }
+        let (at_ms, line) = match e {
+            DenyEvent::Meta {
+                at_ms,
+                app_id,
+                value,
+            } => {
+                let what = value
+                    .as_deref()
+                    .map_or("deleted".into(), |v| format!("= {v}"));
+                (at_ms, format!("source meta: app {app_id} deny env {what}"))
+            }
+            DenyEvent::Applied {
+                at_ms,
+                node,
+                app_id,
+                deny,
+            } => (
+                at_ms,
+                format!("source server {node}: app {app_id} applies deny {deny:?}"),
+            ),
+        };
+        trace.at(at_ms.saturating_sub(EPOCH_MS), line);
     }
 }

@@ -48,8 +48,9 @@ pub async fn run(cluster: Arc<Cluster>, index: usize, mut shutdown: watch::Recei
         }
         let late = cluster.faults.late_sync_ms[index].swap(0, std::sync::atomic::Ordering::Relaxed);
         if late > 0 {
-            // The sync RPC found the meta busy, or its previous one still pending.
-            next += Duration::from_millis(late);
+            // The sync RPC found the meta busy, or its previous one still pending: the next
+            // one comes at least `late` from now. Causes that overlap do not add up.
+            next = next.max(Instant::now() + Duration::from_millis(late));
             continue;
         }
         if Instant::now() >= next {

@@ -64,19 +64,52 @@ pub struct Stage {
     _zk: TestZk,
 }
 
-/// Guardians the stage's runs started end with the stage (their record names its unique
-/// ZooKeeper root or its directory), as a test must leave no process behind.
+/// How long the stage waits at its end for the guardians its runs started to exit: their
+/// waits are shortened (`stage_guardian_env`), so one still running is a failure.
+const GUARDIANS_EXIT_WITHIN: Duration = Duration::from_secs(60);
+
+/// The guardians of the stage's runs (their record names its unique ZooKeeper root or its
+/// directory) must exit by themselves: one that does not is killed by its pid and fails the
+/// test, as a test must leave no process behind.
 impl Drop for Stage {
     fn drop(&mut self) {
-        for pattern in [
+        let patterns = [
             format!("guardian .*{}/", self.w.config.migrator_root),
             format!("guardian .*{}/", self.dir.path().display()),
-        ] {
-            let _ = Command::new("pkill")
-                .args(["-KILL", "-f", &pattern])
-                .status();
+        ];
+        let running = || -> Vec<String> {
+            patterns
+                .iter()
+                .filter_map(|p| Command::new("pgrep").args(["-f", p]).output().ok())
+                .flat_map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .split_whitespace()
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        let until = std::time::Instant::now() + GUARDIANS_EXIT_WITHIN;
+        let mut left = running();
+        while !left.is_empty() && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(200));
+            left = running();
+        }
+        for pid in &left {
+            let _ = Command::new("kill").args(["-KILL", pid]).status();
+        }
+        if !left.is_empty() && !std::thread::panicking() {
+            panic!(
+                "guardians {left:?} were still running {GUARDIANS_EXIT_WITHIN:?} after the test"
+            );
         }
     }
+}
+
+/// Shortens the guardians' waits past a block's end, so each exits soon after its block.
+fn stage_guardian_env(c: &mut Command) {
+    use migrator::apply::guardian::{AFTERCARE_ENV, LINGER_ENV};
+    c.env(LINGER_ENV, "3000").env(AFTERCARE_ENV, "2000");
 }
 
 impl Stage {
@@ -155,6 +188,7 @@ impl Stage {
         c.args(args)
             .current_dir(self.dir.path())
             .stdin(Stdio::null());
+        stage_guardian_env(&mut c);
         if args.first() == Some(&"apply") && args.len() > 1 {
             c.args(["--catch-up-timeout", "60s", "--checkpoint-timeout", "60s"]);
         }
