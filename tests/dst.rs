@@ -38,6 +38,10 @@ const REGRESSIONS: &[(u64, &str)] = &[
         "liveness: guardians' aftercare deleted an absent deny env every second, and the simulated late syncs it caused piled up until no server synced",
     ),
     (7646, "the same with another operator's apply"),
+    (
+        1293,
+        "(g): a duplicate batch handled late was overtaken by the next one and put an older value back on the target (the simulator reordered a connection's requests; a server does not)",
+    ),
 ];
 
 fn explain(r: &Report) -> String {

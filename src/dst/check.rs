@@ -46,6 +46,8 @@ pub struct Facts {
     /// (true wall-clock ms, cost in ms) of every faulted ZooKeeper call a migrator process
     /// made: a lift records itself in ZooKeeper before it deletes the deny env.
     pub zk_lateness: Vec<(u64, u64)>,
+    /// (g) what differed between the clusters each time a table's routing switched.
+    pub at_switch: Vec<String>,
     /// Where block records and routing nodes live.
     pub record_root: String,
     pub routing_root: String,
@@ -104,6 +106,7 @@ pub fn all(facts: &Facts, values: &FinalValues) -> Vec<String> {
     guardians_exit(facts, &mut v);
     lifts_owned(facts, &mut v);
     converges(facts, &mut v);
+    v.extend(facts.at_switch.iter().cloned());
     v
 }
 

@@ -11,6 +11,7 @@
 //!
 //! Runs are single-threaded on a paused tokio clock, so a seed replays the same trace.
 
+mod at_switch;
 pub mod check;
 mod faults;
 mod procs;

@@ -157,6 +157,13 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
         }
     };
     chaos.borrow_mut().source = Some((world.source.metas(), world.source.cluster().clone()));
+    let (switch_hook, at_switch) = super::at_switch::hook(
+        ROOT,
+        &world.config.target_name,
+        world.source.cluster().clone(),
+        world.target.cluster().clone(),
+    );
+    ensemble.set_change_hook(Some(switch_hook));
     let kills = Arc::new(std::sync::Mutex::new(Kills::default()));
     let zk_lateness = ZkLateness::default();
     if opts.faults {
@@ -268,6 +275,7 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
         config_sync: shape.config_sync,
         late_sync: actions.late_sync + chaos.borrow().late_sync,
         zk_lateness: zk_lateness.log(),
+        at_switch: at_switch.lock().expect("at switch").clone(),
         record_root: format!("{MIGRATOR_ROOT}/blocks/{}", world.config.source_name),
         routing_root: ROOT.into(),
         end_ms: clock::now_ms(),

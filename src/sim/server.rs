@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use std::net::SocketAddr;
 
@@ -96,6 +97,7 @@ async fn serve_connection(
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
     let mut http = false;
+    let mut held = Held::default();
     loop {
         let n = tokio::select! {
             biased;
@@ -111,7 +113,7 @@ async fn serve_connection(
             }
             break;
         }
-        if handler.refuses() || process_frames(addr, &mut buf, &handler, &tx).is_err() {
+        if handler.refuses() || process_frames(addr, &mut buf, &handler, &tx, &mut held).is_err() {
             break;
         }
     }
@@ -127,6 +129,32 @@ async fn dropped(drops: &mut watch::Receiver<u64>) {
     }
 }
 
+/// Until when a connection's requests wait behind one a fault made the server handle late:
+/// the server reads a connection's requests in order and runs a partition's writes in order
+/// (rDSN hashes a partition's work to one thread), so a late request delays those behind it
+/// rather than being overtaken by them.
+#[derive(Default)]
+struct Held(Option<tokio::time::Instant>);
+
+impl Held {
+    /// How long a request arriving now waits: behind a held one, in arrival order (each a
+    /// millisecond after the one before, the timer's resolution), or `extra_ms` if it is
+    /// itself held.
+    fn wait_ms(&mut self, extra_ms: u64) -> u64 {
+        let now = tokio::time::Instant::now();
+        let after_held = self
+            .0
+            .filter(|t| *t > now)
+            .map(|t| t + Duration::from_millis(1));
+        let own = (extra_ms > 0).then(|| now + Duration::from_millis(extra_ms));
+        let at = after_held.into_iter().chain(own).max();
+        self.0 = at.or(self.0);
+        at.map_or(0, |t| {
+            u64::try_from((t - now).as_millis()).unwrap_or(u64::MAX)
+        })
+    }
+}
+
 /// Handles every complete frame in `buf`; replies that are ready go out in one write. A
 /// simulated network may delay a request or its reply, or break the connection around it.
 fn process_frames(
@@ -134,6 +162,7 @@ fn process_frames(
     buf: &mut Vec<u8>,
     handler: &Arc<dyn Handler>,
     tx: &mpsc::UnboundedSender<Vec<u8>>,
+    held: &mut Held,
 ) -> Result<(), FrameError> {
     let mut out = Vec::new();
     loop {
@@ -149,7 +178,15 @@ fn process_frames(
         buf.drain(..len);
         let req = req.inspect_err(|e| tracing::debug!("closing connection: {e}"))?;
         let oneway = req.oneway;
-        let outcome = match net::request_fault(addr, &req.name) {
+        let fault = net::request_fault(addr, &req.name);
+        let late = held.wait_ms(match fault {
+            RequestFault::DelayMs(ms) => ms,
+            _ => 0,
+        });
+        let outcome = match fault {
+            _ if late > 0 && !matches!(fault, RequestFault::DropBefore) => {
+                delayed_request(handler.clone(), req, late)
+            }
             RequestFault::None => handler.handle(req),
             RequestFault::DropBefore => return Err(FrameError::Invalid("dropped".into())),
             RequestFault::DropAfter => {
@@ -185,7 +222,7 @@ fn process_frames(
 /// Handles `req` `ms` milliseconds from now.
 fn delayed_request(handler: Arc<dyn Handler>, req: Request, ms: u64) -> Outcome {
     Outcome::Later(Box::pin(async move {
-        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        tokio::time::sleep(Duration::from_millis(ms)).await;
         match handler.handle(req) {
             Outcome::Reply(bytes) => Some(bytes),
             Outcome::NoReply => None,
@@ -199,7 +236,7 @@ fn delayed_reply(outcome: Outcome, ms: u64) -> Outcome {
     let later = |reply: Deferred| -> Outcome {
         Outcome::Later(Box::pin(async move {
             let bytes = reply.await;
-            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            tokio::time::sleep(Duration::from_millis(ms)).await;
             bytes
         }))
     };

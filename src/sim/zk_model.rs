@@ -42,6 +42,8 @@ pub type ZkPolicy = Box<dyn FnMut(i64, &'static str, &str) -> ZkFault + Send>;
 
 /// Kills the process that holds a session (a simulation's hosts).
 pub type KillHook = Box<dyn Fn(i64) + Send>;
+/// Told of every change as the ensemble applies it (under its lock: it must not call it).
+pub type ChangeHook = Box<dyn Fn(&Change) + Send>;
 
 /// One change the ensemble applied, for a simulation's checks and traces.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +93,8 @@ struct WatchEntry {
 
 #[derive(Default)]
 struct State {
+    /// Told of every change as it is applied.
+    on_change: Option<ChangeHook>,
     nodes: BTreeMap<String, Node>,
     sessions: BTreeMap<i64, Sess>,
     watches: Vec<WatchEntry>,
@@ -107,8 +111,9 @@ pub struct Ensemble {
     session_timeout: Duration,
 }
 
+/// The ensemble's clock: true time, whatever host the calling session's process runs on.
 fn now_ms() -> i64 {
-    i64::try_from(crate::clock::now_ms()).unwrap_or(i64::MAX)
+    i64::try_from(crate::clock::true_now_ms()).unwrap_or(i64::MAX)
 }
 
 fn parent(path: &str) -> Option<&str> {
@@ -169,13 +174,17 @@ impl State {
             .nodes
             .get(path)
             .map_or((None, -1), |n| (Some(n.data.clone()), n.version));
-        self.history.push(Change {
-            at_ms: crate::clock::now_ms(),
+        let change = Change {
+            at_ms: crate::clock::true_now_ms(),
             session,
             path: path.to_string(),
             data,
             version,
-        });
+        };
+        if let Some(hook) = &self.on_change {
+            hook(&change);
+        }
+        self.history.push(change);
     }
 
     fn may_change(&self, session: i64, owner: Option<&String>) -> bool {
@@ -368,6 +377,11 @@ impl Ensemble {
             .policy
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = policy;
+    }
+
+    /// Tells `hook` of every later change as it is applied.
+    pub fn set_change_hook(&self, hook: Option<ChangeHook>) {
+        self.lock().on_change = hook;
     }
 
     /// Kills session holders with `hook` when a fault says so.
