@@ -77,8 +77,19 @@ pub enum Block {
 pub enum Verify {
     Outcome {
         mode: crate::verify::Mode,
+        /// Absent in journals written before verdicts existed.
+        #[serde(default)]
+        verdict: Option<crate::verify::Verdict>,
         scanned: u64,
         differences: u64,
+        /// Keys still being written on the source: not compared.
+        #[serde(default)]
+        changing: u64,
+        /// Keys found different and not re-read: not compared.
+        #[serde(default)]
+        not_rechecked: u64,
+        #[serde(default)]
+        expiry_compared: Option<bool>,
         rounds: u32,
     },
 }

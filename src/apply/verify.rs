@@ -1,6 +1,6 @@
 //! Owns the verify step: after catch-up and before anything is blocked, compare the table on
-//! source and target (`crate::verify`); differences that do not settle stop the table for an
-//! operator with nothing blocked.
+//! source and target (`crate::verify`); anything but `equal` (differences that do not settle,
+//! or keys that could not be compared) stops the table for an operator with nothing blocked.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use super::table::{Run, StepResult, Stop};
 use crate::pegasus::table::{TableClient, TableOptions};
 use crate::plan::StepKind;
 use crate::spec::VerifyMode;
-use crate::verify::{self, Mode, Options, Progress};
+use crate::verify::{self, Mode, Options, Progress, Verdict};
 
 /// Differing keys named in the stop message.
 const FIRST_KEYS: usize = 5;
@@ -63,8 +63,12 @@ impl Run<'_> {
         .map_err(|e| Stop::Abort(format!("verify: {e}")))?;
         self.journal(Entry::Verify(entry::Verify::Outcome {
             mode,
+            verdict: Some(outcome.verdict),
             scanned: outcome.scanned.scanned,
             differences: outcome.differences(),
+            changing: outcome.changing.len() as u64,
+            not_rechecked: outcome.not_rechecked,
+            expiry_compared: Some(outcome.expiry_compared),
             rounds: outcome.rounds,
         }))?;
         let lines = verify::report::lines(
@@ -74,9 +78,9 @@ impl Run<'_> {
             &outcome,
             FIRST_KEYS,
         );
-        if outcome.differences() > 0 {
+        if let Some(why) = not_passed(outcome.verdict) {
             return Err(Stop::Operator(format!(
-                "verify found differences that did not settle, so nothing was blocked: {}. Find out why (`migrator verify <plan file> --table {}` shows them), then run apply again",
+                "{why}, so nothing was blocked: {}. Find out why (`migrator verify <plan file> --table {}` shows them), then run apply again",
                 lines.iter().map(|l| l.trim()).collect::<Vec<_>>().join("; "),
                 self.m.table
             )));
@@ -88,5 +92,29 @@ impl Run<'_> {
         );
         super::failpoint::hit("verify", "after");
         Ok(())
+    }
+}
+
+/// Why a verdict does not let the cut-over go on (`None`: it does). Only `equal` passes: a key
+/// not compared may hide a difference as well as a key that differs.
+fn not_passed(v: Verdict) -> Option<&'static str> {
+    match v {
+        Verdict::Equal => None,
+        Verdict::Different => Some("verify found differences that did not settle"),
+        Verdict::Incomplete => Some(
+            "verify could not compare every key (some still being written on the source, or not re-read)",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_equal_verdict_passes_the_gate() {
+        assert_eq!(not_passed(Verdict::Equal), None);
+        assert!(not_passed(Verdict::Different).is_some());
+        assert!(not_passed(Verdict::Incomplete).is_some());
     }
 }

@@ -1,6 +1,7 @@
 //! Owns `migrator verify FILE [--table T] [--mode full|sample] [--sample-rate R] [--rate N]
 //! [--json]`: compare each table on its source and target and report what differs; exit 0
-//! when equal, 2 when different (and only then), 1 on error.
+//! when equal (every key compared and matched), 2 when different, 5 when incomplete (no
+//! difference, but keys not compared), 1 on error.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::pegasus::table::{TableClient, TableOptions};
 use crate::spec::Migration;
-use crate::verify::{self, Mode, Options, Progress};
+use crate::verify::{self, Mode, Options, Progress, Verdict};
 
 /// Flags of `migrator verify`.
 #[derive(Debug, clap::Args)]
@@ -39,6 +40,10 @@ pub struct Args {
     /// Rounds of re-reading differences before they count.
     #[arg(long, default_value_t = 5)]
     pub settle_rounds: u32,
+    /// Differences kept for re-reading; more are not compared (the verdict is then at best
+    /// `incomplete`). 100,000 keys hold about 10 MB.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_suspects: usize,
     /// Print the whole report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -68,6 +73,7 @@ pub async fn run(args: &Args) -> Result<Exit> {
         sample_rate: args.sample_rate,
         rate: args.rate,
         parallelism: args.parallelism,
+        max_suspects: args.max_suspects,
         settle: verify::recheck::Settle {
             rounds: args.settle_rounds,
             ..verify::recheck::Settle::default()
@@ -75,7 +81,7 @@ pub async fn run(args: &Args) -> Result<Exit> {
         ..Options::default()
     };
     let mut reports = Vec::new();
-    let mut differ = false;
+    let mut statuses = Vec::new();
     // A table that cannot be verified does not hide the others: they are reported, then the
     // first error is (exit 1).
     let mut failed = None;
@@ -94,11 +100,12 @@ pub async fn run(args: &Args) -> Result<Exit> {
                 continue;
             }
         };
-        differ |= outcome.differences() > 0;
+        statuses.push(exit_of(outcome.verdict));
         if args.json {
             reports.push(serde_json::json!({
                 "table": m.table, "from": m.from, "to": m.to,
-                "equal": outcome.differences() == 0, "outcome": outcome,
+                "verdict": outcome.verdict,
+                "equal": outcome.verdict == Verdict::Equal, "outcome": outcome,
             }));
         } else {
             for line in verify::report::lines(&m.table, &m.from, &m.to, &outcome, FIRST_KEYS) {
@@ -112,7 +119,16 @@ pub async fn run(args: &Args) -> Result<Exit> {
     }
     match failed {
         Some(e) => Err(e),
-        None => Ok(if differ { Exit::Changes } else { Exit::Success }),
+        None => Ok(Exit::worst(statuses)),
+    }
+}
+
+/// The exit status of one table's verdict.
+fn exit_of(v: Verdict) -> Exit {
+    match v {
+        Verdict::Equal => Exit::Success,
+        Verdict::Different => Exit::Changes,
+        Verdict::Incomplete => Exit::Incomplete,
     }
 }
 

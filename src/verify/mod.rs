@@ -117,9 +117,46 @@ impl Options {
     }
 }
 
+/// What a verify concludes about a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every key was compared, and every one matched.
+    Equal,
+    /// At least one key still differs after re-reading.
+    Different,
+    /// None of the keys compared differs, but some were not compared: still being written on
+    /// the source, or found different and not re-read (over `max_suspects`).
+    Incomplete,
+}
+
+impl Verdict {
+    /// The verdict as the reports spell it.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Equal => "equal",
+            Self::Different => "different",
+            Self::Incomplete => "incomplete",
+        }
+    }
+
+    /// The verdict of `differing` keys left after re-reading and `not_compared` keys.
+    #[must_use]
+    pub fn of(differing: u64, not_compared: u64) -> Self {
+        match (differing, not_compared) {
+            (0, 0) => Self::Equal,
+            (0, _) => Self::Incomplete,
+            _ => Self::Different,
+        }
+    }
+}
+
 /// What a verify of one table found.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Outcome {
+    /// `equal` only when every key was compared and matched.
+    pub verdict: Verdict,
     pub mode: Mode,
     /// False where a table sets `default_ttl` (see `Options::compare_expiry`).
     pub expiry_compared: bool,
@@ -131,7 +168,8 @@ pub struct Outcome {
     pub differing: Vec<Diff>,
     /// Keys the source was still writing in the last round: not compared, not differences.
     pub changing: Vec<Diff>,
-    /// Differences found but not re-read (over `max_suspects`): reported as found.
+    /// Differences found but not re-read (over `max_suspects`): not compared, so never
+    /// counted as equal nor as different.
     pub not_rechecked: u64,
     /// Sampled records whose values were compared (sample mode).
     pub values_compared: u64,
@@ -142,10 +180,16 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Keys that differ after settling (counted ones not re-read included).
+    /// Keys that differ after settling.
     #[must_use]
     pub fn differences(&self) -> u64 {
-        self.differing.len() as u64 + self.not_rechecked
+        self.differing.len() as u64
+    }
+
+    /// Keys not compared: still being written on the source, or found and not re-read.
+    #[must_use]
+    pub fn not_compared(&self) -> u64 {
+        self.changing.len() as u64 + self.not_rechecked
     }
 
     /// Differences of `kind` after settling (not counting those not re-read).
@@ -166,7 +210,7 @@ pub struct Totals {
     pub missing: u64,
     pub extra: u64,
     pub different: u64,
-    /// Found and not re-read (over `max_suspects`): counted as found.
+    /// Found and not re-read (over `max_suspects`): not compared.
     pub not_rechecked: u64,
     /// Still being written on the source: not compared.
     pub changing: u64,
@@ -309,7 +353,9 @@ pub async fn verify(
     suspects.dedup_by(|a, b| a.key == b.key);
     let settled = recheck::settle(&sides, suspects, opts.settle).await?;
     let not_rechecked = shared.not_rechecked.load(Ordering::Relaxed);
+    let not_compared = settled.changing.len() as u64 + not_rechecked;
     Ok(Outcome {
+        verdict: Verdict::of(settled.differing.len() as u64, not_compared),
         mode: opts.mode,
         expiry_compared: opts.compare_expiry,
         scanned,
@@ -367,6 +413,18 @@ mod tests {
         assert_eq!(
             p.describe(40.0),
             "1200 records compared; re-reading the differences found"
+        );
+    }
+
+    #[test]
+    fn equal_only_when_every_key_was_compared_and_matched() {
+        assert_eq!(Verdict::of(0, 0), Verdict::Equal);
+        assert_eq!(Verdict::of(0, 1), Verdict::Incomplete);
+        assert_eq!(Verdict::of(1, 0), Verdict::Different);
+        assert_eq!(
+            Verdict::of(3, 7),
+            Verdict::Different,
+            "a real difference wins"
         );
     }
 

@@ -38,10 +38,13 @@ pub fn key_text(full_key: &[u8]) -> String {
 #[must_use]
 pub fn lines(table: &str, from: &str, to: &str, o: &Outcome, first: usize) -> Vec<String> {
     let c = &o.scanned;
-    let verdict = match (o.differences(), o.changing.len()) {
-        (0, 0) => "equal".to_string(),
-        (0, n) => format!("equal where compared ({n} key(s) still being written, not compared)"),
-        (d, _) => format!("{d} difference(s)"),
+    let verdict = match o.verdict {
+        super::Verdict::Equal => "equal".to_string(),
+        super::Verdict::Incomplete => format!(
+            "incomplete: no difference where compared, {} key(s) not compared",
+            o.not_compared()
+        ),
+        super::Verdict::Different => format!("{} difference(s)", o.differences()),
     };
     let mut out = vec![format!(
         "{table} {from} → {to}: {verdict} ({} mode; {} source records scanned, {} on the target, {} matched at first sight; {:.1}s)",
@@ -51,14 +54,20 @@ pub fn lines(table: &str, from: &str, to: &str, o: &Outcome, first: usize) -> Ve
         c.matched,
         o.elapsed_ms as f64 / 1000.0
     )];
-    if o.differences() > 0 || c.differences() > 0 {
+    if o.verdict != super::Verdict::Equal || c.differences() > 0 {
         let a = &o.after_settling;
         let mut more = String::new();
         if a.not_rechecked > 0 {
-            more += &format!("; {} more found and not re-read", a.not_rechecked);
+            more += &format!(
+                "; {} found and not re-read (past the suspect cap): not compared",
+                a.not_rechecked
+            );
         }
         if a.changing > 0 {
-            more += &format!("; {} still being written on the source", a.changing);
+            more += &format!(
+                "; {} still being written on the source: not compared",
+                a.changing
+            );
         }
         out.push(format!(
             "    after {} re-read round(s): missing on the target {}, extra on the target {}, different {}{more}",

@@ -13,7 +13,7 @@ use migrator::pegasus::table::{TableClient, TableOptions};
 use migrator::sim::state::Counted;
 use migrator::sim::{Directory, SimCluster, Version};
 use migrator::verify::compare::Kind;
-use migrator::verify::{self, recheck::Settle, Mode, Options, Progress};
+use migrator::verify::{self, recheck::Settle, Mode, Options, Progress, Verdict};
 
 use crate::support::{meta_client, start_in};
 
@@ -98,7 +98,7 @@ async fn equal_tables_report_nothing_whatever_the_partition_counts() {
         for sim in [&p.a, &p.b] {
             assert_eq!(sim.cluster().faults.left(Counted::ScanSlow, "t"), 0);
         }
-        assert_eq!(o.differences(), 0, "{s}→{d}: {:?}", o.differing);
+        assert_eq!(o.verdict, Verdict::Equal, "{s}→{d}: {:?}", o.differing);
         assert_eq!(
             (o.scanned.scanned, o.scanned.matched),
             (300, 300),
@@ -279,15 +279,15 @@ async fn records_still_being_copied_settle_before_they_count() {
     assert_eq!(o.differences(), 0, "{:?}", o.differing);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_key_written_all_along_is_not_compared_and_hides_no_real_difference() {
+/// A counter written every few ms on the source, reaching the target 300 ms later, until the
+/// returned flag is set; the task ends then.
+fn hot_counter(
+    p: &Pair,
+) -> (
+    Arc<std::sync::atomic::AtomicBool>,
+    tokio::task::JoinHandle<()>,
+) {
     use std::sync::atomic::{AtomicBool, Ordering};
-    let p = pair(4, 4).await;
-    fill(&p.src, 100).await;
-    fill(&p.dst, 100).await;
-    let (h, s, _, _) = record(7);
-    p.dst.put(&h, &s, b"changed").await.unwrap();
-    // A counter written every few ms on the source, reaching the target 300 ms later.
     let stop = Arc::new(AtomicBool::new(false));
     let (src, dst, halt) = (p.src.clone(), p.dst.clone(), stop.clone());
     let writer = tokio::spawn(async move {
@@ -304,14 +304,32 @@ async fn a_key_written_all_along_is_not_compared_and_hides_no_real_difference() 
             tokio::time::sleep(Duration::from_millis(3)).await;
         }
     });
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    (stop, writer)
+}
+
+/// Settling quick enough for a test, long enough for a key written every 3 ms to be seen
+/// changing.
+fn settle_while_written() -> Options {
     let mut opts = quick();
     opts.settle = Settle {
         rounds: 3,
         first_pause: Duration::from_millis(100),
         within: Duration::from_secs(10),
     };
-    let o = run(&p, opts).await;
+    opts
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_written_all_along_is_not_compared_and_hides_no_real_difference() {
+    use std::sync::atomic::Ordering;
+    let p = pair(4, 4).await;
+    fill(&p.src, 100).await;
+    fill(&p.dst, 100).await;
+    let (h, s, _, _) = record(7);
+    p.dst.put(&h, &s, b"changed").await.unwrap();
+    let (stop, writer) = hot_counter(&p);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let o = run(&p, settle_while_written()).await;
     stop.store(true, Ordering::Relaxed);
     writer.await.unwrap();
     let counter = key::composite_key(b"counter", b"n").unwrap();
@@ -326,6 +344,7 @@ async fn a_key_written_all_along_is_not_compared_and_hides_no_real_difference() 
         "only the real difference: {:?}",
         o.differing
     );
+    assert_eq!(o.verdict, Verdict::Different, "a real difference wins");
     assert_eq!(o.differing[0].key, key::composite_key(&h, &s).unwrap());
     assert_eq!(
         (o.after_settling.different, o.after_settling.changing),
@@ -333,10 +352,57 @@ async fn a_key_written_all_along_is_not_compared_and_hides_no_real_difference() 
     );
     let text = verify::report::lines("t", "va", "vb", &o, 10).join("\n");
     assert!(
-        text.contains("1 still being written on the source"),
+        text.contains("1 still being written on the source: not compared"),
         "{text}"
     );
     assert!(text.contains("changing  counter / n"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_not_compared_make_the_verdict_incomplete_never_equal() {
+    use std::sync::atomic::Ordering;
+    // Only a key still being written differs: nothing differs where compared, but that key
+    // was not compared, so the tables are not known to be equal.
+    let p = pair(4, 4).await;
+    fill(&p.src, 100).await;
+    fill(&p.dst, 100).await;
+    let (stop, writer) = hot_counter(&p);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let o = run(&p, settle_while_written()).await;
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    assert_eq!((o.differences(), o.not_compared()), (0, 1), "{o:?}");
+    assert_eq!(o.verdict, Verdict::Incomplete);
+    let text = verify::report::lines("t", "va", "vb", &o, 10).join("\n");
+    assert!(
+        text.contains("t va → vb: incomplete: no difference where compared, 1 key(s) not compared"),
+        "{text}"
+    );
+
+    // Differences past the suspect cap are not re-read: not compared either, not different.
+    let p = pair(4, 4).await;
+    fill(&p.src, 60).await;
+    fill(&p.dst, 60).await;
+    let replica = ReplicaClient::new(Duration::from_secs(2));
+    replica
+        .command(p.b.metas()[0], "sim.fault", &["corrupt", "t", "3"])
+        .await
+        .unwrap();
+    let capped = Options {
+        max_suspects: 0,
+        ..quick()
+    };
+    let o = run(&p, capped).await;
+    assert_eq!((o.differences(), o.not_rechecked), (0, 3), "{o:?}");
+    assert_eq!(o.verdict, Verdict::Incomplete);
+    let text = verify::report::lines("t", "va", "vb", &o, 10).join("\n");
+    assert!(
+        text.contains("3 found and not re-read (past the suspect cap): not compared"),
+        "{text}"
+    );
+    // With room to re-read them, the same keys are differences.
+    let o = run(&p, quick()).await;
+    assert_eq!((o.differences(), o.verdict), (3, Verdict::Different));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -416,7 +482,10 @@ async fn the_command_finds_a_corrupted_copy_before_the_cut_over_and_exits_2() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let t = &v["tables"][0];
-    assert_eq!(t["equal"], false);
+    assert_eq!(
+        (&t["equal"], &t["verdict"]),
+        (&false.into(), &"different".into())
+    );
     let kinds: Vec<&str> = t["outcome"]["differing"]
         .as_array()
         .unwrap()
@@ -430,6 +499,18 @@ async fn the_command_finds_a_corrupted_copy_before_the_cut_over_and_exits_2() {
             "{kind}: {v}"
         );
     }
+    // With no room to re-read them, the differences are not compared: incomplete, exit 5.
+    let out = s
+        .run(&["verify", "m.yaml", "--json", "--max-suspects", "0"])
+        .await;
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = &v["tables"][0];
+    assert_eq!(
+        (&t["equal"], &t["verdict"]),
+        (&false.into(), &"incomplete".into())
+    );
+    assert_eq!(t["outcome"]["after_settling"]["not_rechecked"], 6, "{v}");
     let usage = s.run(&["verify", "m.yaml", "--table", "nope"]).await;
     assert_eq!(usage.status.code(), Some(1), "{}", text(&usage));
 
@@ -489,5 +570,59 @@ async fn the_gate_stops_a_corrupted_table_before_any_write_is_blocked() {
     assert!(
         !s.journal_says("block_writes", "intent"),
         "the block was never even intended"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gate_stops_when_keys_could_not_be_compared_before_any_write_is_blocked() {
+    use crate::stage::{text, Stage, StageOpts};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut opts = StageOpts::new(Version::V2_6, "10s");
+    opts.defaults.push("verify: full".into());
+    let s = Stage::new("verify-gate-incomplete", opts).await;
+    let (mut apply, gate) = s.apply_paused_at("verify:before");
+    let child = apply.spawn().unwrap();
+    Stage::paused(&gate).await;
+    // A key written all along on both clusters (each its own values): never still long
+    // enough to compare, and no other key differs.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = [(s.src(), "s"), (s.dst(), "d")]
+        .into_iter()
+        .map(|(sim, side)| {
+            let t = TableClient::new("t0", meta_client(sim), TableOptions::default());
+            let halt = stop.clone();
+            tokio::spawn(async move {
+                let mut i = 0u64;
+                while !halt.load(Ordering::Relaxed) {
+                    i += 1;
+                    let _ = t.put(b"hot", b"n", format!("{side}{i}").as_bytes()).await;
+                    tokio::time::sleep(Duration::from_millis(3)).await;
+                }
+            })
+        })
+        .collect();
+    std::fs::write(&gate, "go").unwrap();
+    let out = crate::stage::output(child).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("verify could not compare every key"),
+        "{}",
+        text(&out)
+    );
+    assert!(said.contains("changing  hot / n"), "{said}");
+    assert_eq!(s.routed_to("t0").await, "src");
+    assert!(
+        !s.journal_says("block_writes", "intent"),
+        "the block was never even intended"
+    );
+    let journal = s.journal_text();
+    assert!(
+        journal.contains(r#""verdict":"incomplete""#) && journal.contains(r#""changing":1"#),
+        "{journal}"
     );
 }
