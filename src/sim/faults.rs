@@ -72,6 +72,13 @@ fn fault(c: &Cluster, args: &[&str]) -> Result<String, String> {
                 drop_all(c);
             }
         }
+        Some("rpc_latency_ms") => {
+            let ms = args
+                .get(1)
+                .and_then(|v| v.parse().ok())
+                .ok_or("usage: sim.fault rpc_latency_ms MS")?;
+            c.faults.rpc_latency_ms.store(ms, Ordering::Relaxed);
+        }
         Some("slow_write_ms") => {
             let ms = args
                 .get(1)

@@ -15,6 +15,8 @@ pub(super) struct Shared {
     pub(super) suspects: Mutex<Vec<Diff>>,
     pub(super) not_rechecked: AtomicU64,
     pub(super) values_compared: AtomicU64,
+    /// Set once a group failed: the others stop at their next batch.
+    pub(super) stop: std::sync::atomic::AtomicBool,
     pub(super) progress: Arc<Progress>,
 }
 
@@ -48,9 +50,29 @@ impl ClassJob {
             batch_size: self.opts.batch_size(),
             no_value: self.opts.mode == Mode::Sample,
             return_expire_ts: self.opts.compare_expiry,
+            ..ScanOptions::default()
         };
         let mut source = ClassStream::new(&self.sides.src, &self.src_parts, scan);
         let mut target = ClassStream::new(&self.sides.dst, &self.dst_parts, scan);
+        // The servers' scanners are released however the comparison ends (a dropped stream
+        // releases its own too, when a failed class aborts the others).
+        let compared = self.compare(&mut source, &mut target).await;
+        source.close().await;
+        target.close().await;
+        let (counts, max_in_hand) = compared?;
+        self.shared
+            .progress
+            .classes_done
+            .fetch_add(1, Ordering::Relaxed);
+        Ok((counts, max_in_hand))
+    }
+
+    /// Merges both sides to the end; the counts and the most records held at once.
+    async fn compare(
+        &self,
+        source: &mut ClassStream,
+        target: &mut ClassStream,
+    ) -> Result<(Counts, usize)> {
         let max = usize::try_from(self.opts.batch_size())
             .unwrap_or(1000)
             .max(1);
@@ -60,6 +82,9 @@ impl ClassJob {
         // Records in hand at once: the merge's and the partitions' buffers.
         let mut max_in_hand = 0;
         loop {
+            if self.shared.stop.load(Ordering::Relaxed) {
+                return Err(Error::Stopped);
+            }
             max_in_hand = max_in_hand.max(merge.in_hand() + source.held() + target.held());
             let before = merge.counts;
             let need = merge.run(&mut diffs);
@@ -97,12 +122,6 @@ impl ClassJob {
         }
         self.compare_values(&mut sampled, &mut diffs).await?;
         self.shared.suspect(diffs, self.opts.max_suspects);
-        source.close().await;
-        target.close().await;
-        self.shared
-            .progress
-            .classes_done
-            .fetch_add(1, Ordering::Relaxed);
         Ok((merge.counts, max_in_hand))
     }
 

@@ -40,6 +40,9 @@ pub enum Error {
     Target(crate::pegasus::Error),
     #[error("a comparison task failed: {0}")]
     Task(String),
+    /// A group stopped because another failed (never the error a verify returns).
+    #[error("stopped: another partition group failed")]
+    Stopped,
 }
 
 /// Result of this module.
@@ -322,6 +325,7 @@ pub async fn verify(
         suspects: Mutex::new(Vec::new()),
         not_rechecked: AtomicU64::new(0),
         values_compared: AtomicU64::new(0),
+        stop: std::sync::atomic::AtomicBool::new(false),
         progress,
     });
     let limit = Arc::new(tokio::sync::Semaphore::new(opts.parallelism.max(1)));
@@ -342,10 +346,24 @@ pub async fn verify(
     }
     let mut scanned = Counts::default();
     let mut max_in_hand = 0;
+    // After a failure the other groups stop at their next batch and release their scanners;
+    // the first failure is the verify's.
+    let mut failed = None;
     while let Some(joined) = tasks.join_next().await {
-        let (counts, held) = joined.map_err(|e| Error::Task(e.to_string()))??;
-        scanned.add(&counts);
-        max_in_hand = max_in_hand.max(held);
+        match joined.map_err(|e| Error::Task(e.to_string())) {
+            Ok(Ok((counts, held))) => {
+                scanned.add(&counts);
+                max_in_hand = max_in_hand.max(held);
+            }
+            Ok(Err(Error::Stopped)) => {}
+            Ok(Err(e)) | Err(e) => {
+                shared.stop.store(true, Ordering::Relaxed);
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = failed {
+        return Err(e);
     }
     let mut suspects = std::mem::take(&mut *shared.suspects.lock().expect("suspects lock"));
     // A sampled key can be found twice (its expiry by the merge, its value by the sample).

@@ -626,3 +626,44 @@ async fn the_gate_stops_when_keys_could_not_be_compared_before_any_write_is_bloc
         "{journal}"
     );
 }
+
+/// Scanners open on `sim`'s replica servers.
+fn open_scanners(sim: &SimCluster) -> usize {
+    let state = sim.cluster().lock();
+    state.nodes.iter().map(|n| n.scanners.open_count()).sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_verify_that_fails_leaves_no_scanner_open_on_the_servers() {
+    let p = Arc::new(pair(4, 4).await);
+    fill(&p.src, 400).await;
+    fill(&p.dst, 400).await;
+    let replica = ReplicaClient::new(Duration::from_secs(2));
+    for sim in [&p.a, &p.b] {
+        replica
+            .command(sim.metas()[0], "sim.fault", &["rpc_latency_ms", "20"])
+            .await
+            .unwrap();
+    }
+    let opts = Options {
+        batch: 5,
+        ..quick()
+    };
+    let both_open = |p: &Pair| open_scanners(&p.a) > 0 && open_scanners(&p.b) > 0;
+    let none_open = |p: &Pair| open_scanners(&p.a) + open_scanners(&p.b) == 0;
+
+    // A source that stops answering scans fails a group; every group's scanners go, on both
+    // sides, the failed one's and those of the groups still running.
+    let q = p.clone();
+    let run = tokio::spawn(async move {
+        verify::verify(&q.src, &q.dst, opts, Arc::new(Progress::default())).await
+    });
+    crate::support::eventually("scanners open on both sides", || async { both_open(&p) }).await;
+    p.a.cluster().faults.arm(Counted::ReadBusy, "t", 1_000_000);
+    let failed = run.await.unwrap();
+    assert!(
+        matches!(failed, Err(verify::Error::Source(_))),
+        "{failed:?}"
+    );
+    crate::support::eventually("every scanner released", || async { none_open(&p) }).await;
+}
