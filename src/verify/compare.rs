@@ -51,11 +51,15 @@ pub struct Counts {
     pub missing: u64,
     pub extra: u64,
     pub different: u64,
+    /// Records of either side left out: their hash names another partition than the one
+    /// that returned them (left behind by a split); their own partition's copy is compared.
+    pub foreign: u64,
 }
 
 impl Counts {
     /// Adds `other` to these counts.
     pub fn add(&mut self, other: &Counts) {
+        self.foreign += other.foreign;
         self.scanned += other.scanned;
         self.target_scanned += other.target_scanned;
         self.matched += other.matched;
@@ -247,6 +251,7 @@ mod tests {
                 missing: 1,
                 extra: 2,
                 different: 2,
+                foreign: 0,
             };
             assert_eq!(counts, want, "batch {batch}");
         }

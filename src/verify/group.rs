@@ -5,8 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::compare::{Counts, Diff, Kind, Merge, Need};
+use super::layout::Side;
 use super::recheck::{Now, Sides};
-use super::stream::ClassStream;
+use super::stream::{ClassStream, StreamError};
 use super::{in_sample, Error, Mode, Options, Progress, Result};
 use crate::pegasus::scanner::ScanOptions;
 
@@ -39,6 +40,8 @@ pub(super) struct ClassJob {
     pub(super) sides: Sides,
     pub(super) src_parts: Vec<i32>,
     pub(super) dst_parts: Vec<i32>,
+    /// Both tables' partition counts when the run began.
+    pub(super) counts: (i32, i32),
     pub(super) opts: Options,
     pub(super) shared: Arc<Shared>,
 }
@@ -52,14 +55,17 @@ impl ClassJob {
             return_expire_ts: self.opts.compare_expiry,
             ..ScanOptions::default()
         };
-        let mut source = ClassStream::new(&self.sides.src, &self.src_parts, scan);
-        let mut target = ClassStream::new(&self.sides.dst, &self.dst_parts, scan);
+        let (s, t) = self.counts;
+        let mut source = ClassStream::new(&self.sides.src, &self.src_parts, s, scan);
+        let mut target = ClassStream::new(&self.sides.dst, &self.dst_parts, t, scan);
         // The servers' scanners are released however the comparison ends (a dropped stream
         // releases its own too, when a failed class aborts the others).
         let compared = self.compare(&mut source, &mut target).await;
+        let foreign = source.foreign() + target.foreign();
         source.close().await;
         target.close().await;
-        let (counts, max_in_hand) = compared?;
+        let (mut counts, max_in_hand) = compared?;
+        counts.foreign = foreign;
         self.shared
             .progress
             .classes_done
@@ -92,7 +98,7 @@ impl ClassJob {
                 .await?;
             match need {
                 Need::Source => {
-                    let batch = source.next(max).await.map_err(Error::Source)?;
+                    let batch = source.next(max).await.map_err(|e| side(Side::Source, e))?;
                     self.sides.pacers.source.pace(batch.len()).await;
                     if self.opts.mode == Mode::Sample {
                         sampled.extend(
@@ -109,7 +115,7 @@ impl ClassJob {
                     }
                 }
                 Need::Target => {
-                    let batch = target.next(max).await.map_err(Error::Target)?;
+                    let batch = target.next(max).await.map_err(|e| side(Side::Target, e))?;
                     self.sides.pacers.target.pace(batch.len()).await;
                     if batch.is_empty() {
                         merge.end_target();
@@ -175,5 +181,14 @@ impl ClassJob {
             }
         }
         Ok(())
+    }
+}
+
+/// A stream's failure as the verify's: a read error of that side, or keys out of order.
+fn side(side: Side, e: StreamError) -> Error {
+    match (side, e) {
+        (Side::Source, StreamError::Read(e)) => Error::Source(e),
+        (Side::Target, StreamError::Read(e)) => Error::Target(e),
+        (side, e) => Error::Order { side, source: e },
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod compare;
 mod group;
+pub mod layout;
 pub mod pace;
 pub mod recheck;
 pub mod report;
@@ -23,6 +24,7 @@ use tokio::time::Instant;
 
 use compare::{Counts, Diff, Kind};
 use group::{ClassJob, Shared};
+use layout::Layout;
 use pace::Pacers;
 use recheck::Sides;
 use stream::{class_partitions, classes};
@@ -40,6 +42,15 @@ pub enum Error {
     Target(crate::pegasus::Error),
     #[error("a comparison task failed: {0}")]
     Task(String),
+    #[error("reading the {side}: {source}")]
+    Order {
+        side: layout::Side,
+        source: stream::StreamError,
+    },
+    /// A split (or its env) moved keys between partitions during the run: the groups compared
+    /// were not the table's any more.
+    #[error("the layout changed during the run ({0}): re-run verify")]
+    LayoutChanged(layout::Moved),
     /// A group stopped because another failed (never the error a verify returns).
     #[error("stopped: another partition group failed")]
     Stopped,
@@ -303,15 +314,15 @@ pub async fn verify(
     progress: Arc<Progress>,
 ) -> Result<Outcome> {
     let started = Instant::now();
-    let s = src.refresh().await.map_err(Error::Source)?;
-    let t = dst.refresh().await.map_err(Error::Target)?;
+    let s = Layout::read(src).await.map_err(Error::Source)?;
+    let t = Layout::read(dst).await.map_err(Error::Target)?;
     let default_ttl = sets_default_ttl(src).await.map_err(Error::Source)?
         || sets_default_ttl(dst).await.map_err(Error::Target)?;
     let opts = Options {
         compare_expiry: opts.compare_expiry && !default_ttl,
         ..opts
     };
-    let g = classes(s.partition_count, t.partition_count);
+    let g = classes(s.partitions, t.partitions);
     progress
         .classes
         .store(u64::try_from(g).unwrap_or(0), Ordering::Relaxed);
@@ -333,8 +344,9 @@ pub async fn verify(
     for class in 0..g {
         let job = ClassJob {
             sides: sides.clone(),
-            src_parts: class_partitions(s.partition_count, g, class),
-            dst_parts: class_partitions(t.partition_count, g, class),
+            src_parts: class_partitions(s.partitions, g, class),
+            dst_parts: class_partitions(t.partitions, g, class),
+            counts: (s.partitions, t.partitions),
             opts,
             shared: shared.clone(),
         };
@@ -370,6 +382,13 @@ pub async fn verify(
     suspects.sort_by(|a, b| a.key.cmp(&b.key));
     suspects.dedup_by(|a, b| a.key == b.key);
     let settled = recheck::settle(&sides, suspects, opts.settle).await?;
+    let after = [
+        Layout::read(src).await.map_err(Error::Source)?,
+        Layout::read(dst).await.map_err(Error::Target)?,
+    ];
+    if let Some(moved) = layout::moved([s, t], after) {
+        return Err(Error::LayoutChanged(moved));
+    }
     let not_rechecked = shared.not_rechecked.load(Ordering::Relaxed);
     let not_compared = settled.changing.len() as u64 + not_rechecked;
     Ok(Outcome {

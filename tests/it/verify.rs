@@ -667,3 +667,84 @@ async fn a_verify_that_fails_leaves_no_scanner_open_on_the_servers() {
     );
     crate::support::eventually("every scanner released", || async { none_open(&p) }).await;
 }
+
+async fn sim_command(sim: &SimCluster, cmd: &str, args: &[&str]) -> String {
+    ReplicaClient::new(Duration::from_secs(2))
+        .command(sim.metas()[0], cmd, args)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn records_a_split_left_in_the_other_half_are_counted_not_compared() {
+    let p = pair(4, 4).await;
+    fill(&p.src, 200).await;
+    fill(&p.dst, 200).await;
+    // Each parent and its child hold every record of both: half of each is foreign.
+    let said = sim_command(&p.a, "sim.table", &["split", "t"]).await;
+    assert_eq!(said, "OK: t has 8 partitions");
+    let o = run(&p, quick()).await;
+    assert_eq!(o.verdict, Verdict::Equal, "{:?}", o.differing);
+    let c = o.scanned;
+    assert_eq!(
+        (c.scanned, c.matched, c.foreign, c.differences()),
+        (200, 200, 200, 0),
+        "every record compared once, from its own partition"
+    );
+    // With the split's env on, the servers leave them out themselves.
+    meta_client(&p.a)
+        .set_app_envs(
+            "t",
+            &[(verify::layout::VALIDATE_PARTITION_HASH_ENV, "true")],
+        )
+        .await
+        .unwrap();
+    let o = run(&p, quick()).await;
+    assert_eq!((o.verdict, o.scanned.foreign), (Verdict::Equal, 0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_layout_changed_during_a_run_is_an_error_to_re_run_on_not_a_verdict() {
+    let p = Arc::new(pair(4, 4).await);
+    fill(&p.src, 400).await;
+    fill(&p.dst, 400).await;
+    for sim in [&p.a, &p.b] {
+        sim_command(sim, "sim.fault", &["rpc_latency_ms", "20"]).await;
+    }
+    let opts = Options {
+        batch: 5,
+        ..quick()
+    };
+    let start = |p: Arc<Pair>| {
+        tokio::spawn(async move {
+            verify::verify(&p.src, &p.dst, opts, Arc::new(Progress::default())).await
+        })
+    };
+    let scanning = |p: &Pair| open_scanners(&p.a) > 0 && open_scanners(&p.b) > 0;
+
+    // The target splits while its partitions are scanned: its children are never read.
+    let run = start(p.clone());
+    crate::support::eventually("scanning", || async { scanning(&p) }).await;
+    sim_command(&p.b, "sim.table", &["split", "t"]).await;
+    let e = run.await.unwrap().unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "the layout changed during the run (the target's 4 partitions, replica.split.validate_partition_hash off → 8 partitions, replica.split.validate_partition_hash off): re-run verify"
+    );
+
+    // The split's env turned on under the source's scans.
+    let run = start(p.clone());
+    crate::support::eventually("scanning", || async { scanning(&p) }).await;
+    meta_client(&p.a)
+        .set_app_envs(
+            "t",
+            &[(verify::layout::VALIDATE_PARTITION_HASH_ENV, "true")],
+        )
+        .await
+        .unwrap();
+    let e = run.await.unwrap().unwrap_err();
+    assert!(
+        matches!(&e, verify::Error::LayoutChanged(m) if m.side == verify::layout::Side::Source),
+        "{e}"
+    );
+}
