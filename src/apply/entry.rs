@@ -90,6 +90,9 @@ pub enum Verify {
         not_rechecked: u64,
         #[serde(default)]
         expiry_compared: Option<bool>,
+        /// Sample mode: the salt that chose the sample (`verify --sample-salt` repeats it).
+        #[serde(default)]
+        sample_salt: Option<u64>,
         rounds: u32,
     },
 }

@@ -69,6 +69,7 @@ impl Run<'_> {
             changing: outcome.changing.len() as u64,
             not_rechecked: outcome.not_rechecked,
             expiry_compared: Some(outcome.expiry_compared),
+            sample_salt: outcome.sample.map(|s| s.salt),
             rounds: outcome.rounds,
         }))?;
         let lines = verify::report::lines(

@@ -1,5 +1,5 @@
-//! Owns `migrator verify FILE [--table T] [--mode full|sample] [--sample-rate R] [--rate N]
-//! [--json]`: compare each table on its source and target and report what differs; exit 0
+//! Owns `migrator verify FILE [--table T] [--mode full|sample] [--sample-rate R]
+//! [--sample-salt N] [--rate N] [--max-suspects N] [--json]`: compare each table on its source and target and report what differs; exit 0
 //! when equal (every key compared and matched), 2 when different, 5 when incomplete (no
 //! difference, but keys not compared), 1 on error.
 
@@ -31,6 +31,10 @@ pub struct Args {
     /// The fraction of hash keys whose values `sample` compares.
     #[arg(long, default_value_t = 0.01)]
     pub sample_rate: f64,
+    /// The salt that picks `sample`'s hash keys (default: a new one each run; the report
+    /// prints it, so a run can be repeated).
+    #[arg(long)]
+    pub sample_salt: Option<u64>,
     /// Most records read per second from each cluster, per table (default: no limit).
     #[arg(long)]
     pub rate: Option<u64>,
@@ -71,6 +75,7 @@ pub async fn run(args: &Args) -> Result<Exit> {
     let opts = Options {
         mode: args.mode,
         sample_rate: args.sample_rate,
+        sample_salt: args.sample_salt.unwrap_or_else(verify::sample::random_salt),
         rate: args.rate,
         parallelism: args.parallelism,
         max_suspects: args.max_suspects,

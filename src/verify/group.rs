@@ -8,7 +8,7 @@ use super::compare::{Counts, Diff, Kind, Merge, Need};
 use super::layout::Side;
 use super::recheck::{Now, Sides};
 use super::stream::{ClassStream, StreamError};
-use super::{in_sample, Error, Mode, Options, Progress, Result};
+use super::{Error, Mode, Options, Progress, Result};
 use crate::pegasus::scanner::ScanOptions;
 
 /// What every group of one verify adds to.
@@ -104,7 +104,7 @@ impl ClassJob {
                         sampled.extend(
                             batch
                                 .iter()
-                                .filter(|r| in_sample(&r.key, self.opts.sample_rate))
+                                .filter(|r| self.opts.sample().contains(&r.key))
                                 .map(|r| r.key.clone()),
                         );
                     }

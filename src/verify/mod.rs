@@ -7,7 +7,8 @@
 //! partitions on each side scanned together and merged into one ascending run
 //! (`stream`), the two runs merged against each other (`compare`). Classes run in parallel
 //! under a records-per-second limit. `sample` mode scans keys and expiries only (every key's
-//! presence and expiry is still checked) and compares the values of a sample of hash keys.
+//! presence and expiry is still checked) and compares the values of a sample of hash keys
+//! (`sample`: salted per run).
 
 pub mod compare;
 mod group;
@@ -15,6 +16,7 @@ pub mod layout;
 pub mod pace;
 pub mod recheck;
 pub mod report;
+pub mod sample;
 pub mod stream;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,7 +31,6 @@ use pace::Pacers;
 use recheck::Sides;
 use stream::{class_partitions, classes};
 
-use crate::pegasus::key;
 use crate::pegasus::replica::ReplicaClient;
 use crate::pegasus::table::TableClient;
 
@@ -88,6 +89,8 @@ pub struct Options {
     pub mode: Mode,
     /// The fraction of hash keys whose values `sample` compares.
     pub sample_rate: f64,
+    /// Mixed into the choice of the sample: another salt, other keys.
+    pub sample_salt: u64,
     /// Most records read per second from each side (none: as fast as it goes); batches are
     /// capped at it.
     pub rate: Option<u64>,
@@ -109,6 +112,7 @@ impl Default for Options {
         Self {
             mode: Mode::Full,
             sample_rate: 0.01,
+            sample_salt: sample::random_salt(),
             rate: None,
             parallelism: 4,
             batch: 1000,
@@ -120,6 +124,15 @@ impl Default for Options {
 }
 
 impl Options {
+    /// The sample `sample` mode compares the values of.
+    #[must_use]
+    pub fn sample(&self) -> sample::Sample {
+        sample::Sample {
+            rate: self.sample_rate,
+            salt: self.sample_salt,
+        }
+    }
+
     /// Records per scan batch: at most a second's worth under the rate, so no burst outruns
     /// the limit by more than a batch per group.
     #[must_use]
@@ -187,6 +200,8 @@ pub struct Outcome {
     pub not_rechecked: u64,
     /// Sampled records whose values were compared (sample mode).
     pub values_compared: u64,
+    /// Sample mode: the sample's rate and salt, and what it could catch.
+    pub sample: Option<sample::SampleReport>,
     pub rounds: u32,
     pub elapsed_ms: u64,
     /// The most records any one partition group held at once (merge and partition buffers).
@@ -402,6 +417,7 @@ pub async fn verify(
         rounds: settled.rounds,
         not_rechecked,
         values_compared: shared.values_compared.load(Ordering::Relaxed),
+        sample: (opts.mode == Mode::Sample).then(|| opts.sample().report()),
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         max_in_hand,
     })
@@ -415,15 +431,6 @@ async fn sets_default_ttl(client: &TableClient) -> crate::pegasus::error::Result
         .and_then(|a| a.envs.get("default_ttl"))
         .and_then(|v| v.parse::<u32>().ok())
         .is_some_and(|ttl| ttl > 0))
-}
-
-/// Whether the record with `full_key` belongs to the sample (by its hash key, the same on
-/// both sides and in every run).
-#[must_use]
-pub fn in_sample(full_key: &[u8], rate: f64) -> bool {
-    let hash_key = key::split_key(full_key).map_or(full_key, |(h, _)| h);
-    let h = key::crc64(hash_key);
-    (h as f64) < rate.clamp(0.0, 1.0) * (u64::MAX as f64)
 }
 
 #[cfg(test)]
@@ -475,23 +482,5 @@ mod tests {
         assert_eq!(with(Some(200)).batch_size(), 200);
         assert_eq!(with(Some(50_000)).batch_size(), 1000);
         assert_eq!(with(Some(0)).batch_size(), 1);
-    }
-
-    #[test]
-    fn the_sample_is_by_hash_key_and_about_the_rate() {
-        let full = |h: &str, s: &str| key::composite_key(h.as_bytes(), s.as_bytes()).unwrap();
-        let picked = (0..10_000)
-            .filter(|i| in_sample(&full(&format!("user{i}"), "a"), 0.1))
-            .count();
-        assert!((800..1200).contains(&picked), "{picked} of 10000");
-        for i in 0..100 {
-            let h = format!("user{i}");
-            assert_eq!(
-                in_sample(&full(&h, "a"), 0.3),
-                in_sample(&full(&h, "zzz"), 0.3)
-            );
-        }
-        assert!(!in_sample(&full("x", "a"), 0.0));
-        assert!(in_sample(&full("x", "a"), 1.0));
     }
 }

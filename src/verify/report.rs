@@ -94,10 +94,19 @@ pub fn lines(table: &str, from: &str, to: &str, o: &Outcome, first: usize) -> Ve
             "    expiries not compared: a table sets default_ttl, so each cluster gives puts without expiry their own".into(),
         );
     }
-    if o.mode == super::Mode::Sample {
+    if let Some(s) = &o.sample {
         out.push(format!(
-            "    values compared for {} sampled record(s); every key and expiry compared",
-            o.values_compared
+            "    values compared for {} sampled record(s) (rate {}, salt {}: --sample-salt {} repeats this sample); every key and expiry compared",
+            o.values_compared, s.rate, s.salt, s.salt
+        ));
+        let for_99 = s
+            .lost_for_99_percent
+            .map_or_else(|| "no number".to_string(), |k| k.to_string());
+        out.push(format!(
+            "    records whose value alone is wrong: a run like this catches one of 1 with chance {:.1}%, of 10 {:.1}%, of 100 {:.1}%; {for_99} for 99%",
+            s.detect_1 * 100.0,
+            s.detect_10 * 100.0,
+            s.detect_100 * 100.0
         ));
     }
     out

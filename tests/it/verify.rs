@@ -441,8 +441,36 @@ async fn memory_stays_at_a_few_batches_and_sample_mode_checks_keys_and_a_sample(
         "about half the values: {}",
         o.values_compared
     );
-    let sampled = verify::in_sample(&key::composite_key(b"user00007", b"s1").unwrap(), 0.5);
+    let sampled = sample
+        .sample()
+        .contains(&key::composite_key(b"user00007", b"s1").unwrap());
     assert_eq!(o.count(Kind::Different), u64::from(sampled));
+    let said = o.sample.unwrap();
+    assert_eq!((said.rate, said.salt), (0.5, sample.sample_salt));
+    let text = verify::report::lines("t", "va", "vb", &o, 10).join("\n");
+    assert!(
+        text.contains(&format!("--sample-salt {} repeats this sample", said.salt)),
+        "{text}"
+    );
+    assert!(
+        text.contains("catches one of 1 with chance 50.0%, of 10 99.9%, of 100 100.0%; 7 for 99%"),
+        "{text}"
+    );
+
+    // Another salt samples other hash keys: over runs, every key's value is compared.
+    let mut caught = 0;
+    for salt in 0..8 {
+        let o = run(
+            &p,
+            Options {
+                sample_salt: salt,
+                ..sample
+            },
+        )
+        .await;
+        caught += o.count(Kind::Different);
+    }
+    assert!((1..8).contains(&caught), "caught in {caught} of 8 runs");
 }
 
 #[tokio::test(flavor = "multi_thread")]
