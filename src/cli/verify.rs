@@ -48,10 +48,17 @@ pub struct Args {
     /// `incomplete`). 100,000 keys hold about 10 MB.
     #[arg(long, default_value_t = 100_000)]
     pub max_suspects: usize,
+    /// Go on from the checkpoint a failed or killed run left under `.migrator/verify/` (its
+    /// mode and sample included) instead of starting over.
+    #[arg(long)]
+    pub resume: bool,
     /// Print the whole report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }
+
+/// How often a run saves its progress under `.migrator/verify/`.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 
 /// How many differing keys are printed per table.
 const FIRST_KEYS: usize = 10;
@@ -91,7 +98,17 @@ pub async fn run(args: &Args) -> Result<Exit> {
     // first error is (exit 1).
     let mut failed = None;
     for m in chosen {
-        let outcome = match verify_one(&spec, m, opts, !args.json).await {
+        let checkpointing = verify::Checkpointing {
+            store: verify::checkpoint::Store::new(
+                std::path::Path::new(".migrator"),
+                &m.table,
+                &m.from,
+                &m.to,
+                CHECKPOINT_EVERY,
+            ),
+            resume: args.resume,
+        };
+        let outcome = match verify_one(&spec, m, opts, &checkpointing, !args.json).await {
             Ok(o) => o,
             Err(e) => {
                 if args.json {
@@ -100,6 +117,12 @@ pub async fn run(args: &Args) -> Result<Exit> {
                     }));
                 } else {
                     crate::say!("{} {} → {}: not verified: {e}", m.table, m.from, m.to);
+                    if checkpointing.store.path().exists() {
+                        crate::say!(
+                            "    progress saved in {}: `--resume` goes on from it",
+                            checkpointing.store.path().display()
+                        );
+                    }
                 }
                 failed.get_or_insert(e);
                 continue;
@@ -142,6 +165,7 @@ async fn verify_one(
     spec: &crate::spec::Spec,
     m: &Migration,
     opts: Options,
+    checkpointing: &verify::Checkpointing,
     live: bool,
 ) -> Result<verify::Outcome> {
     let timeout = Duration::from_secs(10);
@@ -165,7 +189,7 @@ async fn verify_one(
         let table = m.table.clone();
         tokio::spawn(async move { show(&table, &p).await })
     });
-    let result = verify::verify(&src, &dst, opts, progress).await;
+    let result = verify::verify_resumable(&src, &dst, opts, progress, Some(checkpointing)).await;
     if let Some(s) = shower {
         s.abort();
     }

@@ -90,6 +90,13 @@ impl PartitionScanner {
         }
     }
 
+    /// The same scan, going on just after `key` (a scan resumed where another stopped).
+    #[must_use]
+    pub fn resume_after(mut self, key: Vec<u8>) -> Self {
+        self.last_key = Some(key);
+        self
+    }
+
     /// Records asked per batch now.
     #[must_use]
     pub fn batch_size(&self) -> i32 {

@@ -10,26 +10,22 @@
 //! presence and expiry is still checked) and compares the values of a sample of hash keys
 //! (`sample`: salted per run).
 
+pub mod checkpoint;
 pub mod compare;
 mod group;
 pub mod layout;
 pub mod pace;
 pub mod recheck;
 pub mod report;
+mod run;
 pub mod sample;
 pub mod stream;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+pub use run::{verify, verify_resumable, Checkpointing};
 
-use tokio::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use compare::{Counts, Diff, Kind};
-use group::{ClassJob, Shared};
-use layout::Layout;
-use pace::Pacers;
-use recheck::Sides;
-use stream::{class_partitions, classes};
 
 use crate::pegasus::replica::ReplicaClient;
 use crate::pegasus::table::TableClient;
@@ -48,6 +44,8 @@ pub enum Error {
         side: layout::Side,
         source: stream::StreamError,
     },
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] checkpoint::CheckpointError),
     /// A split (or its env) moved keys between partitions during the run: the groups compared
     /// were not the table's any more.
     #[error("the layout changed during the run ({0}): re-run verify")]
@@ -318,113 +316,8 @@ impl Progress {
     }
 }
 
-/// Compares the table `src` reads with the one `dst` reads.
-///
-/// # Errors
-/// A scan or read failed past its retries.
-pub async fn verify(
-    src: &TableClient,
-    dst: &TableClient,
-    opts: Options,
-    progress: Arc<Progress>,
-) -> Result<Outcome> {
-    let started = Instant::now();
-    let s = Layout::read(src).await.map_err(Error::Source)?;
-    let t = Layout::read(dst).await.map_err(Error::Target)?;
-    let default_ttl = sets_default_ttl(src).await.map_err(Error::Source)?
-        || sets_default_ttl(dst).await.map_err(Error::Target)?;
-    let opts = Options {
-        compare_expiry: opts.compare_expiry && !default_ttl,
-        ..opts
-    };
-    let g = classes(s.partitions, t.partitions);
-    progress
-        .classes
-        .store(u64::try_from(g).unwrap_or(0), Ordering::Relaxed);
-    let sides = Sides {
-        src: src.clone(),
-        dst: dst.clone(),
-        expiry: opts.compare_expiry,
-        pacers: Arc::new(Pacers::new(opts.rate)),
-    };
-    let shared = Arc::new(Shared {
-        suspects: Mutex::new(Vec::new()),
-        not_rechecked: AtomicU64::new(0),
-        values_compared: AtomicU64::new(0),
-        stop: std::sync::atomic::AtomicBool::new(false),
-        progress,
-    });
-    let limit = Arc::new(tokio::sync::Semaphore::new(opts.parallelism.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    for class in 0..g {
-        let job = ClassJob {
-            sides: sides.clone(),
-            src_parts: class_partitions(s.partitions, g, class),
-            dst_parts: class_partitions(t.partitions, g, class),
-            counts: (s.partitions, t.partitions),
-            opts,
-            shared: shared.clone(),
-        };
-        let limit = limit.clone();
-        tasks.spawn(async move {
-            let _slot = limit.acquire_owned().await;
-            job.run().await
-        });
-    }
-    let mut scanned = Counts::default();
-    let mut max_in_hand = 0;
-    // After a failure the other groups stop at their next batch and release their scanners;
-    // the first failure is the verify's.
-    let mut failed = None;
-    while let Some(joined) = tasks.join_next().await {
-        match joined.map_err(|e| Error::Task(e.to_string())) {
-            Ok(Ok((counts, held))) => {
-                scanned.add(&counts);
-                max_in_hand = max_in_hand.max(held);
-            }
-            Ok(Err(Error::Stopped)) => {}
-            Ok(Err(e)) | Err(e) => {
-                shared.stop.store(true, Ordering::Relaxed);
-                failed.get_or_insert(e);
-            }
-        }
-    }
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    let mut suspects = std::mem::take(&mut *shared.suspects.lock().expect("suspects lock"));
-    // A sampled key can be found twice (its expiry by the merge, its value by the sample).
-    suspects.sort_by(|a, b| a.key.cmp(&b.key));
-    suspects.dedup_by(|a, b| a.key == b.key);
-    let settled = recheck::settle(&sides, suspects, opts.settle).await?;
-    let after = [
-        Layout::read(src).await.map_err(Error::Source)?,
-        Layout::read(dst).await.map_err(Error::Target)?,
-    ];
-    if let Some(moved) = layout::moved([s, t], after) {
-        return Err(Error::LayoutChanged(moved));
-    }
-    let not_rechecked = shared.not_rechecked.load(Ordering::Relaxed);
-    let not_compared = settled.changing.len() as u64 + not_rechecked;
-    Ok(Outcome {
-        verdict: Verdict::of(settled.differing.len() as u64, not_compared),
-        mode: opts.mode,
-        expiry_compared: opts.compare_expiry,
-        scanned,
-        after_settling: Totals::of(&settled, not_rechecked),
-        differing: settled.differing,
-        changing: settled.changing,
-        rounds: settled.rounds,
-        not_rechecked,
-        values_compared: shared.values_compared.load(Ordering::Relaxed),
-        sample: (opts.mode == Mode::Sample).then(|| opts.sample().report()),
-        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        max_in_hand,
-    })
-}
-
 /// Whether `client`'s table sets a `default_ttl` (its puts without expiry get one).
-async fn sets_default_ttl(client: &TableClient) -> crate::pegasus::error::Result<bool> {
+pub(crate) async fn sets_default_ttl(client: &TableClient) -> crate::pegasus::error::Result<bool> {
     let app = client.meta().available_app(client.table()).await?;
     Ok(app
         .as_ref()

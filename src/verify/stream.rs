@@ -63,18 +63,31 @@ pub struct ClassStream {
 }
 
 impl ClassStream {
-    /// Scanners of `partitions` of `client`'s table of `count` partitions.
+    /// Scanners of `partitions` of `client`'s table of `count` partitions, from just after
+    /// `after` (a resumed group's last key compared) or from the start.
     #[must_use]
-    pub fn new(client: &TableClient, partitions: &[i32], count: i32, opts: ScanOptions) -> Self {
+    pub fn new(
+        client: &TableClient,
+        partitions: &[i32],
+        count: i32,
+        opts: ScanOptions,
+        after: Option<&[u8]>,
+    ) -> Self {
         let parts = partitions
             .iter()
-            .map(|&p| Part {
-                pidx: p,
-                scanner: PartitionScanner::new(client.clone(), p, opts),
-                buf: VecDeque::new(),
-                done: false,
-                last: None,
-                foreign: 0,
+            .map(|&p| {
+                let scanner = PartitionScanner::new(client.clone(), p, opts);
+                Part {
+                    pidx: p,
+                    scanner: match after {
+                        Some(k) => scanner.resume_after(k.to_vec()),
+                        None => scanner,
+                    },
+                    buf: VecDeque::new(),
+                    done: false,
+                    last: after.map(<[u8]>::to_vec),
+                    foreign: 0,
+                }
             })
             .collect();
         Self { parts, count }

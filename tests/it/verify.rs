@@ -502,6 +502,16 @@ async fn the_command_finds_a_corrupted_copy_before_the_cut_over_and_exits_2() {
         text(&equal)
     );
 
+    // That run reached a verdict: nothing is left to resume.
+    let resume = s.run(&["verify", "m.yaml", "--resume"]).await;
+    assert_eq!(resume.status.code(), Some(1), "{}", text(&resume));
+    assert!(
+        text(&resume).contains("no checkpoint to resume from")
+            && text(&resume).contains(".migrator/verify/t0.src.dst.json"),
+        "{}",
+        text(&resume)
+    );
+
     let said = s.fault(s.dst(), &["corrupt", "t0", "6"]).await;
     assert!(said.contains("2 changed, 2 dropped, 2 added"), "{said}");
     let out = s
@@ -774,5 +784,119 @@ async fn a_layout_changed_during_a_run_is_an_error_to_re_run_on_not_a_verdict() 
     assert!(
         matches!(&e, verify::Error::LayoutChanged(m) if m.side == verify::layout::Side::Source),
         "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_run_resumes_from_its_checkpoint_and_a_failed_group_from_its_last_key() {
+    use migrator::verify::checkpoint::Store;
+    use migrator::verify::Checkpointing;
+    let p = Arc::new(pair(4, 4).await);
+    fill(&p.src, 400).await;
+    fill(&p.dst, 400).await;
+    let (h, s, _, _) = record(9);
+    p.dst.put(&h, &s, b"changed").await.unwrap();
+    for sim in [&p.a, &p.b] {
+        sim_command(sim, "sim.fault", &["rpc_latency_ms", "10"]).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path(), "t", "va", "vb", Duration::from_millis(50));
+    let opts = Options {
+        batch: 5,
+        parallelism: 2,
+        mode: Mode::Sample,
+        sample_rate: 0.5,
+        sample_salt: 11,
+        ..quick()
+    };
+    let first = Checkpointing {
+        store: store.clone(),
+        resume: false,
+    };
+    let progress = Arc::new(Progress::default());
+    let (q, seen) = (p.clone(), progress.clone());
+    let killed = tokio::spawn(async move {
+        verify::verify_resumable(&q.src, &q.dst, opts, seen, Some(&first)).await
+    });
+    // Killed once half the table is compared and saved.
+    crate::support::eventually("half compared and saved", || async {
+        progress.records.load(std::sync::atomic::Ordering::Relaxed) >= 200
+            && store
+                .load()
+                .unwrap()
+                .is_some_and(|s| s.classes.iter().map(|c| c.counts.scanned).sum::<u64>() >= 150)
+    })
+    .await;
+    killed.abort();
+    let saved = store.load().unwrap().unwrap();
+    let done_before: u64 = saved.classes.iter().map(|c| c.counts.scanned).sum();
+    assert!(done_before < 400, "{done_before}");
+
+    // Resumed with another salt asked: the saved sample goes on.
+    let resume = Checkpointing {
+        store: store.clone(),
+        resume: true,
+    };
+    let progress = Arc::new(Progress::default());
+    let o = verify::verify_resumable(
+        &p.src,
+        &p.dst,
+        Options {
+            sample_salt: 99,
+            ..opts
+        },
+        progress.clone(),
+        Some(&resume),
+    )
+    .await
+    .unwrap();
+    assert_eq!(o.sample.unwrap().salt, 11);
+    assert_eq!(
+        (o.scanned.scanned, o.scanned.target_scanned),
+        (400, 400),
+        "every record counted once: {:?}",
+        o.scanned
+    );
+    let fresh = run(&p, opts).await;
+    assert_eq!(
+        (o.verdict, o.differences(), o.values_compared),
+        (fresh.verdict, fresh.differences(), fresh.values_compared),
+        "the same verdict and counts as one run"
+    );
+    assert!(
+        store.load().unwrap().is_none(),
+        "a verdict forgets the checkpoint"
+    );
+    let e = verify::verify_resumable(&p.src, &p.dst, opts, progress, Some(&resume))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("no checkpoint to resume from"),
+        "{e}"
+    );
+
+    // A group whose reads fail past the scanner's retries goes on from its last key.
+    let progress = Arc::new(Progress::default());
+    let (q, seen) = (p.clone(), progress.clone());
+    // One group at a time, full mode: every refusal goes to the one source scanner.
+    let one_group = Options {
+        parallelism: 1,
+        mode: Mode::Full,
+        ..opts
+    };
+    let run = tokio::spawn(async move { verify::verify(&q.src, &q.dst, one_group, seen).await });
+    crate::support::eventually("a group under way", || async {
+        progress.records.load(std::sync::atomic::Ordering::Relaxed) >= 30
+    })
+    .await;
+    // Nine refusals in a row: one more than a scanner retries.
+    p.a.cluster().faults.arm(Counted::ReadBusy, "t", 9);
+    let o = run.await.unwrap().unwrap();
+    assert_eq!(p.a.cluster().faults.left(Counted::ReadBusy, "t"), 0);
+    assert_eq!((o.verdict, o.scanned.scanned), (Verdict::Different, 400));
+    let read = progress.records.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        read < 400 + 30,
+        "the group went on from its last key, not from its start: {read} compared"
     );
 }
