@@ -1,6 +1,8 @@
 //! Owns the verify step: after catch-up and before anything is blocked, compare the table on
 //! source and target (`crate::verify`); anything but `equal` (differences that do not settle,
 //! or keys that could not be compared) stops the table for an operator with nothing blocked.
+//! A verify stopped before its verdict (the run ended, a read failed) goes on from its
+//! checkpoint at the next apply.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,10 +14,14 @@ use super::table::{Run, StepResult, Stop};
 use crate::pegasus::table::{TableClient, TableOptions};
 use crate::plan::StepKind;
 use crate::spec::VerifyMode;
-use crate::verify::{self, Mode, Options, Progress, Verdict};
+use crate::verify::checkpoint::Store;
+use crate::verify::{self, Checkpointing, Mode, Options, Progress, Verdict};
 
 /// Differing keys named in the stop message.
 const FIRST_KEYS: usize = 5;
+
+/// How often the verify saves its progress under `.migrator/verify/`.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 
 /// How often a long verify says how far it is.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
@@ -54,7 +60,32 @@ impl Run<'_> {
         };
         let progress = Arc::new(Progress::default());
         progress.estimate_of(&src, &self.ctx.replica).await;
-        let run = verify::verify(&src, &dst, opts, progress.clone());
+        let store = Store::new(
+            &self.ctx.state_dir,
+            &self.m.table,
+            &self.m.from,
+            &self.m.to,
+            CHECKPOINT_EVERY,
+        );
+        // A run stopped before its verdict goes on where it was, if it compared the same way.
+        let resume = store.load().ok().flatten().is_some_and(|s| s.mode == mode);
+        let checkpointing = Checkpointing { store, resume };
+        let run = async {
+            match verify::verify_resumable(&src, &dst, opts, progress.clone(), Some(&checkpointing))
+                .await
+            {
+                // A checkpoint that does not fit (a split since) is dropped: start over.
+                Err(verify::Error::Checkpoint(_)) => {
+                    checkpointing.store.remove();
+                    let fresh = Checkpointing {
+                        resume: false,
+                        ..checkpointing.clone()
+                    };
+                    verify::verify_resumable(&src, &dst, opts, progress.clone(), Some(&fresh)).await
+                }
+                other => other,
+            }
+        };
         let outcome = tokio::select! {
             biased;
             outcome = run => outcome,
