@@ -38,8 +38,9 @@ pub struct Args {
     /// Most records read per second from each cluster, per table (default: no limit).
     #[arg(long)]
     pub rate: Option<u64>,
-    /// Partition groups compared at once.
-    #[arg(long, default_value_t = 4)]
+    /// Partition groups compared at once (each reads all its partitions on both sides at
+    /// once, a few batches ahead).
+    #[arg(long, default_value_t = 16)]
     pub parallelism: usize,
     /// Rounds of re-reading differences before they count.
     #[arg(long, default_value_t = 5)]
@@ -52,6 +53,14 @@ pub struct Args {
     /// mode and sample included) instead of starting over.
     #[arg(long)]
     pub resume: bool,
+    /// Write every key still differing or changing to FILE, one JSON line each: the key in
+    /// base64 and as text, and per side the value's length and crc64 and the expiry.
+    #[arg(long, value_name = "FILE")]
+    pub diff_out: Option<PathBuf>,
+    /// Re-check only the keys in FILE (lines with a `key_b64`, as `--diff-out` writes them;
+    /// lines of other tables are skipped) instead of scanning the tables.
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    pub keys: Option<PathBuf>,
     /// Print the whole report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -92,6 +101,9 @@ pub async fn run(args: &Args) -> Result<Exit> {
         },
         ..Options::default()
     };
+    if let Some(path) = &args.diff_out {
+        std::fs::File::create(path).map_err(|e| io_err(path, e))?;
+    }
     let mut reports = Vec::new();
     let mut statuses = Vec::new();
     // A table that cannot be verified does not hide the others: they are reported, then the
@@ -108,7 +120,7 @@ pub async fn run(args: &Args) -> Result<Exit> {
             ),
             resume: args.resume,
         };
-        let outcome = match verify_one(&spec, m, opts, &checkpointing, !args.json).await {
+        let outcome = match verify_one(&spec, m, opts, &checkpointing, args).await {
             Ok(o) => o,
             Err(e) => {
                 if args.json {
@@ -166,8 +178,18 @@ async fn verify_one(
     m: &Migration,
     opts: Options,
     checkpointing: &verify::Checkpointing,
-    live: bool,
+    args: &Args,
 ) -> Result<verify::Outcome> {
+    let failed = |source| Error::Verify {
+        table: m.table.clone(),
+        from: m.from.clone(),
+        to: m.to.clone(),
+        source: Box::new(source),
+    };
+    let keys = match &args.keys {
+        Some(path) => Some(verify::diffs::read_keys(path, &m.table).map_err(|e| failed(e.into()))?),
+        None => None,
+    };
     let timeout = Duration::from_secs(10);
     let client = |meta| {
         let t = TableOptions {
@@ -184,21 +206,32 @@ async fn verify_one(
     let progress = Arc::new(Progress::default());
     let replica = crate::pegasus::replica::ReplicaClient::new(timeout);
     progress.estimate_of(&src, &replica).await;
-    let shower = (live && std::io::stderr().is_terminal()).then(|| {
+    let shower = (!args.json && keys.is_none() && std::io::stderr().is_terminal()).then(|| {
         let p = progress.clone();
         let table = m.table.clone();
         tokio::spawn(async move { show(&table, &p).await })
     });
-    let result = verify::verify_resumable(&src, &dst, opts, progress, Some(checkpointing)).await;
+    let result = match keys {
+        Some(keys) => verify::diffs::verify_keys(&src, &dst, opts, keys).await,
+        None => verify::verify_resumable(&src, &dst, opts, progress, Some(checkpointing)).await,
+    };
     if let Some(s) = shower {
         s.abort();
     }
-    result.map_err(|source| Error::Verify {
-        table: m.table.clone(),
-        from: m.from.clone(),
-        to: m.to.clone(),
-        source: Box::new(source),
-    })
+    let outcome = result.map_err(failed)?;
+    if let Some(path) = &args.diff_out {
+        verify::diffs::write((&src, &dst), opts.rate, &m.table, &outcome, path)
+            .await
+            .map_err(failed)?;
+    }
+    Ok(outcome)
+}
+
+fn io_err(path: &std::path::Path, source: std::io::Error) -> Error {
+    Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// A target without the table has nothing to compare (the duplication creates it): say so

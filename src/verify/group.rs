@@ -155,15 +155,13 @@ impl ClassJob {
             values_compared: 0,
             max_in_hand: 0,
         };
-        // The servers' scanners are released however the comparison ends (a dropped stream
-        // releases its own too, when a failed class aborts the others).
         let compared = self.compare(&mut a).await;
         if compared.is_ok() {
             self.shared.publish(self.class, a.state(true));
         }
+        // Dropped streams stop their readers, which release the servers' scanners.
         let held = a.max_in_hand;
-        a.source.close().await;
-        a.target.close().await;
+        drop(a);
         compared.map(|()| held)
     }
 

@@ -12,9 +12,11 @@
 
 pub mod checkpoint;
 pub mod compare;
+pub mod diffs;
 mod group;
 pub mod layout;
 pub mod pace;
+mod reader;
 pub mod recheck;
 pub mod report;
 mod run;
@@ -44,6 +46,8 @@ pub enum Error {
         side: layout::Side,
         source: stream::StreamError,
     },
+    #[error(transparent)]
+    Keys(#[from] diffs::KeysError),
     #[error("checkpoint: {0}")]
     Checkpoint(#[from] checkpoint::CheckpointError),
     /// A split (or its env) moved keys between partitions during the run: the groups compared
@@ -112,7 +116,7 @@ impl Default for Options {
             sample_rate: 0.01,
             sample_salt: sample::random_salt(),
             rate: None,
-            parallelism: 4,
+            parallelism: 8,
             batch: 1000,
             max_suspects: 100_000,
             settle: recheck::Settle::default(),
@@ -200,6 +204,9 @@ pub struct Outcome {
     pub values_compared: u64,
     /// Sample mode: the sample's rate and salt, and what it could catch.
     pub sample: Option<sample::SampleReport>,
+    /// `--keys`: how many keys were given (only they were re-checked; nothing scanned).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys_given: Option<u64>,
     pub rounds: u32,
     pub elapsed_ms: u64,
     /// The most records any one partition group held at once (merge and partition buffers).
@@ -244,7 +251,7 @@ pub struct Totals {
 }
 
 impl Totals {
-    fn of(s: &recheck::Settled, not_rechecked: u64) -> Self {
+    pub(crate) fn of(s: &recheck::Settled, not_rechecked: u64) -> Self {
         let count = |k| s.differing.iter().filter(|d| d.kind == k).count() as u64;
         Self {
             missing: count(Kind::Missing),

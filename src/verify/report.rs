@@ -46,14 +46,20 @@ pub fn lines(table: &str, from: &str, to: &str, o: &Outcome, first: usize) -> Ve
         ),
         super::Verdict::Different => format!("{} difference(s)", o.differences()),
     };
-    let mut out = vec![format!(
-        "{table} {from} → {to}: {verdict} ({} mode; {} source records scanned, {} on the target, {} matched at first sight; {:.1}s)",
-        o.mode.name(),
-        c.scanned,
-        c.target_scanned,
-        c.matched,
-        o.elapsed_ms as f64 / 1000.0
-    )];
+    let mut out = vec![match o.keys_given {
+        Some(n) => format!(
+            "{table} {from} → {to}: {verdict} ({n} given key(s) re-checked, nothing scanned; {:.1}s)",
+            o.elapsed_ms as f64 / 1000.0
+        ),
+        None => format!(
+            "{table} {from} → {to}: {verdict} ({} mode; {} source records scanned, {} on the target, {} matched at first sight; {:.1}s)",
+            o.mode.name(),
+            c.scanned,
+            c.target_scanned,
+            c.matched,
+            o.elapsed_ms as f64 / 1000.0
+        ),
+    }];
     if o.verdict != super::Verdict::Equal || c.differences() > 0 {
         let a = &o.after_settling;
         let mut more = String::new();

@@ -145,6 +145,7 @@ pub async fn verify_resumable(
         not_rechecked,
         values_compared: classes.iter().map(|c| c.values_compared).sum(),
         sample: (opts.mode == Mode::Sample).then(|| opts.sample().report()),
+        keys_given: None,
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         max_in_hand,
     })

@@ -1,13 +1,16 @@
 //! Owns reading one side of a partition class: the partitions of a table whose keys all fall in
 //! that class (hash mod the gcd of both partition counts), scanned together and merged into
-//! one ascending run, a batch at a time, holding at most one batch per partition. Each
+//! one ascending run (a heap picks the partition with the lowest key), a batch at a time, each
+//! partition read ahead by a task of its own (`reader`). Each
 //! partition's keys must ascend (else the merge would be wrong: an error), and a record whose
 //! hash names another partition (left behind by a split) is counted and left out: its own
 //! partition holds the copy that counts.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 
 use super::compare::Rec;
+use super::reader::Reader;
 use crate::pegasus::key;
 use crate::pegasus::messages::data::KeyValue;
 use crate::pegasus::scanner::{PartitionScanner, ScanOptions};
@@ -46,7 +49,7 @@ pub enum StreamError {
 
 struct Part {
     pidx: i32,
-    scanner: PartitionScanner,
+    reader: Reader,
     buf: VecDeque<Rec>,
     done: bool,
     /// The last key the scan returned.
@@ -63,8 +66,8 @@ pub struct ClassStream {
 }
 
 impl ClassStream {
-    /// Scanners of `partitions` of `client`'s table of `count` partitions, from just after
-    /// `after` (a resumed group's last key compared) or from the start.
+    /// Reads `partitions` of `client`'s table of `count` partitions, from just after `after`
+    /// (a resumed group's last key compared) or from the start.
     #[must_use]
     pub fn new(
         client: &TableClient,
@@ -77,12 +80,13 @@ impl ClassStream {
             .iter()
             .map(|&p| {
                 let scanner = PartitionScanner::new(client.clone(), p, opts);
+                let scanner = match after {
+                    Some(k) => scanner.resume_after(k.to_vec()),
+                    None => scanner,
+                };
                 Part {
                     pidx: p,
-                    scanner: match after {
-                        Some(k) => scanner.resume_after(k.to_vec()),
-                        None => scanner,
-                    },
+                    reader: Reader::start(scanner),
                     buf: VecDeque::new(),
                     done: false,
                     last: after.map(<[u8]>::to_vec),
@@ -108,35 +112,38 @@ impl ClassStream {
         if let [only] = self.parts.as_mut_slice() {
             return next_of_one(only, count).await;
         }
+        for part in &mut self.parts {
+            fill(part, count).await?;
+        }
+        // Each partition's lowest key in hand; the lowest of all goes next.
+        let mut heap: BinaryHeap<Reverse<(Vec<u8>, usize)>> = self
+            .parts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.buf.front().map(|r| Reverse((r.key.clone(), i))))
+            .collect();
         let mut out = Vec::new();
         while out.len() < max {
-            for part in &mut self.parts {
-                fill(part, count).await?;
+            let Some(Reverse((_, i))) = heap.pop() else {
+                break;
+            };
+            let part = &mut self.parts[i];
+            out.extend(part.buf.pop_front());
+            fill(part, count).await?;
+            if let Some(r) = part.buf.front() {
+                heap.push(Reverse((r.key.clone(), i)));
             }
-            let min = self
-                .parts
-                .iter()
-                .enumerate()
-                .filter_map(|(i, p)| p.buf.front().map(|r| (i, &r.key)))
-                .min_by(|a, b| a.1.cmp(b.1))
-                .map(|(i, _)| i);
-            let Some(i) = min else { break };
-            out.extend(self.parts[i].buf.pop_front());
         }
         Ok(out)
     }
 
-    /// Records read and not yet handed out.
+    /// Records read and not yet handed out, read ahead ones included.
     #[must_use]
     pub fn held(&self) -> usize {
-        self.parts.iter().map(|p| p.buf.len()).sum()
-    }
-
-    /// Releases the servers' scanners still open.
-    pub async fn close(self) {
-        for p in self.parts {
-            p.scanner.close().await;
-        }
+        self.parts
+            .iter()
+            .map(|p| p.buf.len() + p.reader.ahead())
+            .sum()
     }
 }
 
@@ -150,7 +157,7 @@ async fn next_of_one(part: &mut Part, count: i32) -> Result<Vec<Rec>, StreamErro
 /// only records of other partitions).
 async fn fill(part: &mut Part, count: i32) -> Result<(), StreamError> {
     while part.buf.is_empty() && !part.done {
-        match part.scanner.next_batch().await? {
+        match part.reader.next().await? {
             Some(batch) => take(part, batch, count)?,
             None => part.done = true,
         }
@@ -194,8 +201,6 @@ fn rec(kv: KeyValue) -> Rec {
 mod tests {
     use super::*;
     use crate::pegasus::base::Blob;
-    use crate::pegasus::meta::MetaClient;
-    use crate::pegasus::table::TableOptions;
 
     fn kv(hash_key: &str) -> KeyValue {
         KeyValue {
@@ -205,14 +210,11 @@ mod tests {
         }
     }
 
-    /// A partition of a table of 4 partitions (its scanner is never used here).
+    /// Partition `pidx`, with nothing to read (only `take` is tried here).
     fn part(pidx: i32) -> Part {
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
-        let meta = MetaClient::new(vec![addr], crate::pegasus::meta::MetaOptions::default());
-        let client = TableClient::new("t", meta, TableOptions::default());
         Part {
             pidx,
-            scanner: PartitionScanner::new(client, pidx, ScanOptions::default()),
+            reader: Reader::finished(),
             buf: VecDeque::new(),
             done: false,
             last: None,

@@ -417,9 +417,10 @@ async fn memory_stays_at_a_few_batches_and_sample_mode_checks_keys_and_a_sample(
     p.dst.remove(&h, &s).await.unwrap();
     let full = run(&p, quick()).await;
     assert_eq!(full.scanned.scanned, 3000);
-    // A batch (50) per partition buffer and per side of the merge, whatever the table's size.
+    // Per partition a batch (50) in hand and up to three read ahead (two in its channel, one
+    // waiting to go in), and a batch per side of the merge, whatever the table's size.
     assert!(
-        full.max_in_hand <= (4 + 1 + 2) * 50,
+        full.max_in_hand <= ((4 + 1) * 4 + 2) * 50,
         "held {} records at once",
         full.max_in_hand
     );
@@ -537,6 +538,45 @@ async fn the_command_finds_a_corrupted_copy_before_the_cut_over_and_exits_2() {
             "{kind}: {v}"
         );
     }
+    // The differences to a file, and only those keys checked again.
+    let out = s
+        .run(&[
+            "verify",
+            "m.yaml",
+            "--settle-rounds",
+            "1",
+            "--diff-out",
+            "d.ndjson",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stage_dir = s
+        .journal()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let written = std::fs::read_to_string(stage_dir.join("d.ndjson")).unwrap();
+    assert_eq!(written.lines().count(), 6, "{written}");
+    let out = s
+        .run(&[
+            "verify",
+            "m.yaml",
+            "--settle-rounds",
+            "1",
+            "--keys",
+            "d.ndjson",
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out)
+            .contains("t0 src → dst: 6 difference(s) (6 given key(s) re-checked, nothing scanned"),
+        "{}",
+        text(&out)
+    );
+
     // With no room to re-read them, the differences are not compared: incomplete, exit 5.
     let out = s
         .run(&["verify", "m.yaml", "--json", "--max-suspects", "0"])
@@ -906,4 +946,101 @@ async fn a_killed_run_resumes_from_its_checkpoint_and_a_failed_group_from_its_la
         read < 400 + 30,
         "the group went on from its last key, not from its start: {read} compared"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_a_slow_network_both_sides_and_every_partition_read_at_once() {
+    let p = pair(8, 8).await;
+    for sim in [&p.a, &p.b] {
+        sim.seed_direct("t", 8000, 32).unwrap();
+        sim_command(sim, "sim.fault", &["rpc_latency_ms", "40"]).await;
+    }
+    let opts = Options {
+        batch: 50,
+        parallelism: 8,
+        ..quick()
+    };
+    let o = run(&p, opts).await;
+    assert_eq!((o.verdict, o.scanned.matched), (Verdict::Equal, 8000));
+    // About 1000 records per partition: 20 batches and the last. Asking one side, then the
+    // other, would take 2 × 21 round trips of 40 ms per group (1.7 s); both sides at once take
+    // about 21 (0.84 s), the groups all in parallel.
+    let sequential_ms = 2 * 21 * 40;
+    assert!(
+        o.elapsed_ms * 4 < sequential_ms * 3,
+        "{} ms: the sides were not read at once",
+        o.elapsed_ms
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn differences_go_to_a_file_and_only_those_keys_are_checked_again_after_a_repair() {
+    let p = pair(4, 4).await;
+    fill(&p.src, 100).await;
+    fill(&p.dst, 100).await;
+    let replica = ReplicaClient::new(Duration::from_secs(2));
+    let said = replica
+        .command(p.b.metas()[0], "sim.fault", &["corrupt", "t", "3"])
+        .await
+        .unwrap();
+    assert!(said.contains("1 changed, 1 dropped, 1 added"), "{said}");
+    let o = run(&p, quick()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("diffs.ndjson");
+    verify::diffs::write((&p.src, &p.dst), None, "t", &o, &path)
+        .await
+        .unwrap();
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.len(), 3, "{lines:?}");
+    for kind in ["missing", "extra", "different"] {
+        let l = lines.iter().find(|l| l["kind"] == kind).unwrap();
+        let (s, t) = (&l["source"], &l["target"]);
+        match kind {
+            "missing" => assert!(s.is_object() && t.is_null(), "{l}"),
+            "extra" => assert!(s.is_null() && t.is_object(), "{l}"),
+            _ => assert!(s["value_crc64"] != t["value_crc64"], "{l}"),
+        }
+    }
+
+    // Re-checking the file's keys finds the same; other keys are not read.
+    let keys = verify::diffs::read_keys(&path, "t").unwrap();
+    let again = verify::diffs::verify_keys(&p.src, &p.dst, quick(), keys.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.verdict, again.differences()),
+        (Verdict::Different, 3)
+    );
+    assert_eq!(again.keys_given, Some(3));
+    let text = verify::report::lines("t", "va", "vb", &again, 10).join("\n");
+    assert!(
+        text.contains("3 given key(s) re-checked, nothing scanned"),
+        "{text}"
+    );
+
+    // The README's repair: the source's value written again, the target's extra deleted.
+    for l in &lines {
+        let k = verify::diffs::unbase64(l["key_b64"].as_str().unwrap()).unwrap();
+        let (h, s) = key::split_key(&k).unwrap();
+        if l["kind"] == "extra" {
+            p.dst.remove(h, s).await.unwrap();
+        } else {
+            // As duplication ships a re-put: the value and its expiry.
+            let kv = migrator::pegasus::scanner::read_one(&p.src, &k)
+                .await
+                .unwrap()
+                .unwrap();
+            let expire = u32::try_from(kv.expire_ts_seconds.unwrap_or(0)).unwrap();
+            p.dst.put_expiring(h, s, &kv.value.0, expire).await.unwrap();
+        }
+    }
+    let repaired = verify::diffs::verify_keys(&p.src, &p.dst, quick(), keys)
+        .await
+        .unwrap();
+    assert_eq!(repaired.verdict, Verdict::Equal, "{:?}", repaired.differing);
 }
