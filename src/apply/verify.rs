@@ -21,8 +21,8 @@ use crate::verify::{self, Checkpointing, Mode, Options, Progress, Verdict};
 const FIRST_KEYS: usize = 5;
 
 /// Partition groups the gate compares at once: with every partition of both sides read at
-/// once, 8 groups cover the 8 + 8 partitions of a usual table (about 270,000 records/s at a
-/// 30 ms round trip, `benches/README.md`).
+/// once, 8 groups cover the 8 + 8 partitions of a usual table (about 240,000 records/s
+/// measured at a 30 ms round trip, `benches/README.md`).
 const GATE_PARALLELISM: usize = 8;
 
 /// How often the verify saves its progress under `.migrator/verify/`.
