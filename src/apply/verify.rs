@@ -15,6 +15,7 @@ use crate::pegasus::table::{TableClient, TableOptions};
 use crate::plan::StepKind;
 use crate::spec::VerifyMode;
 use crate::verify::checkpoint::Store;
+use crate::verify::pace::Pacers;
 use crate::verify::{self, Checkpointing, Mode, Options, Progress, Verdict};
 
 /// Differing keys named in the stop message.
@@ -76,8 +77,17 @@ impl Run<'_> {
         let resume = store.load().ok().flatten().is_some_and(|s| s.mode == mode);
         let checkpointing = Checkpointing { store, resume };
         let run = async {
-            match verify::verify_resumable(&src, &dst, opts, progress.clone(), Some(&checkpointing))
-                .await
+            // The tables apply verifies at once share each cluster's limit.
+            let pacers = || Pacers::of_clusters(&self.m.from, &self.m.to, opts.limits());
+            match verify::verify_resumable(
+                &src,
+                &dst,
+                opts,
+                progress.clone(),
+                Some(&checkpointing),
+                Some(pacers()),
+            )
+            .await
             {
                 // A checkpoint that does not fit (a split since) is dropped: start over.
                 Err(verify::Error::Checkpoint(_)) => {
@@ -86,7 +96,15 @@ impl Run<'_> {
                         resume: false,
                         ..checkpointing.clone()
                     };
-                    verify::verify_resumable(&src, &dst, opts, progress.clone(), Some(&fresh)).await
+                    verify::verify_resumable(
+                        &src,
+                        &dst,
+                        opts,
+                        progress.clone(),
+                        Some(&fresh),
+                        Some(pacers()),
+                    )
+                    .await
                 }
                 other => other,
             }

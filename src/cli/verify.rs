@@ -1,7 +1,8 @@
 //! Owns `migrator verify FILE [--table T] [--mode full|sample] [--sample-rate R]
-//! [--sample-salt N] [--rate N] [--max-suspects N] [--json]`: compare each table on its source and target and report what differs; exit 0
-//! when equal (every key compared and matched), 2 when different, 5 when incomplete (no
-//! difference, but keys not compared), 1 on error.
+//! [--sample-salt N] [--rate N] [--byte-rate N] [--max-suspects N] [--resume] [--diff-out FILE]
+//! [--keys FILE] [--json]`: compare each table on its source and target and report what
+//! differs; exit 0 when equal (every key compared and matched), 2 when different, 5 when
+//! incomplete (no difference, but keys not compared), 1 on error.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -35,9 +36,12 @@ pub struct Args {
     /// prints it, so a run can be repeated).
     #[arg(long)]
     pub sample_salt: Option<u64>,
-    /// Most records read per second from each cluster, per table (default: no limit).
+    /// Most records read per second from each cluster (default: no limit).
     #[arg(long)]
     pub rate: Option<u64>,
+    /// Most bytes (keys and values) scanned per second from each cluster (default: no limit).
+    #[arg(long)]
+    pub byte_rate: Option<u64>,
     /// Partition groups compared at once (each reads all its partitions on both sides at
     /// once, a few batches ahead).
     #[arg(long, default_value_t = 16)]
@@ -80,11 +84,12 @@ pub async fn run(args: &Args) -> Result<Exit> {
     if !(0.0..=1.0).contains(&args.sample_rate) {
         return Err(Error::Usage("--sample-rate must be within 0..1".into()));
     }
-    if args.rate == Some(0) {
-        return Err(Error::Usage(
-            "--rate 0 would never read a record: use at least 1, or leave it out for no limit"
-                .into(),
-        ));
+    for (flag, limit) in [("--rate", args.rate), ("--byte-rate", args.byte_rate)] {
+        if limit == Some(0) {
+            return Err(Error::Usage(format!(
+                "{flag} 0 would never read a record: use at least 1, or leave it out for no limit"
+            )));
+        }
     }
     let spec = crate::spec::load(&args.file)?;
     let chosen = chosen_migrations(&spec, &args.file, args.table.as_deref())?;
@@ -93,6 +98,7 @@ pub async fn run(args: &Args) -> Result<Exit> {
         sample_rate: args.sample_rate,
         sample_salt: args.sample_salt.unwrap_or_else(verify::sample::random_salt),
         rate: args.rate,
+        byte_rate: args.byte_rate,
         parallelism: args.parallelism,
         max_suspects: args.max_suspects,
         settle: verify::recheck::Settle {
@@ -213,14 +219,25 @@ async fn verify_one(
     });
     let result = match keys {
         Some(keys) => verify::diffs::verify_keys(&src, &dst, opts, keys).await,
-        None => verify::verify_resumable(&src, &dst, opts, progress, Some(checkpointing)).await,
+        None => {
+            let pacers = verify::pace::Pacers::of_clusters(&m.from, &m.to, opts.limits());
+            verify::verify_resumable(
+                &src,
+                &dst,
+                opts,
+                progress,
+                Some(checkpointing),
+                Some(pacers),
+            )
+            .await
+        }
     };
     if let Some(s) = shower {
         s.abort();
     }
     let outcome = result.map_err(failed)?;
     if let Some(path) = &args.diff_out {
-        verify::diffs::write((&src, &dst), opts.rate, &m.table, &outcome, path)
+        verify::diffs::write((&src, &dst), opts.limits(), &m.table, &outcome, path)
             .await
             .map_err(failed)?;
     }

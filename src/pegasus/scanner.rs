@@ -63,6 +63,8 @@ pub struct PartitionScanner {
     /// The last key returned: a restart begins after it.
     last_key: Option<Vec<u8>>,
     done: bool,
+    /// Calls the replica refused as too busy (`ERR_BUSY`), over the scan.
+    busy: u64,
 }
 
 /// Restarts allowed in one call before giving up (with the backoff: about 10 s).
@@ -87,7 +89,14 @@ impl PartitionScanner {
             opened_with: 0,
             last_key: None,
             done: false,
+            busy: 0,
         }
+    }
+
+    /// Calls the replica refused as too busy (`ERR_BUSY`) so far.
+    #[must_use]
+    pub fn busy_refusals(&self) -> u64 {
+        self.busy
     }
 
     /// The same scan, going on just after `key` (a scan resumed where another stopped).
@@ -161,6 +170,7 @@ impl PartitionScanner {
                 Ok(r) => return self.accept(r).await.map(Some),
                 // A throttled replica refuses before it looks at the scanner: ask it again.
                 Err(e) if e.is(super::base::err::BUSY) && restarts < RESTARTS => {
+                    self.busy += 1;
                     tokio::time::sleep(backoff(restarts)).await;
                 }
                 Err(e) if restartable(&e) && restarts < RESTARTS => {

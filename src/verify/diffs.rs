@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::compare::Counts;
 use super::compare::Diff;
-use super::pace::Pacers;
+use super::pace::{Limits, Pacers};
 use super::recheck::{self, Sides};
 use super::report::text;
 use super::{Error, Outcome, Result};
@@ -58,18 +58,18 @@ pub struct Line {
 }
 
 /// Appends every key `o` left differing or changing to `path`, each read again on both sides
-/// (at most `rate` reads per second of each).
+/// (within `limits` on each).
 ///
 /// # Errors
 /// A read failed, or the file could not be written.
 pub async fn write(
     (src, dst): (&TableClient, &TableClient),
-    rate: Option<u64>,
+    limits: Limits,
     table: &str,
     o: &Outcome,
     path: &Path,
 ) -> Result<()> {
-    let sides = sides(src, dst, o.expiry_compared, rate);
+    let sides = sides(src, dst, o.expiry_compared, limits);
     let mut out = Vec::new();
     let named = |d: &Diff| match d.kind {
         super::compare::Kind::Missing => "missing",
@@ -82,8 +82,8 @@ pub async fn write(
         .map(|d| (d, named(d)))
         .chain(o.changing.iter().map(|d| (d, "changing")));
     for (d, kind) in all {
-        sides.pacers.source.pace(1).await;
-        sides.pacers.target.pace(1).await;
+        sides.pacers.source.pace(1, 0).await;
+        sides.pacers.target.pace(1, 0).await;
         let (s, t) = tokio::join!(read_one(&sides.src, &d.key), read_one(&sides.dst, &d.key));
         let line = line(
             table,
@@ -125,7 +125,7 @@ pub async fn verify_keys(
     let expiry = opts.compare_expiry
         && !(super::sets_default_ttl(src).await.map_err(Error::Source)?
             || super::sets_default_ttl(dst).await.map_err(Error::Target)?);
-    let sides = sides(src, dst, expiry, opts.rate);
+    let sides = sides(src, dst, expiry, opts.limits());
     let given = keys.len() as u64;
     // How they differed is found by the first read; until then each is a suspect.
     let suspects = keys
@@ -159,12 +159,12 @@ pub async fn verify_keys(
     })
 }
 
-fn sides(src: &TableClient, dst: &TableClient, expiry: bool, rate: Option<u64>) -> Sides {
+fn sides(src: &TableClient, dst: &TableClient, expiry: bool, limits: Limits) -> Sides {
     Sides {
         src: src.clone(),
         dst: dst.clone(),
         expiry,
-        pacers: std::sync::Arc::new(Pacers::new(rate)),
+        pacers: std::sync::Arc::new(Pacers::new(limits)),
     }
 }
 

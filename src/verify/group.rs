@@ -148,8 +148,20 @@ impl ClassJob {
         let after = start.through.as_deref();
         let (s, t) = self.counts;
         let mut a = Attempt {
-            source: ClassStream::new(&self.sides.src, &self.src_parts, s, scan, after),
-            target: ClassStream::new(&self.sides.dst, &self.dst_parts, t, scan, after),
+            source: ClassStream::new(
+                (&self.sides.src, &self.sides.pacers.source),
+                &self.src_parts,
+                s,
+                scan,
+                after,
+            ),
+            target: ClassStream::new(
+                (&self.sides.dst, &self.sides.pacers.target),
+                &self.dst_parts,
+                t,
+                scan,
+                after,
+            ),
             start,
             merge: Merge::default(),
             values_compared: 0,
@@ -206,7 +218,6 @@ impl ClassJob {
                         .next(max)
                         .await
                         .map_err(|e| side(Side::Source, e))?;
-                    self.sides.pacers.source.pace(batch.len()).await;
                     if self.opts.mode == Mode::Sample {
                         let sample = self.opts.sample();
                         sampled.extend(
@@ -228,7 +239,6 @@ impl ClassJob {
                         .next(max)
                         .await
                         .map_err(|e| side(Side::Target, e))?;
-                    self.sides.pacers.target.pace(batch.len()).await;
                     if batch.is_empty() {
                         a.merge.end_target();
                     } else {

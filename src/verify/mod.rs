@@ -96,6 +96,8 @@ pub struct Options {
     /// Most records read per second from each side (none: as fast as it goes); batches are
     /// capped at it.
     pub rate: Option<u64>,
+    /// Most bytes (keys and values) scanned per second from each side (none: no limit).
+    pub byte_rate: Option<u64>,
     /// Classes compared at once.
     pub parallelism: usize,
     /// Records per scan batch.
@@ -116,6 +118,7 @@ impl Default for Options {
             sample_rate: 0.01,
             sample_salt: sample::random_salt(),
             rate: None,
+            byte_rate: None,
             parallelism: 8,
             batch: 1000,
             max_suspects: 100_000,
@@ -126,6 +129,15 @@ impl Default for Options {
 }
 
 impl Options {
+    /// The read limits of each cluster.
+    #[must_use]
+    pub fn limits(&self) -> pace::Limits {
+        pace::Limits {
+            records: self.rate,
+            bytes: self.byte_rate,
+        }
+    }
+
     /// The sample `sample` mode compares the values of.
     #[must_use]
     pub fn sample(&self) -> sample::Sample {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use super::pace::Pacer;
 use crate::pegasus::error::Result;
 use crate::pegasus::messages::data::KeyValue;
 use crate::pegasus::scanner::PartitionScanner;
@@ -24,12 +25,12 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// Starts reading with `scanner`.
+    /// Starts reading with `scanner`, under the limits of `pacer` (its cluster's).
     #[must_use]
-    pub fn start(scanner: PartitionScanner) -> Self {
+    pub fn start(scanner: PartitionScanner, pacer: Arc<Pacer>) -> Self {
         let (tx, rx) = mpsc::channel(PREFETCH);
         let ahead = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(read(scanner, tx, ahead.clone()));
+        tokio::spawn(read(scanner, pacer, tx, ahead.clone()));
         Self { rx, ahead }
     }
 
@@ -66,16 +67,24 @@ impl Reader {
     }
 }
 
-/// Reads batches into `tx` until the scan ends or fails, or nobody takes them any more.
+/// Reads batches into `tx` until the scan ends or fails, or nobody takes them any more; each
+/// batch paid for with `pacer` (its records and bytes), each `ERR_BUSY` told to it.
 async fn read(
     mut scanner: PartitionScanner,
+    pacer: Arc<Pacer>,
     tx: mpsc::Sender<Result<Vec<KeyValue>>>,
     ahead: Arc<AtomicUsize>,
 ) {
     loop {
+        let busy = scanner.busy_refusals();
         let batch = scanner.next_batch().await;
+        for _ in busy..scanner.busy_refusals() {
+            pacer.busy();
+        }
         let more = match batch {
             Ok(Some(b)) => {
+                let bytes = b.iter().map(|kv| kv.key.0.len() + kv.value.0.len()).sum();
+                pacer.pace(b.len(), bytes).await;
                 ahead.fetch_add(b.len(), Ordering::Relaxed);
                 tx.send(Ok(b)).await.is_ok()
             }

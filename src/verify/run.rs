@@ -34,12 +34,13 @@ pub async fn verify(
     opts: Options,
     progress: Arc<Progress>,
 ) -> Result<Outcome> {
-    verify_resumable(src, dst, opts, progress, None).await
+    verify_resumable(src, dst, opts, progress, None, None).await
 }
 
 /// Like [`verify`], saving its progress to `checkpointing`'s store every so often (and when
 /// it fails), going on from the saved progress when asked to resume (the saved sample
-/// included), and forgetting it once it reaches a verdict.
+/// included), and forgetting it once it reaches a verdict; reading under `pacers` (the
+/// clusters' shared ones, `Pacers::of_clusters`) or, without, pacers of its own.
 ///
 /// # Errors
 /// As [`verify`]; and a checkpoint to resume from that is missing, unreadable or was saved
@@ -50,6 +51,7 @@ pub async fn verify_resumable(
     opts: Options,
     progress: Arc<Progress>,
     checkpointing: Option<&Checkpointing>,
+    pacers: Option<Pacers>,
 ) -> Result<Outcome> {
     let started = Instant::now();
     let s = Layout::read(src).await.map_err(Error::Source)?;
@@ -84,7 +86,7 @@ pub async fn verify_resumable(
         src: src.clone(),
         dst: dst.clone(),
         expiry: opts.compare_expiry,
-        pacers: Arc::new(Pacers::new(opts.rate)),
+        pacers: Arc::new(pacers.unwrap_or_else(|| Pacers::new(opts.limits()))),
     };
     let shared = Arc::new(Shared {
         suspects: Mutex::new(start.suspects),

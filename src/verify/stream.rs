@@ -8,8 +8,10 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use std::sync::Arc;
 
 use super::compare::Rec;
+use super::pace::Pacer;
 use super::reader::Reader;
 use crate::pegasus::key;
 use crate::pegasus::messages::data::KeyValue;
@@ -66,11 +68,11 @@ pub struct ClassStream {
 }
 
 impl ClassStream {
-    /// Reads `partitions` of `client`'s table of `count` partitions, from just after `after`
-    /// (a resumed group's last key compared) or from the start.
+    /// Reads `partitions` of `client`'s table of `count` partitions under `pacer`, from just
+    /// after `after` (a resumed group's last key compared) or from the start.
     #[must_use]
     pub fn new(
-        client: &TableClient,
+        (client, pacer): (&TableClient, &Arc<Pacer>),
         partitions: &[i32],
         count: i32,
         opts: ScanOptions,
@@ -86,7 +88,7 @@ impl ClassStream {
                 };
                 Part {
                     pidx: p,
-                    reader: Reader::start(scanner),
+                    reader: Reader::start(scanner, pacer.clone()),
                     buf: VecDeque::new(),
                     done: false,
                     last: after.map(<[u8]>::to_vec),

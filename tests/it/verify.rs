@@ -863,7 +863,7 @@ async fn a_killed_run_resumes_from_its_checkpoint_and_a_failed_group_from_its_la
     let progress = Arc::new(Progress::default());
     let (q, seen) = (p.clone(), progress.clone());
     let killed = tokio::spawn(async move {
-        verify::verify_resumable(&q.src, &q.dst, opts, seen, Some(&first)).await
+        verify::verify_resumable(&q.src, &q.dst, opts, seen, Some(&first), None).await
     });
     // Killed once half the table is compared and saved.
     crate::support::eventually("half compared and saved", || async {
@@ -894,6 +894,7 @@ async fn a_killed_run_resumes_from_its_checkpoint_and_a_failed_group_from_its_la
         },
         progress.clone(),
         Some(&resume),
+        None,
     )
     .await
     .unwrap();
@@ -914,7 +915,7 @@ async fn a_killed_run_resumes_from_its_checkpoint_and_a_failed_group_from_its_la
         store.load().unwrap().is_none(),
         "a verdict forgets the checkpoint"
     );
-    let e = verify::verify_resumable(&p.src, &p.dst, opts, progress, Some(&resume))
+    let e = verify::verify_resumable(&p.src, &p.dst, opts, progress, Some(&resume), None)
         .await
         .unwrap_err();
     assert!(
@@ -987,7 +988,7 @@ async fn differences_go_to_a_file_and_only_those_keys_are_checked_again_after_a_
     let o = run(&p, quick()).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("diffs.ndjson");
-    verify::diffs::write((&p.src, &p.dst), None, "t", &o, &path)
+    verify::diffs::write((&p.src, &p.dst), Default::default(), "t", &o, &path)
         .await
         .unwrap();
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
@@ -1043,4 +1044,62 @@ async fn differences_go_to_a_file_and_only_those_keys_are_checked_again_after_a_
         .await
         .unwrap();
     assert_eq!(repaired.verdict, Verdict::Equal, "{:?}", repaired.differing);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tables_verified_at_once_share_each_clusters_limit_and_a_busy_cluster_slows_them() {
+    use migrator::verify::pace::{Limits, Pacers};
+    let p = Arc::new(pair(4, 4).await);
+    p.a.create_table("u", 4, 1).unwrap();
+    p.b.create_table("u", 4, 1).unwrap();
+    let u = |sim: &SimCluster| TableClient::new("u", meta_client(sim), TableOptions::default());
+    let (u_src, u_dst) = (u(&p.a), u(&p.b));
+    for t in [&p.src, &p.dst, &u_src, &u_dst] {
+        fill(t, 600).await;
+    }
+    let limits = Limits {
+        records: Some(2000),
+        bytes: None,
+    };
+    let opts = Options {
+        rate: limits.records,
+        ..quick()
+    };
+    let shared = || Pacers::of_clusters("share-va", "share-vb", limits);
+    let started = tokio::time::Instant::now();
+    let one = |src: TableClient, dst: TableClient| {
+        let pacers = shared();
+        tokio::spawn(async move {
+            let progress = Arc::new(Progress::default());
+            verify::verify_resumable(&src, &dst, opts, progress, None, Some(pacers)).await
+        })
+    };
+    let (a, b) = (
+        one(p.src.clone(), p.dst.clone()),
+        one(u_src.clone(), u_dst.clone()),
+    );
+    for run in [a, b] {
+        assert_eq!(run.await.unwrap().unwrap().verdict, Verdict::Equal);
+    }
+    // 1,200 records from each cluster at 2,000/s between both tables: 0.6 s at least (each
+    // table alone at that rate would take 0.3 s).
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(550), "{took:?}");
+
+    // A replica that refuses reads as too busy slows every reader of its cluster.
+    let busy = Pacers::of_clusters("busy-va", "busy-vb", Limits::default());
+    p.a.cluster().faults.arm(Counted::ReadBusy, "t", 2);
+    let o = verify::verify_resumable(
+        &p.src,
+        &p.dst,
+        quick(),
+        Arc::new(Progress::default()),
+        None,
+        Some(busy.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(o.verdict, Verdict::Equal);
+    assert_eq!(p.a.cluster().faults.left(Counted::ReadBusy, "t"), 0);
+    assert_eq!((busy.source.halvings(), busy.target.halvings()), (2, 0));
 }
