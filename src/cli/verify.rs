@@ -1,7 +1,7 @@
 //! Owns `migrator verify FILE [--table T] [--mode full|sample] [--sample-rate R]
 //! [--sample-salt N] [--rate N] [--byte-rate N] [--max-suspects N] [--resume] [--diff-out FILE]
-//! [--keys FILE] [--json]`: compare each table on its source and target and report what
-//! differs; exit 0 when equal (every key compared and matched), 2 when different, 5 when
+//! [--keys FILE] [--shard I/N] [--json]`: compare each table on its source and target and
+//! report what differs (`--merge`: `verify_merge`); exit 0 when equal (every key compared and matched), 2 when different, 5 when
 //! incomplete (no difference, but keys not compared), 1 on error.
 
 use std::io::IsTerminal;
@@ -21,7 +21,8 @@ use crate::verify::{self, Mode, Options, Progress, Verdict};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The plan file (YAML).
-    pub file: PathBuf,
+    #[arg(required_unless_present = "merge")]
+    pub file: Option<PathBuf>,
     /// Only this table (default: every table of the file).
     #[arg(long)]
     pub table: Option<String>,
@@ -65,6 +66,15 @@ pub struct Args {
     /// lines of other tables are skipped) instead of scanning the tables.
     #[arg(long, value_name = "FILE", conflicts_with = "resume")]
     pub keys: Option<PathBuf>,
+    /// Compare only share I of N of the partition groups (`I/N`: those whose group number
+    /// modulo N is I), so N processes split one table; merge their `--json` reports with
+    /// `--merge`. In sample mode give every shard the same `--sample-salt`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<verify::shard::Shard>,
+    /// Merge the `--json` reports of a verify's shards (no plan file needed): one verdict and
+    /// counts, as one run would give.
+    #[arg(long, value_name = "REPORT", num_args = 1.., conflicts_with_all = ["keys", "resume", "diff_out"])]
+    pub merge: Vec<PathBuf>,
     /// Print the whole report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -91,14 +101,18 @@ pub async fn run(args: &Args) -> Result<Exit> {
             )));
         }
     }
-    let spec = crate::spec::load(&args.file)?;
-    let chosen = chosen_migrations(&spec, &args.file, args.table.as_deref())?;
+    let Some(file) = args.file.as_ref().filter(|_| args.merge.is_empty()) else {
+        return super::verify_merge::run(&args.merge, args.json);
+    };
+    let spec = crate::spec::load(file)?;
+    let chosen = chosen_migrations(&spec, file, args.table.as_deref())?;
     let opts = Options {
         mode: args.mode,
         sample_rate: args.sample_rate,
         sample_salt: args.sample_salt.unwrap_or_else(verify::sample::random_salt),
         rate: args.rate,
         byte_rate: args.byte_rate,
+        shard: args.shard.unwrap_or_default(),
         parallelism: args.parallelism,
         max_suspects: args.max_suspects,
         settle: verify::recheck::Settle {
@@ -119,7 +133,7 @@ pub async fn run(args: &Args) -> Result<Exit> {
         let checkpointing = verify::Checkpointing {
             store: verify::checkpoint::Store::new(
                 std::path::Path::new(".migrator"),
-                &m.table,
+                &label(&m.table, opts.shard),
                 &m.from,
                 &m.to,
                 CHECKPOINT_EVERY,
@@ -290,5 +304,15 @@ async fn show(table: &str, p: &Progress) {
         let rate = p.records.load(Ordering::Relaxed) as f64 / elapsed.max(0.001);
         bar.set_message(format!("{table}: {} ({rate:.0}/s)", p.describe(elapsed)));
         bar.tick();
+    }
+}
+
+/// The table's name in its checkpoint's: a shard's own (`T_shard-I-of-N`), so shards sharing
+/// a directory never take up each other's.
+fn label(table: &str, shard: verify::shard::Shard) -> String {
+    if shard.is_split() {
+        format!("{table}_shard-{}-of-{}", shard.index, shard.count)
+    } else {
+        table.to_string()
     }
 }

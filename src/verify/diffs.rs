@@ -153,6 +153,8 @@ pub async fn verify_keys(
         not_rechecked: 0,
         values_compared: 0,
         sample: None,
+        partitions: None,
+        shard: None,
         keys_given: Some(given),
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         max_in_hand: 0,

@@ -15,12 +15,14 @@ pub mod compare;
 pub mod diffs;
 mod group;
 pub mod layout;
+pub mod merge;
 pub mod pace;
 mod reader;
 pub mod recheck;
 pub mod report;
 mod run;
 pub mod sample;
+pub mod shard;
 pub mod stream;
 
 pub use run::{verify, verify_resumable, Checkpointing};
@@ -98,6 +100,8 @@ pub struct Options {
     pub rate: Option<u64>,
     /// Most bytes (keys and values) scanned per second from each side (none: no limit).
     pub byte_rate: Option<u64>,
+    /// The share of the partition groups this run compares (all by default).
+    pub shard: shard::Shard,
     /// Classes compared at once.
     pub parallelism: usize,
     /// Records per scan batch.
@@ -119,6 +123,7 @@ impl Default for Options {
             sample_salt: sample::random_salt(),
             rate: None,
             byte_rate: None,
+            shard: shard::Shard::default(),
             parallelism: 8,
             batch: 1000,
             max_suspects: 100_000,
@@ -216,6 +221,10 @@ pub struct Outcome {
     pub values_compared: u64,
     /// Sample mode: the sample's rate and salt, and what it could catch.
     pub sample: Option<sample::SampleReport>,
+    /// The source's and the target's partition counts (none: `--keys`, nothing scanned).
+    pub partitions: Option<[i32; 2]>,
+    /// Which share of the partition groups was compared (none: `--keys`).
+    pub shard: Option<shard::ShardReport>,
     /// `--keys`: how many keys were given (only they were re-checked; nothing scanned).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keys_given: Option<u64>,

@@ -13,6 +13,7 @@ use super::group::{ClassJob, ClassState, Shared};
 use super::layout::{self, Layout};
 use super::pace::Pacers;
 use super::recheck::{self, Sides};
+use super::shard::ShardReport;
 use super::stream::{class_partitions, classes};
 use super::{sets_default_ttl, Error, Mode, Options, Outcome, Progress, Result, Totals, Verdict};
 use crate::pegasus::table::TableClient;
@@ -75,10 +76,12 @@ pub async fn verify_resumable(
         compare_expiry: settings.compare_expiry,
         ..opts
     };
-    progress
-        .classes
-        .store(u64::try_from(g).unwrap_or(0), Ordering::Relaxed);
-    let done = start.classes.iter().filter(|c| c.done).count() as u64;
+    let mine = |c: usize| i32::try_from(c).is_ok_and(|c| opts.shard.takes(c));
+    let taken = (0..start.classes.len()).filter(|c| mine(*c)).count() as u64;
+    progress.classes.store(taken, Ordering::Relaxed);
+    let done = (start.classes.iter().enumerate())
+        .filter(|(i, c)| c.done && mine(*i))
+        .count() as u64;
     progress.classes_done.store(done, Ordering::Relaxed);
     let compared: u64 = start.classes.iter().map(|c| c.counts.scanned).sum();
     progress.records.store(compared, Ordering::Relaxed);
@@ -147,6 +150,13 @@ pub async fn verify_resumable(
         not_rechecked,
         values_compared: classes.iter().map(|c| c.values_compared).sum(),
         sample: (opts.mode == Mode::Sample).then(|| opts.sample().report()),
+        partitions: Some([s.partitions, t.partitions]),
+        shard: Some(ShardReport {
+            index: opts.shard.index,
+            count: opts.shard.count,
+            groups: u32::try_from((0..g).filter(|c| opts.shard.takes(*c)).count()).unwrap_or(0),
+            groups_total: u32::try_from(g).unwrap_or(0),
+        }),
         keys_given: None,
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         max_in_hand,
@@ -208,7 +218,7 @@ async fn compare_groups(
     let g = classes(s, t);
     let limit = Arc::new(tokio::sync::Semaphore::new(opts.parallelism.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
-    for class in 0..g {
+    for class in (0..g).filter(|c| opts.shard.takes(*c)) {
         let job = ClassJob {
             class: usize::try_from(class).unwrap_or(0),
             sides: sides.clone(),

@@ -1103,3 +1103,89 @@ async fn tables_verified_at_once_share_each_clusters_limit_and_a_busy_cluster_sl
     assert_eq!(p.a.cluster().faults.left(Counted::ReadBusy, "t"), 0);
     assert_eq!((busy.source.halvings(), busy.target.halvings()), (2, 0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_shards_as_separate_processes_merge_to_the_verdict_and_counts_of_one_run() {
+    use crate::stage::{output, text, Stage, StageOpts};
+    use std::process::Stdio;
+    let s = Stage::new("verify-shards", StageOpts::new(Version::V2_6, "10s")).await;
+    // 4 source and 8 target partitions: 4 groups, shared 2 + 1 + 1 by the shards.
+    s.dst().create_table("t0", 8, 1).unwrap();
+    for sim in [s.src(), s.dst()] {
+        sim.seed_direct("t0", 3000, 32).unwrap();
+    }
+    let said = s.fault(s.dst(), &["corrupt", "t0", "9"]).await;
+    assert!(said.contains("3 changed, 3 dropped, 3 added"), "{said}");
+    let quick = ["--json", "--settle-rounds", "1", "--mode", "sample"];
+    let salt = ["--sample-salt", "7", "--sample-rate", "0.3"];
+    let shards: Vec<_> = (0..3)
+        .map(|i| {
+            let shard = format!("{i}/3");
+            let mut c = s.command(&["verify", "m.yaml", "--table", "t0", "--shard", &shard]);
+            c.args(quick)
+                .args(salt)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    let dir = s
+        .journal()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let mut reports = Vec::new();
+    for (i, child) in shards.into_iter().enumerate() {
+        let out = output(child).await;
+        assert_eq!(out.status.code(), Some(2), "shard {i}: {}", text(&out));
+        let path = dir.join(format!("shard-{i}.json"));
+        std::fs::write(&path, &out.stdout).unwrap();
+        reports.push(path.display().to_string());
+    }
+    let mut merge = vec!["verify", "--merge"];
+    merge.extend(reports.iter().map(String::as_str));
+    let merged = s.run(&[merge.as_slice(), &["--json"]].concat()).await;
+    assert_eq!(merged.status.code(), Some(2), "{}", text(&merged));
+    let whole = s
+        .run(&[&["verify", "m.yaml", "--table", "t0"][..], &quick, &salt].concat())
+        .await;
+    assert_eq!(whole.status.code(), Some(2), "{}", text(&whole));
+    let doc = |o: &std::process::Output| -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["tables"][0].clone()
+    };
+    let (m, w) = (doc(&merged), doc(&whole));
+    assert_eq!(m["verdict"], w["verdict"]);
+    for part in ["scanned", "after_settling"] {
+        assert_eq!(m["outcome"][part], w["outcome"][part], "{part}");
+    }
+    assert_eq!(
+        m["outcome"]["values_compared"],
+        w["outcome"]["values_compared"]
+    );
+    let keys = |t: &serde_json::Value| {
+        let mut k: Vec<String> = t["outcome"]["differing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.to_string())
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&m), keys(&w));
+    assert_eq!(m["outcome"]["after_settling"]["missing"], 3, "{m}");
+
+    // A shard left out is refused, not merged into a smaller verdict.
+    let short = s
+        .run(&["verify", "--merge", &reports[0], &reports[2]])
+        .await;
+    assert_eq!(short.status.code(), Some(1), "{}", text(&short));
+    assert!(
+        text(&short).contains("shard 1/3 is missing"),
+        "{}",
+        text(&short)
+    );
+}
