@@ -37,6 +37,14 @@ pub fn now_ms() -> u64 {
     now_us() / 1000
 }
 
+/// Milliseconds since the Unix epoch by true time: a simulation's, whatever host the task runs
+/// on (for records of what happened when); outside a simulation the same as [`now_ms`].
+#[must_use]
+pub fn true_now_ms() -> u64 {
+    let skew = HOST.try_with(|h| h.skew_ms).unwrap_or(0);
+    now_ms().saturating_add_signed(-skew)
+}
+
 /// Microseconds since the Unix epoch by this host's clock.
 #[must_use]
 pub fn now_us() -> u64 {

@@ -8,9 +8,11 @@
 pub mod apply;
 pub mod cli;
 pub mod clock;
+pub mod cutover;
 pub mod dst;
 pub mod error;
 pub mod exit;
+pub mod files;
 pub mod net;
 pub mod observe;
 pub mod pegasus;

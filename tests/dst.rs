@@ -25,6 +25,14 @@ const REGRESSIONS: &[(u64, &str)] = &[
         1093,
         "R4, first fix: a routing rewrite that changed nothing left a block no one lifts",
     ),
+    (
+        1738,
+        "check (c): a deny env the meta took late and lost before any server applied it",
+    ),
+    (
+        3187,
+        "check (c): ZooKeeper calls faulted around the guardian's lift delay it",
+    ),
 ];
 
 fn explain(r: &Report) -> String {

@@ -105,7 +105,7 @@ impl Run<'_> {
         self.await_speed_up().await;
         let value = self.m.block_mode.deny_value();
         let sync = self.source.sync_bound();
-        let reserve = restore_reserve(sync, self.ctx.opts.probe_timeout);
+        let reserve = restore_reserve(self.source.unsped_bound(), self.ctx.opts.probe_timeout);
         // An earlier run's open block gets its guardian and keeps its deadline before anything
         // here can fail; a fresh one is opened only once the re-checks passed.
         if self.has_open_block().await {
@@ -116,10 +116,10 @@ impl Run<'_> {
             self.open_block(value, sync, reserve).await?;
         }
         let block = self.block.expect("opened above");
-        if Instant::now() >= block.give_up_at {
+        if Instant::now() >= block.switch_by() {
             return Err(Stop::Abort(format!(
-                "the write block from an earlier run is past its budget (max_write_block {:?} less {:?} to restore)",
-                self.m.max_write_block, reserve
+                "the write block from an earlier run is past its budget (max_write_block {:?} less {:?} to restore and {:?} for the switch)",
+                self.m.max_write_block, reserve, crate::plan::budget::SWITCH_RESERVE
             )));
         }
         super::failpoint::hit("set_deny", "before");
@@ -142,7 +142,7 @@ impl Run<'_> {
         let mut tally = Tally::default();
         let seen = self
             .poller()
-            .until_every_partition(awaited, settled_at, block.give_up_at, &mut tally)
+            .until_every_partition(awaited, settled_at, block.switch_by(), &mut tally)
             .await;
         self.tally = tally;
         if !seen {
@@ -183,8 +183,8 @@ impl Run<'_> {
         let _ = self.journal(Entry::BlockWrites(entry::Block::RestoreIntent {
             env: DENY_ENV.into(),
         }));
-        let sync = self.source.sync_bound();
-        let floor = Instant::now() + restore_reserve(sync, self.ctx.opts.probe_timeout);
+        let unsped = self.source.unsped_bound();
+        let floor = Instant::now() + restore_reserve(unsped, self.ctx.opts.probe_timeout);
         let deadline = self.block.map_or(floor, |b| b.deadline.max(floor));
         let note = "apply: the cut-over was abandoned before the switch";
         wait_until(
@@ -222,7 +222,7 @@ impl Run<'_> {
         } else {
             format!(
                 "writes restored on the meta; replicas apply it at their next config sync (within {:.0}s); not yet seen on partitions {}",
-                sync.as_secs_f64(),
+                unsped.as_secs_f64(),
                 tally.describe_missing()
             )
         };

@@ -75,9 +75,9 @@ impl Run<'_> {
                     break;
                 }
             }
-            if Instant::now() + self.ctx.opts.poll >= block.give_up_at {
+            if Instant::now() + self.ctx.opts.poll >= block.switch_by() {
                 return Err(Stop::Abort(format!(
-                    "not every partition shipped within the budget: {last_state}"
+                    "not every partition shipped in time to leave the switch its reserve: {last_state}"
                 )));
             }
             tokio::time::sleep(self.ctx.opts.poll).await;

@@ -6,9 +6,9 @@
 use super::entry::{self, Entry};
 use super::guardian;
 use super::journal::now_ms;
-use super::protocol::{self, Adopt};
-use super::record::{BlockRecord, BlockState, Lift, RecordStore, RoutingRef, Transition};
 use super::table::{Run, Stop};
+use crate::cutover::protocol::{self, Adopt};
+use crate::cutover::record::{BlockRecord, BlockState, Lift, RecordStore, RoutingRef, Transition};
 use crate::plan::budget::ms;
 use crate::routing::Route;
 
@@ -54,6 +54,7 @@ impl Run<'_> {
             note: String::new(),
             routing,
             fence: None,
+            fence_epoch: None,
             superseded: false,
         }
     }
@@ -67,7 +68,8 @@ impl Run<'_> {
     ) -> Result<Opened, Stop> {
         let store = self.ctx.record_store(self.m);
         self.record = Some(store.clone());
-        let fail = |e: super::record::RecordError| Stop::Abort(format!("block record: {e}"));
+        let fail =
+            |e: crate::cutover::record::RecordError| Stop::Abort(format!("block record: {e}"));
         for _ in 0..3 {
             let (record, version) = match store.read().await.map_err(fail)? {
                 None => (self.fresh_record(value, reserve), None),
@@ -105,7 +107,8 @@ impl Run<'_> {
         store: &RecordStore,
         r: BlockRecord,
     ) -> Result<Option<BlockRecord>, Stop> {
-        let fail = |e: super::record::RecordError| Stop::Abort(format!("block record: {e}"));
+        let fail =
+            |e: crate::cutover::record::RecordError| Stop::Abort(format!("block record: {e}"));
         let value = self.m.block_mode.deny_value();
         let manual = self.ctx.zk.is_none();
         let routing = match r.state {
@@ -288,7 +291,8 @@ impl Run<'_> {
             .modify(BlockState::Blocking, None, |r| {
                 r.state = BlockState::SwitchSent;
                 r.note = SWITCHING.into();
-                r.fence = fence;
+                r.fence = fence.as_ref().map(|f| f.lock.clone());
+                r.fence_epoch = fence.map(|f| (f.epoch, f.epoch_version));
             })
             .await
         {

@@ -18,8 +18,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::journal::now_ms;
-use super::protocol::{dead_switch_liftable, guardian_round, GuardianRound};
-use super::record::{BlockRecord, BlockState, Lift, RecordStore, Transition};
+use crate::cutover::protocol::{dead_switch_liftable, guardian_round, GuardianRound};
+use crate::cutover::record::{BlockRecord, BlockState, Lift, RecordStore, Transition};
 use crate::pegasus::envs::DENY_ENV;
 use crate::pegasus::meta::{MetaClient, MetaOptions};
 use crate::plan::budget::ms;
@@ -99,9 +99,9 @@ pub fn spawn(store: &RecordStore, log: &Path) -> std::io::Result<u32> {
     }
     let exe = std::env::current_exe()?;
     if let Some(dir) = log.parent() {
-        super::files::private_dir(dir)?;
+        crate::files::private_dir(dir)?;
     }
-    let out = super::files::append_private(log)?;
+    let out = crate::files::append_private(log)?;
     let mut command = Command::new(exe);
     // Credentials travel in the environment, never on a command line others can read.
     if let Some(auth) = crate::routing::zk::ZkAuth::installed() {
@@ -186,7 +186,7 @@ async fn announce(store: &RecordStore, started_ms: u64) -> Result<usize, String>
                 }
             }
             RecordStore::File { .. } => {
-                match super::files::create_private(Path::new(&marker))
+                match crate::files::create_private(Path::new(&marker))
                     .and_then(|mut f| std::io::Write::write_all(&mut f, pid.as_bytes()))
                 {
                     Ok(()) => true,
@@ -395,6 +395,23 @@ async fn lift_at_deadline(watch: &Watch, record: &BlockRecord, lingering: bool) 
     }
 }
 
+/// Whether a switch fenced on lock node `lock` (and the lock epoch at a version) can no longer
+/// commit: the lock node is gone, or the epoch moved (another run took the lock since). An
+/// unanswered read proves nothing.
+async fn fence_broken(zk: &Zk, lock: &str, epoch: Option<&(String, i32)>) -> bool {
+    if matches!(zk.read(lock).await, Ok(None)) {
+        return true;
+    }
+    match epoch {
+        Some((path, version)) => match zk.read(path).await {
+            Ok(Some((_, now))) => now != *version,
+            Ok(None) => true,
+            Err(_) => false,
+        },
+        None => false,
+    }
+}
+
 /// A `SwitchSent` record whose fence (the lock node of the run that sent the switch) is gone
 /// with routing still naming the source: that switch was decided and did not happen (a
 /// session's requests are processed in order, an expired session's are dropped, and the
@@ -405,7 +422,7 @@ async fn lift_dead_switch(watch: &Watch, record: &BlockRecord) -> Option<Ended> 
     else {
         return None;
     };
-    let fence_gone = matches!(zk.read(fence).await, Ok(None));
+    let fence_gone = fence_broken(zk, fence, record.fence_epoch.as_ref()).await;
     let committed = switch_committed(&watch.store, record).await?;
     let (data, version) = zk.read(&routing.path).await.ok()??;
     let names = Route::parse(&data).ok().map(|r| r.cluster_name);
@@ -453,7 +470,7 @@ pub async fn switch_committed(store: &RecordStore, record: &BlockRecord) -> Opti
     let RecordStore::Zk { zk, path } = store else {
         return None;
     };
-    let marker = super::record::switch_marker(path, record.started_ms);
+    let marker = crate::cutover::record::switch_marker(path, record.started_ms);
     zk.read(&marker).await.ok().map(|m| m.is_some())
 }
 

@@ -37,9 +37,9 @@ impl Journal {
     /// The file or its directory cannot be created.
     pub fn open(path: &Path, run: RunInfo) -> std::io::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            super::files::private_dir(dir)?;
+            crate::files::private_dir(dir)?;
         }
-        let file = super::files::append_private(path)?;
+        let file = crate::files::append_private(path)?;
         Ok(Self {
             path: path.to_path_buf(),
             file: Mutex::new(file),

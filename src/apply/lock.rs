@@ -2,6 +2,11 @@
 //! (`<migrator_root>/locks/<table>`, holding who, where, when and which plan), or, without
 //! meta-proxy, an exclusive `flock` on `.migrator/lock`. A crashed holder's ZooKeeper lock goes
 //! with its session; its file lock with its process.
+//!
+//! A ZooKeeper lock also fences the switch: the lock node at version 0 and the table's lock
+//! epoch (`<migrator_root>/lock-epochs/<table>`) at the version it had when this run took the
+//! lock. Whoever takes a free lock moves the epoch first, so a lock re-created by another run
+//! after this run's session ended fails the fence, though it is again at version 0.
 
 use std::path::Path;
 use std::time::Duration;
@@ -27,7 +32,38 @@ pub enum LockError {
 pub struct Locks {
     zk: Option<Zk>,
     paths: Vec<String>,
+    fences: Vec<Fence>,
     file: Option<std::fs::File>,
+}
+
+/// What a switch checks in its transaction: this run still holds the lock it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// The lock node (ephemeral: gone with this run's session).
+    pub lock: String,
+    /// The table's lock epoch, and its version when this run took the lock.
+    pub epoch: String,
+    pub epoch_version: i32,
+}
+
+impl Fence {
+    /// The (node, version) checks of the fence.
+    #[must_use]
+    pub fn guards(&self) -> [(&str, i32); 2] {
+        [
+            (self.lock.as_str(), 0),
+            (self.epoch.as_str(), self.epoch_version),
+        ]
+    }
+}
+
+/// The lock epoch node of `table`: moved by every run that takes a free lock.
+#[must_use]
+pub fn epoch_path(migrator_root: &str, table: &str) -> String {
+    format!(
+        "{}/lock-epochs/{table}",
+        migrator_root.trim_end_matches('/')
+    )
 }
 
 /// The lock node of `table` under migrator's own root.
@@ -51,13 +87,32 @@ pub async fn take_zk(
     let mut locks = Locks {
         zk: Some(zk.clone()),
         paths: vec![],
+        fences: vec![],
         file: None,
     };
+    let io = |e: ZkError| LockError::Io(e.to_string());
     for table in tables {
         let path = lock_path(root, table);
+        let epoch = epoch_path(root, table);
         loop {
+            // Only a run that may take the lock moves the epoch: one waiting for a held lock
+            // must not break its holder's fence.
+            if zk.read(&path).await.map_err(io)?.is_none() {
+                bump(zk, &epoch).await.map_err(io)?;
+            }
             match zk.create_ephemeral(&path, holder.as_bytes()).await {
-                Ok(()) => break,
+                Ok(()) => {
+                    let (_, epoch_version) =
+                        zk.read(&epoch).await.map_err(io)?.ok_or_else(|| {
+                            LockError::Io(format!("{epoch} vanished while taking the lock"))
+                        })?;
+                    locks.fences.push(Fence {
+                        lock: path.clone(),
+                        epoch,
+                        epoch_version,
+                    });
+                    break;
+                }
                 Err(ZkError::NodeExists { .. }) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(200)).await
                 }
@@ -79,6 +134,18 @@ pub async fn take_zk(
     Ok(locks)
 }
 
+/// Moves the epoch node at `path` to a new version (creating it the first time).
+async fn bump(zk: &Zk, path: &str) -> Result<(), ZkError> {
+    match zk.set(path, b"", None).await {
+        Ok(_) => Ok(()),
+        Err(ZkError::NoNode { .. }) => match zk.create_all(path, b"").await {
+            Ok(()) | Err(ZkError::NodeExists { .. }) => Ok(()),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    }
+}
+
 /// Takes the local lock file `path` (no meta-proxy): one apply at a time from this directory.
 /// An exclusive `flock` on the open file: the kernel releases it when the holder exits, however
 /// it exits, so there is no stale lock to judge and no race to take one over.
@@ -91,9 +158,9 @@ pub async fn take_file(path: &Path, holder: &str, timeout: Duration) -> Result<L
     let deadline = Instant::now() + timeout;
     let io = |e: std::io::Error| LockError::Io(format!("{}: {e}", path.display()));
     if let Some(dir) = path.parent() {
-        super::files::private_dir(dir).map_err(io)?;
+        crate::files::private_dir(dir).map_err(io)?;
     }
-    let mut file = super::files::open_private(path).map_err(io)?;
+    let mut file = crate::files::open_private(path).map_err(io)?;
     loop {
         // SAFETY: flock on a file descriptor this process owns; no memory is involved.
         let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
@@ -105,6 +172,7 @@ pub async fn take_file(path: &Path, holder: &str, timeout: Duration) -> Result<L
             return Ok(Locks {
                 zk: None,
                 paths: vec![],
+                fences: vec![],
                 file: Some(file),
             });
         }
@@ -132,13 +200,67 @@ impl Locks {
         drop(self.file.take());
     }
 
-    /// The ZooKeeper lock node of `table`, if this run holds one (a fence for the switch:
-    /// it vanishes with the session that owns it).
+    /// The fence of `table`'s ZooKeeper lock, if this run holds one.
     #[must_use]
-    pub fn zk_node(&self, table: &str) -> Option<&str> {
-        self.paths
+    pub fn fence(&self, table: &str) -> Option<&Fence> {
+        self.fences
             .iter()
-            .find(|p| p.rsplit('/').next() == Some(table))
-            .map(String::as_str)
+            .find(|f| f.lock.rsplit('/').next() == Some(table))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::test_zk::{unique, TestZk};
+    use crate::routing::zk::CasConflict;
+
+    /// Run A took the lock; its node vanished (as with an expired session) and run B took
+    /// the lock again, at version 0 like A's: A's fence must fail, B's pass.
+    #[tokio::test]
+    async fn a_lock_taken_again_by_another_run_fails_the_first_runs_fence() {
+        let server = TestZk::get();
+        let (a, b) = (server.connect().await, server.connect().await);
+        let root = unique("lock-fence");
+        let routing = format!("{root}/routing/t");
+        a.create_all(&routing, b"source").await.unwrap();
+        let wait = Duration::from_millis(100);
+
+        let a_locks = take_zk(&a, &root, &["t".into()], "a", wait).await.unwrap();
+        let a_fence = a_locks.fence("t").unwrap().clone();
+        let held = take_zk(&b, &root, &["t".into()], "b", wait).await;
+        assert!(matches!(held, Err(LockError::Held { .. })), "{held:?}");
+        assert_eq!(
+            a.read(&a_fence.epoch).await.unwrap().unwrap().1,
+            a_fence.epoch_version,
+            "a run waiting for a held lock leaves its holder's fence alone"
+        );
+
+        a.delete(&a_fence.lock, None).await.unwrap();
+        let b_locks = take_zk(&b, &root, &["t".into()], "b", wait).await.unwrap();
+        let b_fence = b_locks.fence("t").unwrap().clone();
+        assert_eq!(
+            b_fence.lock, a_fence.lock,
+            "the same lock node, again at version 0"
+        );
+
+        let switch = |zk: &Zk, fence: &Fence| {
+            let (zk, fence, routing) = (zk.clone(), fence.clone(), routing.clone());
+            async move {
+                zk.compare_and_set_guarded(&routing, 0, b"target", &fence.guards(), None)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert!(
+            matches!(switch(&a, &a_fence).await, Err(CasConflict::Guard { .. })),
+            "the first run's fence fails"
+        );
+        assert_eq!(
+            switch(&b, &b_fence).await,
+            Ok(1),
+            "the holder's fence passes"
+        );
+        b_locks.release().await;
     }
 }

@@ -13,7 +13,6 @@ pub mod entry;
 pub mod events;
 pub mod evidence;
 pub mod failpoint;
-pub mod files;
 mod finish;
 pub mod gate;
 mod guard;
@@ -22,10 +21,6 @@ pub mod journal;
 pub mod lock;
 mod preflight;
 pub mod progress;
-pub mod protocol;
-#[cfg(test)]
-mod protocol_model;
-pub mod record;
 pub mod speedup;
 mod switch;
 pub mod table;
@@ -169,7 +164,7 @@ pub struct Ctx {
     /// writes.
     pub stopping: watch::Receiver<bool>,
     /// The ZooKeeper lock node this run holds, per table: the switch's fence.
-    pub fences: BTreeMap<String, String>,
+    pub fences: BTreeMap<String, lock::Fence>,
     /// Where local state lives (`.migrator`): block records and guardian logs without
     /// meta-proxy.
     pub state_dir: std::path::PathBuf,
@@ -228,7 +223,7 @@ impl Ctx {
             .spec
             .migrations
             .iter()
-            .filter_map(|m| Some((m.table.clone(), locks.zk_node(&m.table)?.to_string())))
+            .filter_map(|m| Some((m.table.clone(), locks.fence(&m.table)?.clone())))
             .collect();
         self.state_dir = state_dir;
         self
@@ -237,8 +232,8 @@ impl Ctx {
     /// Where the block record of `m` lives: migrator's ZooKeeper root with meta-proxy, the
     /// state dir without.
     #[must_use]
-    pub fn record_store(&self, m: &crate::spec::Migration) -> record::RecordStore {
-        record::RecordStore::of(&self.spec, self.zk.as_ref(), &self.state_dir, m)
+    pub fn record_store(&self, m: &crate::spec::Migration) -> crate::cutover::record::RecordStore {
+        crate::cutover::record::RecordStore::of(&self.spec, self.zk.as_ref(), &self.state_dir, m)
     }
 
     /// Reads each source cluster's config-sync facts. A speed-up an earlier run left in place
@@ -274,7 +269,7 @@ impl Ctx {
 
 async fn close_record(ctx: &Ctx, table: &str) {
     if let Some(m) = ctx.spec.migrations.iter().find(|m| m.table == table) {
-        record::close_finished(&ctx.record_store(m)).await;
+        crate::cutover::record::close_finished(&ctx.record_store(m)).await;
     }
 }
 

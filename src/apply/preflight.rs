@@ -5,8 +5,8 @@
 //! duplication must still ship to this table on the target, and the target table must have a
 //! primary for every partition.
 
-use super::record::BlockState;
 use super::table::{fail, Run, StepResult, Stop};
+use crate::cutover::record::BlockState;
 use crate::pegasus::envs::DENY_ENV;
 use crate::pegasus::messages::duplication::DuplicationEntry;
 use crate::probe::Primaries;

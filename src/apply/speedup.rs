@@ -113,6 +113,14 @@ impl Source {
         }
     }
 
+    /// The longest config-sync period the servers had before any speed-up: what a restore
+    /// must allow for, since another run (or `abort`) may restore the speed-up meanwhile —
+    /// the speed-up is per cluster, its users are not.
+    #[must_use]
+    pub fn unsped_bound(&self) -> Duration {
+        self.longest_original()
+    }
+
     fn longest_original(&self) -> Duration {
         let read = self
             .original

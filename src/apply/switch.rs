@@ -18,17 +18,30 @@ use super::block::SYNC_MARGIN;
 use super::entry::{self, Entry};
 use super::gate::wait_until;
 use super::journal::now_ms;
-use super::protocol::{self, SwitchReading};
-use super::record::BlockState;
 use super::table::{Run, StepResult, Stop};
+use crate::cutover::protocol::{self, SwitchReading};
+use crate::cutover::record::BlockState;
 use crate::pegasus::envs::{DENY_ALL_RECONFIG, DENY_ENV};
-use crate::plan::budget::ms;
+use crate::plan::budget::{ms, SWITCH_CALL, SWITCH_RESERVE, SWITCH_RESOLVE};
 use crate::plan::{RoutingChange, StepKind};
 use crate::probe::proxies::{self, ProxyAnswer};
 use crate::routing::zk::Zk;
 use crate::routing::Route;
 
 impl Run<'_> {
+    /// Whether the block leaves the switch its worst case — the transaction and resolving an
+    /// unknown outcome — before the restore must start, so a switch that did not commit still
+    /// leaves writes to be taken again by the deadline.
+    fn time_for_the_switch(&self) -> StepResult {
+        match self.block {
+            Some(b) if Instant::now() > b.switch_by() => Err(Stop::Abort(format!(
+                "too little of the write-block budget is left to send the switch and learn its outcome ({}s); nothing was switched",
+                SWITCH_RESERVE.as_secs()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     pub(super) async fn switch(&mut self, routing: Option<&RoutingChange>) -> StepResult {
         if self.record.is_none() {
             // Resumed after the block: the earlier run's record moves on from here.
@@ -56,11 +69,8 @@ impl Run<'_> {
 
     async fn compare_and_set(&mut self, zk: &Zk, c: &RoutingChange) -> StepResult {
         self.block_still_in_force().await?;
-        if self.block.is_some_and(|b| Instant::now() >= b.give_up_at) {
-            return Err(Stop::Abort(
-                "the write-block budget ran out before the switch".into(),
-            ));
-        }
+        self.time_for_the_switch()?;
+        let zk = &zk.with_call_timeout(SWITCH_CALL);
         self.journal(Entry::Switch(entry::Switch::Intent {
             path: c.path.clone(),
             version: c.version,
@@ -72,15 +82,21 @@ impl Run<'_> {
         let record_version = self.record_switch_sent().await?;
         let mut guards: Vec<(&str, i32)> = Vec::new();
         let mut marker = None;
-        if let (Some(v), Some(super::record::RecordStore::Zk { path, .. })) =
+        if let (Some(v), Some(crate::cutover::record::RecordStore::Zk { path, .. })) =
             (record_version, &self.record)
         {
             guards.push((path.as_str(), v));
             let started_ms = self.block.map_or(0, |b| b.started_ms);
-            marker = Some(super::record::switch_marker(path, started_ms));
+            marker = Some(crate::cutover::record::switch_marker(path, started_ms));
         }
-        if let Some(lock) = self.ctx.fences.get(&self.m.table) {
-            guards.push((lock.as_str(), 0));
+        if let Some(fence) = self.ctx.fences.get(&self.m.table) {
+            guards.extend(fence.guards());
+        }
+        if let Err(stop) = self.time_for_the_switch() {
+            // The record write ate the time: nothing was sent, so the record goes back.
+            self.not_switched("apply: too little time left to switch")
+                .await;
+            return Err(stop);
         }
         self.switch_sent = true;
         super::failpoint::hit("switch", "before");
@@ -134,7 +150,7 @@ impl Run<'_> {
             if held {
                 return Ok(());
             }
-            if !self.tally.complete() || Instant::now() + self.ctx.opts.poll >= block.give_up_at {
+            if !self.tally.complete() || Instant::now() + self.ctx.opts.poll >= block.switch_by() {
                 break;
             }
             tokio::time::sleep(self.ctx.opts.poll).await;
@@ -183,7 +199,7 @@ impl Run<'_> {
     /// The outcome is unknown: re-read the node (on this session, which orders the read after
     /// the multi) until it tells, within a bound; then stop with the block kept.
     async fn resolve_unknown(&mut self, zk: &Zk, c: &RoutingChange, why: &str) -> StepResult {
-        let until = Instant::now() + Duration::from_secs(10);
+        let until = Instant::now() + SWITCH_RESOLVE;
         let mut last = why.to_string();
         while Instant::now() < until {
             let node = zk.read(&c.path).await;
@@ -244,7 +260,7 @@ impl Run<'_> {
                 r.note = "apply: the switch did not happen".into();
             })
             .await;
-        let moved = matches!(back, Ok(super::record::Transition::Done(..)));
+        let moved = matches!(back, Ok(crate::cutover::record::Transition::Done(..)));
         if moved {
             self.switch_sent = false;
         }

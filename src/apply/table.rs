@@ -58,6 +58,16 @@ pub(super) struct Block {
     pub deadline: Instant,
 }
 
+impl Block {
+    /// The last moment the switch may be sent: its worst case must end before `give_up_at`.
+    #[must_use]
+    pub fn switch_by(&self) -> Instant {
+        self.give_up_at
+            .checked_sub(crate::plan::budget::SWITCH_RESERVE)
+            .unwrap_or(self.started)
+    }
+}
+
 pub(super) struct Run<'a> {
     pub ctx: &'a Ctx,
     pub m: &'a Migration,
@@ -76,7 +86,7 @@ pub(super) struct Run<'a> {
     /// This table counts as a cut-over of its source cluster (for the speed-up).
     pub in_cutover: bool,
     /// The block record, once the block was opened.
-    pub record: Option<super::record::RecordStore>,
+    pub record: Option<crate::cutover::record::RecordStore>,
 }
 
 /// Runs `tp`'s remaining steps; `cutover` bounds concurrent cut-overs on the source cluster.
@@ -259,7 +269,8 @@ impl Run<'_> {
     /// are restored first unless the switch was sent; then it is an abort (exit 3) only if
     /// the block was lifted, and anything after the switch needs an operator.
     async fn stopped(&mut self, kind: StepKind, stop: Stop) -> Outcome {
-        let restore = super::protocol::restores_on_stop(self.block.is_some(), self.switch_sent);
+        let restore =
+            crate::cutover::protocol::restores_on_stop(self.block.is_some(), self.switch_sent);
         let mut outcome = match stop {
             Stop::Abort(reason) => Outcome::Stopped { reason },
             Stop::Fail(reason) => Outcome::Failed { reason },

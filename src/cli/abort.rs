@@ -15,10 +15,10 @@ use crate::apply::block::SYNC_MARGIN;
 use crate::apply::entry::{self, Entry};
 use crate::apply::evidence::{Awaited, Poller, Tally};
 use crate::apply::journal::{self, Journal, RunInfo, Subject};
-use crate::apply::protocol::{self, AbortRefusal};
-use crate::apply::record::{BlockState, Lift, RecordStore, Transition};
 use crate::apply::speedup::Source;
 use crate::apply::{guardian, lock};
+use crate::cutover::protocol::{self, AbortRefusal};
+use crate::cutover::record::{BlockState, Lift, RecordStore, Transition};
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::observe::{meta_client, observe, ObserveOptions};
@@ -184,9 +184,22 @@ async fn abort_table(
         .await
         .map_err(|e| e.to_string())?;
     let mut done = vec![];
-    if let Some(value) = deny {
+    // A record still open with no deny env in force (its apply died before setting it, or
+    // the env is gone) is closed too: a later apply would otherwise resume its deadline.
+    let open = record
+        .as_ref()
+        .filter(|(r, _)| r.state == BlockState::Blocking)
+        .map(|(r, _)| r.deny_value.clone());
+    if let Some(value) = deny.or(open.as_deref()) {
         lift(spec, store, m, value).await?;
-        done.push(restored(&meta, m).await);
+        done.push(if deny.is_some() {
+            restored(&meta, m).await
+        } else {
+            format!(
+                "the open block record {} is closed ({DENY_ENV} was not in force)",
+                store.describe()
+            )
+        });
     }
     if remove_duplication {
         for d in &obs.dups {

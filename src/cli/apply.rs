@@ -160,8 +160,8 @@ async fn close_finished_records(spec: &Spec, plan: &Plan, journal: &Path) {
         .filter(|t| t.action == crate::plan::Action::Done)
     {
         if let Some(m) = spec.migrations.iter().find(|m| m.table == t.table) {
-            let store = crate::apply::record::RecordStore::of(spec, zk.as_ref(), &dir, m);
-            crate::apply::record::close_finished(&store).await;
+            let store = crate::cutover::record::RecordStore::of(spec, zk.as_ref(), &dir, m);
+            crate::cutover::record::close_finished(&store).await;
         }
     }
 }

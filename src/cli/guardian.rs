@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::apply::guardian::{self, Ended};
-use crate::apply::record::RecordStore;
+use crate::cutover::record::RecordStore;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::routing::zk::Zk;

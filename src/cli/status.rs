@@ -11,7 +11,7 @@ use std::time::Duration;
 use std::path::Path;
 
 use crate::apply::journal::now_ms;
-use crate::apply::record::{BlockRecord, BlockState, RecordStore};
+use crate::cutover::record::{BlockRecord, BlockState, RecordStore};
 use crate::error::Result;
 use crate::exit::Exit;
 use crate::observe::{observe, ObserveOptions};

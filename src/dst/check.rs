@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::procs::RunEnd;
 use super::writers::{key_of, Write};
-use crate::apply::record::{BlockRecord, BlockState};
+use crate::cutover::record::{BlockRecord, BlockState};
 use crate::sim::state::DenyEvent;
 use crate::sim::world::World;
 use crate::sim::zk_model::Change;
@@ -43,6 +43,9 @@ pub struct Facts {
     pub config_sync: Duration,
     /// Config-sync lateness the run injected, in total.
     pub late_sync: Duration,
+    /// (true wall-clock ms, cost in ms) of every faulted ZooKeeper call a migrator process
+    /// made: a lift records itself in ZooKeeper before it deletes the deny env.
+    pub zk_lateness: Vec<(u64, u64)>,
     /// Where block records and routing nodes live.
     pub record_root: String,
     pub routing_root: String,
@@ -130,19 +133,31 @@ fn switched_at(facts: &Facts, table: &str, from_ms: u64) -> Option<u64> {
 }
 
 /// When, after a block set at `from_ms` took effect on some server, no server of the source
-/// denied writes to `app` any more (`from_ms` if it never took effect).
+/// denied writes to `app` any more (`from_ms` if it never took effect; the moment the meta
+/// dropped it if that came first).
 fn writes_taken_at(facts: &Facts, app: i32, from_ms: u64) -> Option<u64> {
     let mut denying: BTreeMap<usize, bool> = BTreeMap::new();
     let mut in_force = false;
     for e in &facts.deny_log {
-        let DenyEvent::Applied {
-            at_ms,
-            node,
-            app_id,
-            deny,
-        } = e
-        else {
-            continue;
+        let (at_ms, node, app_id, deny) = match e {
+            DenyEvent::Applied {
+                at_ms,
+                node,
+                app_id,
+                deny,
+            } => (at_ms, node, app_id, deny),
+            DenyEvent::Meta {
+                at_ms,
+                app_id,
+                value: None,
+            } if *app_id == app && *at_ms > from_ms && !in_force => {
+                // Deleted before any server applied it: no server ever denied a write.
+                if !denying.values().any(|d| *d) {
+                    return Some(*at_ms);
+                }
+                continue;
+            }
+            DenyEvent::Meta { .. } => continue,
         };
         if *app_id != app {
             continue;
@@ -171,6 +186,9 @@ fn writes_taken_at(facts: &Facts, app: i32, from_ms: u64) -> Option<u64> {
     }
 }
 
+/// How long before a block's give_up a faulted ZooKeeper call can still delay its lift.
+const LIFT_ZK_WINDOW_MS: u64 = 15_000;
+
 /// (c) Each deny env set on the meta is followed, within the bound, by writes taken again:
 /// no server denying them, or routing naming the target.
 fn blocks_bounded(facts: &Facts, v: &mut Vec<String>) {
@@ -193,8 +211,6 @@ fn blocks_bounded(facts: &Facts, v: &mut Vec<String>) {
             continue;
         };
         let budget = Duration::from_millis(record.deadline_ms.saturating_sub(record.started_ms));
-        let bound = budget + facts.config_sync + facts.late_sync + BLOCK_MARGIN;
-        let bound_ms = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX);
         let ended = [
             switched_at(facts, table, *at_ms),
             writes_taken_at(facts, *app_id, *at_ms),
@@ -202,16 +218,26 @@ fn blocks_bounded(facts: &Facts, v: &mut Vec<String>) {
         .into_iter()
         .flatten()
         .min();
-        let late = match ended {
-            Some(end) => end.saturating_sub(*at_ms) > bound_ms,
-            None => facts.end_ms.saturating_sub(*at_ms) > bound_ms,
-        };
-        if late {
+        let end = ended.unwrap_or(facts.end_ms);
+        // Only calls around the lift can delay it: from a call deadline or two before the
+        // block's give_up on.
+        let lift_from = (at_ms + record.give_up_ms.saturating_sub(record.started_ms))
+            .saturating_sub(LIFT_ZK_WINDOW_MS);
+        let zk_late: u64 = facts
+            .zk_lateness
+            .iter()
+            .filter(|(at, _)| (lift_from..end).contains(at))
+            .map(|(_, cost)| cost)
+            .sum();
+        let lateness = facts.late_sync + Duration::from_millis(zk_late);
+        let bound = budget + facts.config_sync + lateness + BLOCK_MARGIN;
+        let bound_ms = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX);
+        if end.saturating_sub(*at_ms) > bound_ms {
             v.push(format!(
-                "(c) the write block on {table} set at {at_ms} ms ({value}) ended {} — more than max_write_block {}s + one config sync + {} ms of injected lateness + {}s",
+                "(c) the write block on {table} set at {at_ms} ms ({value}) ended {} — more than max_write_block {}s + one config sync + {} ms of injected lateness ({zk_late} ms of it ZooKeeper's) + {}s",
                 ended.map_or_else(|| "never".to_string(), |e| format!("after {} ms", e - at_ms)),
                 budget.as_secs(),
-                facts.late_sync.as_millis(),
+                lateness.as_millis(),
                 BLOCK_MARGIN.as_secs()
             ));
         }

@@ -130,51 +130,90 @@ pub fn zk_policy(
     p: f64,
     procs: Procs,
     kills: Arc<Mutex<Kills>>,
+    lateness: ZkLateness,
 ) -> crate::sim::zk_model::ZkPolicy {
     let rng = Mutex::new(rng);
     Box::new(move |session, _op, _path| {
         let holder = procs.holder(session);
-        if holder == "world" {
-            return ZkFault::default();
-        }
-        if kills.lock().expect("kills").strikes(&holder) {
-            return ZkFault {
-                kill_holder: true,
-                ..ZkFault::default()
-            };
-        }
-        let mut rng = rng.lock().expect("zk rng");
-        if !rng.chance(p) {
-            return ZkFault::default();
-        }
-        match rng.range(0, 9) {
-            0 | 1 => ZkFault {
-                lose_before: true,
-                ..ZkFault::default()
-            },
-            2 | 3 => ZkFault {
-                lose_after: true,
-                ..ZkFault::default()
-            },
-            4 | 5 => ZkFault {
-                delay_ms: rng.range(10, 12_000),
-                ..ZkFault::default()
-            },
-            6 | 7 => ZkFault {
-                reply_delay_ms: rng.range(10, 12_000),
-                ..ZkFault::default()
-            },
-            8 => ZkFault {
-                expire_session: true,
-                ..ZkFault::default()
-            },
-            _ => ZkFault {
-                delay_ms: rng.range(10, 500),
-                lose_after: true,
-                ..ZkFault::default()
-            },
-        }
+        let fault = draw_zk_fault(&rng, p, &holder, &kills);
+        lateness.note(&holder, &fault);
+        fault
     })
+}
+
+/// The time each faulted ZooKeeper call of a migrator process cost it, when: what a block's
+/// end may be late by on account of ZooKeeper (a lift must record itself there first).
+#[derive(Clone, Default)]
+pub struct ZkLateness(Arc<Mutex<Vec<(u64, u64)>>>);
+
+impl ZkLateness {
+    fn note(&self, holder: &str, fault: &ZkFault) {
+        if holder == "world" || *fault == ZkFault::default() || fault.kill_holder {
+            return;
+        }
+        // A call is given up on after its deadline: the guardian's 5 s, apply's 10 s.
+        let deadline: u64 = if holder.starts_with("guardian") {
+            5_000
+        } else {
+            10_000
+        };
+        let cost = if fault.lose_before || fault.lose_after || fault.expire_session {
+            deadline
+        } else {
+            (fault.delay_ms + fault.reply_delay_ms).min(deadline)
+        };
+        let at = crate::clock::true_now_ms();
+        self.0.lock().expect("zk lateness").push((at, cost));
+    }
+
+    /// Every (moment in wall-clock ms, cost in ms) noted.
+    #[must_use]
+    pub fn log(&self) -> Vec<(u64, u64)> {
+        self.0.lock().expect("zk lateness").clone()
+    }
+}
+
+fn draw_zk_fault(rng: &Mutex<Rng>, p: f64, holder: &str, kills: &Mutex<Kills>) -> ZkFault {
+    if holder == "world" {
+        return ZkFault::default();
+    }
+    if kills.lock().expect("kills").strikes(holder) {
+        return ZkFault {
+            kill_holder: true,
+            ..ZkFault::default()
+        };
+    }
+    let mut rng = rng.lock().expect("zk rng");
+    if !rng.chance(p) {
+        return ZkFault::default();
+    }
+    match rng.range(0, 9) {
+        0 | 1 => ZkFault {
+            lose_before: true,
+            ..ZkFault::default()
+        },
+        2 | 3 => ZkFault {
+            lose_after: true,
+            ..ZkFault::default()
+        },
+        4 | 5 => ZkFault {
+            delay_ms: rng.range(10, 12_000),
+            ..ZkFault::default()
+        },
+        6 | 7 => ZkFault {
+            reply_delay_ms: rng.range(10, 12_000),
+            ..ZkFault::default()
+        },
+        8 => ZkFault {
+            expire_session: true,
+            ..ZkFault::default()
+        },
+        _ => ZkFault {
+            delay_ms: rng.range(10, 500),
+            lose_after: true,
+            ..ZkFault::default()
+        },
+    }
 }
 
 /// Ends every fault still switched on in the clusters.

@@ -11,18 +11,21 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::check::{self, Facts};
-use super::faults::{heal, net_policy, zk_policy, Actions, Chaos, Env, Kills};
+use super::faults::{heal, net_policy, zk_policy, Actions, Chaos, Env, Kills, ZkLateness};
 use super::procs::{launcher, start_apply, Guardians, HostPlan, Procs, RunEnd};
 use super::rng::Rng;
 use super::trace::Trace;
 use super::writers::{ClusterOf, Writers};
 use super::{Report, EPOCH_MS, MIGRATOR_ROOT, ROOT, ZK_ADDR};
 use crate::clock;
+use crate::plan::budget::{self, Budget};
+use crate::plan::observed::ClusterObs;
 use crate::routing::session;
 use crate::sim::metaproxy::Build;
 use crate::sim::world::{TableSpec, World, WorldConfig, ZkSource};
 use crate::sim::zk_model::Ensemble;
 use crate::sim::{SimConfig, Version};
+use crate::spec::BlockMode;
 
 /// The longest one apply run may take in the liveness phase before it counts as a hang.
 const RUN_LIMIT: Duration = Duration::from_secs(900);
@@ -60,7 +63,7 @@ struct Shape {
 
 impl Shape {
     fn draw(rng: &mut Rng) -> Shape {
-        Shape {
+        let mut shape = Shape {
             source: *rng.pick(&[Version::V2_5, Version::V2_6]),
             tables: usize::try_from(rng.range(1, 2)).unwrap_or(1),
             partitions: *rng.pick(&[2, 4]),
@@ -70,11 +73,33 @@ impl Shape {
             } else {
                 "reconfig"
             },
-            max_write_block_s: *rng.pick(&[15, 30, 60]),
+            max_write_block_s: *rng.pick(&[0, 10, 40]),
             rpc_fault: *rng.pick(&[0.0, 0.01, 0.03, 0.08]),
             zk_fault: *rng.pick(&[0.0, 0.02, 0.05, 0.1]),
             trouble: *rng.pick(&[0.0, 0.3, 0.7]),
-        }
+        };
+        // The draw is headroom over the least budget `plan` accepts: a tight budget is the
+        // interesting case, one `plan` would block tests nothing.
+        shape.max_write_block_s += shape.least_budget_s();
+        shape
+    }
+
+    /// The least `max_write_block` `plan` accepts for this world, in whole seconds.
+    fn least_budget_s(&self) -> u64 {
+        let source = ClusterObs {
+            master: self.source == Version::V2_6,
+            config_sync_ms: [("n".to_string(), budget::ms(self.config_sync))].into(),
+            group_check_ms: Some(budget::ms(
+                self.sim_config(self.source).group_check_interval,
+            )),
+            dead_nodes: vec![],
+        };
+        let mode = if self.block_mode == "timeout" {
+            BlockMode::Timeout
+        } else {
+            BlockMode::Reconfig
+        };
+        Budget::of(&source, None, mode).needed_ms().div_ceil(1000)
     }
 
     fn sim_config(&self, version: Version) -> SimConfig {
@@ -133,8 +158,15 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
     };
     chaos.borrow_mut().source = Some((world.source.metas(), world.source.cluster().clone()));
     let kills = Arc::new(std::sync::Mutex::new(Kills::default()));
+    let zk_lateness = ZkLateness::default();
     if opts.faults {
-        let policy = zk_policy(rng.fork(), shape.zk_fault, procs.clone(), kills.clone());
+        let policy = zk_policy(
+            rng.fork(),
+            shape.zk_fault,
+            procs.clone(),
+            kills.clone(),
+            zk_lateness.clone(),
+        );
         ensemble.set_policy(Some(policy));
     }
     let dir = std::env::temp_dir().join(format!("migrator-dst-{}-{seed}", std::process::id()));
@@ -211,6 +243,7 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
             .collect();
         (state.deny_log.clone(), ids)
     };
+    trace_meta_envs(&trace, &deny_log);
     let facts = Facts {
         source: world.config.source_name.clone(),
         target: world.config.target_name.clone(),
@@ -234,6 +267,7 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
         app_ids,
         config_sync: shape.config_sync,
         late_sync: actions.late_sync + chaos.borrow().late_sync,
+        zk_lateness: zk_lateness.log(),
         record_root: format!("{MIGRATOR_ROOT}/blocks/{}", world.config.source_name),
         routing_root: ROOT.into(),
         end_ms: clock::now_ms(),
@@ -416,4 +450,24 @@ async fn liveness_phase(
         }
     }
     ends
+}
+
+/// Puts each deny env change the source meta took into the trace, at the moment it took it.
+fn trace_meta_envs(trace: &Trace, log: &[crate::sim::state::DenyEvent]) {
+    for e in log {
+        if let crate::sim::state::DenyEvent::Meta {
+            at_ms,
+            app_id,
+            value,
+        } = e
+        {
+            let what = value
+                .as_deref()
+                .map_or("deleted".into(), |v| format!("= {v}"));
+            trace.at(
+                at_ms.saturating_sub(EPOCH_MS),
+                format!("source meta: app {app_id} deny env {what}"),
+            );
+        }
+    }
 }

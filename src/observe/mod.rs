@@ -312,13 +312,13 @@ impl Shared {
         &self,
         cluster: &str,
         table: &str,
-    ) -> Result<Option<crate::apply::record::BlockState>, Error> {
+    ) -> Result<Option<crate::cutover::record::BlockState>, Error> {
         let (Some(zk), Some(root)) = (&self.zk, &self.migrator_root) else {
             return Ok(None);
         };
-        let store = crate::apply::record::RecordStore::Zk {
+        let store = crate::cutover::record::RecordStore::Zk {
             zk: zk.clone(),
-            path: crate::apply::record::zk_path(root, cluster, table),
+            path: crate::cutover::record::zk_path(root, cluster, table),
         };
         let read = store.read().await.map_err(|e| Error::ZooKeeper {
             servers: zk.servers().join(","),

@@ -1,7 +1,8 @@
 //! Owns the write-block budget: how long a cut-over on a source needs from the moment the
 //! deny env is set until writes would be taken again if it had to give up — the block taking
-//! effect (one config sync), the drain (on 2.5, the next empty write), and the restore (one
-//! more config sync) — from the facts `observe` read. Pure; `apply` keeps the same reserve.
+//! effect (one config sync), the drain (on 2.5, the next empty write), the switch and learning
+//! its outcome, and the restore (one more config sync) — from the facts `observe` read. Pure;
+//! `apply` keeps the same reserves.
 
 use std::time::Duration;
 
@@ -30,6 +31,9 @@ pub struct Budget {
     pub drain_ms: u64,
     /// On a 2.5 source: the group-check period whose empty write lets the last write ship.
     pub empty_write_ms: Option<u64>,
+    /// Reserved to send the switch and learn its outcome.
+    #[serde(default)]
+    pub switch_ms: u64,
     /// Reserved to restore writes if the cut-over gives up.
     pub restore_ms: u64,
 }
@@ -59,16 +63,29 @@ impl Budget {
             takes_effect_ms: ms(takes_effect(sync_d, mode)),
             drain_ms: ms(drain),
             empty_write_ms,
-            restore_ms: ms(restore_reserve(sync_d, PROBE_TIMEOUT)),
+            switch_ms: ms(SWITCH_RESERVE),
+            // The speed-up is per cluster: another run or `abort` may restore it under this
+            // block, so the restore allows for the period read.
+            restore_ms: ms(restore_reserve(Duration::from_millis(read), PROBE_TIMEOUT)),
         }
     }
 
     /// The least `max_write_block` that fits.
     #[must_use]
     pub fn needed_ms(&self) -> u64 {
-        self.takes_effect_ms + self.drain_ms + self.restore_ms
+        self.takes_effect_ms + self.drain_ms + self.switch_ms + self.restore_ms
     }
 }
+
+/// Deadline of the switch's ZooKeeper transaction: an outcome not known by then is resolved by
+/// reading the routing node.
+pub const SWITCH_CALL: Duration = Duration::from_secs(3);
+/// How long an unknown outcome of the switch is re-read before an operator is asked.
+pub const SWITCH_RESOLVE: Duration = Duration::from_secs(5);
+/// The switch's worst case: its transaction and resolving an unknown outcome. A switch is sent
+/// only with this much left before the restore must start, so one that did not commit still
+/// leaves the restore its time.
+pub const SWITCH_RESERVE: Duration = SWITCH_CALL.saturating_add(SWITCH_RESOLVE);
 
 /// Unanswered probes a partition needs before a `timeout*` block counts as in force there.
 pub const MIN_SILENT_PROBES: u32 = 3;
@@ -145,28 +162,28 @@ mod tests {
                 source: cluster(true, &[30_000, 30_000], Some(100_000)),
                 speed_up: None,
                 sync: 30_000,
-                needed: 30_850 + 2_000 + 34_850,
+                needed: 30_850 + 2_000 + 8_000 + 34_850,
             },
             Case {
                 name: "master ignores the speed-up (its /updateConfig does not re-arm the timer)",
                 source: cluster(true, &[30_000], None),
                 speed_up: Some(Duration::from_secs(1)),
                 sync: 30_000,
-                needed: 67_700,
+                needed: 75_700,
             },
             Case {
-                name: "2.5 with the speed-up waits for two group checks",
+                name: "2.5 with the speed-up waits for two group checks and restores at the period read",
                 source: cluster(false, &[30_000, 20_000], Some(10_000)),
                 speed_up: Some(Duration::from_secs(1)),
                 sync: 1_000,
-                needed: 1_850 + 22_000 + 5_850,
+                needed: 1_850 + 22_000 + 8_000 + 34_850,
             },
             Case {
                 name: "unreadable servers count as the default",
                 source: cluster(false, &[], None),
                 speed_up: None,
                 sync: 30_000,
-                needed: 30_850 + 22_000 + 34_850,
+                needed: 30_850 + 22_000 + 8_000 + 34_850,
             },
         ];
         for c in cases {

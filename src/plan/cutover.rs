@@ -68,11 +68,12 @@ pub fn budget_blocker(spec: &Spec, m: &Migration, observed: &Observed) -> Option
         None => format!("up to {} to drain", secs(b.drain_ms)),
     };
     let reason = format!(
-        "max_write_block {} cannot hold the cut-over: up to {} for the block to reach every primary (config_sync_interval_ms {} on {}), {drain}, and {} reserved to restore writes",
+        "max_write_block {} cannot hold the cut-over: up to {} for the block to reach every primary (config_sync_interval_ms {} on {}), {drain}, {} to send the switch and learn its outcome, and {} reserved to restore writes",
         secs(have),
         secs(b.takes_effect_ms),
         b.config_sync_ms,
         m.from,
+        secs(b.switch_ms),
         secs(b.restore_ms)
     );
     let mut fix = format!(

@@ -79,7 +79,7 @@ pub struct TableObs {
     /// The state of migrator's block record for this table, when there is one (meta-proxy
     /// plans; read from `<migrator_root>/blocks/<source>/<table>`).
     #[serde(default)]
-    pub block: Option<crate::apply::record::BlockState>,
+    pub block: Option<crate::cutover::record::BlockState>,
 }
 
 /// One meta-proxy's answer for a table.

@@ -265,7 +265,7 @@ fn moved_back_blocker(m: &Migration, obs: &TableObs) -> Option<Blocker> {
         .and_then(|n| n.cluster_name.as_deref())
         == Some(m.from.as_str());
     let state = obs.block?;
-    if !crate::apply::protocol::switched_then_moved_back(state, names_source) {
+    if !crate::cutover::protocol::switched_then_moved_back(state, names_source) {
         return None;
     }
     Some(blocker(

@@ -105,8 +105,8 @@ pub fn describe(t: &TableView, detail: &StepDetail, whose: Whose) -> Vec<String>
             ];
             if let Some(b) = budget {
                 lines.push(format!(
-                    "(budget: up to {} to take effect at config_sync_interval_ms {}, {} to drain, {} reserved to restore)",
-                    secs(b.takes_effect_ms), b.config_sync_ms, secs(b.drain_ms), secs(b.restore_ms)
+                    "(budget: up to {} to take effect at config_sync_interval_ms {}, {} to drain, {} for the switch, {} reserved to restore)",
+                    secs(b.takes_effect_ms), b.config_sync_ms, secs(b.drain_ms), secs(b.switch_ms), secs(b.restore_ms)
                 ));
             }
             lines

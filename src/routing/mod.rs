@@ -11,6 +11,8 @@
 //! under other names, but meta-proxy itself reads only this shape).
 
 pub mod session;
+#[cfg(test)]
+pub(crate) mod test_zk;
 pub mod zk;
 
 use serde_json::{Map, Value};

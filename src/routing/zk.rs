@@ -218,6 +218,15 @@ impl Zk {
         }
     }
 
+    /// The same session, with calls bounded by `timeout` instead (a step that must know soon).
+    #[must_use]
+    pub fn with_call_timeout(&self, timeout: Duration) -> Zk {
+        Zk {
+            timeout,
+            ..self.clone()
+        }
+    }
+
     /// The servers this session was opened with.
     #[must_use]
     pub fn servers(&self) -> &[String] {
@@ -479,54 +488,9 @@ fn unknown(op: &'static str, path: &str, cause: UnknownCause) -> ZkError {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    use std::time::SystemTime;
-
     use super::*;
-    use crate::sim::zk_server::ZkServer;
 
-    const TIMEOUT: Duration = Duration::from_secs(10);
-
-    /// A ZooKeeper for one test: the shared one from `MIGRATOR_TEST_ZK` (scripts/test.sh sets
-    /// it), else a private server that lives as long as this value.
-    struct TestZk {
-        addr: String,
-        _server: Option<(ZkServer, tempfile::TempDir)>,
-    }
-
-    impl TestZk {
-        fn get() -> TestZk {
-            if let Ok(addr) = std::env::var("MIGRATOR_TEST_ZK") {
-                return TestZk {
-                    addr,
-                    _server: None,
-                };
-            }
-            let dir = tempfile::tempdir().unwrap();
-            let server = ZkServer::start(dir.path()).unwrap_or_else(|e| panic!("{e}"));
-            TestZk {
-                addr: server.addr().to_string(),
-                _server: Some((server, dir)),
-            }
-        }
-
-        async fn connect(&self) -> Zk {
-            Zk::connect(std::slice::from_ref(&self.addr), TIMEOUT)
-                .await
-                .unwrap()
-        }
-    }
-
-    /// A path no other test (or earlier run against a shared server) uses.
-    fn unique(test: &str) -> String {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        format!("/migrator-test/{test}-{}-{nanos}-{n}", std::process::id())
-    }
+    use crate::routing::test_zk::{unique, TestZk, TIMEOUT};
 
     #[tokio::test]
     async fn create_all_makes_parents_and_read_returns_data_and_version() {
@@ -729,7 +693,8 @@ mod tests {
     #[tokio::test]
     async fn calls_after_the_server_stops_report_an_unknown_outcome() {
         let dir = tempfile::tempdir().unwrap();
-        let server = ZkServer::start(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let server =
+            crate::sim::zk_server::ZkServer::start(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         let zk = Zk::connect(&[server.addr().to_string()], TIMEOUT)
             .await
             .unwrap();

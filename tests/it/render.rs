@@ -15,7 +15,7 @@ clusters:
   c3srv-a: { meta: ["10.0.0.1:34601", "10.0.0.2:34601"], config_sync_during_cutover: 1s }
   c3srv-b: { meta: ["10.0.1.1:34601", "10.0.1.2:34601"] }
 metaproxy: { zookeeper: ["10.0.2.1:2181"], root: /pegasus/metaproxy }
-defaults: { threshold: 1000, max_write_block: 30s }
+defaults: { threshold: 1000, max_write_block: 60s }
 migrations:
   - { table: orders, from: c3srv-a, to: c3srv-b }
   - { table: users, from: c3srv-a, to: c3srv-b, block_mode: reconfig, remove_duplication: true }

@@ -477,7 +477,7 @@ async fn memory_stays_at_a_few_batches_and_sample_mode_checks_keys_and_a_sample(
 #[tokio::test(flavor = "multi_thread")]
 async fn the_command_finds_a_corrupted_copy_before_the_cut_over_and_exits_2() {
     use crate::stage::{text, Stage, StageOpts};
-    let mut s = Stage::new("verify-cli", StageOpts::new(Version::V2_6, "10s")).await;
+    let mut s = Stage::new("verify-cli", StageOpts::new(Version::V2_6, "18s")).await;
     let early = s.run(&["verify", "m.yaml"]).await;
     assert_eq!(early.status.code(), Some(1), "{}", text(&early));
     assert!(
@@ -494,6 +494,16 @@ async fn the_command_finds_a_corrupted_copy_before_the_cut_over_and_exits_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(137), "{}", text(&out));
     s.finish_load().await;
+    // The killed run left its block open; lift it now rather than race its deadline.
+    let lifted = s
+        .run(&["abort", "m.yaml", "--table", "t0", "--lock-timeout", "20s"])
+        .await;
+    assert_eq!(lifted.status.code(), Some(0), "{}", text(&lifted));
+    assert!(
+        text(&lifted).contains("open block record"),
+        "abort closes the block record the killed run left: {}",
+        text(&lifted)
+    );
 
     let equal = s.run(&["verify", "m.yaml"]).await;
     assert_eq!(equal.status.code(), Some(0), "{}", text(&equal));
@@ -611,7 +621,7 @@ async fn the_gate_stops_a_corrupted_table_before_any_write_is_blocked() {
     use crate::stage::{text, Stage, StageOpts};
     use migrator::pegasus::envs::DENY_ENV;
     use migrator::pegasus::messages::apps::AppStatus;
-    let mut opts = StageOpts::new(Version::V2_6, "10s");
+    let mut opts = StageOpts::new(Version::V2_6, "18s");
     opts.defaults.push("verify: full".into());
     let s = Stage::new("verify-gate", opts).await;
     let (mut apply, gate) = s.apply_paused_at("verify:before");

@@ -73,6 +73,10 @@ pub struct BlockRecord {
     /// switch can never commit.
     #[serde(default)]
     pub fence: Option<String>,
+    /// The lock epoch node and its version when that run took the lock: once it moved,
+    /// another run took the lock, and that switch can never commit either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence_epoch: Option<(String, i32)>,
     /// A later run is about to replace this ended block: its guardian must stop now (its
     /// aftercare deletes a deny env equal to this block's, which the new block sets too).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -369,8 +373,8 @@ fn read_file(path: &Path) -> std::io::Result<Option<(Vec<u8>, i32)>> {
 fn put_file(path: &Path, bytes: &[u8], version: Option<i32>) -> std::io::Result<Option<i32>> {
     use std::os::fd::AsRawFd;
     let dir = path.parent().unwrap_or(Path::new("."));
-    crate::apply::files::private_dir(dir)?;
-    let lock = crate::apply::files::open_private(&path.with_extension("lock"))?;
+    crate::files::private_dir(dir)?;
+    let lock = crate::files::open_private(&path.with_extension("lock"))?;
     // SAFETY: flock on a descriptor this function owns; released when `lock` is closed.
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
         return Err(std::io::Error::last_os_error());
@@ -382,7 +386,7 @@ fn put_file(path: &Path, bytes: &[u8], version: Option<i32>) -> std::io::Result<
     let next = version.map_or(0, |v| v + 1);
     let record: serde_json::Value = serde_json::from_slice(bytes)?;
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let mut f = crate::apply::files::create_private(&tmp)?;
+    let mut f = crate::files::create_private(&tmp)?;
     f.write_all(&serde_json::to_vec(&Versioned {
         version: next,
         record,
@@ -413,6 +417,7 @@ mod tests {
             note: String::new(),
             routing: None,
             fence: None,
+            fence_epoch: None,
             superseded: false,
         }
     }
