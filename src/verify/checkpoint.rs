@@ -219,10 +219,10 @@ impl Store {
     /// The directory or the file cannot be written.
     pub fn save(&self, saved: &Saved) -> Result<(), CheckpointError> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        crate::apply::files::private_dir(dir).map_err(|e| self.io(e))?;
+        crate::files::private_dir(dir).map_err(|e| self.io(e))?;
         let tmp = self.path.with_extension("json.tmp");
         let body = serde_json::to_vec(saved).map_err(|e| self.corrupt(e.to_string()))?;
-        let mut f = crate::apply::files::create_private(&tmp).map_err(|e| self.io(e))?;
+        let mut f = crate::files::create_private(&tmp).map_err(|e| self.io(e))?;
         f.write_all(&body)
             .and_then(|()| f.sync_all())
             .map_err(|e| self.io(e))?;

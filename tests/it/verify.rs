@@ -667,7 +667,7 @@ async fn the_gate_stops_a_corrupted_table_before_any_write_is_blocked() {
 async fn the_gate_stops_when_keys_could_not_be_compared_before_any_write_is_blocked() {
     use crate::stage::{text, Stage, StageOpts};
     use std::sync::atomic::{AtomicBool, Ordering};
-    let mut opts = StageOpts::new(Version::V2_6, "10s");
+    let mut opts = StageOpts::new(Version::V2_6, "18s");
     opts.defaults.push("verify: full".into());
     let s = Stage::new("verify-gate-incomplete", opts).await;
     let (mut apply, gate) = s.apply_paused_at("verify:before");
@@ -1118,7 +1118,7 @@ async fn tables_verified_at_once_share_each_clusters_limit_and_a_busy_cluster_sl
 async fn three_shards_as_separate_processes_merge_to_the_verdict_and_counts_of_one_run() {
     use crate::stage::{output, text, Stage, StageOpts};
     use std::process::Stdio;
-    let s = Stage::new("verify-shards", StageOpts::new(Version::V2_6, "10s")).await;
+    let s = Stage::new("verify-shards", StageOpts::new(Version::V2_6, "18s")).await;
     // 4 source and 8 target partitions: 4 groups, shared 2 + 1 + 1 by the shards.
     s.dst().create_table("t0", 8, 1).unwrap();
     for sim in [s.src(), s.dst()] {
