@@ -1,5 +1,6 @@
 //! Owns keeping verify's reads of one cluster under its limits — records and bytes per
-//! second — and backing off when the cluster says it is busy: one pacer per cluster, shared by
+//! second — and backing off when the cluster says it is busy or answers ever more slowly: one
+//! pacer per cluster, shared by
 //! every partition group, the re-reads, and (through `for_cluster`) every table a process
 //! verifies at once, so a production cluster is not hurt.
 
@@ -19,8 +20,15 @@ const MAX_SLOW: u32 = 4;
 /// After `ERR_BUSY`, every read of the cluster waits this long doubled per halving in force.
 const BUSY_PAUSE: Duration = Duration::from_millis(100);
 
-/// A halving is undone after this long without `ERR_BUSY`.
+/// A halving is undone after this long without `ERR_BUSY` or a slow batch.
 const CALM_AFTER: Duration = Duration::from_secs(2);
+
+/// A batch is slow when its round trip is over this many times the best seen...
+const SLOW_FACTOR: u32 = 4;
+/// ... and this much longer (short round trips jitter).
+const SLOW_MARGIN: Duration = Duration::from_millis(50);
+/// At most one halving for slow batches in this long (one slow stretch is one signal).
+const SLOW_EVERY: Duration = Duration::from_secs(1);
 
 /// What a cluster may be read at (none: no limit).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -53,8 +61,10 @@ struct State {
     slow: u32,
     /// No read starts before this (the pause after `ERR_BUSY`).
     hold_until: Instant,
-    /// The last `ERR_BUSY`.
+    /// The last `ERR_BUSY` or halving for slow batches.
     busy_at: Option<Instant>,
+    /// The shortest batch round trip seen.
+    best: Option<Duration>,
 }
 
 /// Keeps the reads of one cluster under its limits.
@@ -78,6 +88,7 @@ impl Pacer {
                 slow: 0,
                 hold_until: now,
                 busy_at: None,
+                best: None,
             }),
         }
     }
@@ -128,6 +139,22 @@ impl Pacer {
         s.slow = (s.slow + 1).min(MAX_SLOW);
         s.busy_at = Some(now);
         s.hold_until = s.hold_until.max(now + BUSY_PAUSE * (1 << s.slow));
+    }
+
+    /// A batch took `rtt` from request to reply. Round trips rising well over the best seen
+    /// (`SLOW_FACTOR` times, and `SLOW_MARGIN` more) halve the limits, as `ERR_BUSY` does but
+    /// without the pause: a cluster that slows down is read more gently. Without limits
+    /// there is nothing to lower.
+    pub fn round_trip(&self, rtt: Duration) {
+        let mut s = self.state.lock().expect("pacer lock");
+        let best = *s.best.get_or_insert(rtt);
+        s.best = Some(best.min(rtt));
+        let slow = rtt > best * SLOW_FACTOR && rtt > best + SLOW_MARGIN;
+        let now = Instant::now();
+        if slow && s.busy_at.is_none_or(|b| now - b >= SLOW_EVERY) {
+            s.slow = (s.slow + 1).min(MAX_SLOW);
+            s.busy_at = Some(now);
+        }
     }
 
     fn tighten(&self, limits: Limits) {
@@ -273,6 +300,35 @@ mod tests {
             pacer.busy();
         }
         assert_eq!(pacer.limits().records, Some(1000 >> MAX_SLOW));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn round_trips_rising_well_over_the_best_halve_the_limits() {
+        let pacer = Pacer::new(records(1000));
+        for ms in [10, 12, 9, 30, 55] {
+            pacer.round_trip(Duration::from_millis(ms));
+        }
+        assert_eq!(pacer.halvings(), 0, "jitter under the margin is not slow");
+        pacer.round_trip(Duration::from_millis(80));
+        assert_eq!(pacer.limits().records, Some(500));
+        pacer.round_trip(Duration::from_millis(90));
+        assert_eq!(
+            pacer.halvings(),
+            1,
+            "one slow stretch, one halving a second"
+        );
+        tokio::time::sleep(SLOW_EVERY).await;
+        pacer.round_trip(Duration::from_millis(90));
+        assert_eq!(pacer.halvings(), 2);
+        assert_eq!(pacer.limits().records, Some(250));
+        // No pause, unlike ERR_BUSY: only the lower limit (here the second of credit).
+        let start = Instant::now();
+        pacer.pace(250, 0).await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        // Fast again and calm: the limits come back a halving at a time.
+        tokio::time::sleep(CALM_AFTER).await;
+        pacer.pace(0, 0).await;
+        assert_eq!(pacer.halvings(), 1);
     }
 
     #[test]

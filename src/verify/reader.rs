@@ -68,7 +68,8 @@ impl Reader {
 }
 
 /// Reads batches into `tx` until the scan ends or fails, or nobody takes them any more; each
-/// batch paid for with `pacer` (its records and bytes), each `ERR_BUSY` told to it.
+/// batch paid for with `pacer` (its records and bytes), its round trip and each `ERR_BUSY`
+/// told to it.
 async fn read(
     mut scanner: PartitionScanner,
     pacer: Arc<Pacer>,
@@ -76,10 +77,13 @@ async fn read(
     ahead: Arc<AtomicUsize>,
 ) {
     loop {
-        let busy = scanner.busy_refusals();
+        let (busy, asked) = (scanner.busy_refusals(), tokio::time::Instant::now());
         let batch = scanner.next_batch().await;
         for _ in busy..scanner.busy_refusals() {
             pacer.busy();
+        }
+        if batch.is_ok() {
+            pacer.round_trip(asked.elapsed());
         }
         let more = match batch {
             Ok(Some(b)) => {
