@@ -21,9 +21,9 @@ use crate::verify::{self, Checkpointing, Mode, Options, Progress, Verdict};
 /// Differing keys named in the stop message.
 const FIRST_KEYS: usize = 5;
 
-/// Partition groups the gate compares at once: with every partition of both sides read at
-/// once, 8 groups cover the 8 + 8 partitions of a usual table (about 240,000 records/s
-/// measured at a 30 ms round trip, `benches/README.md`).
+/// Partition groups the gate compares at once unless the plan sets `verify_parallelism`:
+/// with every partition of both sides read at once, 8 groups cover the 8 + 8 partitions of a
+/// usual table (about 240,000 records/s measured at a 30 ms round trip, `benches/README.md`).
 const GATE_PARALLELISM: usize = 8;
 
 /// How often the verify saves its progress under `.migrator/verify/`.
@@ -61,7 +61,7 @@ impl Run<'_> {
         let opts = Options {
             mode,
             rate,
-            parallelism: GATE_PARALLELISM,
+            parallelism: self.m.verify_parallelism.unwrap_or(GATE_PARALLELISM),
             ..Options::default()
         };
         let progress = Arc::new(Progress::default());
