@@ -76,25 +76,36 @@ pub async fn write(
         super::compare::Kind::Extra => "extra",
         super::compare::Kind::Different => "different",
     };
-    let all = o
+    let all: Vec<(&Diff, &str)> = o
         .differing
         .iter()
         .map(|d| (d, named(d)))
-        .chain(o.changing.iter().map(|d| (d, "changing")));
-    for (d, kind) in all {
-        sides.pacers.source.pace(1, 0).await;
-        sides.pacers.target.pace(1, 0).await;
-        let (s, t) = tokio::join!(read_one(&sides.src, &d.key), read_one(&sides.dst, &d.key));
-        let line = line(
-            table,
-            kind,
-            &d.key,
-            s.map_err(Error::Source)?.as_ref(),
-            t.map_err(Error::Target)?.as_ref(),
-        );
-        let json = serde_json::to_string(&line).map_err(|e| Error::Task(e.to_string()))?;
-        out.extend_from_slice(json.as_bytes());
-        out.push(b'\n');
+        .chain(o.changing.iter().map(|d| (d, "changing")))
+        .collect();
+    // Read 64 keys at a time, each on both sides at once: round trips overlap.
+    for chunk in all.chunks(64) {
+        sides.pacers.source.pace(chunk.len(), 0).await;
+        sides.pacers.target.pace(chunk.len(), 0).await;
+        let mut set = tokio::task::JoinSet::new();
+        for (i, (d, _)) in chunk.iter().enumerate() {
+            let (src, dst, key) = (sides.src.clone(), sides.dst.clone(), d.key.clone());
+            set.spawn(async move {
+                let (s, t) = tokio::join!(read_one(&src, &key), read_one(&dst, &key));
+                (i, s.map_err(Error::Source), t.map_err(Error::Target))
+            });
+        }
+        let mut read = vec![None; chunk.len()];
+        while let Some(joined) = set.join_next().await {
+            let (i, s, t) = joined.map_err(|e| Error::Task(e.to_string()))?;
+            read[i] = Some((s?, t?));
+        }
+        for ((d, kind), r) in chunk.iter().zip(read) {
+            let (s, t) = r.ok_or_else(|| Error::Task("a read went missing".into()))?;
+            let line = line(table, kind, &d.key, s.as_ref(), t.as_ref());
+            let json = serde_json::to_string(&line).map_err(|e| Error::Task(e.to_string()))?;
+            out.extend_from_slice(json.as_bytes());
+            out.push(b'\n');
+        }
     }
     let io = |e: std::io::Error| {
         Error::Keys(KeysError::Io {
