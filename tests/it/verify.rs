@@ -2,7 +2,11 @@
 //! missing and extra records are each reported exactly, expiry included; different partition
 //! counts; expired records are invisible on both sides; records still being copied settle;
 //! memory stays at a few batches whatever the table's size; the command exits 2 on a
-//! corrupted copy (`sim.fault corrupt`) and refuses a source that denies reads.
+//! corrupted copy (`sim.fault corrupt`) and refuses a source that denies reads; keys not
+//! compared make the verdict incomplete (exit 5, the gate stops); a failed or dropped run
+//! releases its scanners; a split is seen; a killed run resumes; both sides read at once over
+//! a slow network; differences go to a file and are re-checked alone; tables share each
+//! cluster's limit; three shard processes merge to one run's verdict.
 
 use std::sync::Arc;
 use std::time::Duration;
