@@ -1,11 +1,14 @@
 //! Owns the process's exit status: the one type every command returns and the only place it
-//! becomes 0/1/2/3/4 (README.md, "Applying").
+//! becomes 0/1/2/3/4/5 (README.md, "Applying").
 
 /// How a command ended, for scripts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Exit {
     /// Done, or nothing to do.
     Success,
+    /// `verify` could not compare every key (some still being written, some not re-read) and
+    /// found no difference in those it compared: neither equal nor different.
+    Incomplete,
     /// `plan --detailed-exitcode` found changes (later: `verify` found differences).
     Changes,
     /// A cut-over was abandoned and its write block lifted; a later apply resumes.
@@ -26,11 +29,12 @@ impl Exit {
             Self::Changes => 2,
             Self::Lifted => 3,
             Self::NeedsOperator => 4,
+            Self::Incomplete => 5,
         }
     }
 
     /// The status of a run of several tables: an operator's attention wins, then errors,
-    /// then lifted blocks.
+    /// then lifted blocks, then differences, then keys not compared.
     #[must_use]
     pub fn worst(all: impl IntoIterator<Item = Self>) -> Self {
         all.into_iter().max().unwrap_or(Self::Success)
@@ -47,6 +51,8 @@ mod tests {
             (vec![], Exit::Success),
             (vec![Exit::Success, Exit::Lifted], Exit::Lifted),
             (vec![Exit::Lifted, Exit::Error], Exit::Error),
+            (vec![Exit::Incomplete, Exit::Success], Exit::Incomplete),
+            (vec![Exit::Incomplete, Exit::Changes], Exit::Changes),
             (
                 vec![Exit::Error, Exit::NeedsOperator, Exit::Success],
                 Exit::NeedsOperator,
@@ -61,9 +67,10 @@ mod tests {
             Exit::Changes,
             Exit::Lifted,
             Exit::NeedsOperator,
+            Exit::Incomplete,
         ]
         .map(Exit::code)
         .to_vec();
-        assert_eq!(codes, [0, 1, 2, 3, 4]);
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5]);
     }
 }

@@ -77,8 +77,22 @@ pub enum Block {
 pub enum Verify {
     Outcome {
         mode: crate::verify::Mode,
+        /// Absent in journals written before verdicts existed.
+        #[serde(default)]
+        verdict: Option<crate::verify::Verdict>,
         scanned: u64,
         differences: u64,
+        /// Keys still being written on the source: not compared.
+        #[serde(default)]
+        changing: u64,
+        /// Keys found different and not re-read: not compared.
+        #[serde(default)]
+        not_rechecked: u64,
+        #[serde(default)]
+        expiry_compared: Option<bool>,
+        /// Sample mode: the salt that chose the sample (`verify --sample-salt` repeats it).
+        #[serde(default)]
+        sample_salt: Option<u64>,
         rounds: u32,
     },
 }

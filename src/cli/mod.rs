@@ -13,6 +13,7 @@ pub mod sim_command;
 pub mod status;
 pub mod validate;
 pub mod verify;
+pub mod verify_merge;
 
 use clap::{Parser, Subcommand};
 

@@ -91,6 +91,10 @@ pub struct Args {
     /// to try `verify` on.
     #[arg(long, default_value_t = 0)]
     pub copy_rows: usize,
+    /// Network latency added to every data RPC answer of both clusters' replica servers, in
+    /// ms (as `sim.fault rpc_latency_ms`): a table as far away as a real network puts it.
+    #[arg(long, default_value_t = 0)]
+    pub rpc_latency_ms: u64,
 }
 
 const SOURCE: &str = "sandbox-a";
@@ -112,6 +116,12 @@ pub async fn run(args: Args) -> Result<Exit> {
             sim.seed_direct("copy", args.copy_rows, 32)
                 .map_err(Error::Sandbox)?;
         }
+    }
+    for sim in [&world.source, &world.target] {
+        sim.cluster()
+            .faults
+            .rpc_latency_ms
+            .store(args.rpc_latency_ms, std::sync::atomic::Ordering::Relaxed);
     }
     write_files(&args, &world)?;
     crate::say!("sandbox serving; files in {}", args.dir.display());

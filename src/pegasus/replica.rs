@@ -62,9 +62,26 @@ impl ReplicaClient {
         hash: u64,
         req: &R::Request,
     ) -> Result<R::Response> {
+        self.call_within::<R>(addr, gpid, hash, req, self.timeout)
+            .await
+    }
+
+    /// Like [`ReplicaClient::call`], waiting at most `timeout` for the reply (scans wait
+    /// longer than other reads: the server may work on a batch for 30 s).
+    ///
+    /// # Errors
+    /// Transport failures and RPC-level errors.
+    pub async fn call_within<R: Rpc>(
+        &self,
+        addr: SocketAddr,
+        gpid: Gpid,
+        hash: u64,
+        req: &R::Request,
+        timeout: Duration,
+    ) -> Result<R::Response> {
         let result = self
             .pool
-            .call::<R>(addr, data_header(gpid, hash), req, self.timeout)
+            .call::<R>(addr, data_header(gpid, hash), req, timeout)
             .await;
         if let Err(e) = &result {
             if matches!(e, Error::ConnectionLost { .. } | Error::Connect { .. }) {

@@ -3,8 +3,11 @@
 //! says the scan completed. A scanner lost on the server (error 1, e.g. after a primary
 //! change) or a routing error restarts just after the last key received, like the Java client;
 //! so does a batch the server cut short at its iteration time limit (error 7, no context).
-//! A lost connection halves the batch for the rest of the scan: a reply over the frame cap
-//! (large values) breaks it too.
+//! A batch waits longer than that limit before it times out. A timeout, or a batch cut before
+//! it read a record, halves the batch (the server examines at most a batch per `scan`); a
+//! lost connection halves it for the rest of the scan (a reply over the frame cap, large
+//! values); each batch that comes back whole doubles it again up to that cap. Restarts are
+//! counted from the last batch that made progress.
 
 use super::base::Blob;
 use super::error::{Error, Result};
@@ -13,6 +16,13 @@ use super::messages::data::{
     ScanRequest, ScanResponse,
 };
 use super::table::TableClient;
+use std::time::Duration;
+
+/// How long a scan waits for one batch: longer than the server works on one
+/// (`rocksdb_iteration_threshold_time_ms`, 30 s by default, `pegasus_server_impl_init.cpp`
+/// v2.5.0), after which it answers error 7 with what it read. Waiting less gives up on batches
+/// the server is still reading and asks again for the same work.
+pub const SCAN_TIMEOUT: Duration = Duration::from_secs(35);
 
 /// How a scan reads.
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +33,8 @@ pub struct ScanOptions {
     pub no_value: bool,
     /// Each record's absolute expiry (Pegasus epoch seconds, 0 = none) in `expire_ts_seconds`.
     pub return_expire_ts: bool,
+    /// How long one batch may take (`SCAN_TIMEOUT`).
+    pub timeout: Duration,
 }
 
 impl Default for ScanOptions {
@@ -31,6 +43,7 @@ impl Default for ScanOptions {
             batch_size: 1000,
             no_value: false,
             return_expire_ts: true,
+            timeout: SCAN_TIMEOUT,
         }
     }
 }
@@ -41,11 +54,17 @@ pub struct PartitionScanner {
     client: TableClient,
     pidx: i32,
     opts: ScanOptions,
-    /// The server's scanner, while one is open.
+    /// Records asked per batch now, and the most asked (lowered by a lost connection).
+    batch: i32,
+    ceiling: i32,
+    /// The server's scanner, while one is open, and the batch size it was opened with.
     context: Option<i64>,
+    opened_with: i32,
     /// The last key returned: a restart begins after it.
     last_key: Option<Vec<u8>>,
     done: bool,
+    /// Calls the replica refused as too busy (`ERR_BUSY`), over the scan.
+    busy: u64,
 }
 
 /// Restarts allowed in one call before giving up (with the backoff: about 10 s).
@@ -64,10 +83,39 @@ impl PartitionScanner {
             client,
             pidx,
             opts,
+            batch: opts.batch_size.max(1),
+            ceiling: opts.batch_size.max(1),
             context: None,
+            opened_with: 0,
             last_key: None,
             done: false,
+            busy: 0,
         }
+    }
+
+    /// Calls the replica refused as too busy (`ERR_BUSY`) so far.
+    #[must_use]
+    pub fn busy_refusals(&self) -> u64 {
+        self.busy
+    }
+
+    /// The same scan, going on just after `key` (a scan resumed where another stopped).
+    #[must_use]
+    pub fn resume_after(mut self, key: Vec<u8>) -> Self {
+        self.last_key = Some(key);
+        self
+    }
+
+    /// Records asked per batch now.
+    #[must_use]
+    pub fn batch_size(&self) -> i32 {
+        self.batch
+    }
+
+    /// The last key returned, if any.
+    #[must_use]
+    pub fn last_key(&self) -> Option<&[u8]> {
+        self.last_key.as_deref()
     }
 
     /// The next batch of records (full composite keys), or `None` once the partition is
@@ -79,16 +127,22 @@ impl PartitionScanner {
         if self.done {
             return Ok(None);
         }
+        // Counted from the last progress: each call returns one.
         let mut restarts = 0;
         loop {
             let resp = match self.context {
                 Some(id) => {
                     let req = ScanRequest { context_id: id };
-                    self.client.call_once::<Scan>(self.hash(), &req).await
+                    self.client
+                        .call_once_within::<Scan>(self.hash(), &req, self.opts.timeout)
+                        .await
                 }
                 None => {
                     let req = self.open_request();
-                    self.client.call_once::<GetScanner>(self.hash(), &req).await
+                    self.opened_with = self.batch;
+                    self.client
+                        .call_once_within::<GetScanner>(self.hash(), &req, self.opts.timeout)
+                        .await
                 }
             };
             match resp {
@@ -104,36 +158,66 @@ impl PartitionScanner {
                 Ok(r) if r.error == rocksdb::INCOMPLETE && restarts < RESTARTS => {
                     // The server's iteration time limit passed: what it read is good, its
                     // scanner is gone. Go on after the last record; no record is no progress,
-                    // so give the slow server a moment.
+                    // so ask for less and give the slow server a moment.
                     self.context = None;
                     if let Some(last) = r.kvs.last() {
                         self.last_key = Some(last.key.0.clone());
                         return Ok(Some(r.kvs));
                     }
+                    self.shrink();
                     tokio::time::sleep(backoff(restarts)).await;
                 }
-                Ok(r) => return self.accept(r).map(Some),
+                Ok(r) => return self.accept(r).await.map(Some),
                 // A throttled replica refuses before it looks at the scanner: ask it again.
                 Err(e) if e.is(super::base::err::BUSY) && restarts < RESTARTS => {
+                    self.busy += 1;
                     tokio::time::sleep(backoff(restarts)).await;
                 }
                 Err(e) if restartable(&e) && restarts < RESTARTS => {
-                    if matches!(e, Error::ConnectionLost { .. }) {
+                    match e {
                         // A reply over the frame cap (large values) breaks the connection:
-                        // smaller batches get through.
-                        self.opts.batch_size = (self.opts.batch_size / 2).max(1);
+                        // smaller batches get through, and larger ones never will.
+                        Error::ConnectionLost { .. } => {
+                            self.shrink();
+                            self.ceiling = self.batch;
+                        }
+                        // A batch the server did not answer in time: ask for less.
+                        Error::Timeout { .. } => self.shrink(),
+                        _ => {}
                     }
-                    if let Some(id) = self.context.take() {
-                        // It may still be open there (a timeout): release it, best effort.
-                        self.client
-                            .send_oneway::<ClearScanner>(self.hash(), &id)
-                            .await;
-                    }
+                    // It may still be open there (a timeout): release it, best effort.
+                    self.release().await;
                     pause_before_retry(&self.client, restarts).await;
                 }
                 Err(e) => return Err(e),
             }
             restarts += 1;
+        }
+    }
+
+    /// Halves the batch (at least 1).
+    fn shrink(&mut self) {
+        self.batch = (self.batch / 2).max(1);
+    }
+
+    /// After a batch that came back whole: doubles the batch up to the cap. An open scanner
+    /// keeps the size it was opened with, so it is released and the next batch opens anew.
+    async fn grow(&mut self) {
+        if self.batch >= self.ceiling {
+            return;
+        }
+        self.batch = self.batch.saturating_mul(2).min(self.ceiling);
+        if self.context.is_some() && self.opened_with < self.batch {
+            self.release().await;
+        }
+    }
+
+    /// Releases the server's scanner if one is open (one-way: no reply is awaited).
+    async fn release(&mut self) {
+        if let Some(id) = self.context.take() {
+            self.client
+                .send_oneway::<ClearScanner>(self.hash(), &id)
+                .await;
         }
     }
 
@@ -151,7 +235,7 @@ impl PartitionScanner {
             stop_key: Blob(vec![0xff, 0xff]),
             start_inclusive,
             stop_inclusive: false,
-            batch_size: self.opts.batch_size,
+            batch_size: self.batch,
             no_value: self.opts.no_value,
             hash_key_filter_type: FilterType::FT_NO_FILTER,
             hash_key_filter_pattern: Blob::default(),
@@ -164,7 +248,7 @@ impl PartitionScanner {
         }
     }
 
-    fn accept(&mut self, r: ScanResponse) -> Result<Vec<KeyValue>> {
+    async fn accept(&mut self, r: ScanResponse) -> Result<Vec<KeyValue>> {
         self.client.storage_ok::<Scan>(r.error)?;
         if let Some(last) = r.kvs.last() {
             self.last_key = Some(last.key.0.clone());
@@ -174,17 +258,29 @@ impl PartitionScanner {
             self.done = true;
         } else {
             self.context = Some(r.context_id);
+            self.grow().await;
         }
         Ok(r.kvs)
     }
 
     /// Releases the server's scanner if one is open (one-way: no reply is awaited).
     pub async fn close(mut self) {
-        if let Some(id) = self.context.take() {
-            self.client
-                .send_oneway::<ClearScanner>(self.hash(), &id)
-                .await;
-        }
+        self.release().await;
+    }
+}
+
+impl Drop for PartitionScanner {
+    /// A scanner dropped with its server scanner open (its task aborted, an error on the way
+    /// out) releases it in the background, so it does not linger 5 minutes on the server.
+    fn drop(&mut self) {
+        let Some(id) = self.context.take() else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (client, hash) = (self.client.clone(), self.hash());
+        rt.spawn(async move { client.send_oneway::<ClearScanner>(hash, &id).await });
     }
 }
 

@@ -155,6 +155,17 @@ impl TableClient {
         hash: u64,
         req: &R::Request,
     ) -> Result<R::Response> {
+        self.call_once_within::<R>(hash, req, self.opts.op_timeout)
+            .await
+    }
+
+    /// Like [`TableClient::call_once`], waiting at most `timeout` for the reply.
+    pub(crate) async fn call_once_within<R: Rpc>(
+        &self,
+        hash: u64,
+        req: &R::Request,
+        timeout: Duration,
+    ) -> Result<R::Response> {
         let routing = self.routing().await?;
         let Some((addr, gpid)) = routing.target(hash) else {
             return Err(Error::Rpc {
@@ -163,7 +174,9 @@ impl TableClient {
                 code: super::base::ErrorCode::new(err::OBJECT_NOT_FOUND),
             });
         };
-        self.replica.call::<R>(addr, gpid, hash, req).await
+        self.replica
+            .call_within::<R>(addr, gpid, hash, req, timeout)
+            .await
     }
 
     /// Sends one-way RPC `R` for routing hash `hash`, best effort (nothing is awaited or

@@ -72,6 +72,13 @@ fn fault(c: &Cluster, args: &[&str]) -> Result<String, String> {
                 drop_all(c);
             }
         }
+        Some("rpc_latency_ms") => {
+            let ms = args
+                .get(1)
+                .and_then(|v| v.parse().ok())
+                .ok_or("usage: sim.fault rpc_latency_ms MS")?;
+            c.faults.rpc_latency_ms.store(ms, Ordering::Relaxed);
+        }
         Some("slow_write_ms") => {
             let ms = args
                 .get(1)
@@ -239,7 +246,8 @@ fn drop_all(c: &Cluster) {
     }
 }
 
-/// `sim.table data_version NAME V`: what an old table created before data version 1 looks like.
+/// `sim.table data_version NAME V`: what an old table created before data version 1 looks like;
+/// `sim.table split NAME`: the table as a finished partition split leaves it.
 fn table(c: &Cluster, args: &[&str]) -> Result<String, String> {
     match args {
         ["data_version", name, v] => {
@@ -251,6 +259,10 @@ fn table(c: &Cluster, args: &[&str]) -> Result<String, String> {
             app.data_version = v;
             Ok("OK".into())
         }
-        _ => Err("usage: sim.table data_version NAME 0|1".into()),
+        ["split", name] => {
+            let count = super::tables::split(&mut c.lock(), name)?;
+            Ok(format!("OK: {name} has {count} partitions"))
+        }
+        _ => Err("usage: sim.table data_version NAME 0|1 | sim.table split NAME".into()),
     }
 }

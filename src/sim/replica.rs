@@ -380,8 +380,14 @@ impl ReplicaNode {
         let cut = resp.error == rocksdb::OK
             && !resp.kvs.is_empty()
             && resp.context_id != crate::pegasus::messages::data::scan_context::COMPLETED;
+        // Any batch that had more to read can run out of time before its first record.
+        let live = resp.error == rocksdb::OK
+            && resp.context_id != crate::pegasus::messages::data::scan_context::COMPLETED;
         if cut && self.cluster.faults.strike(Counted::ScanSlow, &table, 1) > 0 {
             scan::out_of_time(&mut state.nodes[self.index].scanners, &mut resp);
+        } else if live && self.cluster.faults.strike(Counted::ScanStuck, &table, 1) > 0 {
+            scan::out_of_time(&mut state.nodes[self.index].scanners, &mut resp);
+            resp.kvs.clear();
         }
         resp.server = self.server();
         Some(frame::encode_reply(&req.name, req.seqid, &resp))
@@ -567,7 +573,7 @@ impl Handler for ReplicaNode {
             RemoteCommand::NAME => respond::<RemoteCommand>(&req, |c| {
                 replica_views::command(self, &c.cmd, &c.arguments)
             }),
-            _ => self.data(req),
+            _ => with_latency(self.data(req), self.cluster.faults.rpc_latency()),
         }
     }
 
@@ -577,5 +583,25 @@ impl Handler for ReplicaNode {
 
     fn refuses(&self) -> bool {
         self.cluster.faults.is_unreachable() || !self.cluster.lock().nodes[self.index].alive
+    }
+}
+
+/// `outcome` answered `latency` later (a network round trip: `sim.fault rpc_latency_ms`).
+/// Requests are handled at once and answered concurrently, as over a real network.
+fn with_latency(outcome: Outcome, latency: std::time::Duration) -> Outcome {
+    if latency.is_zero() {
+        return outcome;
+    }
+    match outcome {
+        Outcome::NoReply => Outcome::NoReply,
+        Outcome::Reply(bytes) => Outcome::Later(Box::pin(async move {
+            tokio::time::sleep(latency).await;
+            Some(bytes)
+        })),
+        Outcome::Later(fut) => Outcome::Later(Box::pin(async move {
+            let bytes = fut.await;
+            tokio::time::sleep(latency).await;
+            bytes
+        })),
     }
 }

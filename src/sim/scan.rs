@@ -83,6 +83,15 @@ impl Scanners {
         id
     }
 
+    /// Scanners open (not idle too long).
+    #[must_use]
+    pub fn open_count(&self) -> usize {
+        self.open
+            .values()
+            .filter(|c| c.used.elapsed() < CONTEXT_IDLE)
+            .count()
+    }
+
     /// Takes the context `id` out, unless unknown or idle too long.
     pub fn take(&mut self, id: i64) -> Option<ScanContext> {
         self.open.retain(|_, c| c.used.elapsed() < CONTEXT_IDLE);

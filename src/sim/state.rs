@@ -454,6 +454,8 @@ pub struct Faults {
     pub node_drops: Vec<watch::Sender<u64>>,
     /// Extra delay before replica servers answer data writes, in ms.
     pub slow_write_ms: AtomicU64,
+    /// Network latency added to every data RPC answer of the replica servers, in ms.
+    pub rpc_latency_ms: AtomicU64,
     /// Duplications never leave DS_APP.
     pub stuck_in_app: AtomicBool,
     /// Bumped to make every node drop its open connections.
@@ -477,6 +479,9 @@ pub enum Counted {
     ScanSlow,
     /// Scanner calls a read-throttled replica refuses (`ERR_BUSY`): `sim.fault read_busy`.
     ReadBusy,
+    /// Scanner batches that run out of time before they read a record (a long run of expired
+    /// or deleted records): `sim.fault scan_stuck`.
+    ScanStuck,
 }
 
 impl Counted {
@@ -487,6 +492,7 @@ impl Counted {
             "dup_drop" => Some(Self::DupDrop),
             "scan_slow" => Some(Self::ScanSlow),
             "read_busy" => Some(Self::ReadBusy),
+            "scan_stuck" => Some(Self::ScanStuck),
             _ => None,
         }
     }
@@ -500,6 +506,7 @@ impl Faults {
             unreachable: AtomicBool::new(false),
             node_drops: (0..replicas).map(|_| watch::channel(0).0).collect(),
             slow_write_ms: AtomicU64::new(0),
+            rpc_latency_ms: AtomicU64::new(0),
             stuck_in_app: AtomicBool::new(false),
             drop_connections: watch::channel(0).0,
             counted: std::sync::Mutex::default(),
@@ -550,6 +557,11 @@ impl Faults {
     #[must_use]
     pub fn write_delay(&self) -> Duration {
         Duration::from_millis(self.slow_write_ms.load(Ordering::Relaxed))
+    }
+    /// The network latency every data RPC answer gets.
+    #[must_use]
+    pub fn rpc_latency(&self) -> Duration {
+        Duration::from_millis(self.rpc_latency_ms.load(Ordering::Relaxed))
     }
     /// Whether nodes refuse connections.
     #[must_use]

@@ -1,4 +1,4 @@
-//! Owns table-level operations on a simulated cluster's state: create, drop, and the
+//! Owns table-level operations on a simulated cluster's state: create, drop, split, and the
 //! views meta replies are built from (app info, partition configuration).
 
 use std::collections::BTreeMap;
@@ -145,4 +145,36 @@ pub fn v4(addr: std::net::SocketAddr) -> std::net::SocketAddrV4 {
             std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, a.port())
         }
     }
+}
+
+/// Splits table `name` as a finished partition split leaves it: twice the partitions, child
+/// `p + n` served where its parent `p` is, each child holding a copy of its parent's records
+/// (a child learns the parent's whole data; the keys of the other half stay on both until a
+/// manual compaction, hidden from scans only while `replica.split.validate_partition_hash`
+/// is on). Simplified: at once (no `ERR_SPLITTING` window), and not while the table
+/// duplicates.
+///
+/// # Errors
+/// No such table, or one that duplicates.
+pub fn split(state: &mut State, name: &str) -> Result<usize, String> {
+    let app = state
+        .app_by_name_mut(name)
+        .ok_or_else(|| format!("no table {name}"))?;
+    if app.is_duplicating() {
+        return Err(format!(
+            "{name} duplicates: the simulator splits only other tables"
+        ));
+    }
+    let children: Vec<Partition> = app
+        .partitions
+        .iter()
+        .map(|p| {
+            let mut child = Partition::new(p.primary, p.secondaries.clone());
+            child.data = p.data.clone();
+            child.last_committed = p.last_committed;
+            child
+        })
+        .collect();
+    app.partitions.extend(children);
+    Ok(app.partitions.len())
 }

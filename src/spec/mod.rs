@@ -144,6 +144,7 @@ pub struct RawSettings {
     pub remove_duplication: Option<bool>,
     pub verify: Option<VerifyMode>,
     pub verify_rate: Option<u64>,
+    pub verify_parallelism: Option<usize>,
 }
 
 /// One table to move.
@@ -159,6 +160,7 @@ pub struct RawMigration {
     pub remove_duplication: Option<bool>,
     pub verify: Option<VerifyMode>,
     pub verify_rate: Option<u64>,
+    pub verify_parallelism: Option<usize>,
 }
 
 /// A validated plan file.
@@ -216,6 +218,9 @@ pub struct Migration {
     /// Most source records that comparison reads per second (none: no limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify_rate: Option<u64>,
+    /// Partition groups that comparison reads at once (none: the gate's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_parallelism: Option<usize>,
 }
 
 mod duration_ms {

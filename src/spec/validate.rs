@@ -234,6 +234,7 @@ struct Resolved {
     remove_duplication: bool,
     verify: super::VerifyMode,
     verify_rate: Option<u64>,
+    verify_parallelism: Option<usize>,
 }
 
 impl Default for Resolved {
@@ -245,6 +246,7 @@ impl Default for Resolved {
             remove_duplication: false,
             verify: super::VerifyMode::default(),
             verify_rate: None,
+            verify_parallelism: None,
         }
     }
 }
@@ -286,6 +288,12 @@ fn settings(s: &RawSettings, base: &Resolved, path: &str, issues: &mut Issues) -
             "verify_rate 0 would never compare a record: use at least 1 (records per second), or leave it out for no limit",
         );
     }
+    if s.verify_parallelism == Some(0) {
+        issues.add(
+            format!("{path}.verify_parallelism"),
+            "verify_parallelism 0 would never compare a partition group: use at least 1",
+        );
+    }
     Resolved {
         threshold: s.threshold.unwrap_or(base.threshold),
         max_write_block,
@@ -293,6 +301,10 @@ fn settings(s: &RawSettings, base: &Resolved, path: &str, issues: &mut Issues) -
         remove_duplication: s.remove_duplication.unwrap_or(base.remove_duplication),
         verify: s.verify.unwrap_or(base.verify),
         verify_rate: s.verify_rate.filter(|r| *r > 0).or(base.verify_rate),
+        verify_parallelism: s
+            .verify_parallelism
+            .filter(|p| *p > 0)
+            .or(base.verify_parallelism),
     }
 }
 
@@ -304,6 +316,7 @@ fn overrides(m: &RawMigration) -> RawSettings {
         remove_duplication: m.remove_duplication,
         verify: m.verify,
         verify_rate: m.verify_rate,
+        verify_parallelism: m.verify_parallelism,
     }
 }
 
@@ -387,6 +400,7 @@ fn migrations(raw: &RawSpec, defaults: &Resolved, issues: &mut Issues) -> Vec<Mi
             remove_duplication: s.remove_duplication,
             verify: s.verify,
             verify_rate: s.verify_rate,
+            verify_parallelism: s.verify_parallelism,
         });
     }
     out

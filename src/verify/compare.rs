@@ -13,7 +13,9 @@ pub struct Rec {
 }
 
 /// How a key differs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// On the source only.
@@ -41,7 +43,7 @@ pub enum Need {
 }
 
 /// Counts of one comparison.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counts {
     /// Source records compared.
     pub scanned: u64,
@@ -51,11 +53,15 @@ pub struct Counts {
     pub missing: u64,
     pub extra: u64,
     pub different: u64,
+    /// Records of either side left out: their hash names another partition than the one
+    /// that returned them (left behind by a split); their own partition's copy is compared.
+    pub foreign: u64,
 }
 
 impl Counts {
     /// Adds `other` to these counts.
     pub fn add(&mut self, other: &Counts) {
+        self.foreign += other.foreign;
         self.scanned += other.scanned;
         self.target_scanned += other.target_scanned;
         self.matched += other.matched;
@@ -78,10 +84,19 @@ pub struct Merge {
     target: VecDeque<Rec>,
     source_done: bool,
     target_done: bool,
+    /// The last key compared: every key up to it is compared on both sides.
+    through: Option<Vec<u8>>,
     pub counts: Counts,
 }
 
 impl Merge {
+    /// The last key compared: the merge goes in key order over both sides, so every key up
+    /// to it, on either side, is compared.
+    #[must_use]
+    pub fn through(&self) -> Option<&[u8]> {
+        self.through.as_deref()
+    }
+
     /// Records given and not yet compared.
     #[must_use]
     pub fn in_hand(&self) -> usize {
@@ -141,9 +156,10 @@ impl Merge {
         self.counts.scanned += 1;
         self.counts.missing += 1;
         diffs.push(Diff {
-            key: s.key,
+            key: s.key.clone(),
             kind: Kind::Missing,
         });
+        self.through = Some(s.key);
     }
 
     fn only_target(&mut self, diffs: &mut Vec<Diff>) {
@@ -151,9 +167,10 @@ impl Merge {
         self.counts.target_scanned += 1;
         self.counts.extra += 1;
         diffs.push(Diff {
-            key: t.key,
+            key: t.key.clone(),
             kind: Kind::Extra,
         });
+        self.through = Some(t.key);
     }
 
     fn both(&mut self, diffs: &mut Vec<Diff>) {
@@ -166,10 +183,11 @@ impl Merge {
         } else {
             self.counts.different += 1;
             diffs.push(Diff {
-                key: s.key,
+                key: s.key.clone(),
                 kind: Kind::Different,
             });
         }
+        self.through = Some(s.key);
     }
 }
 
@@ -187,6 +205,16 @@ mod tests {
 
     /// Feeds `source` and `target` in batches of `batch` as the merge asks for them.
     fn merge(source: &[Rec], target: &[Rec], batch: usize) -> (Counts, Vec<(String, Kind)>) {
+        let (counts, diffs, _) = merge_through(source, target, batch);
+        (counts, diffs)
+    }
+
+    /// Like `merge`, with the last key compared.
+    fn merge_through(
+        source: &[Rec],
+        target: &[Rec],
+        batch: usize,
+    ) -> (Counts, Vec<(String, Kind)>, Option<Vec<u8>>) {
         let mut m = Merge::default();
         let (mut s, mut t) = (source.chunks(batch), target.chunks(batch));
         let mut diffs = Vec::new();
@@ -207,7 +235,7 @@ mod tests {
             .into_iter()
             .map(|d| (String::from_utf8(d.key).unwrap(), d.kind))
             .collect();
-        (m.counts, named)
+        (m.counts, named, m.through().map(<[u8]>::to_vec))
     }
 
     #[test]
@@ -228,7 +256,7 @@ mod tests {
             rec("g", "7", 0),
         ];
         for batch in [1, 2, 3, 10] {
-            let (counts, diffs) = merge(&source, &target, batch);
+            let (counts, diffs, last) = merge_through(&source, &target, batch);
             assert_eq!(
                 diffs,
                 vec![
@@ -247,8 +275,10 @@ mod tests {
                 missing: 1,
                 extra: 2,
                 different: 2,
+                foreign: 0,
             };
             assert_eq!(counts, want, "batch {batch}");
+            assert_eq!(last, Some(b"g".to_vec()), "batch {batch}");
         }
     }
 

@@ -7,27 +7,30 @@
 //! partitions on each side scanned together and merged into one ascending run
 //! (`stream`), the two runs merged against each other (`compare`). Classes run in parallel
 //! under a records-per-second limit. `sample` mode scans keys and expiries only (every key's
-//! presence and expiry is still checked) and compares the values of a sample of hash keys.
+//! presence and expiry is still checked) and compares the values of a sample of hash keys
+//! (`sample`: salted per run).
 
+pub mod checkpoint;
 pub mod compare;
+pub mod diffs;
 mod group;
+pub mod layout;
+pub mod merge;
 pub mod pace;
+mod reader;
 pub mod recheck;
 pub mod report;
+mod run;
+pub mod sample;
+pub mod shard;
 pub mod stream;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+pub use run::{verify, verify_resumable, Checkpointing};
 
-use tokio::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use compare::{Counts, Diff, Kind};
-use group::{ClassJob, Shared};
-use pace::Pacers;
-use recheck::Sides;
-use stream::{class_partitions, classes};
 
-use crate::pegasus::key;
 use crate::pegasus::replica::ReplicaClient;
 use crate::pegasus::table::TableClient;
 
@@ -40,6 +43,22 @@ pub enum Error {
     Target(crate::pegasus::Error),
     #[error("a comparison task failed: {0}")]
     Task(String),
+    #[error("reading the {side}: {source}")]
+    Order {
+        side: layout::Side,
+        source: stream::StreamError,
+    },
+    #[error(transparent)]
+    Keys(#[from] diffs::KeysError),
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+    /// A split (or its env) moved keys between partitions during the run: the groups compared
+    /// were not the table's any more.
+    #[error("the layout changed during the run ({0}): re-run verify")]
+    LayoutChanged(layout::Moved),
+    /// A group stopped because another failed (never the error a verify returns).
+    #[error("stopped: another partition group failed")]
+    Stopped,
 }
 
 /// Result of this module.
@@ -74,9 +93,15 @@ pub struct Options {
     pub mode: Mode,
     /// The fraction of hash keys whose values `sample` compares.
     pub sample_rate: f64,
+    /// Mixed into the choice of the sample: another salt, other keys.
+    pub sample_salt: u64,
     /// Most records read per second from each side (none: as fast as it goes); batches are
     /// capped at it.
     pub rate: Option<u64>,
+    /// Most bytes (keys and values) scanned per second from each side (none: no limit).
+    pub byte_rate: Option<u64>,
+    /// The share of the partition groups this run compares (all by default).
+    pub shard: shard::Shard,
     /// Classes compared at once.
     pub parallelism: usize,
     /// Records per scan batch.
@@ -95,8 +120,11 @@ impl Default for Options {
         Self {
             mode: Mode::Full,
             sample_rate: 0.01,
+            sample_salt: sample::random_salt(),
             rate: None,
-            parallelism: 4,
+            byte_rate: None,
+            shard: shard::Shard::default(),
+            parallelism: 8,
             batch: 1000,
             max_suspects: 100_000,
             settle: recheck::Settle::default(),
@@ -106,6 +134,24 @@ impl Default for Options {
 }
 
 impl Options {
+    /// The read limits of each cluster.
+    #[must_use]
+    pub fn limits(&self) -> pace::Limits {
+        pace::Limits {
+            records: self.rate,
+            bytes: self.byte_rate,
+        }
+    }
+
+    /// The sample `sample` mode compares the values of.
+    #[must_use]
+    pub fn sample(&self) -> sample::Sample {
+        sample::Sample {
+            rate: self.sample_rate,
+            salt: self.sample_salt,
+        }
+    }
+
     /// Records per scan batch: at most a second's worth under the rate, so no burst outruns
     /// the limit by more than a batch per group.
     #[must_use]
@@ -117,9 +163,46 @@ impl Options {
     }
 }
 
+/// What a verify concludes about a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every key was compared, and every one matched.
+    Equal,
+    /// At least one key still differs after re-reading.
+    Different,
+    /// None of the keys compared differs, but some were not compared: still being written on
+    /// the source, or found different and not re-read (over `max_suspects`).
+    Incomplete,
+}
+
+impl Verdict {
+    /// The verdict as the reports spell it.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Equal => "equal",
+            Self::Different => "different",
+            Self::Incomplete => "incomplete",
+        }
+    }
+
+    /// The verdict of `differing` keys left after re-reading and `not_compared` keys.
+    #[must_use]
+    pub fn of(differing: u64, not_compared: u64) -> Self {
+        match (differing, not_compared) {
+            (0, 0) => Self::Equal,
+            (0, _) => Self::Incomplete,
+            _ => Self::Different,
+        }
+    }
+}
+
 /// What a verify of one table found.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Outcome {
+    /// `equal` only when every key was compared and matched.
+    pub verdict: Verdict,
     pub mode: Mode,
     /// False where a table sets `default_ttl` (see `Options::compare_expiry`).
     pub expiry_compared: bool,
@@ -131,10 +214,20 @@ pub struct Outcome {
     pub differing: Vec<Diff>,
     /// Keys the source was still writing in the last round: not compared, not differences.
     pub changing: Vec<Diff>,
-    /// Differences found but not re-read (over `max_suspects`): reported as found.
+    /// Differences found but not re-read (over `max_suspects`): not compared, so never
+    /// counted as equal nor as different.
     pub not_rechecked: u64,
     /// Sampled records whose values were compared (sample mode).
     pub values_compared: u64,
+    /// Sample mode: the sample's rate and salt, and what it could catch.
+    pub sample: Option<sample::SampleReport>,
+    /// The source's and the target's partition counts (none: `--keys`, nothing scanned).
+    pub partitions: Option<[i32; 2]>,
+    /// Which share of the partition groups was compared (none: `--keys`).
+    pub shard: Option<shard::ShardReport>,
+    /// `--keys`: how many keys were given (only they were re-checked; nothing scanned).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keys_given: Option<u64>,
     pub rounds: u32,
     pub elapsed_ms: u64,
     /// The most records any one partition group held at once (merge and partition buffers).
@@ -142,10 +235,16 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Keys that differ after settling (counted ones not re-read included).
+    /// Keys that differ after settling.
     #[must_use]
     pub fn differences(&self) -> u64 {
-        self.differing.len() as u64 + self.not_rechecked
+        self.differing.len() as u64
+    }
+
+    /// Keys not compared: still being written on the source, or found and not re-read.
+    #[must_use]
+    pub fn not_compared(&self) -> u64 {
+        self.changing.len() as u64 + self.not_rechecked
     }
 
     /// Differences of `kind` after settling (not counting those not re-read).
@@ -166,14 +265,14 @@ pub struct Totals {
     pub missing: u64,
     pub extra: u64,
     pub different: u64,
-    /// Found and not re-read (over `max_suspects`): counted as found.
+    /// Found and not re-read (over `max_suspects`): not compared.
     pub not_rechecked: u64,
     /// Still being written on the source: not compared.
     pub changing: u64,
 }
 
 impl Totals {
-    fn of(s: &recheck::Settled, not_rechecked: u64) -> Self {
+    pub(crate) fn of(s: &recheck::Settled, not_rechecked: u64) -> Self {
         let count = |k| s.differing.iter().filter(|d| d.kind == k).count() as u64;
         Self {
             missing: count(Kind::Missing),
@@ -245,102 +344,14 @@ impl Progress {
     }
 }
 
-/// Compares the table `src` reads with the one `dst` reads.
-///
-/// # Errors
-/// A scan or read failed past its retries.
-pub async fn verify(
-    src: &TableClient,
-    dst: &TableClient,
-    opts: Options,
-    progress: Arc<Progress>,
-) -> Result<Outcome> {
-    let started = Instant::now();
-    let s = src.refresh().await.map_err(Error::Source)?;
-    let t = dst.refresh().await.map_err(Error::Target)?;
-    let default_ttl = sets_default_ttl(src).await.map_err(Error::Source)?
-        || sets_default_ttl(dst).await.map_err(Error::Target)?;
-    let opts = Options {
-        compare_expiry: opts.compare_expiry && !default_ttl,
-        ..opts
-    };
-    let g = classes(s.partition_count, t.partition_count);
-    progress
-        .classes
-        .store(u64::try_from(g).unwrap_or(0), Ordering::Relaxed);
-    let sides = Sides {
-        src: src.clone(),
-        dst: dst.clone(),
-        expiry: opts.compare_expiry,
-        pacers: Arc::new(Pacers::new(opts.rate)),
-    };
-    let shared = Arc::new(Shared {
-        suspects: Mutex::new(Vec::new()),
-        not_rechecked: AtomicU64::new(0),
-        values_compared: AtomicU64::new(0),
-        progress,
-    });
-    let limit = Arc::new(tokio::sync::Semaphore::new(opts.parallelism.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    for class in 0..g {
-        let job = ClassJob {
-            sides: sides.clone(),
-            src_parts: class_partitions(s.partition_count, g, class),
-            dst_parts: class_partitions(t.partition_count, g, class),
-            opts,
-            shared: shared.clone(),
-        };
-        let limit = limit.clone();
-        tasks.spawn(async move {
-            let _slot = limit.acquire_owned().await;
-            job.run().await
-        });
-    }
-    let mut scanned = Counts::default();
-    let mut max_in_hand = 0;
-    while let Some(joined) = tasks.join_next().await {
-        let (counts, held) = joined.map_err(|e| Error::Task(e.to_string()))??;
-        scanned.add(&counts);
-        max_in_hand = max_in_hand.max(held);
-    }
-    let mut suspects = std::mem::take(&mut *shared.suspects.lock().expect("suspects lock"));
-    // A sampled key can be found twice (its expiry by the merge, its value by the sample).
-    suspects.sort_by(|a, b| a.key.cmp(&b.key));
-    suspects.dedup_by(|a, b| a.key == b.key);
-    let settled = recheck::settle(&sides, suspects, opts.settle).await?;
-    let not_rechecked = shared.not_rechecked.load(Ordering::Relaxed);
-    Ok(Outcome {
-        mode: opts.mode,
-        expiry_compared: opts.compare_expiry,
-        scanned,
-        after_settling: Totals::of(&settled, not_rechecked),
-        differing: settled.differing,
-        changing: settled.changing,
-        rounds: settled.rounds,
-        not_rechecked,
-        values_compared: shared.values_compared.load(Ordering::Relaxed),
-        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        max_in_hand,
-    })
-}
-
 /// Whether `client`'s table sets a `default_ttl` (its puts without expiry get one).
-async fn sets_default_ttl(client: &TableClient) -> crate::pegasus::error::Result<bool> {
+pub(crate) async fn sets_default_ttl(client: &TableClient) -> crate::pegasus::error::Result<bool> {
     let app = client.meta().available_app(client.table()).await?;
     Ok(app
         .as_ref()
         .and_then(|a| a.envs.get("default_ttl"))
         .and_then(|v| v.parse::<u32>().ok())
         .is_some_and(|ttl| ttl > 0))
-}
-
-/// Whether the record with `full_key` belongs to the sample (by its hash key, the same on
-/// both sides and in every run).
-#[must_use]
-pub fn in_sample(full_key: &[u8], rate: f64) -> bool {
-    let hash_key = key::split_key(full_key).map_or(full_key, |(h, _)| h);
-    let h = key::crc64(hash_key);
-    (h as f64) < rate.clamp(0.0, 1.0) * (u64::MAX as f64)
 }
 
 #[cfg(test)]
@@ -371,6 +382,18 @@ mod tests {
     }
 
     #[test]
+    fn equal_only_when_every_key_was_compared_and_matched() {
+        assert_eq!(Verdict::of(0, 0), Verdict::Equal);
+        assert_eq!(Verdict::of(0, 1), Verdict::Incomplete);
+        assert_eq!(Verdict::of(1, 0), Verdict::Different);
+        assert_eq!(
+            Verdict::of(3, 7),
+            Verdict::Different,
+            "a real difference wins"
+        );
+    }
+
+    #[test]
     fn batches_hold_at_most_a_seconds_worth_under_the_rate() {
         let with = |rate| Options {
             rate,
@@ -380,23 +403,5 @@ mod tests {
         assert_eq!(with(Some(200)).batch_size(), 200);
         assert_eq!(with(Some(50_000)).batch_size(), 1000);
         assert_eq!(with(Some(0)).batch_size(), 1);
-    }
-
-    #[test]
-    fn the_sample_is_by_hash_key_and_about_the_rate() {
-        let full = |h: &str, s: &str| key::composite_key(h.as_bytes(), s.as_bytes()).unwrap();
-        let picked = (0..10_000)
-            .filter(|i| in_sample(&full(&format!("user{i}"), "a"), 0.1))
-            .count();
-        assert!((800..1200).contains(&picked), "{picked} of 10000");
-        for i in 0..100 {
-            let h = format!("user{i}");
-            assert_eq!(
-                in_sample(&full(&h, "a"), 0.3),
-                in_sample(&full(&h, "zzz"), 0.3)
-            );
-        }
-        assert!(!in_sample(&full("x", "a"), 0.0));
-        assert!(in_sample(&full("x", "a"), 1.0));
     }
 }

@@ -117,8 +117,8 @@ impl Sides {
     /// A read failed.
     pub async fn compare_all(&self, keys: &[(Vec<u8>, Option<u64>)]) -> Result<Vec<(Now, u64)>> {
         // Two source reads and one target read per key, at most.
-        self.pacers.source.pace(2 * keys.len()).await;
-        self.pacers.target.pace(keys.len()).await;
+        self.pacers.source.pace(2 * keys.len(), 0).await;
+        self.pacers.target.pace(keys.len(), 0).await;
         let mut set = tokio::task::JoinSet::new();
         for (i, (key, before)) in keys.iter().enumerate() {
             let (sides, key, before) = (self.clone(), key.clone(), *before);

@@ -38,27 +38,42 @@ pub fn key_text(full_key: &[u8]) -> String {
 #[must_use]
 pub fn lines(table: &str, from: &str, to: &str, o: &Outcome, first: usize) -> Vec<String> {
     let c = &o.scanned;
-    let verdict = match (o.differences(), o.changing.len()) {
-        (0, 0) => "equal".to_string(),
-        (0, n) => format!("equal where compared ({n} key(s) still being written, not compared)"),
-        (d, _) => format!("{d} difference(s)"),
+    let verdict = match o.verdict {
+        super::Verdict::Equal => "equal".to_string(),
+        super::Verdict::Incomplete => format!(
+            "incomplete: no difference where compared, {} key(s) not compared",
+            o.not_compared()
+        ),
+        super::Verdict::Different => format!("{} difference(s)", o.differences()),
     };
-    let mut out = vec![format!(
-        "{table} {from} → {to}: {verdict} ({} mode; {} source records scanned, {} on the target, {} matched at first sight; {:.1}s)",
-        o.mode.name(),
-        c.scanned,
-        c.target_scanned,
-        c.matched,
-        o.elapsed_ms as f64 / 1000.0
-    )];
-    if o.differences() > 0 || c.differences() > 0 {
+    let mut out = vec![match o.keys_given {
+        Some(n) => format!(
+            "{table} {from} → {to}: {verdict} ({n} given key(s) re-checked, nothing scanned; {:.1}s)",
+            o.elapsed_ms as f64 / 1000.0
+        ),
+        None => format!(
+            "{table} {from} → {to}: {verdict} ({} mode; {} source records scanned, {} on the target, {} matched at first sight; {:.1}s)",
+            o.mode.name(),
+            c.scanned,
+            c.target_scanned,
+            c.matched,
+            o.elapsed_ms as f64 / 1000.0
+        ),
+    }];
+    if o.verdict != super::Verdict::Equal || c.differences() > 0 {
         let a = &o.after_settling;
         let mut more = String::new();
         if a.not_rechecked > 0 {
-            more += &format!("; {} more found and not re-read", a.not_rechecked);
+            more += &format!(
+                "; {} found and not re-read (past the suspect cap): not compared",
+                a.not_rechecked
+            );
         }
         if a.changing > 0 {
-            more += &format!("; {} still being written on the source", a.changing);
+            more += &format!(
+                "; {} still being written on the source: not compared",
+                a.changing
+            );
         }
         out.push(format!(
             "    after {} re-read round(s): missing on the target {}, extra on the target {}, different {}{more}",
@@ -85,10 +100,19 @@ pub fn lines(table: &str, from: &str, to: &str, o: &Outcome, first: usize) -> Ve
             "    expiries not compared: a table sets default_ttl, so each cluster gives puts without expiry their own".into(),
         );
     }
-    if o.mode == super::Mode::Sample {
+    if let Some(s) = &o.sample {
         out.push(format!(
-            "    values compared for {} sampled record(s); every key and expiry compared",
-            o.values_compared
+            "    values compared for {} sampled record(s) (rate {}, salt {}: --sample-salt {} repeats this sample); every key and expiry compared",
+            o.values_compared, s.rate, s.salt, s.salt
+        ));
+        let for_99 = s
+            .lost_for_99_percent
+            .map_or_else(|| "no number".to_string(), |k| k.to_string());
+        out.push(format!(
+            "    records whose value alone is wrong: a run like this catches one of 1 with chance {:.1}%, of 10 {:.1}%, of 100 {:.1}%; {for_99} for 99%",
+            s.detect_1 * 100.0,
+            s.detect_10 * 100.0,
+            s.detect_100 * 100.0
         ));
     }
     out

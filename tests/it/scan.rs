@@ -345,3 +345,121 @@ async fn a_batch_too_large_for_a_frame_is_read_in_smaller_ones() {
     }
     assert_eq!(seen, 660);
 }
+
+/// Partition `pidx`'s records, scanned with `s` to the end; the batch sizes seen.
+async fn drain(s: &mut PartitionScanner) -> (Vec<Vec<u8>>, Vec<usize>) {
+    let (mut keys, mut sizes) = (Vec::new(), Vec::new());
+    while let Some(batch) = s.next_batch().await.unwrap() {
+        sizes.push(batch.len());
+        keys.extend(batch.into_iter().map(|kv| kv.key.0));
+    }
+    (keys, sizes)
+}
+
+fn keys_of(all: &[(Vec<u8>, Vec<u8>, i32)], pidx: i32) -> Vec<Vec<u8>> {
+    all.iter()
+        .filter(|(k, _, _)| key::partition_index(key::key_hash(k), PARTITIONS) == pidx)
+        .map(|(k, _, _)| k.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_cut_before_its_first_record_asks_for_less_and_restarts_count_from_progress() {
+    let (sim, t) = table_with(80).await;
+    let expected = keys_of(&scan_all(&t, 1000).await, 0);
+    let stuck = |n| sim.cluster().faults.arm(Counted::ScanStuck, "t", n);
+
+    // Upstream can run out of time before the first record: error 7, nothing, no scanner.
+    stuck(1);
+    let raw = Raw::of(&t, 0).await;
+    let r = raw.open(&whole(10)).await;
+    assert_eq!(
+        (r.error, r.kvs.len(), r.context_id),
+        (rocksdb::INCOMPLETE, 0, 0)
+    );
+
+    // Six cut batches in a row, twice: twelve restarts, more than one batch may take (8),
+    // but they count from the last batch that made progress.
+    let opts = ScanOptions {
+        batch_size: 8,
+        ..ScanOptions::default()
+    };
+    let mut s = PartitionScanner::new(t.clone(), 0, opts);
+    stuck(6);
+    let first = s.next_batch().await.unwrap().unwrap();
+    assert_eq!(first.len(), 1, "halved six times: 8, 4, 2, 1, 1, 1 → 1");
+    stuck(6);
+    let second = s.next_batch().await.unwrap().unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(sim.cluster().faults.left(Counted::ScanStuck, "t"), 0);
+    let (rest, sizes) = drain(&mut s).await;
+    let got: Vec<_> = [first, second]
+        .into_iter()
+        .flatten()
+        .map(|kv| kv.key.0)
+        .chain(rest)
+        .collect();
+    assert_eq!(got, expected, "every record once, in order");
+    assert!(
+        sizes.contains(&8),
+        "batches that come back whole grow back to the size asked: {sizes:?}"
+    );
+
+    // Past the restarts, the error is the server's.
+    let mut s = PartitionScanner::new(t.clone(), 0, opts);
+    stuck(9);
+    let e = s.next_batch().await.unwrap_err();
+    assert!(e.to_string().contains("rocksdb error 7"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_not_answered_in_time_asks_for_less_and_goes_on() {
+    let (sim, t) = table_with(80).await;
+    let expected = keys_of(&scan_all(&t, 1000).await, 1);
+    let meta = sim.metas()[0];
+    let latency = |ms: &'static str| set_latency(meta, ms);
+    // Every answer comes 400 ms late, and the scan waits 150 ms, until the network recovers.
+    latency("400").await;
+    let opts = ScanOptions {
+        batch_size: 8,
+        timeout: Duration::from_millis(150),
+        ..ScanOptions::default()
+    };
+    let mut s = PartitionScanner::new(t.clone(), 1, opts);
+    let scan = tokio::spawn(async move {
+        let (keys, sizes) = drain(&mut s).await;
+        (keys, sizes, s)
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    latency("0").await;
+    let (keys, sizes, _) = scan.await.unwrap();
+    assert_eq!(keys, expected, "every record once, in order");
+    assert!(sizes[0] < 8, "the first batch asked for less: {sizes:?}");
+}
+
+/// Sets the simulated network latency of the cluster whose meta server is `meta`.
+async fn set_latency(meta: std::net::SocketAddr, ms: &str) {
+    let said = ReplicaClient::new(Duration::from_secs(2))
+        .command(meta, "sim.fault", &["rpc_latency_ms", ms])
+        .await
+        .unwrap();
+    assert_eq!(said, "OK");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scanner_dropped_midway_releases_the_servers_scanner() {
+    let (sim, t) = table_with(40).await;
+    let open = || -> usize {
+        let state = sim.cluster().lock();
+        state.nodes.iter().map(|n| n.scanners.open_count()).sum()
+    };
+    let opts = ScanOptions {
+        batch_size: 2,
+        ..ScanOptions::default()
+    };
+    let mut s = PartitionScanner::new(t.clone(), 0, opts);
+    assert_eq!(s.next_batch().await.unwrap().map(|b| b.len()), Some(2));
+    assert_eq!(open(), 1, "the server holds the scanner");
+    drop(s);
+    crate::support::eventually("the scanner released", || async { open() == 0 }).await;
+}

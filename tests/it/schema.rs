@@ -193,6 +193,7 @@ fn the_schema_rejects_what_the_model_rejects() {
         edit("to: b }", "to: b, block_mode: drop }"),
         edit("to: b }", "to: b, verify_rate: 0 }"),
         edit("to: b }", "to: b, verify_rate: fast }"),
+        edit("to: b }", "to: b, verify_parallelism: 0 }"),
         edit("  - { table: t, from: a, to: b }\n", ""),
         BASE.replace("migrations:\n  - { table: t, from: a, to: b }\n", ""),
     ];

@@ -43,7 +43,7 @@ fn a_good_plan_resolves_defaults_per_table() {
 
     let text = edit(
         "  block_mode: timeout",
-        "  block_mode: timeout\n  verify: full\n  verify_rate: 50000",
+        "  block_mode: timeout\n  verify: full\n  verify_rate: 50000\n  verify_parallelism: 3",
     )
     .replace(
         "threshold: 5000,",
@@ -61,6 +61,15 @@ fn a_good_plan_resolves_defaults_per_table() {
         ),
         (Some(50_000), Some(20))
     );
+    assert_eq!(
+        spec.migrations
+            .iter()
+            .map(|m| m.verify_parallelism)
+            .collect::<Vec<_>>(),
+        vec![Some(3), Some(3)],
+        "from the defaults"
+    );
+    assert_eq!(orders.verify_parallelism, None, "the gate's own by default");
     let bad = diagnostics(&edit(
         "  block_mode: timeout",
         "  block_mode: timeout\n  verify: maybe",
@@ -111,6 +120,7 @@ fn every_bad_input_is_named_at_its_line_and_column() {
         (edit("{ table: orders,", "{ table: __migrator_locks__,"), 13, 14, "reserves for its own nodes"),
         (edit("threshold: 100000", "threshold: 0"), 9, 14, "threshold 0 can never be reached"),
         (edit("threshold: 100000", "threshold: 100000\n  verify_rate: 0"), 10, 16, "verify_rate 0 would never compare"),
+        (edit("threshold: 100000", "threshold: 100000\n  verify_parallelism: 0"), 10, 23, "verify_parallelism 0 would never compare"),
         (edit("max_write_block: 60s", "max_write_block: 2h"), 10, 20, "longer than 15m"),
         (edit("\"10.0.0.2:34601\"] }", "\"10.0.0.2:34601\"], config_sync_during_cutover: 10ms }"), 3, 86, "below 100ms"),
     ];
