@@ -67,6 +67,10 @@ impl Run<'_> {
     async fn open_block(&mut self, value: &str, sync: Duration, reserve: Duration) -> StepResult {
         let opened = self.open_record(value, reserve).await?;
         let r = &opened.record;
+        if opened.resumed {
+            // The earlier run's gate may have left keys to compare before its switch.
+            self.exact_pending = r.exact_keys;
+        }
         let now = Instant::now();
         let since = |at_ms: u64| Duration::from_millis(at_ms.saturating_sub(r.started_ms));
         let elapsed = Duration::from_millis(now_ms().saturating_sub(r.started_ms));

@@ -95,6 +95,12 @@ pub enum Verify {
         sample_salt: Option<u64>,
         rounds: u32,
     },
+    /// Inside the block, before the switch: the keys the gate left were compared.
+    AtSwitch {
+        keys: u64,
+        verdict: crate::verify::Verdict,
+        took_ms: u64,
+    },
 }
 
 /// The drain after the block.

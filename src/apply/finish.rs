@@ -13,6 +13,8 @@ use crate::pegasus::messages::duplication::DuplicationStatus;
 
 impl Run<'_> {
     pub(super) async fn finish(&mut self, remove_duplication: bool) -> StepResult {
+        // Switched: the keys the gate left were compared before the switch.
+        super::exact::remove(&self.ctx.state_dir, &self.m.table);
         if remove_duplication {
             if let Some(d) = self.find_dup().await? {
                 self.before_removal(d.dupid).await?;

@@ -55,6 +55,7 @@ impl Run<'_> {
             routing,
             fence: None,
             fence_epoch: None,
+            exact_keys: self.exact_pending,
             superseded: false,
         }
     }

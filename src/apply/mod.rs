@@ -12,6 +12,7 @@ mod duplicate;
 pub mod entry;
 pub mod events;
 pub mod evidence;
+pub mod exact;
 pub mod failpoint;
 mod finish;
 pub mod gate;

@@ -69,6 +69,7 @@ impl Run<'_> {
 
     async fn compare_and_set(&mut self, zk: &Zk, c: &RoutingChange) -> StepResult {
         self.block_still_in_force().await?;
+        self.exact_check().await?;
         self.time_for_the_switch()?;
         let zk = &zk.with_call_timeout(SWITCH_CALL);
         self.journal(Entry::Switch(entry::Switch::Intent {

@@ -87,6 +87,9 @@ pub(super) struct Run<'a> {
     pub in_cutover: bool,
     /// The block record, once the block was opened.
     pub record: Option<crate::cutover::record::RecordStore>,
+    /// Keys the verify gate left to compare inside the block (`exact`), as the block record
+    /// counts them.
+    pub exact_pending: u64,
 }
 
 /// Runs `tp`'s remaining steps; `cutover` bounds concurrent cut-overs on the source cluster.
@@ -110,6 +113,7 @@ pub async fn run(ctx: &Ctx, tp: &TablePlan, cutover: Arc<Semaphore>) -> Outcome 
         blocked_ms: None,
         in_cutover: false,
         record: None,
+        exact_pending: 0,
     };
     let outcome = run.steps(tp, cutover).await;
     if run.in_cutover {

@@ -133,6 +133,25 @@ impl Run<'_> {
             &outcome,
             FIRST_KEYS,
         );
+        if let Some(keys) = left_to_the_switch(&outcome) {
+            // Still being written, so not comparable now: compared exactly inside the block,
+            // once the source is frozen, before the switch (`exact`).
+            super::exact::save(&self.ctx.state_dir, &self.m.table, &keys)
+                .map_err(|e| Stop::Fail(format!("saving the keys left to the switch: {e}")))?;
+            self.exact_pending = keys.len() as u64;
+            self.ctx.events.wait(
+                &self.m.table,
+                StepKind::Verify,
+                format!(
+                    "{} keys were still being written on {}: they are compared inside the write block, before the switch",
+                    keys.len(),
+                    self.m.from
+                ),
+            );
+            super::failpoint::hit("verify", "after");
+            return Ok(());
+        }
+        super::exact::remove(&self.ctx.state_dir, &self.m.table);
         if let Some(why) = not_passed(outcome.verdict) {
             return Err(Stop::Operator(format!(
                 "{why}, so nothing was blocked: {}. Find out why (`migrator verify <plan file> --table {}` shows them), then run apply again",
@@ -148,6 +167,17 @@ impl Run<'_> {
         super::failpoint::hit("verify", "after");
         Ok(())
     }
+}
+
+/// The keys an otherwise equal verdict could not compare because the source kept writing
+/// them, if few enough to compare inside the block; `None` when the verdict stands as it is.
+fn left_to_the_switch(outcome: &verify::Outcome) -> Option<Vec<Vec<u8>>> {
+    let only_changing = outcome.verdict == Verdict::Incomplete
+        && outcome.differences() == 0
+        && outcome.not_rechecked == 0
+        && !outcome.changing.is_empty()
+        && outcome.changing.len() <= super::exact::MAX_EXACT_KEYS;
+    only_changing.then(|| outcome.changing.iter().map(|d| d.key.clone()).collect())
 }
 
 /// Why a verdict does not let the cut-over go on (`None`: it does). Only `equal` passes: a key

@@ -77,6 +77,10 @@ pub struct BlockRecord {
     /// another run took the lock, and that switch can never commit either.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fence_epoch: Option<(String, i32)>,
+    /// Keys the verify gate could not compare, left to compare inside this block before the
+    /// switch (their list is a file on the host of the run that opened the block).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub exact_keys: u64,
     /// A later run is about to replace this ended block: its guardian must stop now (its
     /// aftercare deletes a deny env equal to this block's, which the new block sets too).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -397,6 +401,10 @@ fn put_file(path: &Path, bytes: &[u8], version: Option<i32>) -> std::io::Result<
     Ok(Some(next))
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,6 +426,7 @@ mod tests {
             routing: None,
             fence: None,
             fence_epoch: None,
+            exact_keys: 0,
             superseded: false,
         }
     }

@@ -59,6 +59,8 @@ struct Shape {
     zk_fault: f64,
     /// Chance that a deny env set troubles a source server (late sync, stalled writes).
     trouble: f64,
+    /// The plan removes the duplication after the switch.
+    remove_duplication: bool,
 }
 
 impl Shape {
@@ -77,6 +79,7 @@ impl Shape {
             rpc_fault: *rng.pick(&[0.0, 0.01, 0.03, 0.08]),
             zk_fault: *rng.pick(&[0.0, 0.02, 0.05, 0.1]),
             trouble: *rng.pick(&[0.0, 0.3, 0.7]),
+            remove_duplication: rng.chance(0.5),
         };
         // The draw is headroom over the least budget `plan` accepts: a tight budget is the
         // interesting case, one `plan` would block tests nothing.
@@ -335,6 +338,7 @@ fn write_plan(world: &World, shape: &Shape, dir: &std::path::Path) -> PathBuf {
         format!("max_write_block: {}s", shape.max_write_block_s),
         format!("block_mode: {}", shape.block_mode),
         "verify: off".to_string(),
+        format!("remove_duplication: {}", shape.remove_duplication),
     ];
     let path = dir.join("migrations.yaml");
     std::fs::write(&path, world.plan_yaml(&defaults)).expect("write the plan file");

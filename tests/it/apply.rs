@@ -549,6 +549,7 @@ async fn status_tells_an_open_block_record_from_a_deny_env_in_force() {
         routing: None,
         fence: None,
         fence_epoch: None,
+        exact_keys: 0,
         superseded: false,
     };
     let store = RecordStore::Zk {

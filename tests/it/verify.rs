@@ -667,31 +667,37 @@ async fn the_gate_stops_a_corrupted_table_before_any_write_is_blocked() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_gate_stops_when_keys_could_not_be_compared_before_any_write_is_blocked() {
-    use crate::stage::{text, Stage, StageOpts};
+/// Apply with `verify: full` while a key `hot / n` is written every few milliseconds on the
+/// source, so verify can never compare it; with `drop_copies` the target drops the copies of
+/// writes duplicated to it, so that key really differs.
+async fn gate_with_a_hot_key(
+    test: &str,
+    drop_copies: bool,
+) -> (crate::stage::Stage, std::process::Output) {
+    use crate::stage::{Stage, StageOpts};
     use std::sync::atomic::{AtomicBool, Ordering};
     let mut opts = StageOpts::new(Version::V2_6, "18s");
     opts.defaults.push("verify: full".into());
-    let s = Stage::new("verify-gate-incomplete", opts).await;
+    let s = Stage::new(test, opts).await;
     let (mut apply, gate) = s.apply_paused_at("verify:before");
     let child = apply.spawn().unwrap();
     Stage::paused(&gate).await;
-    // A key written all along on the source, its copies lost on the way (so it differs
-    // whenever it is read): never still long enough to compare, and no other key differs.
-    let said = s.fault(s.dst(), &["dup_drop", "t0", "1000000"]).await;
-    assert_eq!(said, "OK");
+    if drop_copies {
+        let said = s.fault(s.dst(), &["dup_drop", "t0", "1000000"]).await;
+        assert_eq!(said, "OK");
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let t = TableClient::new("t0", meta_client(s.src()), TableOptions::default());
     let halt = stop.clone();
-    let writers = vec![tokio::spawn(async move {
+    let writer = tokio::spawn(async move {
         let mut i = 0u64;
         while !halt.load(Ordering::Relaxed) {
             i += 1;
-            t.put(b"hot", b"n", i.to_string().as_bytes()).await.unwrap();
+            // Refused once the block is in force: the writer just goes on trying.
+            let _ = t.put(b"hot", b"n", i.to_string().as_bytes()).await;
             tokio::time::sleep(Duration::from_millis(3)).await;
         }
-    })];
+    });
     crate::support::eventually("the key written", || async {
         TableClient::new("t0", meta_client(s.src()), TableOptions::default())
             .get(b"hot", b"n")
@@ -703,25 +709,49 @@ async fn the_gate_stops_when_keys_could_not_be_compared_before_any_write_is_bloc
     std::fs::write(&gate, "go").unwrap();
     let out = crate::stage::output(child).await;
     stop.store(true, Ordering::Relaxed);
-    for w in writers {
-        w.await.unwrap();
-    }
-    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        said.contains("verify could not compare every key"),
-        "{}",
-        text(&out)
-    );
-    assert!(said.contains("changing  hot / n"), "{said}");
-    assert_eq!(s.routed_to("t0").await, "src");
-    assert!(
-        !s.journal_says("block_writes", "intent"),
-        "the block was never even intended"
-    );
+    writer.await.unwrap();
+    (s, out)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_too_hot_to_compare_before_the_block_are_compared_inside_it_before_the_switch() {
+    use crate::stage::text;
+    let (s, out) = gate_with_a_hot_key("verify-gate-exact", false).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let journal = s.journal_text();
     assert!(
         journal.contains(r#""verdict":"incomplete""#) && journal.contains(r#""changing":1"#),
+        "the gate could not compare the hot key: {journal}"
+    );
+    assert!(
+        journal.contains(r#""event":"at_switch","detail":{"keys":1,"verdict":"equal""#),
+        "it was compared inside the block: {journal}"
+    );
+    assert_eq!(s.routed_to("t0").await, "dst");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hot_key_that_differs_inside_the_block_lifts_it_and_nothing_is_switched() {
+    use crate::stage::text;
+    let (s, out) = gate_with_a_hot_key("verify-gate-incomplete", true).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(
+            "inside the write block the keys verify could not compare before did not all match"
+        ),
+        "{}",
+        text(&out)
+    );
+    assert!(said.contains("hot / n"), "{said}");
+    assert!(
+        said.contains("writes restored"),
+        "the block was lifted: {said}"
+    );
+    assert_eq!(s.routed_to("t0").await, "src");
+    let journal = s.journal_text();
+    assert!(
+        journal.contains(r#""event":"at_switch","detail":{"keys":1,"verdict":"different""#),
         "{journal}"
     );
 }
