@@ -39,6 +39,10 @@ const REGRESSIONS: &[(u64, &str)] = &[
     ),
     (7646, "the same with another operator's apply"),
     (
+        3838,
+        "a second operator's apply planned before it held the locks, then added a duplication of a table another run had migrated meanwhile, and held every table's lock while it waited",
+    ),
+    (
         1293,
         "(g): a duplicate batch handled late was overtaken by the next one and put an older value back on the target (the simulator reordered a connection's requests; a server does not)",
     ),
@@ -49,14 +53,9 @@ const REGRESSIONS: &[(u64, &str)] = &[
 /// fail. benches/README.md and the issue note tell what each is.
 const OPEN_FINDINGS: &[(u64, &str, &str)] = &[
     (
-        1437,
+        6945,
         "(g)",
         "R8: a write the primary admitted before the block and logged only after the drain (a stalled 2PC) is not shipped when routing switches",
-    ),
-    (
-        3838,
-        "(f)",
-        "a second operator's apply holds every table's lock while one table waits (up to its checkpoint timeout), so re-runs cannot resume the table it gave up on",
     ),
 ];
 

@@ -14,8 +14,8 @@ use tokio::time::Instant;
 
 use super::entry::{self, Entry};
 use super::table::{Run, StepResult, Stop};
-use crate::pegasus::table::{TableClient, TableOptions};
 use crate::plan::StepKind;
+use crate::verify::checkpoint::{hex, unhex};
 use crate::verify::{self, Verdict};
 
 /// The most keys the gate leaves to the switch; more still changing and it stops instead.
@@ -60,20 +60,6 @@ pub fn remove(state_dir: &Path, table: &str) {
     let _ = std::fs::remove_file(path(state_dir, table));
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 impl Run<'_> {
     /// Inside the block, before the switch: compares the keys the gate left, within the time
     /// the switch still leaves.
@@ -98,14 +84,7 @@ impl Run<'_> {
             }
             _ => return Ok(()),
         };
-        let client = |cluster: &str| {
-            TableClient::new(
-                &self.m.table,
-                self.ctx.metas[cluster].clone(),
-                TableOptions::default(),
-            )
-        };
-        let (src, dst) = (client(&self.m.from), client(&self.m.to));
+        let (src, dst) = self.table_clients();
         let until = self.block.map_or_else(Instant::now, |b| b.switch_by());
         let given = keys.len();
         let started = Instant::now();

@@ -230,6 +230,16 @@ impl Ctx {
         self
     }
 
+    /// Gives up `table`'s ZooKeeper lock once its run is over, so another run can take the
+    /// table on while this one still works on others. Its switch, if one was sent, is decided
+    /// by then: this session's delete is applied after it, and a switch arriving later fails
+    /// its fence.
+    pub async fn release_lock(&self, table: &str) {
+        if let (Some(zk), Some(fence)) = (&self.zk, self.fences.get(table)) {
+            let _ = zk.delete(&fence.lock, Some(0)).await;
+        }
+    }
+
     /// Where the block record of `m` lives: migrator's ZooKeeper root with meta-proxy, the
     /// state dir without.
     #[must_use]
@@ -302,6 +312,7 @@ pub async fn execute(ctx: Arc<Ctx>, plan: &Plan) -> Vec<(String, Outcome)> {
         runs.spawn(crate::clock::inherit(async move {
             let _slot = limit.acquire_owned().await;
             let outcome = table::run(&ctx, &tp, cutover).await;
+            ctx.release_lock(&tp.table).await;
             (tp.table, outcome)
         }));
     }

@@ -33,6 +33,18 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(5);
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 impl Run<'_> {
+    /// Clients of the table on its source and its target.
+    pub(super) fn table_clients(&self) -> (TableClient, TableClient) {
+        let client = |cluster: &str| {
+            TableClient::new(
+                &self.m.table,
+                self.ctx.metas[cluster].clone(),
+                TableOptions::default(),
+            )
+        };
+        (client(&self.m.from), client(&self.m.to))
+    }
+
     /// Says every `PROGRESS_EVERY` how far the verify is; never ends by itself.
     async fn tell_progress(&self, p: &Progress) -> std::convert::Infallible {
         let started = Instant::now();
@@ -49,14 +61,7 @@ impl Run<'_> {
             VerifyMode::Sample => Mode::Sample,
             VerifyMode::Full => Mode::Full,
         };
-        let client = |cluster: &str| {
-            TableClient::new(
-                &self.m.table,
-                self.ctx.metas[cluster].clone(),
-                TableOptions::default(),
-            )
-        };
-        let (src, dst) = (client(&self.m.from), client(&self.m.to));
+        let (src, dst) = self.table_clients();
         super::failpoint::hit("verify", "before");
         let opts = Options {
             mode,

@@ -61,7 +61,13 @@ fn duration(flag: &str, text: &str) -> Result<Duration> {
 /// # Errors
 /// A stale or unusable plan, refusal to confirm, an unreachable cluster, a held lock.
 pub async fn run(args: &Args) -> Result<Exit> {
-    let (spec, plan, plan_hash, spec_file) = load_or_plan(args).await?;
+    let saved = load_or_plan(args).await?;
+    let (spec, plan, plan_hash, spec_file) = (
+        saved.spec.clone(),
+        saved.plan.clone(),
+        saved.spec_hash.clone(),
+        saved.spec_file.clone(),
+    );
     if !plan.has_changes() {
         close_finished_records(&spec, &plan, &args.journal).await;
         let blocked = plan.summary().blocked;
@@ -108,6 +114,15 @@ pub async fn run(args: &Args) -> Result<Exit> {
         }
     }
     .map_err(|e| Error::Lock(e.to_string()))?;
+    // Another run may have moved these tables on while this one waited for their locks:
+    // plan again from what the clusters say now that no one else can change it.
+    let plan = match replan_under_locks(&spec, &tables).await {
+        Ok(fresh) => fresh,
+        Err(e) => {
+            locks.release().await;
+            return Err(e);
+        }
+    };
     let journal = Journal::open(&args.journal, run).map_err(|e| Error::Io {
         path: args.journal.clone(),
         source: e,
@@ -167,15 +182,17 @@ async fn close_finished_records(spec: &Spec, plan: &Plan, journal: &Path) {
 }
 
 /// The spec and the plan to run, with the spec's hash and file name.
-async fn load_or_plan(args: &Args) -> Result<(Spec, Plan, String, String)> {
+/// The plan to apply, with the fingerprints it was made from: a saved one refreshed for the
+/// servers' progress (refused if anything else changed), or one made now and confirmed.
+async fn load_or_plan(args: &Args) -> Result<SavedPlan> {
     let path = args
         .path
         .clone()
         .unwrap_or_else(|| PathBuf::from(super::plan::DEFAULT_PLAN_PATH));
     if path.extension().is_some_and(|e| e == "json") {
-        let saved = load_saved(&path)?;
-        let plan = fresh_plan_if_unchanged(&saved).await?;
-        return Ok((saved.spec, plan, saved.spec_hash, saved.spec_file));
+        let mut saved = load_saved(&path)?;
+        saved.plan = fresh_plan_if_unchanged(&saved).await?;
+        return Ok(saved);
     }
     let saved = super::plan::make_plan(&path, 64).await?;
     let doc = PlanDocument::of_saved(&saved);
@@ -183,7 +200,7 @@ async fn load_or_plan(args: &Args) -> Result<(Spec, Plan, String, String)> {
     if saved.plan.has_changes() {
         confirm(args.auto_approve)?;
     }
-    Ok((saved.spec, saved.plan, saved.spec_hash, saved.spec_file))
+    Ok(saved)
 }
 
 fn load_saved(path: &Path) -> Result<SavedPlan> {
@@ -195,6 +212,24 @@ fn load_saved(path: &Path) -> Result<SavedPlan> {
         path: path.to_path_buf(),
         source: e,
     })
+}
+
+/// The plan for the servers' state now, once this run holds the locks of `locked`; refused
+/// if it has work for a table this run did not lock (it had nothing to do when planned).
+async fn replan_under_locks(spec: &Spec, locked: &[String]) -> Result<Plan> {
+    let observed = observe(spec, ObserveOptions::default()).await?;
+    let fresh = crate::plan::plan(spec, &observed);
+    let unlocked = fresh
+        .tables
+        .iter()
+        .find(|t| !t.steps.is_empty() && !locked.contains(&t.table));
+    if let Some(t) = unlocked {
+        return Err(Error::Stale(format!(
+            "{} has work now that it had none when planned: plan again",
+            t.table
+        )));
+    }
+    Ok(fresh)
 }
 
 /// Re-observes; refuses if the plan file or any table's facts changed since the plan was made,

@@ -85,6 +85,7 @@ pub fn sync(cluster: &Cluster, index: usize) {
         })
         .collect();
     let node = &mut state.nodes[index];
+    node.last_sync_ms = crate::clock::now_ms();
     let before = std::mem::take(&mut node.deny);
     node.dup_masters.clear();
     for (id, deny, duplicating) in &applied {

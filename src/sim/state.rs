@@ -373,6 +373,8 @@ pub struct Node {
     pub dup_masters: BTreeSet<i32>,
     /// Open scanners of the replicas on this server.
     pub scanners: super::scan::Scanners,
+    /// When its last config sync ran (wall ms; 0: never).
+    pub last_sync_ms: u64,
 }
 
 impl Node {
@@ -389,6 +391,7 @@ impl Node {
             deny: BTreeMap::new(),
             dup_masters: BTreeSet::new(),
             scanners: super::scan::Scanners::new(crate::clock::now_ms()),
+            last_sync_ms: 0,
         }
     }
 }

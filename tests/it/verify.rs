@@ -668,8 +668,9 @@ async fn the_gate_stops_a_corrupted_table_before_any_write_is_blocked() {
 }
 
 /// Apply with `verify: full` while a key `hot / n` is written every few milliseconds on the
-/// source, so verify can never compare it; with `drop_copies` the target drops the copies of
-/// writes duplicated to it, so that key really differs.
+/// source and the target applies each duplicated batch 200 ms late, so verify can never
+/// compare it; with `drop_copies` the target drops the copies of writes duplicated to it, so
+/// that key really differs.
 async fn gate_with_a_hot_key(
     test: &str,
     drop_copies: bool,
@@ -682,10 +683,14 @@ async fn gate_with_a_hot_key(
     let (mut apply, gate) = s.apply_paused_at("verify:before");
     let child = apply.spawn().unwrap();
     Stage::paused(&gate).await;
-    if drop_copies {
-        let said = s.fault(s.dst(), &["dup_drop", "t0", "1000000"]).await;
-        assert_eq!(said, "OK");
-    }
+    let (fault, args): (&str, &[&str]) = if drop_copies {
+        ("dup_drop", &["t0", "1000000"])
+    } else {
+        ("slow_write_ms", &["200"])
+    };
+    let mut command = vec![fault];
+    command.extend_from_slice(args);
+    assert_eq!(s.fault(s.dst(), &command).await, "OK");
     let stop = Arc::new(AtomicBool::new(false));
     let t = TableClient::new("t0", meta_client(s.src()), TableOptions::default());
     let halt = stop.clone();
