@@ -21,9 +21,6 @@ use crate::verify::{self, Verdict};
 /// The most keys the gate leaves to the switch; more still changing and it stops instead.
 pub const MAX_EXACT_KEYS: usize = 10_000;
 
-/// Differing keys named in the stop message.
-const FIRST_KEYS: usize = 5;
-
 /// Where the keys left to the switch wait.
 #[must_use]
 pub fn path(state_dir: &Path, table: &str) -> PathBuf {
@@ -121,13 +118,7 @@ impl Run<'_> {
             took_ms: crate::plan::budget::ms(started.elapsed()),
         }))?;
         if outcome.verdict != Verdict::Equal {
-            let lines = verify::report::lines(
-                &self.m.table,
-                &self.m.from,
-                &self.m.to,
-                &outcome,
-                FIRST_KEYS,
-            );
+            let lines = self.report_lines(&outcome);
             return Err(Stop::Operator(format!(
                 "inside the write block the keys verify could not compare before did not all match ({}); the block is lifted and nothing was switched. The keys are in {}",
                 lines.iter().map(|l| l.trim()).collect::<Vec<_>>().join("; "),

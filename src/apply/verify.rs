@@ -45,6 +45,11 @@ impl Run<'_> {
         (client(&self.m.from), client(&self.m.to))
     }
 
+    /// What `outcome` says of this table, a line each, with the first differing keys.
+    pub(super) fn report_lines(&self, outcome: &verify::Outcome) -> Vec<String> {
+        verify::report::lines(&self.m.table, &self.m.from, &self.m.to, outcome, FIRST_KEYS)
+    }
+
     /// Says every `PROGRESS_EVERY` how far the verify is; never ends by itself.
     async fn tell_progress(&self, p: &Progress) -> std::convert::Infallible {
         let started = Instant::now();
@@ -131,13 +136,7 @@ impl Run<'_> {
             sample_salt: outcome.sample.map(|s| s.salt),
             rounds: outcome.rounds,
         }))?;
-        let lines = verify::report::lines(
-            &self.m.table,
-            &self.m.from,
-            &self.m.to,
-            &outcome,
-            FIRST_KEYS,
-        );
+        let lines = self.report_lines(&outcome);
         if let Some(keys) = left_to_the_switch(&outcome) {
             // Still being written, so not comparable now: compared exactly inside the block,
             // once the source is frozen, before the switch (`exact`).
