@@ -1,7 +1,10 @@
 //! Owns the drain: with writes blocked, wait until every partition's current primary has
 //! shipped (lcd − `not_duplicated`) at least the decree it had prepared once the block was in
 //! force there (`src/sim/fidelity.md`, duplication rows). Prepared, not committed: a write that passed the deny
-//! check just before the block commits a moment later and must be shipped too.
+//! check just before the block commits a moment later and must be shipped too. A write the
+//! primary admitted but has not logged yet (a slow disk) shows in no reply: it may commit after
+//! the drain, even after the switch; the duplication ships it then, and `finish` waits for it
+//! before removing the duplication (`finish::ADMITTED_SETTLE`).
 //!
 //! Each partition counts once, on the primary the meta names in that poll. A new primary
 //! (new ballot) starts its partition over: first evidence that the block holds there, then a
@@ -82,6 +85,7 @@ impl Run<'_> {
             }
             tokio::time::sleep(self.ctx.opts.poll).await;
         }
+        self.drained_at = Some(Instant::now());
         let since_block = now_ms().saturating_sub(block.started_ms);
         self.journal(Entry::Drain(entry::Drain::Outcome {
             drained_after_block_ms: since_block,

@@ -6,10 +6,17 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::entry::{self, Entry};
-use super::gate::wait_until;
+use super::gate::{wait_until, TimedOut};
 use super::table::{Run, StepResult, Stop};
 use crate::pegasus::base::err;
 use crate::pegasus::messages::duplication::DuplicationStatus;
+use crate::plan::StepKind;
+
+/// How long after the drain a write a stalled source primary admitted before the block may
+/// still commit there and need shipping. Nothing bounds it on a real server (a slow disk holds
+/// the mutation unlogged, and unlogged mutations show in no reply): ten seconds is ten times the Java
+/// client's default operation timeout (1 s), so such a write's client has long since seen one.
+pub const ADMITTED_SETTLE: Duration = Duration::from_secs(10);
 
 impl Run<'_> {
     pub(super) async fn finish(&mut self, remove_duplication: bool) -> StepResult {
@@ -43,8 +50,9 @@ impl Run<'_> {
     }
 
     /// The duplication is removed only once every primary is seen telling clients to move
-    /// (`reconfig*all`, so nothing new can be written there) and every partition has shipped
-    /// all but, on 2.5, its unshippable trailing empty write.
+    /// (`reconfig*all`, so nothing new can be written there), writes a primary admitted before
+    /// the block had [`ADMITTED_SETTLE`] to land, and every partition has shipped the decree it
+    /// had committed after that — on 2.5 the next empty write makes the last one shippable.
     pub(super) async fn before_removal(&self, dupid: i32) -> StepResult {
         let sync = self.source.sync_bound();
         let until =
@@ -57,26 +65,60 @@ impl Run<'_> {
                 self.m.from
             )));
         }
-        let tail = i64::from(!self.source.master);
+        self.settle_admitted_writes().await;
         let wait = self.source.group_check * 2 + Duration::from_secs(2);
-        let what = format!(
-            "every partition of {} shipped before removing the duplication",
-            self.m.table
-        );
-        wait_until(&what, Instant::now() + wait, self.ctx.opts.poll, || async {
-            let (_, parts) = self.progress_now(dupid).await?;
-            let shipped = parts.iter().all(|p| {
-                p.value()
-                    .and_then(|p| p.counters)
-                    .is_some_and(|c| c.not_duplicated <= tail)
-            });
-            Ok::<_, String>(shipped.then_some(()))
-        })
-        .await
-        .map_err(|e| {
+        let deadline = Instant::now() + wait;
+        let kept = |e: TimedOut| {
             Stop::Operator(format!(
                 "migrated, but the duplication is kept: {e}; run apply again to remove it"
             ))
+        };
+        let what = format!(
+            "the last committed decree of every partition of {}",
+            self.m.table
+        );
+        let marks = wait_until(&what, deadline, self.ctx.opts.poll, || async {
+            let (_, parts) = self.progress_now(dupid).await?;
+            let committed: Option<Vec<i64>> = parts
+                .iter()
+                .map(|p| p.value().map(|p| p.last_committed))
+                .collect();
+            Ok::<_, String>(committed)
         })
+        .await
+        .map_err(kept)?;
+        let what = format!(
+            "every partition of {} shipped what it had committed (decrees {marks:?})",
+            self.m.table
+        );
+        wait_until(&what, deadline, self.ctx.opts.poll, || async {
+            let (_, parts) = self.progress_now(dupid).await?;
+            let shipped = parts.len() == marks.len()
+                && parts.iter().zip(&marks).all(|(p, mark)| {
+                    p.value()
+                        .and_then(|p| p.shipped())
+                        .is_some_and(|shipped| shipped >= *mark)
+                });
+            Ok::<_, String>(shipped.then_some(()))
+        })
+        .await
+        .map_err(kept)
+    }
+
+    /// Waits until [`ADMITTED_SETTLE`] has passed since the drain (or from now, when this run
+    /// did not drain): no reply shows a write a stalled primary admitted before the block and
+    /// has not logged yet.
+    async fn settle_admitted_writes(&self) {
+        let from = self.drained_at.unwrap_or_else(Instant::now);
+        let until = from + ADMITTED_SETTLE;
+        let wait = until.saturating_duration_since(Instant::now());
+        if !wait.is_zero() {
+            let msg = format!(
+                "waiting {:.1}s for writes a source primary admitted before the block to land before removing the duplication",
+                wait.as_secs_f64()
+            );
+            self.ctx.events.wait(&self.m.table, StepKind::Finish, msg);
+            tokio::time::sleep_until(until).await;
+        }
     }
 }

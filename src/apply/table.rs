@@ -81,6 +81,8 @@ pub(super) struct Run<'a> {
     pub tally: Tally,
     /// The compare-and-set was sent: from here on the block is never lifted by this tool.
     pub switch_sent: bool,
+    /// When this run's drain found every partition shipped.
+    pub drained_at: Option<Instant>,
     /// How long writes were blocked, measured when clients were told to move.
     pub blocked_ms: Option<u64>,
     /// This table counts as a cut-over of its source cluster (for the speed-up).
@@ -110,6 +112,7 @@ pub async fn run(ctx: &Ctx, tp: &TablePlan, cutover: Arc<Semaphore>) -> Outcome 
         block: None,
         tally: Tally::default(),
         switch_sent: false,
+        drained_at: None,
         blocked_ms: None,
         in_cutover: false,
         record: None,

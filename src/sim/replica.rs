@@ -2,11 +2,12 @@
 //! (hosted, `replica.deny_client_request`, primary), the duplicate receiver, query app info,
 //! and the read-only views (perf counters, HTTP) in `replica_views`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::meta::respond;
 use super::server::{Handler, Outcome};
-use super::state::{pegasus_now, App, Cluster, Counted, State};
+use super::state::{pegasus_now, App, Cluster, Counted, Partition, Record, State};
 use super::storage::{self, Write};
 use super::{atomic, scan};
 use super::{replica_views, tables};
@@ -137,8 +138,25 @@ impl ReplicaNode {
             Ok(t) => t,
             Err(reply) => return reply,
         };
+        let before = self
+            .lands_under_block(&state, t.app_id)
+            .then(|| state.apps[&t.app_id].partitions[t.pidx].data.clone());
         let app = state.apps.get_mut(&t.app_id).expect("checked");
-        Some(frame::encode_reply(&req.name, req.seqid, &f(app, t.pidx)))
+        let reply = frame::encode_reply(&req.name, req.seqid, &f(app, t.pidx));
+        if let Some(before) = before {
+            note_landed(&mut app.partitions[t.pidx], &before);
+        }
+        Some(reply)
+    }
+
+    /// Whether this is a write the node admitted before the table's write deny reached it,
+    /// committing now that the deny is in force (see `Partition::landed_under_block`).
+    fn lands_under_block(&self, state: &State, app_id: i32) -> bool {
+        self.admitted
+            && state.nodes[self.index]
+                .deny
+                .get(&app_id)
+                .is_some_and(|d| d.write)
     }
 
     /// Applies a client write.
@@ -196,6 +214,9 @@ impl ReplicaNode {
             Ok(t) => t,
             Err(reply) => return reply,
         };
+        let before = self
+            .lands_under_block(&state, t.app_id)
+            .then(|| state.apps[&t.app_id].partitions[t.pidx].data.clone());
         let app = state.apps.get_mut(&t.app_id).expect("checked");
         let (now, server) = (pegasus_now(), self.server());
         let tag = storage::timetag(super::state::now_us(), self.cluster.cluster_id, false);
@@ -252,6 +273,9 @@ impl ReplicaNode {
                 )
             }
         };
+        if let Some(before) = before {
+            note_landed(&mut app.partitions[t.pidx], &before);
+        }
         Some(reply)
     }
 
@@ -524,9 +548,9 @@ impl ReplicaNode {
         self.data_now(&req).map_or(Outcome::NoReply, Outcome::Reply)
     }
 
-    /// A stalled primary (a slow disk or slow secondaries): a write passes the checks on
-    /// arrival, then is logged — and so counted in `last_prepared_decree`, which counts only
-    /// logged mutations (`replica.cpp`, v2.5.0 and master) — and committed `stall` later.
+    /// A stalled primary (a slow disk): a write passes the checks on arrival, then is logged
+    /// and committed `stall` later; until logged it shows in no reply, as
+    /// `last_prepared_decree` counts only logged mutations (`replica.cpp`, v2.5.0 and master).
     fn stalled(&self, req: Request, stall: std::time::Duration) -> Outcome {
         let access = match req.name.as_str() {
             Incr::NAME | CheckAndSet::NAME | CheckAndMutate::NAME => Access::NonIdempotentWrite,
@@ -604,4 +628,15 @@ fn with_latency(outcome: Outcome, latency: std::time::Duration) -> Outcome {
             bytes
         })),
     }
+}
+
+/// Adds to `p.landed_under_block` the keys whose records differ from `before`.
+fn note_landed(p: &mut Partition, before: &BTreeMap<Vec<u8>, Record>) {
+    let changed: Vec<Vec<u8>> = before
+        .iter()
+        .filter(|(k, r)| p.data.get(*k) != Some(*r))
+        .map(|(k, _)| k.clone())
+        .chain(p.data.keys().filter(|k| !before.contains_key(*k)).cloned())
+        .collect();
+    p.landed_under_block.extend(changed);
 }

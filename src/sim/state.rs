@@ -174,6 +174,12 @@ pub struct Partition {
     pub group_checks: u64,
     /// The estimated key count as last refreshed, and when (see `estimated_keys`).
     pub key_estimate: (u64, Instant),
+    /// Observation only, not server state: keys last changed by a write this primary admitted
+    /// before the table's write deny reached it and committed after (a stalled primary). No
+    /// RPC shows such a write while it waits (`last_prepared_decree` counts logged mutations
+    /// only), so no tool can wait for it before the switch; the simulation's check at the
+    /// switch leaves these keys to the checks on acknowledged writes.
+    pub landed_under_block: BTreeSet<Vec<u8>>,
 }
 
 impl Partition {
@@ -192,6 +198,7 @@ impl Partition {
             primary_since: now,
             group_checks: 0,
             key_estimate: (0, now),
+            landed_under_block: BTreeSet::new(),
         }
     }
 
