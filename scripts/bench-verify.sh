@@ -44,6 +44,25 @@ for mode in (["--mode", "full"], ["--mode", "sample"]):
     print(f"{latency} ms: verify {' '.join(mode)}: {n} records in {took:.2f} s = {n / took:,.0f} records/s "
           f"({n / took / target:.2f} x the {target:,}/s target), peak RSS of the verify processes so far "
           f"{peak:.1f} MB ({peak / 100:.2f} of the 100 MB bound)")
+# Point reads of listed keys on both clusters, as the exact check at the switch makes them
+# inside the write block: 10,000 of the copy's keys, one round (after the CLI's 0.5 s pause).
+import base64
+keys = min(10_000, records)
+with open(f"{d}/keys.ndjson", "w") as f:
+    for i in range(keys):
+        hk = f"seed{i}".encode()
+        key = len(hk).to_bytes(2, "big") + hk + b"s"
+        f.write(json.dumps({"table": "copy", "key_b64": base64.b64encode(key).decode()}) + "\n")
+out = subprocess.run([binary, "verify", f"{d}/copy.yaml", "--json", "--keys", f"{d}/keys.ndjson",
+                      "--settle-rounds", "1"], check=False, capture_output=True, text=True, cwd=d)
+if out.returncode != 0:
+    sys.exit(f"verify --keys exited {out.returncode}: {out.stderr}")
+outcome = json.loads(out.stdout)["tables"][0]["outcome"]
+read_s = (outcome["elapsed_ms"] - 500) / 1000
+rate = keys / read_s
+fit = int(rate * 1.2)
+print(f"{latency} ms: exact check reads: {keys} keys compared in {read_s:.2f} s = {rate:,.0f} keys/s; "
+      f"the 3 s reserve (two rounds, 0.6 s of pauses) holds up to ~{fit:,} keys")
 PY
   kill $sandbox 2>/dev/null; wait $sandbox 2>/dev/null || true; rm -rf "$dir"
   trap - EXIT

@@ -81,6 +81,11 @@ impl Run<'_> {
             settled_at: now + sync + SYNC_MARGIN,
             give_up_at: started + since(r.give_up_ms),
             deadline: started + since(r.deadline_ms),
+            exact_reserve: if self.exact_pending > 0 {
+                crate::plan::budget::EXACT_CHECK
+            } else {
+                Duration::ZERO
+            },
         });
         // Journaled once `self.block` is set: a failing write then goes through the restore,
         // which matters when an earlier run's deny env is already in force.
@@ -120,7 +125,7 @@ impl Run<'_> {
             self.open_block(value, sync, reserve).await?;
         }
         let block = self.block.expect("opened above");
-        if Instant::now() >= block.switch_by() {
+        if Instant::now() >= block.drain_by() {
             return Err(Stop::Abort(format!(
                 "the write block from an earlier run is past its budget (max_write_block {:?} less {:?} to restore and {:?} for the switch)",
                 self.m.max_write_block, reserve, crate::plan::budget::SWITCH_RESERVE
@@ -146,7 +151,7 @@ impl Run<'_> {
         let mut tally = Tally::default();
         let seen = self
             .poller()
-            .until_every_partition(awaited, settled_at, block.switch_by(), &mut tally)
+            .until_every_partition(awaited, settled_at, block.drain_by(), &mut tally)
             .await;
         self.tally = tally;
         if !seen {

@@ -78,7 +78,7 @@ impl Run<'_> {
                     break;
                 }
             }
-            if Instant::now() + self.ctx.opts.poll >= block.switch_by() {
+            if Instant::now() + self.ctx.opts.poll >= block.drain_by() {
                 return Err(Stop::Abort(format!(
                     "not every partition shipped in time to leave the switch its reserve: {last_state}"
                 )));

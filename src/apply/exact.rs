@@ -9,6 +9,7 @@
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -20,6 +21,53 @@ use crate::verify::{self, Verdict};
 
 /// The most keys the gate leaves to the switch; more still changing and it stops instead.
 pub const MAX_EXACT_KEYS: usize = 10_000;
+
+/// The exact check's re-reads: the source is frozen and drained, so a difference will not
+/// settle; one short re-read covers a read that raced the last copy being applied.
+const SETTLE: verify::recheck::Settle = verify::recheck::Settle {
+    rounds: 2,
+    first_pause: Duration::from_millis(200),
+    within: Duration::from_secs(1),
+};
+
+/// How long the exact check may take for keys one read round of which took `read`: each
+/// round's pause and its read.
+#[must_use]
+pub fn worst_case(read: Duration) -> Duration {
+    let pauses: Duration = (0..SETTLE.rounds)
+        .map(|round| SETTLE.first_pause * 2u32.pow(round))
+        .sum();
+    pauses + read * SETTLE.rounds
+}
+
+/// Whether keys one read round of which took `read` fit the budget's reserve for the exact
+/// check.
+#[must_use]
+pub fn fits(read: Duration) -> bool {
+    worst_case(read) <= crate::plan::budget::EXACT_CHECK
+}
+
+impl Run<'_> {
+    /// Reads `keys` once on both clusters, as the exact check will, and says how long it took.
+    ///
+    /// # Errors
+    /// A read failed.
+    pub(super) async fn time_a_read_of(&self, keys: &[Vec<u8>]) -> Result<Duration, verify::Error> {
+        let (src, dst) = self.table_clients();
+        let opts = verify::Options {
+            mode: verify::Mode::Full,
+            settle: verify::recheck::Settle {
+                rounds: 1,
+                first_pause: Duration::ZERO,
+                within: Duration::from_secs(3600),
+            },
+            ..verify::Options::default()
+        };
+        let started = Instant::now();
+        verify::diffs::verify_keys(&src, &dst, opts, keys.to_vec()).await?;
+        Ok(started.elapsed())
+    }
+}
 
 /// Where the keys left to the switch wait.
 #[must_use]
@@ -85,15 +133,9 @@ impl Run<'_> {
         let until = self.block.map_or_else(Instant::now, |b| b.switch_by());
         let given = keys.len();
         let started = Instant::now();
-        // The source is frozen and drained: a difference will not settle, so one short
-        // re-read is enough (it covers a read that raced the last copy being applied).
         let opts = verify::Options {
             mode: verify::Mode::Full,
-            settle: verify::recheck::Settle {
-                rounds: 2,
-                first_pause: std::time::Duration::from_millis(200),
-                within: std::time::Duration::from_secs(1),
-            },
+            settle: SETTLE,
             ..verify::Options::default()
         };
         let checked =
@@ -140,6 +182,17 @@ impl Run<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_fit_the_reserve_only_if_two_rounds_and_their_pauses_do() {
+        // 200 + 400 ms of pauses and two rounds of reads within 3 s.
+        assert_eq!(
+            worst_case(Duration::from_millis(500)),
+            Duration::from_millis(1600)
+        );
+        assert!(fits(Duration::from_millis(1200)));
+        assert!(!fits(Duration::from_millis(1201)));
+    }
 
     #[test]
     fn keys_round_trip_through_the_file() {

@@ -151,7 +151,7 @@ impl Run<'_> {
             if held {
                 return Ok(());
             }
-            if !self.tally.complete() || Instant::now() + self.ctx.opts.poll >= block.switch_by() {
+            if !self.tally.complete() || Instant::now() + self.ctx.opts.poll >= block.drain_by() {
                 break;
             }
             tokio::time::sleep(self.ctx.opts.poll).await;

@@ -56,6 +56,8 @@ pub(super) struct Block {
     pub give_up_at: Instant,
     /// `started + max_write_block`.
     pub deadline: Instant,
+    /// Kept before the switch for the exact check when the verify gate left it keys.
+    pub exact_reserve: std::time::Duration,
 }
 
 impl Block {
@@ -64,6 +66,15 @@ impl Block {
     pub fn switch_by(&self) -> Instant {
         self.give_up_at
             .checked_sub(crate::plan::budget::SWITCH_RESERVE)
+            .unwrap_or(self.started)
+    }
+
+    /// The last moment for the evidence, the drain and the probes before the switch: the exact
+    /// check's reserve comes before the switch's.
+    #[must_use]
+    pub fn drain_by(&self) -> Instant {
+        self.switch_by()
+            .checked_sub(self.exact_reserve)
             .unwrap_or(self.started)
     }
 }

@@ -139,7 +139,23 @@ impl Run<'_> {
         let lines = self.report_lines(&outcome);
         if let Some(keys) = left_to_the_switch(&outcome) {
             // Still being written, so not comparable now: compared exactly inside the block,
-            // once the source is frozen, before the switch (`exact`).
+            // once the source is frozen, before the switch (`exact`) — if that fits the reserve.
+            let read = self.time_a_read_of(&keys).await.map_err(|e| {
+                Stop::Abort(format!(
+                    "verify: timing a read of the keys still being written: {e}"
+                ))
+            })?;
+            if !super::exact::fits(read) {
+                return Err(Stop::Operator(format!(
+                    "{} keys were still being written on {}, and comparing them inside the write block would take up to {:.1}s (one read of them took {} ms), more than the {}s the budget reserves; nothing was blocked. Run apply again when {} writes fewer keys this often",
+                    keys.len(),
+                    self.m.from,
+                    super::exact::worst_case(read).as_secs_f64(),
+                    read.as_millis(),
+                    crate::plan::budget::EXACT_CHECK.as_secs(),
+                    self.m.table
+                )));
+            }
             super::exact::save(&self.ctx.state_dir, &self.m.table, &keys)
                 .map_err(|e| Stop::Fail(format!("saving the keys left to the switch: {e}")))?;
             self.exact_pending = keys.len() as u64;

@@ -237,7 +237,11 @@ fn plan_yaml(args: &Args, world: &World) -> String {
         dead_nodes: vec![],
     };
     let mode = crate::spec::BlockMode::default();
-    let needed = crate::plan::budget::Budget::of(&source, None, mode).needed_ms() + 2000;
+    // The sandbox's plan keeps the verify gate on (the default), with its exact check.
+    let needed = crate::plan::budget::Budget::of(&source, None, mode)
+        .with_exact_check(true)
+        .needed_ms()
+        + 2000;
     let budget_s = needed.div_ceil(1000).max(10);
     world.plan_yaml(&[
         "threshold: 1000".into(),

@@ -34,6 +34,10 @@ pub struct Budget {
     /// Reserved to send the switch and learn its outcome.
     #[serde(default)]
     pub switch_ms: u64,
+    /// With the verify gate on: reserved before the switch to compare the keys the gate could
+    /// not (still being written), once the source is frozen.
+    #[serde(default)]
+    pub exact_check_ms: u64,
     /// Reserved to restore writes if the cut-over gives up.
     pub restore_ms: u64,
 }
@@ -64,18 +68,37 @@ impl Budget {
             drain_ms: ms(drain),
             empty_write_ms,
             switch_ms: ms(SWITCH_RESERVE),
+            exact_check_ms: 0,
             // The speed-up is per cluster: another run or `abort` may restore it under this
             // block, so the restore allows for the period read.
             restore_ms: ms(restore_reserve(Duration::from_millis(read), PROBE_TIMEOUT)),
         }
     }
 
+    /// The same budget with [`EXACT_CHECK`] reserved when the verify gate is on.
+    #[must_use]
+    pub fn with_exact_check(self, gate: bool) -> Self {
+        Self {
+            exact_check_ms: if gate { ms(EXACT_CHECK) } else { 0 },
+            ..self
+        }
+    }
+
     /// The least `max_write_block` that fits.
     #[must_use]
     pub fn needed_ms(&self) -> u64 {
-        self.takes_effect_ms + self.drain_ms + self.switch_ms + self.restore_ms
+        self.takes_effect_ms
+            + self.drain_ms
+            + self.exact_check_ms
+            + self.switch_ms
+            + self.restore_ms
     }
 }
+
+/// Reserved inside the block, with the verify gate on, for the exact check: comparing the keys
+/// the gate left (the source kept writing them) on both clusters. The gate leaves them only if
+/// its own timed read of them says they fit (`apply::exact::fits`).
+pub const EXACT_CHECK: Duration = Duration::from_secs(3);
 
 /// Deadline of the switch's ZooKeeper transaction: an outcome not known by then is resolved by
 /// reading the routing node.
@@ -191,6 +214,16 @@ mod tests {
             assert_eq!(b.config_sync_ms, c.sync, "{}", c.name);
             assert_eq!(b.needed_ms(), c.needed, "{}", c.name);
         }
+    }
+
+    #[test]
+    fn the_verify_gate_reserves_the_exact_check_before_the_switch() {
+        let c = cluster(true, &[1_000], None);
+        let without = Budget::of(&c, None, BlockMode::Reconfig);
+        let with = without.with_exact_check(true);
+        assert_eq!(with.exact_check_ms, 3_000);
+        assert_eq!(with.needed_ms(), without.needed_ms() + 3_000);
+        assert_eq!(with.with_exact_check(false), without);
     }
 
     #[test]

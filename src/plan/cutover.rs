@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::budget::Budget;
 use super::observed::{ClusterObs, Observed, ProxyServes, Relays, TableObs};
 use super::{Blocker, ClusterChange, TablePlan};
-use crate::spec::{Migration, Spec};
+use crate::spec::{Migration, Spec, VerifyMode};
 
 fn blocker(code: &str, reason: String, fix: String) -> Blocker {
     Blocker {
@@ -49,6 +49,7 @@ fn source_of<'a>(observed: &'a Observed, m: &Migration) -> std::borrow::Cow<'a, 
 #[must_use]
 pub fn budget(spec: &Spec, m: &Migration, observed: &Observed) -> Budget {
     Budget::of(&source_of(observed, m), speed_up(spec, m), m.block_mode)
+        .with_exact_check(m.verify != VerifyMode::Off)
 }
 
 /// A blocker when `max_write_block` cannot hold the cut-over's budget.
@@ -67,8 +68,16 @@ pub fn budget_blocker(spec: &Spec, m: &Migration, observed: &Observed) -> Option
         ),
         None => format!("up to {} to drain", secs(b.drain_ms)),
     };
+    let exact = if b.exact_check_ms > 0 {
+        format!(
+            "{} to compare the keys the verify gate leaves to the switch, ",
+            secs(b.exact_check_ms)
+        )
+    } else {
+        String::new()
+    };
     let reason = format!(
-        "max_write_block {} cannot hold the cut-over: up to {} for the block to reach every primary (config_sync_interval_ms {} on {}), {drain}, {} to send the switch and learn its outcome, and {} reserved to restore writes",
+        "max_write_block {} cannot hold the cut-over: up to {} for the block to reach every primary (config_sync_interval_ms {} on {}), {drain}, {exact}{} to send the switch and learn its outcome, and {} reserved to restore writes",
         secs(have),
         secs(b.takes_effect_ms),
         b.config_sync_ms,

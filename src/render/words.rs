@@ -104,8 +104,13 @@ pub fn describe(t: &TableView, detail: &StepDetail, whose: Whose) -> Vec<String>
                 ),
             ];
             if let Some(b) = budget {
+                let exact = if b.exact_check_ms > 0 {
+                    format!(", {} to compare keys still being written at the gate", secs(b.exact_check_ms))
+                } else {
+                    String::new()
+                };
                 lines.push(format!(
-                    "(budget: up to {} to take effect at config_sync_interval_ms {}, {} to drain, {} for the switch, {} reserved to restore)",
+                    "(budget: up to {} to take effect at config_sync_interval_ms {}, {} to drain{exact}, {} for the switch, {} reserved to restore)",
                     secs(b.takes_effect_ms), b.config_sync_ms, secs(b.drain_ms), secs(b.switch_ms), secs(b.restore_ms)
                 ));
             }

@@ -69,7 +69,7 @@ async fn migrates_three_tables_under_load(source: Version, target: Version) {
     let opts = StageOpts {
         versions: (source, target),
         tables: vec!["t0", "t1", "t2"],
-        ..StageOpts::new(source, "18s")
+        ..StageOpts::new(source, "21s")
     };
     let mut s = Stage::new("three", opts).await;
     s.start_load();
@@ -150,7 +150,7 @@ async fn a_2_6_source_migrates_to_2_6_under_load_without_losing_a_write() {
 async fn converges_after_sigkill(step: &str, event: &str) {
     let mut s = Stage::new(
         &format!("crash-{step}-{event}"),
-        StageOpts::new(Version::V2_6, "18s"),
+        StageOpts::new(Version::V2_6, "21s"),
     )
     .await;
     s.start_load();
@@ -233,8 +233,8 @@ async fn a_drain_outlasting_max_write_block_aborts_restores_writes_and_a_later_a
     // Every duplicate batch takes 10 s: with the catch-up threshold out of the way, the block
     // comes at once and the drain cannot finish within max_write_block = 8 s.
     let opts = StageOpts {
-        defaults: vec!["threshold: 1000000".into(), "max_write_block: 18s".into()],
-        ..StageOpts::new(Version::V2_5, "18s")
+        defaults: vec!["threshold: 1000000".into(), "max_write_block: 21s".into()],
+        ..StageOpts::new(Version::V2_5, "21s")
     };
     let mut s = Stage::new("slow", opts).await;
     s.start_load_at(20);
@@ -290,7 +290,7 @@ async fn a_drain_outlasting_max_write_block_aborts_restores_writes_and_a_later_a
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_routing_change_by_someone_else_stops_the_switch_and_restores_writes() {
-    let mut s = Stage::new("cas", StageOpts::new(Version::V2_6, "18s")).await;
+    let mut s = Stage::new("cas", StageOpts::new(Version::V2_6, "21s")).await;
     s.start_load();
     let child = s
         .command(&["apply", "m.yaml", "--auto-approve"])
@@ -341,7 +341,7 @@ async fn a_routing_change_by_someone_else_stops_the_switch_and_restores_writes()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stale_saved_plan_is_refused_naming_what_changed() {
-    let s = Stage::new("stale", StageOpts::new(Version::V2_5, "18s")).await;
+    let s = Stage::new("stale", StageOpts::new(Version::V2_5, "21s")).await;
     let plan = s.run(&["plan", "m.yaml"]).await;
     assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
     let route = Route {
@@ -368,7 +368,7 @@ async fn a_stale_saved_plan_is_refused_naming_what_changed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_apply_fails_naming_the_lock_holder() {
-    let s = Stage::new("lock", StageOpts::new(Version::V2_5, "18s")).await;
+    let s = Stage::new("lock", StageOpts::new(Version::V2_5, "21s")).await;
     let holder = r#"{"operator":"alice@ops-1","pid":1,"plan_hash":"abc"}"#;
     let other_session = migrator::routing::zk::Zk::connect(
         std::slice::from_ref(&s.w.zk_addr),
@@ -395,7 +395,7 @@ async fn a_second_apply_fails_naming_the_lock_holder() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_terminal_or_approval_apply_refuses() {
-    let s = Stage::new("confirm", StageOpts::new(Version::V2_5, "18s")).await;
+    let s = Stage::new("confirm", StageOpts::new(Version::V2_5, "21s")).await;
     let out = s.run(&["apply", "m.yaml"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--auto-approve"));
@@ -404,7 +404,7 @@ async fn without_a_terminal_or_approval_apply_refuses() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_metaproxy_apply_stops_for_the_operator_with_writes_restored() {
-    let s = Stage::new("manual", StageOpts::new(Version::V2_5, "18s")).await;
+    let s = Stage::new("manual", StageOpts::new(Version::V2_5, "21s")).await;
     s.edit_plan(|yaml| {
         let mut in_metaproxy = false;
         yaml.lines()
@@ -444,8 +444,8 @@ async fn without_metaproxy_apply_stops_for_the_operator_with_writes_restored() {
 #[tokio::test(flavor = "multi_thread")]
 async fn status_and_abort_before_and_after_the_switch() {
     let opts = StageOpts {
-        defaults: vec!["threshold: 1000".into(), "max_write_block: 18s".into()],
-        ..StageOpts::new(Version::V2_6, "18s")
+        defaults: vec!["threshold: 1000".into(), "max_write_block: 21s".into()],
+        ..StageOpts::new(Version::V2_6, "21s")
     };
     let mut s = Stage::new("abort", opts).await;
     let status = s.run(&["status", "m.yaml"]).await;

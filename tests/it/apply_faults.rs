@@ -59,7 +59,7 @@ async fn apply_in_background(s: &Stage) -> std::process::Child {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_source_replica_server_down_before_the_plan_does_not_stop_the_migration() {
-    let mut s = Stage::new("node-down", StageOpts::new(Version::V2_5, "18s")).await;
+    let mut s = Stage::new("node-down", StageOpts::new(Version::V2_5, "21s")).await;
     let victim = s.src().replicas()[2].to_string();
     s.fault(s.src(), &["replica_down", &victim, "on"]).await;
     let meta = meta_client(s.src());
@@ -85,7 +85,7 @@ async fn a_source_replica_server_down_before_the_plan_does_not_stop_the_migratio
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_primary_moving_during_catch_up_and_during_the_block_is_followed() {
-    let mut s = Stage::new("failover", StageOpts::new(Version::V2_6, "18s")).await;
+    let mut s = Stage::new("failover", StageOpts::new(Version::V2_6, "21s")).await;
     s.start_load();
     let child = apply_in_background(&s).await;
     let meta = meta_client(s.src());
@@ -106,7 +106,7 @@ async fn a_primary_moving_during_catch_up_and_during_the_block_is_followed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_meta_leader_change_during_the_block_is_survived() {
-    let mut s = Stage::new("leader", StageOpts::new(Version::V2_6, "18s")).await;
+    let mut s = Stage::new("leader", StageOpts::new(Version::V2_6, "21s")).await;
     s.start_load();
     let child = apply_in_background(&s).await;
     s.journal_has("block_writes", "intent").await;
@@ -119,7 +119,7 @@ async fn a_meta_leader_change_during_the_block_is_survived() {
 async fn a_metaproxy_that_lost_its_watch_stops_apply_after_the_switch_with_writes_blocked() {
     let opts = StageOpts {
         metaproxies: 2,
-        ..StageOpts::new(Version::V2_6, "18s")
+        ..StageOpts::new(Version::V2_6, "21s")
     };
     let mut s = Stage::new("stale-proxy", opts).await;
     s.start_load();
@@ -187,7 +187,7 @@ async fn source_sync_values(s: &Stage) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_speed_up_is_restored_after_success() {
-    let mut s = Stage::new("speed-ok", speed_up_opts("18s")).await;
+    let mut s = Stage::new("speed-ok", speed_up_opts("21s")).await;
     with_speed_up(&s);
     s.start_load();
     let plan = s.run(&["plan", "m.yaml"]).await;
@@ -213,8 +213,8 @@ async fn the_speed_up_is_restored_after_success() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_speed_up_is_restored_after_an_abort() {
     let opts = StageOpts {
-        defaults: vec!["threshold: 1000000".into(), "max_write_block: 18s".into()],
-        ..speed_up_opts("18s")
+        defaults: vec!["threshold: 1000000".into(), "max_write_block: 21s".into()],
+        ..speed_up_opts("21s")
     };
     let mut s = Stage::new("speed-abort", opts).await;
     with_speed_up(&s);
@@ -233,7 +233,7 @@ async fn the_speed_up_is_restored_after_an_abort() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_speed_up_left_by_a_killed_apply_is_restored_by_the_next_run() {
-    let mut s = Stage::new("speed-kill", speed_up_opts("18s")).await;
+    let mut s = Stage::new("speed-kill", speed_up_opts("21s")).await;
     with_speed_up(&s);
     s.start_load();
     s.apply_killed_at("speed_up", "outcome").await;
@@ -264,7 +264,7 @@ async fn lag_that_grew_during_verify_is_caught_up_again_before_the_block() {
     use migrator::pegasus::messages::apps::AppStatus;
     use migrator::pegasus::table::{TableClient, TableOptions};
     // Two tables, one cut-over at a time on the source (the default).
-    let mut opts = StageOpts::new(Version::V2_6, "18s");
+    let mut opts = StageOpts::new(Version::V2_6, "21s");
     opts.tables = vec!["t0", "t1"];
     let s = Stage::new("lag-after-verify", opts).await;
     let out_path = s.dir.path().join("apply.err");

@@ -39,7 +39,7 @@ fn assert_writes_never_split(s: &Stage, r: &LoadResult) {
 }
 
 async fn converges_after(point: &str, remove_duplication: bool, provoke_restore: bool) {
-    let mut opts = StageOpts::new(Version::V2_6, "18s");
+    let mut opts = StageOpts::new(Version::V2_6, "21s");
     if remove_duplication {
         opts.defaults.push("remove_duplication: true".into());
     }

@@ -71,7 +71,7 @@ fn signal(child: &Child, name: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sigkilled_apply_in_the_block_leaves_the_guardian_to_restore_writes_by_the_deadline() {
-    let (mut s, mut child) = stuck_in_the_block("guardian-kill", "17s").await;
+    let (mut s, mut child) = stuck_in_the_block("guardian-kill", "20s").await;
     child.kill().unwrap();
     child.wait().unwrap();
     let client = s.proxy_client("t0");
@@ -89,8 +89,8 @@ async fn a_sigkilled_apply_in_the_block_leaves_the_guardian_to_restore_writes_by
         r.report.partition_unavailable_ms
     );
     assert!(
-        worst <= 17_000 + 500,
-        "writes were taken again within max_write_block 17s (plus a client timeout): {worst} ms"
+        worst <= 20_000 + 500,
+        "writes were taken again within max_write_block 20s (plus a client timeout): {worst} ms"
     );
     let rec = block_record(&s).await;
     assert_eq!(rec.state, BlockState::Lifted, "{rec:?}");
@@ -108,7 +108,7 @@ async fn a_sigkilled_apply_in_the_block_leaves_the_guardian_to_restore_writes_by
 
 #[tokio::test(flavor = "multi_thread")]
 async fn once_the_switch_is_sent_the_guardian_never_lifts_the_block() {
-    let opts = StageOpts::new(Version::V2_6, "17s");
+    let opts = StageOpts::new(Version::V2_6, "20s");
     let mut s = Stage::new("guardian-switched", opts).await;
     s.start_load();
     s.apply_killed_at("switch", "outcome").await;
@@ -166,7 +166,7 @@ async fn a_second_ctrl_c_does_not_skip_the_restore() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_credentials_migrators_own_nodes_can_be_changed_only_with_them() {
-    let mut s = Stage::new("zk-auth", StageOpts::new(Version::V2_6, "18s")).await;
+    let mut s = Stage::new("zk-auth", StageOpts::new(Version::V2_6, "21s")).await;
     s.start_load();
     let mut apply = s.command(&["apply", "m.yaml", "--auto-approve"]);
     apply.env("MIGRATOR_ZK_AUTH", "alice:secret");
@@ -203,8 +203,8 @@ where
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_that_lost_its_lock_cannot_switch_and_restores_writes() {
     let opts = StageOpts {
-        defaults: vec!["threshold: 1000000".into(), "max_write_block: 18s".into()],
-        ..StageOpts::new(Version::V2_6, "18s")
+        defaults: vec!["threshold: 1000000".into(), "max_write_block: 21s".into()],
+        ..StageOpts::new(Version::V2_6, "21s")
     };
     let mut s = Stage::new("lost-lock", opts).await;
     s.start_load();
@@ -231,8 +231,8 @@ async fn a_run_that_lost_its_lock_cannot_switch_and_restores_writes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn routing_moved_to_the_target_by_someone_else_counts_as_switched() {
     let opts = StageOpts {
-        defaults: vec!["threshold: 1000000".into(), "max_write_block: 18s".into()],
-        ..StageOpts::new(Version::V2_6, "18s")
+        defaults: vec!["threshold: 1000000".into(), "max_write_block: 21s".into()],
+        ..StageOpts::new(Version::V2_6, "21s")
     };
     let mut s = Stage::new("moved-by-other", opts).await;
     s.start_load();
@@ -281,7 +281,7 @@ async fn abort_during_apply_waits_for_its_lock_and_names_the_holder() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_closed_stderr_does_not_stop_a_cut_over() {
-    let mut s = Stage::new("closed-stderr", StageOpts::new(Version::V2_6, "18s")).await;
+    let mut s = Stage::new("closed-stderr", StageOpts::new(Version::V2_6, "21s")).await;
     s.start_load();
     let mut child = s
         .command(&["apply", "m.yaml", "--auto-approve"])
@@ -304,7 +304,7 @@ async fn a_closed_stderr_does_not_stop_a_cut_over() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn routing_moved_by_someone_else_in_the_block_keeps_the_block_when_apply_stops() {
-    let (mut s, child) = stuck_in_the_block("moved-then-stopped", "17s").await;
+    let (mut s, child) = stuck_in_the_block("moved-then-stopped", "20s").await;
     let target = migrator::routing::Route {
         cluster_name: "dst".into(),
         meta_addrs: migrator::sim::world::addrs(&s.dst().metas()),

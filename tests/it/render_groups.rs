@@ -38,7 +38,7 @@ fn spec_text(entries: &[(String, String)]) -> String {
             .join(", ")
     };
     let mut y = format!(
-        "# Moves every table of {SOURCE} to {TARGET}.\nversion: 1\nclusters:\n  {SOURCE}: {{ meta: [{}] }}\n  {TARGET}: {{ meta: [{}] }}\nmetaproxy:\n  zookeeper: [\"127.0.0.1:45123\"]\n  root: /pegasus/metaproxy\n  migrator_root: /migrator\n  addresses: [\"{PROXY}\"]\ndefaults:\n  threshold: 1000\n  max_write_block: 40s\n  block_mode: reconfig\nmigrations:\n",
+        "# Moves every table of {SOURCE} to {TARGET}.\nversion: 1\nclusters:\n  {SOURCE}: {{ meta: [{}] }}\n  {TARGET}: {{ meta: [{}] }}\nmetaproxy:\n  zookeeper: [\"127.0.0.1:45123\"]\n  root: /pegasus/metaproxy\n  migrator_root: /migrator\n  addresses: [\"{PROXY}\"]\ndefaults:\n  threshold: 1000\n  max_write_block: 43s\n  block_mode: reconfig\nmigrations:\n",
         list(&SOURCE_METAS),
         list(&TARGET_METAS)
     );
@@ -174,7 +174,7 @@ fn ten_shapes(i: usize, name: &str) -> Shape {
     let fields = match kind {
         0..=3 => format!(", threshold: {}", 1000 * (kind + 1)),
         4..=7 => format!(
-            ", threshold: {}, block_mode: timeout, max_write_block: 48s",
+            ", threshold: {}, block_mode: timeout, max_write_block: 51s",
             1000 * (kind - 3)
         ),
         _ => String::new(),
@@ -396,7 +396,7 @@ fn names_that_have_no_room_are_counted_and_the_first_steps_still_shown() {
         fields: if i % 2 == 0 {
             String::new()
         } else {
-            ", block_mode: timeout, max_write_block: 48s".into()
+            ", block_mode: timeout, max_write_block: 51s".into()
         },
         obs: fresh(name, app_id(i), 4),
     });

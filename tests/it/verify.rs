@@ -481,7 +481,7 @@ async fn memory_stays_at_a_few_batches_and_sample_mode_checks_keys_and_a_sample(
 #[tokio::test(flavor = "multi_thread")]
 async fn the_command_finds_a_corrupted_copy_before_the_cut_over_and_exits_2() {
     use crate::stage::{text, Stage, StageOpts};
-    let mut s = Stage::new("verify-cli", StageOpts::new(Version::V2_6, "18s")).await;
+    let mut s = Stage::new("verify-cli", StageOpts::new(Version::V2_6, "21s")).await;
     let early = s.run(&["verify", "m.yaml"]).await;
     assert_eq!(early.status.code(), Some(1), "{}", text(&early));
     assert!(
@@ -625,7 +625,7 @@ async fn the_gate_stops_a_corrupted_table_before_any_write_is_blocked() {
     use crate::stage::{text, Stage, StageOpts};
     use migrator::pegasus::envs::DENY_ENV;
     use migrator::pegasus::messages::apps::AppStatus;
-    let mut opts = StageOpts::new(Version::V2_6, "18s");
+    let mut opts = StageOpts::new(Version::V2_6, "21s");
     opts.defaults.push("verify: full".into());
     let s = Stage::new("verify-gate", opts).await;
     let (mut apply, gate) = s.apply_paused_at("verify:before");
@@ -671,22 +671,34 @@ async fn the_gate_stops_a_corrupted_table_before_any_write_is_blocked() {
 /// source and the target applies each duplicated batch 200 ms late, so verify can never
 /// compare it; with `drop_copies` the target drops the copies of writes duplicated to it, so
 /// that key really differs.
+/// What the target does while the gate runs on a hot key.
+#[derive(Clone, Copy, PartialEq)]
+enum Target {
+    /// Applies its copies late: the gate cannot compare the key.
+    Lags,
+    /// Drops its copies: the key differs.
+    DropsCopies,
+    /// Answers every data request 1.3 s late: one read of the key takes longer than the exact
+    /// check's reserve allows.
+    Far,
+}
+
 async fn gate_with_a_hot_key(
     test: &str,
-    drop_copies: bool,
+    target: Target,
 ) -> (crate::stage::Stage, std::process::Output) {
     use crate::stage::{Stage, StageOpts};
     use std::sync::atomic::{AtomicBool, Ordering};
-    let mut opts = StageOpts::new(Version::V2_6, "18s");
+    let mut opts = StageOpts::new(Version::V2_6, "21s");
     opts.defaults.push("verify: full".into());
     let s = Stage::new(test, opts).await;
     let (mut apply, gate) = s.apply_paused_at("verify:before");
     let child = apply.spawn().unwrap();
     Stage::paused(&gate).await;
-    let (fault, args): (&str, &[&str]) = if drop_copies {
-        ("dup_drop", &["t0", "1000000"])
-    } else {
-        ("slow_write_ms", &["200"])
+    let (fault, args): (&str, &[&str]) = match target {
+        Target::DropsCopies => ("dup_drop", &["t0", "1000000"]),
+        Target::Lags => ("slow_write_ms", &["200"]),
+        Target::Far => ("rpc_latency_ms", &["1300"]),
     };
     let mut command = vec![fault];
     command.extend_from_slice(args);
@@ -721,7 +733,7 @@ async fn gate_with_a_hot_key(
 #[tokio::test(flavor = "multi_thread")]
 async fn keys_too_hot_to_compare_before_the_block_are_compared_inside_it_before_the_switch() {
     use crate::stage::text;
-    let (s, out) = gate_with_a_hot_key("verify-gate-exact", false).await;
+    let (s, out) = gate_with_a_hot_key("verify-gate-exact", Target::Lags).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let journal = s.journal_text();
     assert!(
@@ -738,7 +750,7 @@ async fn keys_too_hot_to_compare_before_the_block_are_compared_inside_it_before_
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hot_key_that_differs_inside_the_block_lifts_it_and_nothing_is_switched() {
     use crate::stage::text;
-    let (s, out) = gate_with_a_hot_key("verify-gate-incomplete", true).await;
+    let (s, out) = gate_with_a_hot_key("verify-gate-incomplete", Target::DropsCopies).await;
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -759,6 +771,25 @@ async fn a_hot_key_that_differs_inside_the_block_lifts_it_and_nothing_is_switche
         journal.contains(r#""event":"at_switch","detail":{"keys":1,"verdict":"different""#),
         "{journal}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hot_keys_whose_read_would_not_fit_the_exact_checks_reserve_stop_the_gate_before_the_block()
+{
+    use crate::stage::text;
+    let (s, out) = gate_with_a_hot_key("verify-gate-far", Target::Far).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("more than the 3s the budget reserves; nothing was blocked"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !s.journal_says("block_writes", "intent"),
+        "nothing was blocked"
+    );
+    assert_eq!(s.routed_to("t0").await, "src");
 }
 
 /// Scanners open on `sim`'s replica servers.
@@ -1157,7 +1188,7 @@ async fn tables_verified_at_once_share_each_clusters_limit_and_a_busy_cluster_sl
 async fn three_shards_as_separate_processes_merge_to_the_verdict_and_counts_of_one_run() {
     use crate::stage::{output, text, Stage, StageOpts};
     use std::process::Stdio;
-    let s = Stage::new("verify-shards", StageOpts::new(Version::V2_6, "18s")).await;
+    let s = Stage::new("verify-shards", StageOpts::new(Version::V2_6, "21s")).await;
     // 4 source and 8 target partitions: 4 groups, shared 2 + 1 + 1 by the shards.
     s.dst().create_table("t0", 8, 1).unwrap();
     for sim in [s.src(), s.dst()] {

@@ -40,7 +40,7 @@ async fn the_example_workflow_validates_and_posts_a_markdown_plan() {
     ))
     .unwrap();
     let workflow: serde_json::Value = serde_yaml::from_str(&text).unwrap();
-    let s = Stage::new("workflow", StageOpts::new(Version::V2_6, "18s")).await;
+    let s = Stage::new("workflow", StageOpts::new(Version::V2_6, "21s")).await;
     let dir = s.dir.path();
 
     let validate = run(&step(&workflow, "validate", "validate"), dir, "m.yaml");
