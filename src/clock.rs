@@ -45,6 +45,39 @@ pub fn true_now_ms() -> u64 {
     now_ms().saturating_add_signed(-skew)
 }
 
+/// A wall clock every host reads alike: ZooKeeper's, which stamps each write it applies
+/// (`mtime`, the leader's clock). A process measures once how far its own clock is from it;
+/// deadlines another host may resume (the block record's) are kept in it, so a host whose
+/// clock is off neither stretches nor cuts them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Shared {
+    /// How far the shared clock is ahead of this host's (negative: behind).
+    pub offset_ms: i64,
+}
+
+impl Shared {
+    /// This host's own clock: for a block record kept in a local file, which only this host
+    /// reads.
+    pub const LOCAL: Shared = Shared { offset_ms: 0 };
+
+    /// From a write ZooKeeper stamped `mtime_ms`, sent at `sent_ms` and answered at
+    /// `answered_ms` by this host's clock: the stamp is taken at the middle of the two, off by
+    /// at most half the round trip.
+    #[must_use]
+    pub fn from_write(mtime_ms: i64, sent_ms: u64, answered_ms: u64) -> Self {
+        let middle = i64::try_from(sent_ms / 2 + answered_ms / 2).unwrap_or(i64::MAX);
+        Self {
+            offset_ms: mtime_ms.saturating_sub(middle),
+        }
+    }
+
+    /// Milliseconds since the Unix epoch by the shared clock.
+    #[must_use]
+    pub fn now_ms(&self) -> u64 {
+        now_ms().saturating_add_signed(self.offset_ms)
+    }
+}
+
 /// Microseconds since the Unix epoch by this host's clock.
 #[must_use]
 pub fn now_us() -> u64 {
@@ -94,5 +127,19 @@ pub fn inherit<F: Future>(fut: F) -> impl Future<Output = F::Output> {
             Some(h) => HOST.scope(h, fut).await,
             None => fut.await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shared_clock_is_the_stamp_at_the_middle_of_the_round_trip() {
+        let ahead = Shared::from_write(10_500, 1_000, 2_000);
+        assert_eq!(ahead.offset_ms, 9_000);
+        let behind = Shared::from_write(1_000, 30_000, 30_010);
+        assert_eq!(behind.offset_ms, -29_005);
+        assert_eq!(Shared::LOCAL.offset_ms, 0);
     }
 }

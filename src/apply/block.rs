@@ -9,7 +9,6 @@ use tokio::time::Instant;
 use super::entry::{self, Entry};
 use super::evidence::{Awaited, Poller, Tally};
 use super::gate::wait_until;
-use super::journal::now_ms;
 use super::table::{Block, Run, StepResult, Stop};
 use crate::pegasus::envs::DENY_ENV;
 use crate::plan::budget::ms;
@@ -73,7 +72,7 @@ impl Run<'_> {
         }
         let now = Instant::now();
         let since = |at_ms: u64| Duration::from_millis(at_ms.saturating_sub(r.started_ms));
-        let elapsed = Duration::from_millis(now_ms().saturating_sub(r.started_ms));
+        let elapsed = Duration::from_millis(self.clock.now_ms().saturating_sub(r.started_ms));
         let started = now.checked_sub(elapsed).unwrap_or(now);
         self.block = Some(Block {
             started,

@@ -21,7 +21,6 @@ use tokio::time::Instant;
 
 use super::entry::{self, Entry};
 use super::evidence::Awaited;
-use super::journal::now_ms;
 use super::table::{Run, StepResult, Stop};
 use crate::probe::progress::{self, Known};
 use crate::probe::Primaries;
@@ -86,7 +85,7 @@ impl Run<'_> {
             tokio::time::sleep(self.ctx.opts.poll).await;
         }
         self.drained_at = Some(Instant::now());
-        let since_block = now_ms().saturating_sub(block.started_ms);
+        let since_block = self.clock.now_ms().saturating_sub(block.started_ms);
         self.journal(Entry::Drain(entry::Drain::Outcome {
             drained_after_block_ms: since_block,
             baselines: baselines

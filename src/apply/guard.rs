@@ -5,7 +5,6 @@
 
 use super::entry::{self, Entry};
 use super::guardian;
-use super::journal::now_ms;
 use super::table::{Run, Stop};
 use crate::cutover::protocol::{self, Adopt};
 use crate::cutover::record::{BlockRecord, BlockState, Lift, RecordStore, RoutingRef, Transition};
@@ -32,8 +31,13 @@ const GUARDIAN_RETIRE: std::time::Duration = crate::routing::zk::SESSION_TIMEOUT
     .saturating_add(std::time::Duration::from_secs(2));
 
 impl Run<'_> {
-    fn fresh_record(&self, value: &str, reserve: std::time::Duration) -> BlockRecord {
-        let started_ms = now_ms();
+    /// A new record for a block starting at `started_ms` (the shared clock).
+    fn fresh_record(
+        &self,
+        value: &str,
+        reserve: std::time::Duration,
+        started_ms: u64,
+    ) -> BlockRecord {
         let deadline_ms = started_ms + ms(self.m.max_write_block);
         let routing = self.ctx.spec.metaproxy.as_ref().map(|mp| RoutingRef {
             zookeeper: mp.zookeeper.clone(),
@@ -71,9 +75,12 @@ impl Run<'_> {
         self.record = Some(store.clone());
         let fail =
             |e: crate::cutover::record::RecordError| Stop::Abort(format!("block record: {e}"));
+        // Times in the record are ZooKeeper's: another host may resume or guard this block.
+        let clock = store.clock().await.map_err(fail)?;
+        self.clock = clock;
         for _ in 0..3 {
             let (record, version) = match store.read().await.map_err(fail)? {
-                None => (self.fresh_record(value, reserve), None),
+                None => (self.fresh_record(value, reserve, clock.now_ms()), None),
                 Some((r, v)) => match self.adopt(&store, r).await? {
                     Some(r) => {
                         return Ok(Opened {
@@ -84,7 +91,7 @@ impl Run<'_> {
                     // Retiring the old block's guardian rewrote the record: its version now.
                     None => {
                         let now = store.read().await.map_err(fail)?.map_or(v, |(_, v)| v);
-                        (self.fresh_record(value, reserve), Some(now))
+                        (self.fresh_record(value, reserve, clock.now_ms()), Some(now))
                     }
                 },
             };

@@ -4,8 +4,8 @@
 //! hangs. It announces itself (an ephemeral node, or a file, next to the record) once it has
 //! read the record; apply blocks nothing before that.
 //!
-//! At `give_up_ms` (by the wall clock or the monotonic one it started with, whichever comes
-//! first) it lifts the deny env — only if the block record still says `Blocking` (its
+//! At `give_up_ms` (by ZooKeeper's clock, measured against its own when it first read the
+//! record, or the monotonic one it started with, whichever comes first) it lifts the deny env — only if the block record still says `Blocking` (its
 //! compare-and-set to `Lifting` loses to apply's `SwitchSent`) and routing still names the
 //! source — and records that. It keeps trying while the block is due and open, watches a
 //! `SwitchSent` record (apply may take it back to `Blocking`), and after a lift deletes the
@@ -263,6 +263,10 @@ impl Watch {
     }
 }
 
+/// Rounds in a row a guardian tries to read ZooKeeper's clock before it falls back to its
+/// host's.
+const CLOCK_TRIES: u32 = 10;
+
 /// Guards the block until it is resolved, then withdraws its announcement.
 pub async fn run(mut watch: Watch) -> Ended {
     let mut guarded = None;
@@ -284,6 +288,8 @@ async fn rounds(
     let mut last_deadline: Option<u64> = None;
     let mut mono_give_up: Option<Instant> = None;
     let mut lifted_at: Option<u64> = None;
+    // The record's times are ZooKeeper's (`RecordStore::clock`), measured once it answered.
+    let mut clock: Option<crate::clock::Shared> = None;
     let mut round = 0u64;
     let started = Instant::now();
     loop {
@@ -294,7 +300,8 @@ async fn rounds(
             Err(e) => {
                 failures += 1;
                 crate::tell!("guardian: {e}");
-                if last_deadline.is_some_and(|d| now_ms() > d + ms(linger())) {
+                let now = clock.map_or_else(now_ms, |c| c.now_ms());
+                if last_deadline.is_some_and(|d| now > d + ms(linger())) {
                     return Ended::LeftForOperator(format!(
                         "the block record cannot be read long past its deadline: {e}"
                     ));
@@ -314,6 +321,23 @@ async fn rounds(
                 continue;
             }
         };
+        let shared = match clock {
+            Some(c) => c,
+            None => match watch.store.clock().await {
+                Ok(c) => *clock.insert(c),
+                Err(e) if failures < CLOCK_TRIES => {
+                    failures += 1;
+                    crate::tell!("guardian: reading ZooKeeper's clock: {e}");
+                    tokio::time::sleep(POLL).await;
+                    continue;
+                }
+                Err(e) => {
+                    // The record reads but its clock cannot be written: this host's clock it is.
+                    crate::tell!("guardian: reading ZooKeeper's clock: {e}; using this host's");
+                    *clock.insert(crate::clock::Shared::LOCAL)
+                }
+            },
+        };
         failures = 0;
         last_deadline = Some(record.deadline_ms);
         // A later run replaced the record with a block of its own, and its own guardian.
@@ -326,7 +350,7 @@ async fn rounds(
         if announced.is_none() {
             *announced = announce(&watch.store, record.started_ms).await.ok();
         }
-        let now = now_ms();
+        let now = shared.now_ms();
         let give_up = *mono_give_up.get_or_insert_with(|| {
             Instant::now() + Duration::from_millis(record.give_up_ms.saturating_sub(now))
         });

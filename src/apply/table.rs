@@ -94,6 +94,8 @@ pub(super) struct Run<'a> {
     pub switch_sent: bool,
     /// When this run's drain found every partition shipped.
     pub drained_at: Option<Instant>,
+    /// The clock the block record's times are in (ZooKeeper's), once the record was opened.
+    pub clock: crate::clock::Shared,
     /// How long writes were blocked, measured when clients were told to move.
     pub blocked_ms: Option<u64>,
     /// This table counts as a cut-over of its source cluster (for the speed-up).
@@ -124,6 +126,7 @@ pub async fn run(ctx: &Ctx, tp: &TablePlan, cutover: Arc<Semaphore>) -> Outcome 
         tally: Tally::default(),
         switch_sent: false,
         drained_at: None,
+        clock: crate::clock::Shared::LOCAL,
         blocked_ms: None,
         in_cutover: false,
         record: None,

@@ -125,6 +125,14 @@ pub fn zk_path(migrator_root: &str, cluster: &str, table: &str) -> String {
     )
 }
 
+/// The node written to read ZooKeeper's clock: `<migrator_root>/clock`, beside `blocks`.
+fn clock_path(record_path: &str) -> String {
+    match record_path.rfind("/blocks/") {
+        Some(i) => format!("{}/clock", &record_path[..i]),
+        None => format!("{record_path}.clock"),
+    }
+}
+
 /// The record file of `table` of `cluster` under `dir` (`.migrator`).
 #[must_use]
 pub fn file_path(dir: &Path, cluster: &str, table: &str) -> PathBuf {
@@ -149,6 +157,24 @@ impl RecordStore {
             _ => Self::File {
                 path: file_path(state_dir, &m.from, &m.table),
             },
+        }
+    }
+
+    /// The clock the record's times are kept in: ZooKeeper's for a ZooKeeper record (read
+    /// by writing `<migrator_root>/clock`), so any host that resumes the block or guards it
+    /// reads its deadlines alike; this host's for a file.
+    ///
+    /// # Errors
+    /// ZooKeeper could not be written.
+    pub async fn clock(&self) -> Result<crate::clock::Shared, RecordError> {
+        match self {
+            Self::Zk { zk, path } => {
+                let node = clock_path(path);
+                zk.shared_clock(&node)
+                    .await
+                    .map_err(|source| RecordError::Zk { path: node, source })
+            }
+            Self::File { .. } => Ok(crate::clock::Shared::LOCAL),
         }
     }
 
@@ -408,6 +434,16 @@ fn is_zero(n: &u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_clock_node_sits_beside_the_blocks() {
+        assert_eq!(
+            clock_path(&zk_path("/migrator", "src", "t0")),
+            "/migrator/clock"
+        );
+        assert_eq!(clock_path(&zk_path("/a/b/", "c", "d")), "/a/b/clock");
+        assert_eq!(clock_path("/odd"), "/odd.clock");
+    }
 
     pub(crate) fn sample() -> BlockRecord {
         BlockRecord {

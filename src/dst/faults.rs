@@ -237,6 +237,7 @@ pub struct Env<'a> {
     pub trace: &'a Trace,
     pub procs: &'a Procs,
     pub kills: &'a Arc<Mutex<Kills>>,
+    pub guardians: &'a std::rc::Rc<std::cell::RefCell<super::procs::Guardians>>,
 }
 
 /// Outside events of the safety phase, at drawn times.

@@ -22,6 +22,28 @@ use crate::sim::zk_model::Ensemble;
 pub struct Guardians {
     pub next_pid: u32,
     pub running: BTreeMap<u32, (String, JoinHandle<()>)>,
+    /// The apply run (its host name) that started each.
+    pub started_by: BTreeMap<u32, String>,
+}
+
+impl Guardians {
+    /// The host of apply run `host` crashes: the guardians that run started die with it, their
+    /// supervisor too, so nothing starts them again.
+    pub fn crash(&mut self, host: &str, procs: &Procs, trace: &Trace) {
+        let dead: Vec<u32> = self
+            .started_by
+            .iter()
+            .filter(|(_, by)| by.as_str() == host)
+            .map(|(pid, _)| *pid)
+            .collect();
+        for pid in dead {
+            if let Some((_, supervisor)) = self.running.get(&pid) {
+                supervisor.abort();
+            }
+            procs.kill(&format!("guardian#{pid}"));
+            trace.say(format!("guardian#{pid} dies with its host"));
+        }
+    }
 }
 
 /// Every process of the run that can be killed, by host name, and which holds each
@@ -33,6 +55,8 @@ pub struct Procs(Arc<Mutex<ProcTable>>);
 struct ProcTable {
     running: BTreeMap<String, AbortHandle>,
     holders: BTreeMap<i64, String>,
+    apply_starts: Vec<u64>,
+    crashes: Vec<u64>,
 }
 
 impl Procs {
@@ -55,6 +79,35 @@ impl Procs {
             .get(&session)
             .cloned()
             .unwrap_or_else(|| "world".into())
+    }
+
+    /// Kills the process on host `name`, if it runs.
+    pub fn kill(&self, name: &str) {
+        if let Some(h) = self.table().running.remove(name) {
+            h.abort();
+        }
+    }
+
+    /// Notes that an apply run started now (true ms).
+    pub fn apply_started(&self) {
+        self.table().apply_starts.push(clock::true_now_ms());
+    }
+
+    /// Notes that a host crashed now (true ms).
+    pub fn host_crashed(&self) {
+        self.table().crashes.push(clock::true_now_ms());
+    }
+
+    /// When hosts crashed (true ms).
+    #[must_use]
+    pub fn crashes(&self) -> Vec<u64> {
+        self.table().crashes.clone()
+    }
+
+    /// When every apply run started (true ms).
+    #[must_use]
+    pub fn apply_starts(&self) -> Vec<u64> {
+        self.table().apply_starts.clone()
     }
 
     /// Kills the process holding `session`, as SIGKILL would: its task stops at the await it
@@ -89,6 +142,8 @@ impl Procs {
 pub enum RunEnd {
     Exit(u8),
     Killed,
+    /// Killed with its host, guardians included.
+    Crashed,
     Hung,
 }
 
@@ -101,7 +156,7 @@ pub struct HostPlan {
 impl HostPlan {
     pub fn draw(rng: &mut Rng) -> HostPlan {
         let skews = (0..3)
-            .map(|_| i64::try_from(rng.range(0, 6000)).unwrap_or(0) - 3000)
+            .map(|_| i64::try_from(rng.range(0, 60_000)).unwrap_or(0) - 30_000)
             .collect();
         HostPlan { skews, runs: 0 }
     }
@@ -141,6 +196,7 @@ pub fn start_apply(
 ) -> JoinHandle<u8> {
     let args = apply_args(plan, dir);
     let name = host.name.to_string();
+    procs.apply_started();
     let run = start_command(
         host,
         trace,
@@ -188,7 +244,11 @@ pub fn launcher(
             .clone()
             .or_else(|| parsed.record_file.as_ref().map(|p| p.display().to_string()))
             .unwrap_or_default();
-        let skew = clock::host().map_or(0, |h| h.skew_ms);
+        let by = clock::host();
+        let skew = by.as_ref().map_or(0, |h| h.skew_ms);
+        if let Some(by) = by {
+            g.started_by.insert(pid, by.name.to_string());
+        }
         let host = Host {
             name: format!("guardian#{pid}").into(),
             skew_ms: skew,

@@ -201,6 +201,7 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
         trace: &trace,
         procs: &procs,
         kills: &kills,
+        guardians: &guardians,
     };
     let mut actions = Actions::draw(&mut rng, &world, opts.faults);
     if opts.faults && rng.chance(0.15) {
@@ -279,6 +280,8 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
         late_sync: actions.late_sync + chaos.borrow().late_sync,
         zk_lateness: zk_lateness.log(),
         at_switch: at_switch.lock().expect("at switch").clone(),
+        crashes: procs.crashes(),
+        apply_starts: procs.apply_starts(),
         record_root: format!("{MIGRATOR_ROOT}/blocks/{}", world.config.source_name),
         routing_root: ROOT.into(),
         end_ms: clock::now_ms(),
@@ -386,6 +389,7 @@ async fn safety_phase(
     let attempts = if opts.faults { rng.range(1, 3) } else { 1 };
     for attempt in 0..attempts {
         let host = hosts.next(rng);
+        let host_name = host.name.to_string();
         let mut run = start_apply(env.plan, env.dir, host, trace, env.procs);
         // Killed at one of its ZooKeeper calls (the cut-over's awaits), at a moment, or not.
         let mode = if opts.faults { rng.range(0, 99) } else { 99 };
@@ -407,6 +411,13 @@ async fn safety_phase(
                     if Instant::now() >= deadline {
                         run.abort();
                         trace.say(if kill_at.is_some() { "apply killed" } else { "apply hung: killed" });
+                        if kill_at.is_some() && rng.chance(0.3) {
+                            // The whole host went down: its guardians and their supervisor too.
+                            trace.say("its host crashed");
+                            env.procs.host_crashed();
+                            env.guardians.borrow_mut().crash(&host_name, env.procs, trace);
+                            break RunEnd::Crashed;
+                        }
                         break if kill_at.is_some() { RunEnd::Killed } else { RunEnd::Hung };
                     }
                     actions.fire(env);
@@ -415,8 +426,14 @@ async fn safety_phase(
         };
         env.kills.lock().expect("kills").apply_at = None;
         if attempt + 1 < attempts {
-            // Somebody notices, sooner or later, and runs apply again.
-            tokio::time::sleep(Duration::from_millis(rng.range(0, 40_000))).await;
+            // Somebody notices, sooner or later, and runs apply again; after a host crash, on
+            // another host at once (an operator on call, or a job scheduler).
+            let within = if end == RunEnd::Crashed {
+                3_000
+            } else {
+                40_000
+            };
+            tokio::time::sleep(Duration::from_millis(rng.range(0, within))).await;
         }
     }
     // Let whatever the last run left (a guardian's deadline) play out under the faults.

@@ -286,6 +286,33 @@ impl Zk {
         self.bounded("create", path, create).await.map(drop)
     }
 
+    /// Measures ZooKeeper's clock against this host's by writing `path` (created empty, open,
+    /// if missing): the write's `mtime` is ZooKeeper's time while it was in flight.
+    ///
+    /// # Errors
+    /// As [`Zk::set`]; the write's outcome unknown is an error too (no stamp was read).
+    pub async fn shared_clock(&self, path: &str) -> Result<crate::clock::Shared, ZkError> {
+        let mut created = false;
+        loop {
+            let sent = crate::clock::now_ms();
+            let set = self.client.set_data(path, b"", None);
+            match self.bounded("set", path, set).await {
+                Ok(stat) => {
+                    let answered = crate::clock::now_ms();
+                    return Ok(crate::clock::Shared::from_write(stat.mtime, sent, answered));
+                }
+                Err(ZkError::NoNode { .. }) if !created => {
+                    created = true;
+                    match self.create_all(path, b"").await {
+                        Ok(()) | Err(ZkError::NodeExists { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Writes `data`; with `expected_version`, only if the node is still at that version.
     /// Returns the new version.
     ///
@@ -510,6 +537,20 @@ mod tests {
             matches!(again, ZkError::NodeExists { ref path } if *path == node),
             "{again}"
         );
+    }
+
+    #[tokio::test]
+    async fn the_shared_clock_is_read_by_writing_a_node_it_creates_when_missing() {
+        let zk = TestZk::get();
+        let zk = zk.connect().await;
+        let node = format!("{}/clock", unique("clock"));
+        let first = zk.shared_clock(&node).await.unwrap();
+        let again = zk.shared_clock(&node).await.unwrap();
+        // The server runs on this host: its clock is this one, give or take a round trip.
+        for c in [first, again] {
+            assert!(c.offset_ms.abs() < 2_000, "{c:?}");
+        }
+        assert_eq!(zk.read(&node).await.unwrap().map(|(_, v)| v), Some(2));
     }
 
     #[tokio::test]
