@@ -293,6 +293,7 @@ impl Shared {
             partition_count: app.partition_count,
             envs: app.envs.clone(),
             atomic_idempotent: app.atomic_idempotent.unwrap_or(false),
+            bulk_loading: app.is_bulk_loading.unwrap_or(false),
         });
         if app.status == AppStatus::AS_AVAILABLE {
             obs.data_versions = self.data_versions(src, &m.table, app.app_id).await;

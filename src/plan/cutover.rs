@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::budget::Budget;
 use super::observed::{ClusterObs, Observed, ProxyServes, Relays, TableObs};
 use super::{Blocker, ClusterChange, TablePlan};
+use crate::pegasus::envs::{MASTER_CLUSTER_ENV, MASTER_METAS_ENV};
 use crate::spec::{Migration, Spec, VerifyMode};
 
 fn blocker(code: &str, reason: String, fix: String) -> Blocker {
@@ -96,6 +97,47 @@ pub fn budget_blocker(spec: &Spec, m: &Migration, observed: &Observed) -> Option
         ));
     }
     Some(blocker("write_block_budget", reason, fix))
+}
+
+/// Blockers for a source table whose own log carries mutations its duplication may drop
+/// without a word (upstream apache/incubator-pegasus#2284, v2.5.0 and master): a batch whose
+/// last mutation is a DUPLICATE (the table is itself a duplication follower) or, on master, a
+/// BULK_LOAD is skipped while the shipped decree moves on, so the drain and the finish count
+/// it shipped.
+#[must_use]
+pub fn silent_loss_blockers(m: &Migration, obs: &TableObs, observed: &Observed) -> Vec<Blocker> {
+    let Some(app) = &obs.source else {
+        return vec![];
+    };
+    let mut out = Vec::new();
+    let master_of = [MASTER_CLUSTER_ENV, MASTER_METAS_ENV]
+        .iter()
+        .find_map(|k| app.envs.get(*k).map(|v| format!("{k}={v}")));
+    if let Some(env) = master_of {
+        out.push(blocker(
+            "source_is_a_duplication_follower",
+            format!(
+                "{} on {} is a duplication follower ({env}): writes a duplication ships into it are logged as DUPLICATE mutations, and {}'s duplication to {} skips a batch that ends with one while counting it shipped (apache/incubator-pegasus#2284), so writes could be lost without a trace",
+                m.table, m.from, m.from, m.to
+            ),
+            format!(
+                "remove the duplication that ships into {} (on the cluster named in {env}); once none does, delete the envs {MASTER_CLUSTER_ENV} and {MASTER_METAS_ENV} from {} on {}",
+                m.table, m.table, m.from
+            ),
+        ));
+    }
+    let master = observed.clusters.get(&m.from).is_some_and(|c| c.master);
+    if app.bulk_loading && master {
+        out.push(blocker(
+            "source_is_bulk_loading",
+            format!(
+                "a bulk load is running on {} on {}: its BULK_LOAD mutations make {}'s duplication skip a batch while counting it shipped (apache/incubator-pegasus#2284, master)",
+                m.table, m.from, m.from
+            ),
+            format!("wait until the bulk load of {} has finished, then plan again", m.table),
+        ));
+    }
+    out
 }
 
 /// Blockers for a 2.5 source whose primaries write no empty mutation: its drain waits for one

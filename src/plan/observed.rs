@@ -115,6 +115,9 @@ pub struct SourceApp {
     /// Master's `atomic_idempotent`: incr and check-and-set keep working while duplicating.
     #[serde(default)]
     pub atomic_idempotent: bool,
+    /// A bulk load is running on the table (`app_info.is_bulk_loading`).
+    #[serde(default)]
+    pub bulk_loading: bool,
 }
 
 /// One duplication to the target.

@@ -57,6 +57,7 @@ fn table(
                 .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
                 .collect(),
             atomic_idempotent: false,
+            bulk_loading: false,
         }),
         target: if dups.is_empty() {
             TargetObs::Absent

@@ -67,6 +67,7 @@ fn fresh(table: &str, app_id: i32, partitions: i32) -> TableObs {
             partition_count: partitions,
             envs: BTreeMap::new(),
             atomic_idempotent: false,
+            bulk_loading: false,
         }),
         dups: vec![],
         data_versions: SOURCE_REPLICAS

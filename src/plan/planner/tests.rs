@@ -34,6 +34,7 @@ fn fresh() -> TableObs {
             partition_count: 4,
             envs: BTreeMap::new(),
             atomic_idempotent: false,
+            bulk_loading: false,
         }),
         dups: vec![],
         data_versions: [
@@ -659,6 +660,61 @@ fn a_2_5_source_whose_primaries_write_no_empty_mutation_blocks() {
                 b.fix.contains(&b.code),
                 "{name}: the fix names the flag: {}",
                 b.fix
+            );
+        }
+    }
+}
+
+#[test]
+fn a_source_whose_log_its_duplication_may_silently_skip_blocks() {
+    let follower = |k: &str| {
+        let mut o = fresh();
+        o.source.as_mut().unwrap().envs.insert(k.into(), "x".into());
+        o
+    };
+    let loading = || {
+        let mut o = fresh();
+        o.source.as_mut().unwrap().bulk_loading = true;
+        o
+    };
+    let cases: Vec<(&str, TableObs, bool, Vec<&str>)> = vec![
+        ("a plain table", fresh(), true, vec![]),
+        (
+            "a follower by cluster name",
+            follower("duplication.master_cluster"),
+            false,
+            vec!["source_is_a_duplication_follower"],
+        ),
+        (
+            "a follower by meta list",
+            follower("duplication.master_metas"),
+            true,
+            vec!["source_is_a_duplication_follower"],
+        ),
+        (
+            "a bulk load on master",
+            loading(),
+            true,
+            vec!["source_is_bulk_loading"],
+        ),
+        (
+            "a bulk load on 2.5 (only DUPLICATE is skipped there)",
+            loading(),
+            false,
+            vec![],
+        ),
+    ];
+    for (name, obs, master, want) in cases {
+        let mut observed = observed_of(vec![("t", obs)]);
+        observed.clusters.get_mut("a").unwrap().master = master;
+        let tp = plan(&spec(true, false), &observed).tables.remove(0);
+        let codes: Vec<&str> = tp.blockers.iter().map(|b| b.code.as_str()).collect();
+        assert_eq!(codes, want, "{name}: {:?}", tp.blockers);
+        for b in &tp.blockers {
+            assert!(
+                b.reason.contains("#2284") && b.reason.contains("t on a"),
+                "{name}: {}",
+                b.reason
             );
         }
     }
