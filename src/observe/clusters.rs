@@ -1,6 +1,7 @@
 //! Owns the per-cluster facts of a snapshot: whether the servers are master (2.6), and each
 //! live replica server's `config_sync_interval_ms`, `group_check_interval_ms`,
-//! `empty_write_disabled` and `group_check_disabled` (`/config`).
+//! `empty_write_disabled`, `group_check_disabled`, `enable_acl` and `enable_ranger_acl`
+//! (`/config`).
 
 use std::collections::BTreeMap;
 
@@ -8,9 +9,10 @@ use tokio::task::JoinSet;
 
 use super::Shared;
 use crate::pegasus::replica::ReplicaClient;
-use crate::plan::observed::{ClusterObs, NoEmptyWrite};
+use crate::plan::observed::{AccessControl, ClusterObs, NoEmptyWrite};
 use crate::probe::flags::{
-    self, CONFIG_SYNC, EMPTY_WRITE_DISABLED, GROUP_CHECK, GROUP_CHECK_DISABLED,
+    self, CONFIG_SYNC, EMPTY_WRITE_DISABLED, ENABLE_ACL, ENABLE_RANGER_ACL, GROUP_CHECK,
+    GROUP_CHECK_DISABLED,
 };
 
 /// What one live replica server's `/config` said (`None`: not read).
@@ -19,6 +21,8 @@ struct ServerFlags {
     check: Option<u64>,
     empty_write_disabled: Option<bool>,
     group_check_disabled: Option<bool>,
+    enable_acl: Option<bool>,
+    enable_ranger_acl: Option<bool>,
 }
 
 async fn server_flags(replica: &ReplicaClient, node: std::net::SocketAddr) -> ServerFlags {
@@ -31,17 +35,27 @@ async fn server_flags(replica: &ReplicaClient, node: std::net::SocketAddr) -> Se
         group_check_disabled: flags::read_bool(replica, node, GROUP_CHECK_DISABLED)
             .await
             .ok(),
+        enable_acl: flags::read_bool(replica, node, ENABLE_ACL).await.ok(),
+        enable_ranger_acl: flags::read_bool(replica, node, ENABLE_RANGER_ACL)
+            .await
+            .ok(),
     }
 }
 
-/// Per cluster: its facts, and the servers whose flags stop the empty write.
-pub(super) type ClusterFacts = (BTreeMap<String, ClusterObs>, BTreeMap<String, NoEmptyWrite>);
+/// Per cluster: its facts, the servers whose flags stop the empty write, and those with access
+/// control on.
+pub(super) struct ClusterFacts {
+    pub clusters: BTreeMap<String, ClusterObs>,
+    pub no_empty_write: BTreeMap<String, NoEmptyWrite>,
+    pub access_control: BTreeMap<String, AccessControl>,
+}
 
 impl Shared {
     /// Facts of every cluster of the plan.
     pub(super) async fn cluster_facts(&self) -> ClusterFacts {
         let mut out = BTreeMap::new();
         let mut no_empty_write = BTreeMap::new();
+        let mut access_control = BTreeMap::new();
         for (name, view) in &self.clusters {
             let mut asks = JoinSet::new();
             for node in view.alive.clone() {
@@ -59,6 +73,7 @@ impl Shared {
                 ..ClusterObs::default()
             };
             let mut off = NoEmptyWrite::default();
+            let mut acl = AccessControl::default();
             while let Some(Ok((node, f))) = asks.join_next().await {
                 if let Some(ms) = f.sync {
                     obs.config_sync_ms.insert(node.to_string(), ms);
@@ -70,12 +85,24 @@ impl Shared {
                 if f.group_check_disabled == Some(true) {
                     off.group_check_disabled.push(node.to_string());
                 }
+                if f.enable_ranger_acl == Some(true) {
+                    acl.ranger.push(node.to_string());
+                } else if f.enable_acl == Some(true) {
+                    acl.legacy.push(node.to_string());
+                }
             }
             off.empty_write_disabled.sort();
             off.group_check_disabled.sort();
+            acl.legacy.sort();
+            acl.ranger.sort();
             out.insert(name.clone(), obs);
             no_empty_write.insert(name.clone(), off);
+            access_control.insert(name.clone(), acl);
         }
-        (out, no_empty_write)
+        ClusterFacts {
+            clusters: out,
+            no_empty_write,
+            access_control,
+        }
     }
 }

@@ -138,13 +138,14 @@ pub async fn observe(spec: &Spec, opts: ObserveOptions) -> Result<Observed, Erro
         let (table, obs) = done.expect("observation tasks do not panic");
         tables.insert(table, obs?);
     }
-    let (clusters, no_empty_write) = shared.cluster_facts().await;
+    let facts = shared.cluster_facts().await;
     let proxy_relays_master = shared.proxy_relays(spec, &tables).await;
     Ok(Observed {
         tables,
-        clusters,
+        clusters: facts.clusters,
         proxy_relays_master,
-        no_empty_write,
+        no_empty_write: facts.no_empty_write,
+        access_control: facts.access_control,
     })
 }
 

@@ -60,6 +60,7 @@ pub mod err {
     pub const OBJECT_NOT_FOUND: &str = "ERR_OBJECT_NOT_FOUND";
     pub const HANDLER_NOT_FOUND: &str = "ERR_HANDLER_NOT_FOUND";
     pub const INVALID_STATE: &str = "ERR_INVALID_STATE";
+    pub const ACL_DENY: &str = "ERR_ACL_DENY";
     pub const INVALID_PARAMETERS: &str = "ERR_INVALID_PARAMETERS";
     pub const APP_NOT_EXIST: &str = "ERR_APP_NOT_EXIST";
     pub const APP_EXIST: &str = "ERR_APP_EXIST";

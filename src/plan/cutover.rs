@@ -140,6 +140,50 @@ pub fn silent_loss_blockers(m: &Migration, obs: &TableObs, observed: &Observed) 
     out
 }
 
+/// The table env listing the users the legacy access control lets in.
+const ALLOWED_USERS_ENV: &str = "replica_access_controller.allowed_users";
+
+/// A blocker when the source's replica servers check each client's user and would refuse
+/// migrator's: it does not authenticate (no SASL), so its probe write meets `ERR_ACL_DENY`
+/// before the deny check (`replica_2pc.cpp` `on_client_write`, v2.5.0 and master) and the
+/// block could never be evidenced. Legacy ACL lets anyone in while the table lists no allowed
+/// users; Ranger matches no policy for an anonymous client.
+#[must_use]
+pub fn access_control_blocker(
+    m: &Migration,
+    obs: &TableObs,
+    observed: &Observed,
+) -> Option<Blocker> {
+    let acl = observed.access_control.get(&m.from)?;
+    let allowed = obs
+        .source
+        .as_ref()
+        .and_then(|a| a.envs.get(ALLOWED_USERS_ENV))
+        .filter(|users| users.split(',').any(|u| !u.trim().is_empty()));
+    let (flag, servers) = if !acl.ranger.is_empty() {
+        ("enable_ranger_acl", &acl.ranger)
+    } else if !acl.legacy.is_empty() && allowed.is_some() {
+        ("enable_acl", &acl.legacy)
+    } else {
+        return None;
+    };
+    let whom = allowed.map_or_else(String::new, |u| {
+        format!(" and {} lets in only {u}", m.table)
+    });
+    Some(blocker(
+        "access_control",
+        format!(
+            "{flag} is on on {} ({}){whom}: migrator does not authenticate, so its probe writes would be refused with ERR_ACL_DENY before the deny check and the write block could never be seen in force",
+            m.from,
+            servers.join(", ")
+        ),
+        format!(
+            "migrate {} while {flag} is off on {}'s replica servers and metas, or (legacy ACL) with the table env {ALLOWED_USERS_ENV} empty for the window",
+            m.table, m.from
+        ),
+    ))
+}
+
 /// Blockers for a 2.5 source whose primaries write no empty mutation: its drain waits for one
 /// (the last write ships only after a later mutation), so every cut-over would give up.
 #[must_use]

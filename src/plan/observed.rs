@@ -22,6 +22,9 @@ pub struct Observed {
     /// drain waits for.
     #[serde(default)]
     pub no_empty_write: BTreeMap<String, NoEmptyWrite>,
+    /// Per cluster: the servers with access control on.
+    #[serde(default)]
+    pub access_control: BTreeMap<String, AccessControl>,
 }
 
 /// Replica servers (`host:port`) on which an idle primary writes no empty mutation, by the
@@ -32,6 +35,15 @@ pub struct NoEmptyWrite {
     pub empty_write_disabled: Vec<String>,
     /// `group_check_disabled` is true (not mutable: a config change and a restart).
     pub group_check_disabled: Vec<String>,
+}
+
+/// Replica servers (`host:port`) that check each client's user (`/config`, `[security]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessControl {
+    /// `enable_acl` is true (and `enable_ranger_acl` false): the table's allowed users.
+    pub legacy: Vec<String>,
+    /// `enable_ranger_acl` is true: Ranger policies.
+    pub ranger: Vec<String>,
 }
 
 /// One cluster's servers.

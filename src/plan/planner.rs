@@ -87,6 +87,8 @@ fn plan_table(spec: &Spec, m: &Migration, obs: &TableObs, observed: &super::Obse
     tp.blockers.extend(cutover::target_blocker(m, obs));
     tp.blockers
         .extend(cutover::silent_loss_blockers(m, obs, observed));
+    tp.blockers
+        .extend(cutover::access_control_blocker(m, obs, observed));
     if obs.routing.is_some() && routed_to(obs) == Some(m.from.as_str()) {
         tp.blockers
             .extend(cutover::proxy_blockers(m, obs, &m.from, observed));

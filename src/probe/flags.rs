@@ -15,6 +15,10 @@ pub const GROUP_CHECK: &str = "group_check_interval_ms";
 pub const EMPTY_WRITE_DISABLED: &str = "empty_write_disabled";
 /// Primaries run no group check at all (not mutable).
 pub const GROUP_CHECK_DISABLED: &str = "group_check_disabled";
+/// `[security]`: access control by the table's allowed users (`replica_access_controller`).
+pub const ENABLE_ACL: &str = "enable_acl";
+/// `[security]`: access control by Apache Ranger policies.
+pub const ENABLE_RANGER_ACL: &str = "enable_ranger_acl";
 
 fn http_error(node: SocketAddr, path: &str, reason: String) -> Error {
     Error::Http {

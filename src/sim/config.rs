@@ -64,6 +64,10 @@ pub struct SimConfig {
     pub empty_write_disabled: bool,
     /// `group_check_disabled` (not mutable): primaries run no group check at all.
     pub group_check_disabled: bool,
+    /// `[security] enable_acl` / `enable_ranger_acl` (not mutable): replica servers check each
+    /// client request's user before anything else; the simulator's clients never authenticate.
+    pub enable_acl: bool,
+    pub enable_ranger_acl: bool,
     /// How often the duplication engine advances states and ships.
     pub dup_tick: Duration,
     /// Duplication sync between primaries and the meta (real: 10 s).
@@ -101,6 +105,8 @@ impl SimConfig {
             group_check_interval: Duration::from_millis(300),
             empty_write_disabled: false,
             group_check_disabled: false,
+            enable_acl: false,
+            enable_ranger_acl: false,
             dup_tick: Duration::from_millis(20),
             dup_sync_interval: Duration::from_millis(100),
             dup_persist_period: Duration::from_millis(50),

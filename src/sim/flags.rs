@@ -50,12 +50,30 @@ const GROUP_CHECK_DISABLED: Flag = Flag {
     description: "whether primaries run no group check",
 };
 
+const ENABLE_ACL: Flag = Flag {
+    name: "enable_acl",
+    section: "security",
+    kind: "FV_BOOL",
+    mutable: false,
+    description: "whether to enable access control",
+};
+
+const ENABLE_RANGER_ACL: Flag = Flag {
+    name: "enable_ranger_acl",
+    section: "security",
+    kind: "FV_BOOL",
+    mutable: false,
+    description: "whether to enable access control integrated with Apache Ranger",
+};
+
 fn find(name: &str) -> Option<&'static Flag> {
     [
         &CONFIG_SYNC,
         &GROUP_CHECK,
         &EMPTY_WRITE_DISABLED,
         &GROUP_CHECK_DISABLED,
+        &ENABLE_ACL,
+        &ENABLE_RANGER_ACL,
     ]
     .into_iter()
     .find(|f| f.name == name)
@@ -79,6 +97,8 @@ fn value(node: &ReplicaNode, flag: &Flag) -> String {
         n if n == CONFIG_SYNC.name => server.config_sync_interval_ms.to_string(),
         n if n == EMPTY_WRITE_DISABLED.name => server.empty_write_disabled.to_string(),
         n if n == GROUP_CHECK_DISABLED.name => config.group_check_disabled.to_string(),
+        n if n == ENABLE_ACL.name => config.enable_acl.to_string(),
+        n if n == ENABLE_RANGER_ACL.name => config.enable_ranger_acl.to_string(),
         _ => millis(config.group_check_interval).to_string(),
     }
 }

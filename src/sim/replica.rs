@@ -32,6 +32,10 @@ use crate::pegasus::messages::replica_admin::{
 use crate::pegasus::messages::Rpc;
 use crate::pegasus::thrift::Wire;
 
+/// The table env listing the users the legacy access control lets in (comma-separated; empty:
+/// everyone).
+pub const ALLOWED_USERS_ENV: &str = "replica_access_controller.allowed_users";
+
 /// The table env that makes scanners drop records of other partitions (used during splits).
 pub const VALIDATE_PARTITION_HASH_ENV: &str = "replica.split.validate_partition_hash";
 
@@ -90,6 +94,9 @@ impl ReplicaNode {
         let Some(part) = part.filter(|p| p.hosted_on(self.index)) else {
             return Err(Self::error(req, err::OBJECT_NOT_FOUND));
         };
+        if app.is_some_and(|a| self.denies_anonymous(a)) {
+            return Err(Self::error(req, err::ACL_DENY));
+        }
         if let Some(deny) = state.nodes[self.index]
             .deny
             .get(&app_id)
@@ -124,6 +131,21 @@ impl ReplicaNode {
             app_id,
             pidx: usize::try_from(pidx).unwrap_or(0),
         })
+    }
+
+    /// Whether access control refuses a client that did not authenticate (every client of the
+    /// simulator): Ranger matches no policy for it; the legacy check lets it pass only while the
+    /// table's allowed users are empty (`replica_access_controller::allowed`).
+    fn denies_anonymous(&self, app: &App) -> bool {
+        let config = &self.cluster.config;
+        if config.enable_ranger_acl {
+            return true;
+        }
+        config.enable_acl
+            && app
+                .envs
+                .get(ALLOWED_USERS_ENV)
+                .is_some_and(|users| users.split(',').any(|u| !u.trim().is_empty()))
     }
 
     /// Runs `f` on the primary partition a write targets, after the replica's checks; the

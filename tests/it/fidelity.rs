@@ -97,6 +97,43 @@ async fn counters(meta: &MetaClient, t: &str, dupid: i32) -> Vec<progress::Parti
 }
 
 #[tokio::test]
+async fn access_control_refuses_an_anonymous_client_before_the_deny_check() {
+    let acl = |c: &mut SimConfig| c.enable_acl = true;
+    let sim = start_with(&Directory::default(), "a", 1, Version::V2_5, acl).await;
+    let t = table(&sim, "t", 2).await;
+    let node = sim.replicas()[0];
+    assert!(flags::read_bool(&replica(), node, "enable_acl")
+        .await
+        .unwrap());
+    assert!(!flags::read_bool(&replica(), node, "enable_ranger_acl")
+        .await
+        .unwrap());
+    // An empty allowed-users list leaves the table open to everyone.
+    t.put(b"h", b"s", b"v").await.unwrap();
+    let meta = meta_client(&sim);
+    meta.set_app_envs(
+        "t",
+        &[
+            ("replica_access_controller.allowed_users", "svc"),
+            ("replica.deny_client_request", "reconfig*write"),
+        ],
+    )
+    .await
+    .unwrap();
+    let refused = t.put(b"h", b"s", b"w").await.unwrap_err();
+    assert!(refused.is(err::ACL_DENY), "{refused}");
+    // Never evidence of a block, whatever the deny env says.
+    let prim = Primaries::read(&meta, "t").await.unwrap();
+    let probes = ReplicaClient::new(Duration::from_millis(300));
+    for answer in requests::send(&probes, &prim, Probe::Write, Duration::from_millis(600)).await {
+        assert!(
+            matches!(&answer, Answer::Failed(why) if why.contains("ERR_ACL_DENY")),
+            "{answer:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn replica_app_info_keeps_the_envs_the_replica_was_created_with() {
     let sim = start_with(&Directory::default(), "a", 1, Version::V2_5, |_| {}).await;
     table(&sim, "t", 2).await;

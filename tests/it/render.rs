@@ -124,6 +124,7 @@ fn representative() -> PlanDocument {
         )]),
         proxy_relays_master: BTreeMap::new(),
         no_empty_write: BTreeMap::new(),
+        access_control: BTreeMap::new(),
     };
     let mut plan = migrator::plan::plan(&spec, &observed);
     // The previous plan, five minutes earlier, saw more lag on users.

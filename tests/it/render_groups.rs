@@ -101,6 +101,7 @@ fn sandbox_observed(tables: BTreeMap<String, TableObs>) -> Observed {
     Observed {
         tables,
         no_empty_write: BTreeMap::new(),
+        access_control: BTreeMap::new(),
         clusters: BTreeMap::from([
             (
                 SOURCE.into(),

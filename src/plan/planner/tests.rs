@@ -77,6 +77,7 @@ fn observed_of(tables: Vec<(&str, TableObs)>) -> Observed {
         clusters: [("a".to_string(), source_facts())].into(),
         proxy_relays_master: BTreeMap::new(),
         no_empty_write: BTreeMap::new(),
+        access_control: BTreeMap::new(),
     }
 }
 
@@ -716,6 +717,67 @@ fn a_source_whose_log_its_duplication_may_silently_skip_blocks() {
                 "{name}: {}",
                 b.reason
             );
+        }
+    }
+}
+
+#[test]
+fn access_control_that_refuses_an_anonymous_client_blocks() {
+    use crate::plan::observed::AccessControl;
+    let with_users = |users: &str| {
+        let mut o = fresh();
+        let envs = &mut o.source.as_mut().unwrap().envs;
+        envs.insert(
+            "replica_access_controller.allowed_users".into(),
+            users.into(),
+        );
+        o
+    };
+    let on = |legacy: &[&str], ranger: &[&str]| AccessControl {
+        legacy: legacy.iter().map(ToString::to_string).collect(),
+        ranger: ranger.iter().map(ToString::to_string).collect(),
+    };
+    let cases: Vec<(&str, TableObs, AccessControl, Option<&str>)> = vec![
+        ("off", with_users("svc"), on(&[], &[]), None),
+        (
+            "legacy, table open to all",
+            fresh(),
+            on(&["r1:1"], &[]),
+            None,
+        ),
+        (
+            "legacy, empty list",
+            with_users(" , "),
+            on(&["r1:1"], &[]),
+            None,
+        ),
+        (
+            "legacy, users listed",
+            with_users("svc,ops"),
+            on(&["r1:1"], &[]),
+            Some("enable_acl"),
+        ),
+        (
+            "ranger",
+            fresh(),
+            on(&[], &["r2:1"]),
+            Some("enable_ranger_acl"),
+        ),
+    ];
+    for (name, obs, acl, want) in cases {
+        let mut observed = observed_of(vec![("t", obs)]);
+        observed.access_control.insert("a".into(), acl);
+        let tp = plan(&spec(true, false), &observed).tables.remove(0);
+        let found = tp.blockers.iter().find(|b| b.code == "access_control");
+        match (found, want) {
+            (None, None) => {}
+            (Some(b), Some(flag)) => assert!(
+                b.reason.contains(flag)
+                    && b.reason.contains("ERR_ACL_DENY")
+                    && b.fix.contains(flag),
+                "{name}: {b:?}"
+            ),
+            (found, want) => panic!("{name}: found {found:?}, wanted {want:?}"),
         }
     }
 }
