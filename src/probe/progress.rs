@@ -103,6 +103,21 @@ pub async fn read(
         .collect()
 }
 
+/// One entry per partition: the reply also lists the node's closing and closed replicas, as
+/// they were when closing began (`replica_stub::on_query_replica_info`, v2.5.0 and master), so
+/// a partition can appear twice; the entry with the highest ballot is the live one.
+fn newest_per_partition(
+    entries: impl Iterator<Item = (Gpid, (PartitionStatus, i64, i64, i64))>,
+) -> BTreeMap<Gpid, (PartitionStatus, i64, i64, i64)> {
+    let mut out: BTreeMap<Gpid, (PartitionStatus, i64, i64, i64)> = BTreeMap::new();
+    for (gpid, v) in entries {
+        if out.get(&gpid).is_none_or(|kept| v.1 > kept.1) {
+            out.insert(gpid, v);
+        }
+    }
+    out
+}
+
 fn partition(
     a: &NodeAnswer,
     app_id: i32,
@@ -150,10 +165,8 @@ async fn ask(
         .query_replica_info(node)
         .await
         .map_err(|e| e.to_string())?;
-    let replicas = infos
-        .into_iter()
-        .filter(|r| r.pid.app_id == app_id)
-        .map(|r| {
+    let replicas = newest_per_partition(infos.into_iter().filter(|r| r.pid.app_id == app_id).map(
+        |r| {
             let v = (
                 r.status,
                 r.ballot,
@@ -161,8 +174,8 @@ async fn ask(
                 r.last_prepared_decree,
             );
             (r.pid, v)
-        })
-        .collect();
+        },
+    ));
     let counters = match dupid {
         Some(id) => dup_counters(replica, node, app_id, id)
             .await
@@ -244,5 +257,21 @@ pub fn lag(
     match (from_states, from_primaries) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closed_replica_listed_beside_the_live_one_is_not_taken_for_it() {
+        let g = Gpid::new(3, 1);
+        let live = (PartitionStatus::PS_PRIMARY, 7, 40, 41);
+        let closed = (PartitionStatus::PS_PRIMARY, 5, 12, 12);
+        for order in [[live, closed], [closed, live]] {
+            let kept = newest_per_partition(order.into_iter().map(|v| (g, v)));
+            assert_eq!(kept.get(&g), Some(&live), "{order:?}");
+        }
     }
 }
