@@ -45,6 +45,9 @@ impl Default for Options {
     }
 }
 
+/// The verify modes a world draws from: off half the time.
+const VERIFY_MODES: [&str; 4] = ["off", "off", "sample", "full"];
+
 /// What the seed drew for the world and its faults.
 #[derive(Debug, Clone)]
 struct Shape {
@@ -61,6 +64,10 @@ struct Shape {
     trouble: f64,
     /// The plan removes the duplication after the switch.
     remove_duplication: bool,
+    /// The verify gate's mode (`off`, `sample`, `full`).
+    verify: &'static str,
+    /// The config-sync speed-up during the cut-over (2.5 sources only).
+    speed_up: Option<Duration>,
 }
 
 impl Shape {
@@ -80,7 +87,12 @@ impl Shape {
             zk_fault: *rng.pick(&[0.0, 0.02, 0.05, 0.1]),
             trouble: *rng.pick(&[0.0, 0.3, 0.7]),
             remove_duplication: rng.chance(0.5),
+            verify: VERIFY_MODES[usize::try_from(rng.range(0, 3)).unwrap_or(0)],
+            speed_up: None,
         };
+        if shape.source == Version::V2_5 && rng.chance(0.3) {
+            shape.speed_up = Some(Duration::from_millis(100));
+        }
         // The draw is headroom over the least budget `plan` accepts: a tight budget is the
         // interesting case, one `plan` would block tests nothing.
         shape.max_write_block_s += shape.least_budget_s();
@@ -102,7 +114,10 @@ impl Shape {
         } else {
             BlockMode::Reconfig
         };
-        Budget::of(&source, None, mode).needed_ms().div_ceil(1000)
+        Budget::of(&source, self.speed_up, mode)
+            .with_exact_check(self.verify != "off")
+            .needed_ms()
+            .div_ceil(1000)
     }
 
     fn sim_config(&self, version: Version) -> SimConfig {
@@ -326,7 +341,10 @@ async fn build_world(shape: &Shape) -> Result<World, String> {
         root: ROOT.into(),
         migrator_root: MIGRATOR_ROOT.into(),
         tables,
-        target_tables: Vec::new(),
+        // Another application's table already lives on the target and is routed there: the
+        // evidence `plan` wants that the meta-proxy relays a 2.6 target (without it a 2.5
+        // source's tables are blocked and the run tests nothing).
+        target_tables: vec![TableSpec::new("other", 2, 5)],
         metaproxies: 1,
         metaproxy_build: Build::HostPort,
     })
@@ -340,11 +358,26 @@ fn write_plan(world: &World, shape: &Shape, dir: &std::path::Path) -> PathBuf {
         "threshold: 1000".to_string(),
         format!("max_write_block: {}s", shape.max_write_block_s),
         format!("block_mode: {}", shape.block_mode),
-        "verify: off".to_string(),
+        format!("verify: {}", shape.verify),
         format!("remove_duplication: {}", shape.remove_duplication),
     ];
+    let mut yaml = world.plan_yaml(&defaults);
+    if let Some(speed_up) = shape.speed_up {
+        // The source's cluster line gains `config_sync_during_cutover`.
+        let line = format!("  {}: {{ meta:", world.config.source_name);
+        yaml = yaml
+            .lines()
+            .map(|l| match l.strip_suffix(" }") {
+                Some(head) if l.starts_with(&line) => format!(
+                    "{head}, config_sync_during_cutover: {}ms }}\n",
+                    speed_up.as_millis()
+                ),
+                _ => format!("{l}\n"),
+            })
+            .collect();
+    }
     let path = dir.join("migrations.yaml");
-    std::fs::write(&path, world.plan_yaml(&defaults)).expect("write the plan file");
+    std::fs::write(&path, yaml).expect("write the plan file");
     path
 }
 
