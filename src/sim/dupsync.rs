@@ -35,6 +35,7 @@ pub fn sync(cluster: &Cluster) {
     let now = Instant::now();
     let mut state = cluster.lock();
     let alive: Vec<bool> = state.nodes.iter().map(|n| n.alive).collect();
+    let mut started = false;
     for app in state.apps.values_mut() {
         let partitions = &app.partitions;
         for dup in app.dups.values_mut() {
@@ -42,19 +43,24 @@ pub fn sync(cluster: &Cluster) {
                 if !alive.get(p.primary).copied().unwrap_or(false) {
                     continue;
                 }
-                sync_partition(part, p.last_committed, master, persist_period, now);
+                started |= sync_partition(part, p.last_committed, master, persist_period, now);
             }
         }
     }
+    drop(state);
+    if started {
+        cluster.wakes.duplicators_started();
+    }
 }
 
+/// Syncs one partition; true when its primary created its duplicator here.
 fn sync_partition(
     part: &mut DupPartition,
     lcd: i64,
     master: bool,
     persist_period: std::time::Duration,
     now: Instant,
-) {
+) -> bool {
     if !part.duplicator {
         // A new primary's duplicator starts from what the meta confirmed (it re-ships the
         // rest); a brand-new duplication from its checkpoint.
@@ -65,7 +71,7 @@ fn sync_partition(
             part.start_decree
         };
         part.replica_confirmed = part.confirmed;
-        return;
+        return true;
     }
     if part.last_decree != part.replica_confirmed {
         if master {
@@ -80,6 +86,7 @@ fn sync_partition(
         }
     }
     part.replica_confirmed = part.confirmed;
+    false
 }
 
 #[cfg(test)]
@@ -92,13 +99,13 @@ mod tests {
         let period = Duration::from_millis(0);
         let mut part = DupPartition::new(10);
         let t = Instant::now();
-        sync_partition(&mut part, 10, true, period, t);
+        assert!(sync_partition(&mut part, 10, true, period, t), "creates it");
         assert!(part.duplicator);
         part.last_decree = 15;
-        sync_partition(&mut part, 15, true, period, t);
+        assert!(!sync_partition(&mut part, 15, true, period, t));
         assert_eq!((part.confirmed, part.reported_lcd), (15, 15));
         // Shipping stalls while writes go on: nothing differs, nothing is reported.
-        sync_partition(&mut part, 40, true, period, t);
+        let _ = sync_partition(&mut part, 40, true, period, t);
         assert_eq!((part.confirmed, part.reported_lcd), (15, 15));
     }
 
@@ -107,14 +114,14 @@ mod tests {
         let period = Duration::from_secs(5);
         let mut part = DupPartition::new(0);
         let t = Instant::now();
-        sync_partition(&mut part, 0, false, period, t);
+        let _ = sync_partition(&mut part, 0, false, period, t);
         part.last_decree = 3;
-        sync_partition(&mut part, 3, false, period, t);
+        let _ = sync_partition(&mut part, 3, false, period, t);
         part.last_decree = 7;
-        sync_partition(&mut part, 7, false, period, t + Duration::from_secs(1));
+        let _ = sync_partition(&mut part, 7, false, period, t + Duration::from_secs(1));
         assert_eq!(part.confirmed, 3, "throttled");
         assert_eq!(part.replica_confirmed, 3);
-        sync_partition(&mut part, 7, false, period, t + Duration::from_secs(6));
+        let _ = sync_partition(&mut part, 7, false, period, t + Duration::from_secs(6));
         assert_eq!(part.confirmed, 7);
         assert_eq!(part.reported_lcd, -1, "2.5 never reports its lcd");
     }

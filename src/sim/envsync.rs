@@ -65,6 +65,15 @@ pub async fn run(cluster: Arc<Cluster>, index: usize, mut shutdown: watch::Recei
     }
 }
 
+/// Puts off server `node`'s next config sync: it comes at least `ms` after the server's next
+/// poll (`sim.fault late_sync`).
+pub fn delay_next(cluster: &Cluster, node: usize, ms: u64) {
+    if let Some(slot) = cluster.faults.late_sync_ms.get(node) {
+        slot.store(ms, std::sync::atomic::Ordering::Relaxed);
+        cluster.wakes.sync_delayed(node);
+    }
+}
+
 fn node_facts(cluster: &Cluster, index: usize) -> Option<(bool, u64, u32)> {
     let state = cluster.lock();
     let node = state.nodes.get(index)?;

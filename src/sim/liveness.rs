@@ -39,6 +39,7 @@ pub fn detect(cluster: &Cluster) {
         if node.listed_alive && !node.alive && now.duration_since(node.last_beacon) >= grace {
             state.nodes[idx].listed_alive = false;
             remove_node(&mut state, idx);
+            cluster.wakes.primaries_changed();
         } else if node.alive && !node.listed_alive {
             state.nodes[idx].listed_alive = true;
             readd_node(&mut state, idx);
@@ -56,6 +57,7 @@ pub fn set_down(cluster: &Cluster, idx: usize, down: bool) {
         node.last_beacon = Instant::now();
         drop(state);
         cluster.faults.node_drops[idx].send_modify(|g| *g += 1);
+        cluster.wakes.server_changed(idx);
     } else if !node.alive {
         node.alive = true;
         node.epoch += 1;
@@ -63,6 +65,8 @@ pub fn set_down(cluster: &Cluster, idx: usize, down: bool) {
         node.config_sync_interval_ms = millis(cluster.config.config_sync_interval);
         node.empty_write_disabled = cluster.config.empty_write_disabled;
         node.deny.clear();
+        drop(state);
+        cluster.wakes.server_changed(idx);
     }
 }
 
@@ -85,6 +89,7 @@ pub fn failover(cluster: &Cluster, table: &str, pidx: usize) -> Result<usize, St
     let to = pick_primary(p, &usable, &counts).ok_or("no live secondary to move to")?;
     p.promote(to, true);
     reset_duplicators(&mut state, table, pidx);
+    cluster.wakes.primaries_changed();
     Ok(to)
 }
 
@@ -109,6 +114,8 @@ pub fn leader_changed(cluster: &Cluster) {
             }
         }
     }
+    drop(state);
+    cluster.wakes.leader_changed();
 }
 
 fn usable_nodes(state: &State) -> Vec<bool> {

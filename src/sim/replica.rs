@@ -138,7 +138,18 @@ impl ReplicaNode {
             Err(reply) => return reply,
         };
         let app = state.apps.get_mut(&t.app_id).expect("checked");
-        Some(frame::encode_reply(&req.name, req.seqid, &f(app, t.pidx)))
+        let reply = frame::encode_reply(&req.name, req.seqid, &f(app, t.pidx));
+        let logged = app.is_duplicating();
+        drop(state);
+        self.wrote(logged);
+        Some(reply)
+    }
+
+    /// After a write took a decree: a table that duplicates may have a mutation to ship.
+    fn wrote(&self, duplicating: bool) {
+        if duplicating {
+            self.cluster.wakes.logged();
+        }
     }
 
     /// Applies a client write.
@@ -252,6 +263,9 @@ impl ReplicaNode {
                 )
             }
         };
+        let logged = app.is_duplicating();
+        drop(state);
+        self.wrote(logged);
         Some(reply)
     }
 
