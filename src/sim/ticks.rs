@@ -109,6 +109,73 @@ pub async fn until(at: Option<Instant>) {
     }
 }
 
+/// When a loop that sleeps `min(poll, next − now)` at a time, having last woken at `anchor`
+/// with its next action due at `next`, first wakes at or after `not_before`: every `poll`
+/// (tokio rounds each sleep up to the millisecond) until less than a `poll` is left, then at
+/// `next`; from `next` on it no longer sleeps, so at once.
+#[must_use]
+pub fn poll_wake(anchor: Instant, next: Instant, poll: Duration, not_before: Instant) -> Instant {
+    if next <= anchor {
+        return not_before.max(anchor);
+    }
+    let step = ceil_ms(poll).max(RESOLUTION).as_nanos();
+    let span = next - anchor;
+    // Whole steps: step j (from anchor + j × step) is whole while a `poll` still fits before
+    // `next`.
+    let whole = if span >= poll {
+        (span - poll).as_nanos() / step + 1
+    } else {
+        0
+    };
+    let last_whole = anchor + nanos(whole * step);
+    if whole > 0 && not_before <= last_whole {
+        let k = not_before
+            .saturating_duration_since(anchor)
+            .as_nanos()
+            .div_ceil(step)
+            .max(1);
+        return anchor + nanos(k * step);
+    }
+    let end = if next > last_whole {
+        last_whole + ceil_ms(next - last_whole)
+    } else {
+        last_whole
+    };
+    not_before.max(end)
+}
+
+/// Where the loop of [`poll_wake`] sleeps to on its way to its wake-up `at`, at `now`: the
+/// wake-up before it while that is still ahead (see [`Stop`]).
+#[must_use]
+pub fn poll_stop(
+    anchor: Instant,
+    next: Instant,
+    poll: Duration,
+    at: Instant,
+    now: Instant,
+) -> Stop {
+    let step = ceil_ms(poll).max(RESOLUTION);
+    // The wake-ups before `at` are `anchor + k × step`, the last one no later than `at`
+    // minus a step; `at` is either one of them plus a step or the end cut short to `next`.
+    let before = if at <= anchor || at > next + step {
+        None
+    } else {
+        let k = (at - anchor).as_nanos().saturating_sub(1) / step.as_nanos();
+        let before = anchor + nanos(k * step.as_nanos());
+        (k > 0 && poll_wake(anchor, next, poll, before) == before).then_some(before)
+    };
+    match before {
+        Some(before) if before > now && before < at => Stop::Before(before),
+        _ => Stop::At(at),
+    }
+}
+
+/// `d` rounded up to whole milliseconds, as tokio's timer does.
+#[must_use]
+pub fn ceil_ms(d: Duration) -> Duration {
+    nanos(d.as_nanos().div_ceil(1_000_000) * 1_000_000)
+}
+
 fn nanos(n: u128) -> Duration {
     let secs = u64::try_from(n / 1_000_000_000).unwrap_or(u64::MAX);
     // The remainder of a division by 10⁹ fits a u32.
@@ -121,6 +188,17 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    /// The former loop's wake-ups, one sleep at a time, as tokio rounds them.
+    fn polled(anchor: Instant, next: Instant, poll: Duration, until: Instant) -> Vec<Instant> {
+        let mut out = vec![];
+        let mut now = anchor;
+        while now < until && now < next {
+            now += ceil_ms(next.saturating_duration_since(now).min(poll));
+            out.push(now);
+        }
+        out
     }
 
     #[test]
@@ -159,5 +237,51 @@ mod tests {
         assert_eq!(g.stop(3, a), Stop::Before(a + ms(100)));
         assert_eq!(g.stop(3, a + ms(100)), Stop::At(a + ms(150)));
         assert_eq!(g.stop(0, a), Stop::At(a));
+    }
+
+    #[test]
+    fn poll_wakes_are_the_former_loops_wakes() {
+        let a = Instant::now();
+        for poll in [ms(10), Duration::from_micros(37_350), ms(50)] {
+            for next_ms in [0, 5, 37, 38, 76, 249, 250, 1000] {
+                let next = a + ms(next_ms);
+                let wakes = polled(a, next, poll, a + ms(2000));
+                for at_ms in 0..1200 {
+                    let at = a + ms(at_ms);
+                    let expected = wakes.iter().copied().find(|w| *w >= at).unwrap_or(at);
+                    assert_eq!(
+                        poll_wake(a, next, poll, at),
+                        expected,
+                        "poll {poll:?}, next {next_ms} ms, at {at_ms} ms"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_polling_loop_stops_at_the_wake_up_before_the_one_it_acts_at() {
+        let a = Instant::now();
+        for poll in [ms(10), Duration::from_micros(37_350)] {
+            for next_ms in [5, 76, 249, 1000] {
+                let next = a + ms(next_ms);
+                let wakes = polled(a, next, poll, a + ms(2000));
+                for (i, w) in wakes.iter().enumerate() {
+                    let expected = match i {
+                        0 => Stop::At(*w),
+                        _ => Stop::Before(wakes[i - 1]),
+                    };
+                    assert_eq!(poll_stop(a, next, poll, *w, a), expected, "{poll:?} {w:?}");
+                    assert_eq!(poll_stop(a, next, poll, *w, *w - ms(1)), Stop::At(*w));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn past_its_next_action_the_loop_wakes_at_once() {
+        let a = Instant::now();
+        assert_eq!(poll_wake(a + ms(5), a, ms(10), a + ms(7)), a + ms(7));
+        assert_eq!(poll_wake(a, a + ms(20), ms(10), a + ms(25)), a + ms(25));
     }
 }
