@@ -10,22 +10,39 @@ use tokio::time::Instant;
 
 use tokio::sync::watch;
 
-use super::state::{Cluster, DupPartition};
+use super::state::{Cluster, DupPartition, State};
+use super::ticks::{self, Grid, Stop};
 
-/// Runs duplication sync until `shutdown` turns true.
+/// Runs duplication sync until `shutdown` turns true: every `dup_sync_interval` while the
+/// cluster has a duplication; with none it sleeps until one is added.
 pub async fn run(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
-    let mut timer = tokio::time::interval_at(
-        tokio::time::Instant::now() + cluster.config.dup_sync_interval,
-        cluster.config.dup_sync_interval,
-    );
-    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let period = cluster.config.dup_sync_interval;
+    let grid = Grid::new(Instant::now() + period, period);
+    let (mut last, mut next) = (None, None);
     loop {
+        if next.is_none() && any_duplication(&cluster.lock()) {
+            next = Some(grid.first_from(last, ticks::after(Instant::now())));
+        }
+        let stop = next.map(|k| grid.stop(k, Instant::now()));
         tokio::select! {
             biased;
             _ = shutdown.changed() => break,
-            _ = timer.tick() => sync(&cluster),
+            () = cluster.wakes.dup_sync().notified(), if next.is_none() => {}
+            () = ticks::until(stop.map(Stop::instant)) => {
+                if stop.is_some_and(Stop::acts) {
+                    sync(&cluster);
+                    last = next;
+                    next = any_duplication(&cluster.lock())
+                        .then(|| grid.first_from(last, Instant::now()));
+                }
+            }
         }
     }
+}
+
+/// Whether some table duplicates (a sync of a cluster without one does nothing).
+fn any_duplication(state: &State) -> bool {
+    state.apps.values().any(|a| !a.dups.is_empty())
 }
 
 /// One duplication sync of every live primary.
@@ -92,7 +109,55 @@ fn sync_partition(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::config::{SimConfig, Version};
+    use crate::sim::duplication;
+    use crate::sim::test_support::{cluster, create, Counted};
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_duplication_it_sleeps_and_syncs_from_the_tick_after_one_is_added() {
+        // Syncs every 100 ms, the first 100 ms after the start.
+        let c = cluster(SimConfig::fast(Version::V2_6));
+        let t0 = Instant::now();
+        let (_stop, stopped) = watch::channel(false);
+        let polls = Arc::new(AtomicU64::new(0));
+        tokio::spawn(Counted::new(run(c.clone(), stopped), polls.clone()));
+        let at = |ms| tokio::time::sleep_until(t0 + Duration::from_millis(ms));
+        at(7).await;
+        create(&c, "t", 2);
+        let woke = polls.load(Ordering::Relaxed);
+        at(1_250).await;
+        assert_eq!(
+            polls.load(Ordering::Relaxed),
+            woke,
+            "no duplication: no wake-up"
+        );
+        c.directory.insert(
+            "b",
+            crate::sim::Peer {
+                metas: vec![],
+                cluster_id: 2,
+            },
+        );
+        let q = crate::pegasus::messages::duplication::AddDuplicationRequest {
+            app_name: "t".into(),
+            remote_cluster_name: "b".into(),
+            ..Default::default()
+        };
+        assert!(duplication::add(&c, &q).appid > 0, "added");
+        let started = || {
+            c.lock().apps.values().all(|a| {
+                a.dups
+                    .values()
+                    .all(|d| d.parts.iter().all(|p| p.duplicator))
+            })
+        };
+        at(1_299).await;
+        assert!(!started());
+        at(1_301).await;
+        assert!(started(), "the sync at 1300 ms creates the duplicators");
+    }
 
     #[test]
     fn a_stalled_duplication_stops_reporting_so_the_metas_lcd_freezes() {
