@@ -76,7 +76,7 @@ fn trouble(c: &mut Chaos, server: SocketAddr) {
     let node = usize::try_from(c.rng.range(0, source.replicas.len() as u64 - 1)).unwrap_or(0);
     let late = c.rng.range(500, 8000);
     let stall = *c.rng.pick(&[0, 700, 1500, 4000]);
-    source.faults.late_sync_ms[node].store(late, Relaxed);
+    crate::sim::envsync::delay_next(&source, node, late);
     source.faults.stall_ms[node].store(stall, Relaxed);
     c.late_sync += Duration::from_millis(late);
     c.trace.at(

@@ -79,6 +79,8 @@ pub fn add(c: &Cluster, q: &AddDuplicationRequest) -> AddDuplicationResponse {
         remote_replica_count: v2_6.then_some(dup.remote_replica_count),
     };
     app.dups.insert(dup.dupid, dup);
+    drop(state);
+    c.wakes.duplications_changed();
     resp
 }
 
@@ -261,6 +263,8 @@ pub fn modify(c: &Cluster, q: &ModifyDuplicationRequest) -> ModifyDuplicationRes
         dup.fail_mode = mode;
         dup.altering_until = Some(Instant::now() + c.config.meta_persist_delay);
     }
+    drop(state);
+    c.wakes.duplications_changed();
     ModifyDuplicationResponse {
         err: ErrorCode::ok(),
         appid,

@@ -10,22 +10,39 @@ use tokio::time::Instant;
 
 use tokio::sync::watch;
 
-use super::state::{Cluster, DupPartition};
+use super::state::{Cluster, DupPartition, State};
+use super::ticks::{self, Grid, Stop};
 
-/// Runs duplication sync until `shutdown` turns true.
+/// Runs duplication sync until `shutdown` turns true: every `dup_sync_interval` while the
+/// cluster has a duplication; with none it sleeps until one is added.
 pub async fn run(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
-    let mut timer = tokio::time::interval_at(
-        tokio::time::Instant::now() + cluster.config.dup_sync_interval,
-        cluster.config.dup_sync_interval,
-    );
-    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let period = cluster.config.dup_sync_interval;
+    let grid = Grid::new(Instant::now() + period, period);
+    let (mut last, mut next) = (None, None);
     loop {
+        if next.is_none() && any_duplication(&cluster.lock()) {
+            next = Some(grid.first_from(last, ticks::after(Instant::now())));
+        }
+        let stop = next.map(|k| grid.stop(k, Instant::now()));
         tokio::select! {
             biased;
             _ = shutdown.changed() => break,
-            _ = timer.tick() => sync(&cluster),
+            () = cluster.wakes.dup_sync().notified(), if next.is_none() => {}
+            () = ticks::until(stop.map(Stop::instant)) => {
+                if stop.is_some_and(Stop::acts) {
+                    sync(&cluster);
+                    last = next;
+                    next = any_duplication(&cluster.lock())
+                        .then(|| grid.first_from(last, Instant::now()));
+                }
+            }
         }
     }
+}
+
+/// Whether some table duplicates (a sync of a cluster without one does nothing).
+fn any_duplication(state: &State) -> bool {
+    state.apps.values().any(|a| !a.dups.is_empty())
 }
 
 /// One duplication sync of every live primary.
@@ -35,6 +52,7 @@ pub fn sync(cluster: &Cluster) {
     let now = Instant::now();
     let mut state = cluster.lock();
     let alive: Vec<bool> = state.nodes.iter().map(|n| n.alive).collect();
+    let mut started = false;
     for app in state.apps.values_mut() {
         let partitions = &app.partitions;
         for dup in app.dups.values_mut() {
@@ -42,19 +60,24 @@ pub fn sync(cluster: &Cluster) {
                 if !alive.get(p.primary).copied().unwrap_or(false) {
                     continue;
                 }
-                sync_partition(part, p.last_committed, master, persist_period, now);
+                started |= sync_partition(part, p.last_committed, master, persist_period, now);
             }
         }
     }
+    drop(state);
+    if started {
+        cluster.wakes.duplicators_started();
+    }
 }
 
+/// Syncs one partition; true when its primary created its duplicator here.
 fn sync_partition(
     part: &mut DupPartition,
     lcd: i64,
     master: bool,
     persist_period: std::time::Duration,
     now: Instant,
-) {
+) -> bool {
     if !part.duplicator {
         // A new primary's duplicator starts from what the meta confirmed (it re-ships the
         // rest); a brand-new duplication from its checkpoint.
@@ -65,7 +88,7 @@ fn sync_partition(
             part.start_decree
         };
         part.replica_confirmed = part.confirmed;
-        return;
+        return true;
     }
     if part.last_decree != part.replica_confirmed {
         if master {
@@ -80,25 +103,74 @@ fn sync_partition(
         }
     }
     part.replica_confirmed = part.confirmed;
+    false
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::config::{SimConfig, Version};
+    use crate::sim::duplication;
+    use crate::sim::test_support::{cluster, create, Counted};
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_duplication_it_sleeps_and_syncs_from_the_tick_after_one_is_added() {
+        // Syncs every 100 ms, the first 100 ms after the start.
+        let c = cluster(SimConfig::fast(Version::V2_6));
+        let t0 = Instant::now();
+        let (_stop, stopped) = watch::channel(false);
+        let polls = Arc::new(AtomicU64::new(0));
+        tokio::spawn(Counted::new(run(c.clone(), stopped), polls.clone()));
+        let at = |ms| tokio::time::sleep_until(t0 + Duration::from_millis(ms));
+        at(7).await;
+        create(&c, "t", 2);
+        let woke = polls.load(Ordering::Relaxed);
+        at(1_250).await;
+        assert_eq!(
+            polls.load(Ordering::Relaxed),
+            woke,
+            "no duplication: no wake-up"
+        );
+        c.directory.insert(
+            "b",
+            crate::sim::Peer {
+                metas: vec![],
+                cluster_id: 2,
+            },
+        );
+        let q = crate::pegasus::messages::duplication::AddDuplicationRequest {
+            app_name: "t".into(),
+            remote_cluster_name: "b".into(),
+            ..Default::default()
+        };
+        assert!(duplication::add(&c, &q).appid > 0, "added");
+        let started = || {
+            c.lock().apps.values().all(|a| {
+                a.dups
+                    .values()
+                    .all(|d| d.parts.iter().all(|p| p.duplicator))
+            })
+        };
+        at(1_299).await;
+        assert!(!started());
+        at(1_301).await;
+        assert!(started(), "the sync at 1300 ms creates the duplicators");
+    }
 
     #[test]
     fn a_stalled_duplication_stops_reporting_so_the_metas_lcd_freezes() {
         let period = Duration::from_millis(0);
         let mut part = DupPartition::new(10);
         let t = Instant::now();
-        sync_partition(&mut part, 10, true, period, t);
+        assert!(sync_partition(&mut part, 10, true, period, t), "creates it");
         assert!(part.duplicator);
         part.last_decree = 15;
-        sync_partition(&mut part, 15, true, period, t);
+        assert!(!sync_partition(&mut part, 15, true, period, t));
         assert_eq!((part.confirmed, part.reported_lcd), (15, 15));
         // Shipping stalls while writes go on: nothing differs, nothing is reported.
-        sync_partition(&mut part, 40, true, period, t);
+        let _ = sync_partition(&mut part, 40, true, period, t);
         assert_eq!((part.confirmed, part.reported_lcd), (15, 15));
     }
 
@@ -107,14 +179,14 @@ mod tests {
         let period = Duration::from_secs(5);
         let mut part = DupPartition::new(0);
         let t = Instant::now();
-        sync_partition(&mut part, 0, false, period, t);
+        let _ = sync_partition(&mut part, 0, false, period, t);
         part.last_decree = 3;
-        sync_partition(&mut part, 3, false, period, t);
+        let _ = sync_partition(&mut part, 3, false, period, t);
         part.last_decree = 7;
-        sync_partition(&mut part, 7, false, period, t + Duration::from_secs(1));
+        let _ = sync_partition(&mut part, 7, false, period, t + Duration::from_secs(1));
         assert_eq!(part.confirmed, 3, "throttled");
         assert_eq!(part.replica_confirmed, 3);
-        sync_partition(&mut part, 7, false, period, t + Duration::from_secs(6));
+        let _ = sync_partition(&mut part, 7, false, period, t + Duration::from_secs(6));
         assert_eq!(part.confirmed, 7);
         assert_eq!(part.reported_lcd, -1, "2.5 never reports its lcd");
     }

@@ -27,21 +27,18 @@ fn on_off(v: Option<&&str>) -> Result<bool, String> {
     }
 }
 
-/// `sim.fault NAME REPLICA_INDEX MS`: sets that replica server's slot of a per-node fault.
-fn node_ms(
-    slots: &[std::sync::atomic::AtomicU64],
-    args: &[&str],
-    name: &str,
-) -> Result<(), String> {
+/// The replica server and milliseconds of `sim.fault NAME REPLICA_INDEX MS`.
+fn node_ms(c: &Cluster, args: &[&str], name: &str) -> Result<(usize, u64), String> {
     let (Some(idx), Some(ms)) = (
         args.get(1).and_then(|v| v.parse::<usize>().ok()),
         args.get(2).and_then(|v| v.parse::<u64>().ok()),
     ) else {
         return Err(format!("usage: sim.fault {name} REPLICA_INDEX MS"));
     };
-    let slot = slots.get(idx).ok_or("replica index out of range")?;
-    slot.store(ms, Ordering::Relaxed);
-    Ok(())
+    if idx >= c.replicas.len() {
+        return Err("replica index out of range".into());
+    }
+    Ok((idx, ms))
 }
 
 /// Most records one `sim.fault corrupt` touches.
@@ -91,13 +88,13 @@ fn fault(c: &Cluster, args: &[&str]) -> Result<String, String> {
             .stuck_in_app
             .store(on_off(args.get(1))?, Ordering::Relaxed),
         Some("drop_connections") => drop_all(c),
-        Some(name @ ("stall" | "late_sync")) => {
-            let slots = if name == "stall" {
-                &c.faults.stall_ms
-            } else {
-                &c.faults.late_sync_ms
-            };
-            node_ms(slots, args, name)?;
+        Some("stall") => {
+            let (idx, ms) = node_ms(c, args, "stall")?;
+            c.faults.stall_ms[idx].store(ms, Ordering::Relaxed);
+        }
+        Some("late_sync") => {
+            let (idx, ms) = node_ms(c, args, "late_sync")?;
+            super::envsync::delay_next(c, idx, ms);
         }
         Some("metaproxy_watch_lost") => {
             if on_off(args.get(1))? {
@@ -260,7 +257,7 @@ fn table(c: &Cluster, args: &[&str]) -> Result<String, String> {
             Ok("OK".into())
         }
         ["split", name] => {
-            let count = super::tables::split(&mut c.lock(), name)?;
+            let count = super::tables::split(c, &mut c.lock(), name)?;
             Ok(format!("OK: {name} has {count} partitions"))
         }
         _ => Err("usage: sim.table data_version NAME 0|1 | sim.table split NAME".into()),

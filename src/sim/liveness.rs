@@ -14,18 +14,56 @@ use tokio::time::Instant;
 use tokio::sync::watch;
 
 use super::state::{millis, Cluster, Partition, State};
+use super::ticks::{self, Grid, Stop};
 
-/// Runs the failure detector until `shutdown` turns true.
+/// Runs the failure detector until `shutdown` turns true. It checks at the ticks of its timer
+/// (a tenth of `failure_detect`, at least 10 ms), and only at those at which some server's
+/// state is due to change; while every server is where the meta lists it, it sleeps.
 pub async fn run(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
     let tick = (cluster.config.failure_detect / 10).max(Duration::from_millis(10));
-    let mut timer = tokio::time::interval(tick);
+    let grace = cluster.config.failure_detect;
+    let grid = Grid::new(Instant::now(), tick);
+    let mut last = None;
+    let mut next = next_change(&cluster.lock(), grace).map(|due| grid.first_from(None, due));
     loop {
+        let stop = next.map(|k| grid.stop(k, Instant::now()));
         tokio::select! {
             biased;
             _ = shutdown.changed() => break,
-            _ = timer.tick() => detect(&cluster),
+            () = cluster.wakes.liveness().notified() => {
+                let changed = next_change(&cluster.lock(), grace)
+                    .map(|due| grid.first_from(last, due.max(ticks::after(Instant::now()))));
+                // What was due stays due; a change is acted on from the next tick.
+                next = match (next, changed) {
+                    (Some(due), Some(now_due)) => Some(due.min(now_due)),
+                    (_, now_due) => now_due,
+                };
+            }
+            () = ticks::until(stop.map(Stop::instant)) => {
+                if stop.is_some_and(Stop::acts) {
+                    detect(&cluster);
+                    last = next;
+                    next = next_change(&cluster.lock(), grace)
+                        .map(|due| grid.first_from(last, due.max(Instant::now())));
+                }
+            }
         }
     }
+}
+
+/// When `detect` next has something to do: a stopped server listed alive is declared dead
+/// `grace` after it was last heard from; a server back but listed dead is taken back at once.
+fn next_change(state: &State, grace: Duration) -> Option<Instant> {
+    let now = Instant::now();
+    state
+        .nodes
+        .iter()
+        .filter_map(|n| match (n.alive, n.listed_alive) {
+            (false, true) => Some(n.last_beacon + grace),
+            (true, false) => Some(now),
+            _ => None,
+        })
+        .min()
 }
 
 /// Declares dead the servers silent for `failure_detect`, moving their replicas away, and
@@ -39,6 +77,7 @@ pub fn detect(cluster: &Cluster) {
         if node.listed_alive && !node.alive && now.duration_since(node.last_beacon) >= grace {
             state.nodes[idx].listed_alive = false;
             remove_node(&mut state, idx);
+            cluster.wakes.primaries_changed();
         } else if node.alive && !node.listed_alive {
             state.nodes[idx].listed_alive = true;
             readd_node(&mut state, idx);
@@ -56,6 +95,7 @@ pub fn set_down(cluster: &Cluster, idx: usize, down: bool) {
         node.last_beacon = Instant::now();
         drop(state);
         cluster.faults.node_drops[idx].send_modify(|g| *g += 1);
+        cluster.wakes.server_changed(idx);
     } else if !node.alive {
         node.alive = true;
         node.epoch += 1;
@@ -63,6 +103,8 @@ pub fn set_down(cluster: &Cluster, idx: usize, down: bool) {
         node.config_sync_interval_ms = millis(cluster.config.config_sync_interval);
         node.empty_write_disabled = cluster.config.empty_write_disabled;
         node.deny.clear();
+        drop(state);
+        cluster.wakes.server_changed(idx);
     }
 }
 
@@ -85,6 +127,7 @@ pub fn failover(cluster: &Cluster, table: &str, pidx: usize) -> Result<usize, St
     let to = pick_primary(p, &usable, &counts).ok_or("no live secondary to move to")?;
     p.promote(to, true);
     reset_duplicators(&mut state, table, pidx);
+    cluster.wakes.primaries_changed();
     Ok(to)
 }
 
@@ -109,6 +152,8 @@ pub fn leader_changed(cluster: &Cluster) {
             }
         }
     }
+    drop(state);
+    cluster.wakes.leader_changed();
 }
 
 fn usable_nodes(state: &State) -> Vec<bool> {
@@ -179,5 +224,46 @@ fn readd_node(state: &mut State, idx: usize) {
                 p.ballot += 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::config::{SimConfig, Version};
+    use crate::sim::test_support::{cluster, Counted};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[tokio::test(start_paused = true)]
+    async fn the_detector_sleeps_while_every_server_is_as_listed() {
+        // Declares a server dead 500 ms after it stopped, looking every 50 ms.
+        let c = cluster(SimConfig::fast(Version::V2_5));
+        let t0 = Instant::now();
+        let (_stop, stopped) = watch::channel(false);
+        let polls = Arc::new(AtomicU64::new(0));
+        tokio::spawn(Counted::new(run(c.clone(), stopped), polls.clone()));
+        let at = |ms| tokio::time::sleep_until(t0 + Duration::from_millis(ms));
+        let listed = |c: &Cluster| c.lock().nodes[1].listed_alive;
+        at(1_003).await;
+        assert!(
+            polls.load(Ordering::Relaxed) <= 1,
+            "nothing to detect: no wake-up"
+        );
+        set_down(&c, 1, true);
+        at(1_549).await;
+        assert!(listed(&c));
+        at(1_551).await;
+        assert!(
+            !listed(&c),
+            "dead at the first look 500 ms after it stopped"
+        );
+        set_down(&c, 1, false);
+        at(1_599).await;
+        assert!(!listed(&c));
+        at(1_601).await;
+        assert!(listed(&c), "back at the next look");
+        let woke = polls.load(Ordering::Relaxed);
+        at(5_000).await;
+        assert_eq!(polls.load(Ordering::Relaxed), woke, "asleep again");
     }
 }

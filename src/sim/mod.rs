@@ -33,6 +33,10 @@ pub mod shipping;
 pub mod state;
 pub mod storage;
 pub mod tables;
+#[cfg(test)]
+pub(crate) mod test_support;
+pub mod ticks;
+pub mod wakes;
 pub mod world;
 pub mod zk_model;
 pub mod zk_server;

@@ -168,7 +168,17 @@ impl ReplicaNode {
         if let Some(before) = before {
             note_landed(&mut app.partitions[t.pidx], &before);
         }
+        let logged = app.is_duplicating();
+        drop(state);
+        self.wrote(logged);
         Some(reply)
+    }
+
+    /// After a write took a decree: a table that duplicates may have a mutation to ship.
+    fn wrote(&self, duplicating: bool) {
+        if duplicating {
+            self.cluster.wakes.logged();
+        }
     }
 
     /// Whether this is a write the node admitted before the table's write deny reached it,
@@ -298,6 +308,9 @@ impl ReplicaNode {
         if let Some(before) = before {
             note_landed(&mut app.partitions[t.pidx], &before);
         }
+        let logged = app.is_duplicating();
+        drop(state);
+        self.wrote(logged);
         Some(reply)
     }
 

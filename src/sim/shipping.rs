@@ -5,6 +5,9 @@
 //!
 //! Each tick decides under the state lock what to do and runs the network steps as tasks
 //! outside it; a step that fails is simply tried again on a later tick, as the server does.
+//! When a tick leaves nothing to do — no status step, nothing in flight or loadable, no
+//! shipping rate still decaying — the engine sleeps until a write, a duplication change, a
+//! new duplicator or primary, or a restart wakes it, and goes on at the next tick of its timer.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -29,6 +32,8 @@ use crate::pegasus::meta::{MetaClient, MetaOptions};
 use crate::pegasus::replica::ReplicaClient;
 use crate::pegasus::thrift::to_bytes;
 
+use super::ticks::{self, Grid, Stop};
+
 /// Runs the engine of `cluster` until `shutdown` turns true.
 pub async fn run(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
     let engine = Arc::new(Engine {
@@ -36,16 +41,27 @@ pub async fn run(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
         metas: std::sync::Mutex::default(),
         cluster,
     });
-    let mut tick = tokio::time::interval(engine.cluster.config.dup_tick);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let grid = Grid::new(Instant::now(), engine.cluster.config.dup_tick);
     let mut last_shipped: BTreeMap<(i32, i32), Vec<u64>> = BTreeMap::new();
+    let (mut last, mut next) = (None, Some(0));
     loop {
+        let stop = next.map(|k| grid.stop(k, Instant::now()));
         tokio::select! {
             biased;
             _ = shutdown.changed() => break,
-            _ = tick.tick() => {
-                for step in engine.plan_tick(&mut last_shipped) {
-                    tokio::spawn(engine.clone().run_step(step));
+            () = engine.cluster.wakes.shipping().notified(), if next.is_none() => {
+                // Most changes come from other loops' ticks at this instant (an empty write,
+                // a new duplicator), which ran first: their timers were armed earlier.
+                next = Some(grid.first_from(last, Instant::now()));
+            }
+            () = ticks::until(stop.map(Stop::instant)) => {
+                if stop.is_some_and(Stop::acts) {
+                    let (steps, idle) = engine.plan_tick(&mut last_shipped);
+                    for step in steps {
+                        tokio::spawn(engine.clone().run_step(step));
+                    }
+                    last = next;
+                    next = (!idle).then(|| grid.first_from(last, Instant::now()));
                 }
             }
         }
@@ -89,16 +105,19 @@ impl Engine {
         )
     }
 
-    /// Decides this tick's steps and refreshes the shipping rates.
-    fn plan_tick(&self, last_shipped: &mut BTreeMap<(i32, i32), Vec<u64>>) -> Vec<Step> {
+    /// Decides this tick's steps and refreshes the shipping rates; also says whether the next
+    /// tick would find nothing to do (so the engine may sleep until something changes).
+    fn plan_tick(&self, last_shipped: &mut BTreeMap<(i32, i32), Vec<u64>>) -> (Vec<Step>, bool) {
         let c = &self.cluster;
         let tick_secs = c.config.dup_tick.as_secs_f64();
         let budget =
             ((f64::from(c.config.ship_rate) * tick_secs) as usize).clamp(1, c.config.ship_batch);
+        let rule = LoadRule::of(c.config.version);
         let mut steps = Vec::new();
+        let mut idle = true;
         let mut state = c.lock();
         let alive: Vec<bool> = state.nodes.iter().map(|n| n.alive).collect();
-        for app in state.apps.values_mut() {
+        for app in state.apps.values_mut().filter(|a| !a.dups.is_empty()) {
             let (app_id, envs, max_replicas, name) = (
                 app.id,
                 app.envs.clone(),
@@ -131,7 +150,6 @@ impl Engine {
                         ));
                     }
                     DS_LOG => {
-                        let rule = LoadRule::of(c.config.version);
                         let ctx = ShipCtx {
                             budget,
                             own_id: c.cluster_id,
@@ -142,9 +160,10 @@ impl Engine {
                     }
                     _ => {}
                 }
+                idle &= is_idle(dup, partitions, rule, &alive);
             }
         }
-        steps
+        (steps, idle)
     }
 
     async fn run_step(self: Arc<Self>, step: Step) {
@@ -414,6 +433,38 @@ fn update_rates(
     }
 }
 
+/// Whether the primary of `p` runs a duplicator for `part` with nothing in flight and a
+/// mutation it may load.
+fn has_loadable(
+    part: &super::state::DupPartition,
+    p: &super::state::Partition,
+    rule: LoadRule,
+    alive: &[bool],
+) -> bool {
+    part.duplicator
+        && !part.shipping
+        && alive.get(p.primary).copied().unwrap_or(false)
+        && part.last_decree < rule.loadable(p.last_committed)
+}
+
+/// Whether a tick would change nothing in `dup`: no status step to start or in flight, no
+/// batch in flight or to load, and every shipping rate down to zero (each tick halves it).
+fn is_idle(
+    dup: &Dup,
+    partitions: &[super::state::Partition],
+    rule: LoadRule,
+    alive: &[bool],
+) -> bool {
+    if dup.busy || matches!(dup.status, DS_PREPARE | DS_APP) {
+        return false;
+    }
+    dup.parts.iter().zip(partitions).all(|(part, p)| {
+        !part.shipping
+            && part.ship_rate == 0.0
+            && (dup.status != DS_LOG || !has_loadable(part, p, rule, alive))
+    })
+}
+
 /// Shipping steps for partitions of `dup` whose primary runs a duplicator with loadable
 /// mutations and nothing in flight. Empty writes are never shipped, but a batch of them
 /// still advances `last_decree`.
@@ -426,14 +477,10 @@ fn ship_steps(
     let mut steps = Vec::new();
     for (pidx, p) in partitions.iter().enumerate() {
         let part = &mut dup.parts[pidx];
-        let loadable = ctx.rule.loadable(p.last_committed);
-        if !part.duplicator
-            || part.shipping
-            || !ctx.alive.get(p.primary).copied().unwrap_or(false)
-            || part.last_decree >= loadable
-        {
+        if !has_loadable(part, p, ctx.rule, ctx.alive) {
             continue;
         }
+        let loadable = ctx.rule.loadable(p.last_committed);
         let from = part.last_decree;
         let batch: Vec<_> = p
             .log
@@ -472,4 +519,124 @@ fn ship_steps(
         steps.push(Step::Ship(r.clone(), pidx, entries, last_decree, hash));
     }
     steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pegasus::messages::duplication::DuplicationFailMode;
+    use crate::sim::config::{SimConfig, Version};
+    use crate::sim::state::DupPartition;
+    use crate::sim::storage;
+    use crate::sim::test_support::{cluster, create, Counted};
+    use std::sync::atomic::AtomicU64;
+    use std::time::Duration;
+
+    /// A duplication of `app_id` in DS_LOG whose primaries run their duplicators, from decree 0.
+    fn logging(c: &Cluster, app_id: i32) {
+        let mut state = c.lock();
+        let app = state.apps.get_mut(&app_id).expect("table");
+        let parts = app
+            .partitions
+            .iter()
+            .map(|_| DupPartition {
+                duplicator: true,
+                ..DupPartition::new(0)
+            })
+            .collect();
+        let dup = Dup {
+            dupid: 1,
+            remote: "b".into(),
+            status: DS_LOG,
+            fail_mode: DuplicationFailMode::FAIL_SLOW,
+            create_ts_ms: 0,
+            remote_app_name: app.name.clone(),
+            remote_replica_count: 3,
+            parts,
+            status_since: Instant::now(),
+            busy: false,
+            altering_until: None,
+        };
+        app.dups.insert(1, dup);
+        drop(state);
+        c.wakes.duplications_changed();
+    }
+
+    fn last_decree(c: &Cluster, app_id: i32) -> i64 {
+        c.lock().apps[&app_id].dups[&1].parts[0].last_decree
+    }
+
+    #[test]
+    fn a_duplication_is_idle_when_nothing_is_loadable_in_flight_or_decaying() {
+        let c = cluster(SimConfig::fast(Version::V2_5));
+        let id = create(&c, "t", 1);
+        logging(&c, id);
+        let rule = LoadRule::of(Version::V2_5);
+        let alive = [true; 3];
+        let idle = |c: &Cluster| {
+            let state = c.lock();
+            let app = &state.apps[&id];
+            is_idle(&app.dups[&1], &app.partitions, rule, &alive)
+        };
+        assert!(idle(&c));
+        let write = |c: &Cluster| {
+            storage::take_decree(c.lock().apps.get_mut(&id).expect("table"), 0);
+        };
+        write(&c);
+        assert!(idle(&c), "2.5 loads a mutation once the next one is logged");
+        write(&c);
+        assert!(!idle(&c), "decree 1 is loadable");
+        c.lock()
+            .apps
+            .get_mut(&id)
+            .expect("table")
+            .dups
+            .get_mut(&1)
+            .expect("dup")
+            .parts[0]
+            .last_decree = 1;
+        assert!(idle(&c));
+        let mut state = c.lock();
+        let part = &mut state
+            .apps
+            .get_mut(&id)
+            .expect("table")
+            .dups
+            .get_mut(&1)
+            .expect("dup")
+            .parts[0];
+        part.ship_rate = 1e-300;
+        drop(state);
+        assert!(!idle(&c), "a rate still decays");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_engine_sleeps_until_a_write_and_acts_at_its_next_tick() {
+        // Ticks every 20 ms from the start.
+        let c = cluster(SimConfig::fast(Version::V2_5));
+        let t0 = Instant::now();
+        let (_stop, stopped) = watch::channel(false);
+        let polls = Arc::new(AtomicU64::new(0));
+        tokio::spawn(Counted::new(run(c.clone(), stopped), polls.clone()));
+        let at = |ms| tokio::time::sleep_until(t0 + Duration::from_millis(ms));
+        at(7).await;
+        let id = create(&c, "t", 1);
+        logging(&c, id);
+        at(500).await;
+        let woke = polls.load(Ordering::Relaxed);
+        at(1_003).await;
+        assert_eq!(polls.load(Ordering::Relaxed), woke, "idle: no wake-up");
+        // Two empty-record writes: on 2.5 the first becomes loadable, and a batch of only
+        // empty records advances the duplicator without a network step.
+        for _ in 0..2 {
+            storage::take_decree(c.lock().apps.get_mut(&id).expect("table"), 0);
+        }
+        c.wakes.logged();
+        at(1_019).await;
+        assert_eq!(last_decree(&c, id), 0, "not before the next tick");
+        at(1_021).await;
+        assert_eq!(last_decree(&c, id), 1, "at the tick of 1020 ms");
+        at(3_000).await;
+        assert!(polls.load(Ordering::Relaxed) < woke + 6, "asleep again");
+    }
 }

@@ -1,5 +1,6 @@
 //! Owns one simulated cluster's shared state: tables, partitions with their data and decrees,
-//! duplications, the envs each replica node has applied, and fault switches.
+//! duplications, the envs each replica node has applied, fault switches, and the wake-ups of
+//! the loops that act on them.
 //!
 //! State sits behind a `std::sync::Mutex` that is never held across an `.await`; every
 //! operation takes the lock, changes plain data, and releases it.
@@ -14,6 +15,7 @@ use tokio::time::Instant;
 use tokio::sync::watch;
 
 use super::config::SimConfig;
+use super::wakes::Wakes;
 use crate::pegasus::messages::apps::AppStatus;
 use crate::pegasus::messages::duplication::{DuplicationFailMode, DuplicationStatus};
 
@@ -591,6 +593,8 @@ pub struct Cluster {
     pub replicas: Vec<SocketAddr>,
     pub directory: Directory,
     pub faults: Faults,
+    /// Wakes the background loops when what they sleep on changes.
+    pub wakes: Wakes,
     state: Mutex<State>,
 }
 
@@ -618,6 +622,7 @@ impl Cluster {
             config,
             metas,
             faults: Faults::new(replicas.len()),
+            wakes: Wakes::new(replicas.len()),
             replicas,
             directory,
             state: Mutex::new(state),

@@ -39,6 +39,7 @@ pub fn create_app(
     state.next_app_id += 1;
     let app = new_app(cluster, id, name, opts);
     state.apps.insert(id, app);
+    cluster.wakes.primaries_changed();
     Ok(id)
 }
 
@@ -156,7 +157,7 @@ pub fn v4(addr: std::net::SocketAddr) -> std::net::SocketAddrV4 {
 ///
 /// # Errors
 /// No such table, or one that duplicates.
-pub fn split(state: &mut State, name: &str) -> Result<usize, String> {
+pub fn split(cluster: &Cluster, state: &mut State, name: &str) -> Result<usize, String> {
     let app = state
         .app_by_name_mut(name)
         .ok_or_else(|| format!("no table {name}"))?;
@@ -176,5 +177,6 @@ pub fn split(state: &mut State, name: &str) -> Result<usize, String> {
         })
         .collect();
     app.partitions.extend(children);
+    cluster.wakes.primaries_changed();
     Ok(app.partitions.len())
 }
