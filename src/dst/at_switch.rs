@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use crate::routing::Route;
+use crate::sim::state::Partition;
 use crate::sim::zk_model::{Change, ChangeHook};
 use crate::sim::Cluster;
 
@@ -55,33 +56,33 @@ pub fn hook(
     (hook, found)
 }
 
-/// Every record of `table` by key: value and expiry.
-fn records(cluster: &Cluster, table: &str) -> BTreeMap<Vec<u8>, (Vec<u8>, u32)> {
+/// What `take` yields from each partition of `table` on `cluster`, gathered.
+fn gather<C, I>(cluster: &Cluster, table: &str, take: impl Fn(&Partition) -> Vec<I>) -> C
+where
+    C: FromIterator<I> + Default,
+{
     let state = cluster.lock();
     state
         .app_by_name(table)
-        .map(|app| {
-            app.partitions
-                .iter()
-                .flat_map(|p| p.data.iter())
-                .map(|(k, r)| (k.clone(), (r.value.clone(), r.expire_ts)))
-                .collect()
-        })
+        .map(|app| app.partitions.iter().flat_map(&take).collect())
         .unwrap_or_default()
+}
+
+/// Every record of `table` by key: value and expiry.
+fn records(cluster: &Cluster, table: &str) -> BTreeMap<Vec<u8>, (Vec<u8>, u32)> {
+    gather(cluster, table, |p| {
+        p.data
+            .iter()
+            .map(|(k, r)| (k.clone(), (r.value.clone(), r.expire_ts)))
+            .collect()
+    })
 }
 
 /// Keys of `table` that a stalled source primary changed under the block.
 fn landed_under_block(cluster: &Cluster, table: &str) -> BTreeSet<Vec<u8>> {
-    let state = cluster.lock();
-    state
-        .app_by_name(table)
-        .map(|app| {
-            app.partitions
-                .iter()
-                .flat_map(|p| p.landed_under_block.iter().cloned())
-                .collect()
-        })
-        .unwrap_or_default()
+    gather(cluster, table, |p| {
+        p.landed_under_block.iter().cloned().collect()
+    })
 }
 
 /// What differs between the two clusters' records of `table`, if anything.

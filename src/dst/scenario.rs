@@ -194,7 +194,13 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
         );
         ensemble.set_policy(Some(policy));
     }
-    let dir = std::env::temp_dir().join(format!("migrator-dst-{}-{seed}", std::process::id()));
+    // Unique per run: one process may run the same seed twice at once (two tests).
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let run_no = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "migrator-dst-{}-{seed}-{run_no}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     let plan = write_plan(&world, &shape, &dir);
     let cluster_of = cluster_of(&world);
@@ -322,7 +328,7 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
     let _ = std::fs::remove_dir_all(&dir);
     Report {
         seed,
-        trace: trace.finish(),
+        trace: trace.finish_in(&dir),
         violations,
         virtual_time,
     }

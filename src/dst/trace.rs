@@ -39,6 +39,16 @@ impl Trace {
         lines.push((ms, seq, line));
     }
 
+    /// The trace with `dir` (the run's own directory, unique per run) written as `$RUN_DIR`,
+    /// so the same seed reads the same wherever it ran.
+    pub fn finish_in(&self, dir: &std::path::Path) -> Vec<String> {
+        let dir = dir.display().to_string();
+        self.finish()
+            .into_iter()
+            .map(|l| l.replace(&dir, "$RUN_DIR"))
+            .collect()
+    }
+
     pub fn finish(&self) -> Vec<String> {
         let mut lines = self.lines.lock().expect("trace").clone();
         lines.sort();

@@ -126,8 +126,10 @@ impl Timer {
             return Look::Down;
         }
         if self.epoch != Some(now_epoch) {
-            // (Re)started: sync on connecting to the meta; the first period starts now.
-            let first = self.epoch.is_none();
+            // (Re)started: sync on connecting to the meta; the first period starts now. Only
+            // the server's first start (epoch 0) takes the spread phase: a restart that came
+            // before this loop's first look is still a restart, with a full period.
+            let first = now_epoch == 0;
             self.epoch = Some(now_epoch);
             sync(cluster, index);
             self.next = now

@@ -155,8 +155,22 @@ impl ReplicaNode {
         req: &Request,
         f: impl FnOnce(&mut App, usize) -> T,
     ) -> Option<Vec<u8>> {
+        self.commit(req, Access::Write, |app, t| {
+            Some(frame::encode_reply(&req.name, req.seqid, &f(app, t.pidx)))
+        })
+    }
+
+    /// Runs `f` on the partition a write targets once the replica's checks passed (else their
+    /// reply): notes the keys a write admitted before the block changes under it, and wakes the
+    /// duplication engine when the table duplicates.
+    fn commit(
+        &self,
+        req: &Request,
+        access: Access,
+        f: impl FnOnce(&mut App, &Target) -> Option<Vec<u8>>,
+    ) -> Option<Vec<u8>> {
         let mut state = self.cluster.lock();
-        let t = match self.check(&state, req, Access::Write) {
+        let t = match self.check(&state, req, access) {
             Ok(t) => t,
             Err(reply) => return reply,
         };
@@ -164,7 +178,7 @@ impl ReplicaNode {
             .lands_under_block(&state, t.app_id)
             .then(|| state.apps[&t.app_id].partitions[t.pidx].data.clone());
         let app = state.apps.get_mut(&t.app_id).expect("checked");
-        let reply = frame::encode_reply(&req.name, req.seqid, &f(app, t.pidx));
+        let reply = f(app, &t)?;
         if let Some(before) = before {
             note_landed(&mut app.partitions[t.pidx], &before);
         }
@@ -241,15 +255,13 @@ impl ReplicaNode {
     /// `incr`, `check_and_set`, `check_and_mutate`: refused on a duplication master, else
     /// applied with a decree of their own (never logged: they are never shipped).
     fn non_idempotent(&self, req: &Request) -> Option<Vec<u8>> {
-        let mut state = self.cluster.lock();
-        let t = match self.check(&state, req, Access::NonIdempotentWrite) {
-            Ok(t) => t,
-            Err(reply) => return reply,
-        };
-        let before = self
-            .lands_under_block(&state, t.app_id)
-            .then(|| state.apps[&t.app_id].partitions[t.pidx].data.clone());
-        let app = state.apps.get_mut(&t.app_id).expect("checked");
+        self.commit(req, Access::NonIdempotentWrite, |app, t| {
+            self.non_idempotent_on(req, app, t)
+        })
+    }
+
+    /// `incr`, `check_and_set` or `check_and_mutate` on partition `t` of `app`.
+    fn non_idempotent_on(&self, req: &Request, app: &mut App, t: &Target) -> Option<Vec<u8>> {
         let (now, server) = (pegasus_now(), self.server());
         let tag = storage::timetag(super::state::now_us(), self.cluster.cluster_id, false);
         let pidx_i32 = req.header.partition_index;
@@ -305,12 +317,6 @@ impl ReplicaNode {
                 )
             }
         };
-        if let Some(before) = before {
-            note_landed(&mut app.partitions[t.pidx], &before);
-        }
-        let logged = app.is_duplicating();
-        drop(state);
-        self.wrote(logged);
         Some(reply)
     }
 
