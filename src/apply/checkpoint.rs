@@ -14,12 +14,12 @@ use tokio::time::Instant;
 
 use super::gate::wait_until;
 use super::table::{Run, StepResult, Stop};
-use crate::pegasus::envs::MASTER_CLUSTER_ENV;
+use crate::pegasus::envs::follows;
 use crate::pegasus::messages::apps::AppStatus;
 use crate::pegasus::messages::duplication::{DuplicationEntry, DuplicationStatus};
 
-/// How long a duplication may stay in DS_PREPARE with its follower already on the target:
-/// the meta moves on within a duplication sync (10 s) of creating it.
+/// How long a duplication may stay in DS_PREPARE with its follower already on the target: the
+/// meta moves to DS_APP as soon as its create is answered (one ZooKeeper write later).
 const PREPARE_STUCK: Duration = Duration::from_secs(30);
 
 /// What one poll of the duplication found.
@@ -80,8 +80,7 @@ impl Run<'_> {
             .await
             .is_ok_and(|apps| {
                 apps.iter().any(|a| {
-                    a.app_name == name
-                        && a.envs.get(MASTER_CLUSTER_ENV).map(String::as_str) == Some(&self.m.from)
+                    a.app_name == name && follows(&a.envs, &self.m.from, &self.src.metas())
                 })
             })
     }

@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::pegasus::envs::MASTER_CLUSTER_ENV;
+use crate::pegasus::envs::follows;
 use crate::pegasus::messages::apps::{AppInfo, AppStatus};
 use crate::pegasus::messages::nodes::NodeStatus;
 use crate::pegasus::meta::{MetaClient, MetaOptions};
@@ -279,7 +279,9 @@ impl Shared {
         obs.block = self.block_state(&m.from, &m.table).await?;
         obs.target = match dst.app(&m.table) {
             None => TargetObs::Absent,
-            Some(a) if is_follower_of(a, &m.from, src) => TargetObs::Follower { app_id: a.app_id },
+            Some(a) if follows(&a.envs, &m.from, &src.meta.metas()) => {
+                TargetObs::Follower { app_id: a.app_id }
+            }
             Some(a) => TargetObs::Unrelated { app_id: a.app_id },
         };
         obs.target_deny = dst
@@ -417,18 +419,6 @@ impl Shared {
         }
         Ok(out)
     }
-}
-
-/// Whether `a` (on the target) is a follower of `from`'s table: its master markers name the
-/// source by cluster name, or (master's `dup_cluster_name` may differ from it) by meta list.
-fn is_follower_of(a: &AppInfo, from: &str, src: &ClusterView) -> bool {
-    if a.envs.get(MASTER_CLUSTER_ENV).map(String::as_str) == Some(from) {
-        return true;
-    }
-    let metas: Vec<String> = src.meta.metas().iter().map(ToString::to_string).collect();
-    a.envs
-        .get(crate::pegasus::envs::MASTER_METAS_ENV)
-        .is_some_and(|m| m.split(',').any(|x| metas.iter().any(|y| y == x.trim())))
 }
 
 /// The data version a node reports for its partitions (`"1"`, or the distinct values).
