@@ -111,28 +111,20 @@ mod tests {
     use super::*;
     use crate::sim::config::{SimConfig, Version};
     use crate::sim::duplication;
-    use crate::sim::test_support::{cluster, create, Counted};
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use crate::sim::test_support::{cluster, create, Started};
     use std::time::Duration;
 
     #[tokio::test(start_paused = true)]
     async fn without_a_duplication_it_sleeps_and_syncs_from_the_tick_after_one_is_added() {
         // Syncs every 100 ms, the first 100 ms after the start.
         let c = cluster(SimConfig::fast(Version::V2_6));
-        let t0 = Instant::now();
-        let (_stop, stopped) = watch::channel(false);
-        let polls = Arc::new(AtomicU64::new(0));
-        tokio::spawn(Counted::new(run(c.clone(), stopped), polls.clone()));
-        let at = |ms| tokio::time::sleep_until(t0 + Duration::from_millis(ms));
+        let s = Started::new(|stop| run(c.clone(), stop));
+        let at = |ms| s.at(ms);
         at(7).await;
         create(&c, "t", 2);
-        let woke = polls.load(Ordering::Relaxed);
+        let woke = s.woke();
         at(1_250).await;
-        assert_eq!(
-            polls.load(Ordering::Relaxed),
-            woke,
-            "no duplication: no wake-up"
-        );
+        assert_eq!(s.woke(), woke, "no duplication: no wake-up");
         c.directory.insert(
             "b",
             crate::sim::Peer {

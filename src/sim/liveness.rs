@@ -231,24 +231,17 @@ fn readd_node(state: &mut State, idx: usize) {
 mod tests {
     use super::*;
     use crate::sim::config::{SimConfig, Version};
-    use crate::sim::test_support::{cluster, Counted};
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use crate::sim::test_support::{cluster, Started};
 
     #[tokio::test(start_paused = true)]
     async fn the_detector_sleeps_while_every_server_is_as_listed() {
         // Declares a server dead 500 ms after it stopped, looking every 50 ms.
         let c = cluster(SimConfig::fast(Version::V2_5));
-        let t0 = Instant::now();
-        let (_stop, stopped) = watch::channel(false);
-        let polls = Arc::new(AtomicU64::new(0));
-        tokio::spawn(Counted::new(run(c.clone(), stopped), polls.clone()));
-        let at = |ms| tokio::time::sleep_until(t0 + Duration::from_millis(ms));
+        let s = Started::new(|stop| run(c.clone(), stop));
+        let at = |ms| s.at(ms);
         let listed = |c: &Cluster| c.lock().nodes[1].listed_alive;
         at(1_003).await;
-        assert!(
-            polls.load(Ordering::Relaxed) <= 1,
-            "nothing to detect: no wake-up"
-        );
+        assert!(s.woke() <= 1, "nothing to detect: no wake-up");
         set_down(&c, 1, true);
         at(1_549).await;
         assert!(listed(&c));
@@ -262,8 +255,8 @@ mod tests {
         assert!(!listed(&c));
         at(1_601).await;
         assert!(listed(&c), "back at the next look");
-        let woke = polls.load(Ordering::Relaxed);
+        let woke = s.woke();
         at(5_000).await;
-        assert_eq!(polls.load(Ordering::Relaxed), woke, "asleep again");
+        assert_eq!(s.woke(), woke, "asleep again");
     }
 }

@@ -528,9 +528,7 @@ mod tests {
     use crate::sim::config::{SimConfig, Version};
     use crate::sim::state::DupPartition;
     use crate::sim::storage;
-    use crate::sim::test_support::{cluster, create, Counted};
-    use std::sync::atomic::AtomicU64;
-    use std::time::Duration;
+    use crate::sim::test_support::{cluster, create, Started};
 
     /// A duplication of `app_id` in DS_LOG whose primaries run their duplicators, from decree 0.
     fn logging(c: &Cluster, app_id: i32) {
@@ -614,18 +612,15 @@ mod tests {
     async fn an_idle_engine_sleeps_until_a_write_and_acts_at_its_next_tick() {
         // Ticks every 20 ms from the start.
         let c = cluster(SimConfig::fast(Version::V2_5));
-        let t0 = Instant::now();
-        let (_stop, stopped) = watch::channel(false);
-        let polls = Arc::new(AtomicU64::new(0));
-        tokio::spawn(Counted::new(run(c.clone(), stopped), polls.clone()));
-        let at = |ms| tokio::time::sleep_until(t0 + Duration::from_millis(ms));
+        let s = Started::new(|stop| run(c.clone(), stop));
+        let at = |ms| s.at(ms);
         at(7).await;
         let id = create(&c, "t", 1);
         logging(&c, id);
         at(500).await;
-        let woke = polls.load(Ordering::Relaxed);
+        let woke = s.woke();
         at(1_003).await;
-        assert_eq!(polls.load(Ordering::Relaxed), woke, "idle: no wake-up");
+        assert_eq!(s.woke(), woke, "idle: no wake-up");
         // Two empty-record writes: on 2.5 the first becomes loadable, and a batch of only
         // empty records advances the duplicator without a network step.
         for _ in 0..2 {
@@ -637,6 +632,6 @@ mod tests {
         at(1_021).await;
         assert_eq!(last_decree(&c, id), 1, "at the tick of 1020 ms");
         at(3_000).await;
-        assert!(polls.load(Ordering::Relaxed) < woke + 6, "asleep again");
+        assert!(s.woke() < woke + 6, "asleep again");
     }
 }

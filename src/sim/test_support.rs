@@ -1,6 +1,6 @@
 //! Owns what the simulator's unit tests of its timer loops share: a cluster with no sockets, a
-//! table on it, a future that counts how often it is polled (each poll is a wake-up), and a
-//! recorder of how a value changed over virtual time.
+//! table on it, a future that counts how often it is polled (each poll is a wake-up), a loop
+//! started with that count, and a recorder of how a value changed over virtual time.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -62,6 +62,42 @@ impl<F: Future> Future for Counted<F> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         self.polls.fetch_add(1, Ordering::Relaxed);
         self.inner.as_mut().poll(cx)
+    }
+}
+
+/// A loop under test, running until this is dropped, with its wake-ups counted from `t0`.
+pub struct Started {
+    polls: Arc<AtomicU64>,
+    t0: tokio::time::Instant,
+    _stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Started {
+    /// Spawns the loop `start` makes of its stop signal, now.
+    pub fn new<F>(start: impl FnOnce(tokio::sync::watch::Receiver<bool>) -> F) -> Self
+    where
+        F: Future + Send + 'static,
+        F::Output: Send,
+    {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let polls = Arc::new(AtomicU64::new(0));
+        tokio::spawn(Counted::new(start(stopped), polls.clone()));
+        Self {
+            polls,
+            t0: tokio::time::Instant::now(),
+            _stop: stop,
+        }
+    }
+
+    /// How often the loop woke so far.
+    #[must_use]
+    pub fn woke(&self) -> u64 {
+        self.polls.load(Ordering::Relaxed)
+    }
+
+    /// Sleeps until `ms` after the loop started.
+    pub async fn at(&self, ms: u64) {
+        tokio::time::sleep_until(self.t0 + std::time::Duration::from_millis(ms)).await;
     }
 }
 
