@@ -214,8 +214,15 @@ fn held_until(facts: &Facts, at_ms: u64, ended: Option<u64>, budget: Duration) -
     else {
         return Some(budget);
     };
-    // Never ended: every run after the crash failed before it could act.
-    ended?;
+    // Never ended: only acceptable while no run got through to an end of its own (migrated
+    // or lifted, each of which ends the block); else the bound below judges it.
+    let got_through = facts
+        .liveness_runs
+        .iter()
+        .any(|r| matches!(r, RunEnd::Exit(0 | 3)));
+    if ended.is_none() && !got_through {
+        return None;
+    }
     let next = facts
         .apply_starts
         .iter()
