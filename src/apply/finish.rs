@@ -15,7 +15,8 @@ use crate::plan::StepKind;
 /// How long after the drain a write a stalled source primary admitted before the block may
 /// still commit there and need shipping. Nothing bounds it on a real server (a slow disk holds
 /// the mutation unlogged, and unlogged mutations show in no reply): ten seconds is ten times the Java
-/// client's default operation timeout (1 s), so such a write's client has long since seen one.
+/// client's default operation timeout (1 s, `ClientOptions.DEFAULT_OPERATION_TIMEOUT` in the
+/// upstream java-client), so such a write's client has long since seen one.
 pub const ADMITTED_SETTLE: Duration = Duration::from_secs(10);
 
 impl Run<'_> {

@@ -238,6 +238,11 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
     trace.say(format!(
         "faults healed (safety phase ended: {safety_end:?})"
     ));
+    // Another operator's apply still running holds its tables' locks: it finishes first (as
+    // that operator would let it), so the liveness runs are not refused for a lock it holds.
+    for op in &mut actions.operators {
+        let _ = tokio::time::timeout(RUN_LIMIT, op).await;
+    }
 
     // Sometimes nobody runs apply again: the guardians alone must end every block.
     let rerun = !opts.faults || rng.chance(0.75);
