@@ -678,8 +678,8 @@ enum Target {
     Lags,
     /// Drops its copies: the key differs.
     DropsCopies,
-    /// Answers every data request 1.3 s late: one read of the key takes longer than the exact
-    /// check's reserve allows.
+    /// Applies its copies late and answers every data request 1.3 s late: one read of the key
+    /// takes longer than the exact check's reserve allows.
     Far,
 }
 
@@ -695,14 +695,15 @@ async fn gate_with_a_hot_key(
     let (mut apply, gate) = s.apply_paused_at("verify:before");
     let child = apply.spawn().unwrap();
     Stage::paused(&gate).await;
-    let (fault, args): (&str, &[&str]) = match target {
-        Target::DropsCopies => ("dup_drop", &["t0", "1000000"]),
-        Target::Lags => ("slow_write_ms", &["200"]),
-        Target::Far => ("rpc_latency_ms", &["1300"]),
+    let faults: &[&[&str]] = match target {
+        Target::DropsCopies => &[&["dup_drop", "t0", "1000000"]],
+        Target::Lags => &[&["slow_write_ms", "200"]],
+        // Lagging too, so the gate cannot compare the key whatever the timing.
+        Target::Far => &[&["slow_write_ms", "200"], &["rpc_latency_ms", "1300"]],
     };
-    let mut command = vec![fault];
-    command.extend_from_slice(args);
-    assert_eq!(s.fault(s.dst(), &command).await, "OK");
+    for command in faults {
+        assert_eq!(s.fault(s.dst(), command).await, "OK");
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let t = TableClient::new("t0", meta_client(s.src()), TableOptions::default());
     let halt = stop.clone();
