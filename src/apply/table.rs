@@ -216,7 +216,7 @@ impl Run<'_> {
                 let stop = Stop::Abort("interrupted".into());
                 return Err(self.stopped(StepKind::BlockWrites, stop).await);
             }
-            if !caught_up || self.lag_now().await.is_ok_and(|lag| lag <= threshold) {
+            if !caught_up || self.lag_now().await.is_ok_and(|l| l.ready(threshold)) {
                 return Ok(permit);
             }
         }

@@ -60,7 +60,10 @@ impl Budget {
         let sync_d = Duration::from_millis(sync);
         let empty_write_ms = (!source.master).then(|| source.group_check_ms.unwrap_or(10_000));
         // A primary runs group check once per period, so the empty write comes up to two
-        // periods after its last write.
+        // periods after its last write. This assumes every primary ships at the block, which
+        // catch-up waits for (each starts at its server's first duplication sync after
+        // DS_LOG, up to 10 s later); a primary that moves after that starts again at its new
+        // server's next sync, and the drain then waits past this estimate, within the block.
         let drain = SHIP_SLACK + Duration::from_millis(2 * empty_write_ms.unwrap_or(0));
         Self {
             config_sync_ms: sync,

@@ -49,6 +49,10 @@ pub struct PartitionProgress {
 pub struct Counters {
     pub not_duplicated: i64,
     pub not_confirmed: i64,
+    /// Its duplicator ships: it learned DS_LOG at its server's duplication sync, which comes
+    /// up to one sync period (10 s) after the meta's DS_LOG (`duplicating`, the pipeline not
+    /// paused: `duplication_sync_timer::get_dup_states`, v2.5.0 and master).
+    pub duplicating: bool,
 }
 
 impl PartitionProgress {
@@ -218,11 +222,15 @@ async fn dup_counters(
                 .as_i64()
                 .ok_or_else(|| unreadable(&format!("{gpid}: no {name}")))
         };
+        let duplicating = p["duplicating"]
+            .as_bool()
+            .ok_or_else(|| unreadable(&format!("{gpid}: no duplicating")))?;
         out.insert(
             gpid.clone(),
             Counters {
                 not_duplicated: field("not_duplicated_mutations_num")?,
                 not_confirmed: field("not_confirmed_mutations_num")?,
+                duplicating,
             },
         );
     }
@@ -258,6 +266,21 @@ pub fn lag(
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     }
+}
+
+/// The partitions whose primary's duplicator does not ship yet (or is not known to).
+#[must_use]
+pub fn not_shipping(progress: &[Known<PartitionProgress>]) -> Vec<usize> {
+    progress
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| {
+            !p.value()
+                .and_then(|p| p.counters)
+                .is_some_and(|c| c.duplicating)
+        })
+        .map(|(i, _)| i)
+        .collect()
 }
 
 #[cfg(test)]

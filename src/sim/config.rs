@@ -79,7 +79,8 @@ pub struct SimConfig {
     /// How long after a replica server dies the meta declares it dead (`fd_grace_seconds`,
     /// shipped config 22 s).
     pub failure_detect: Duration,
-    /// Time a primary needs to prepare its checkpoint in DS_PREPARE.
+    /// How long a primary's emergency checkpoint takes to flush once asked for in DS_PREPARE
+    /// (`prepare_dup`).
     pub checkpoint_delay: Duration,
     /// Most mutations shipped per second per partition.
     pub ship_rate: u32,

@@ -137,10 +137,12 @@ fn new_dup(
     while app.dups.contains_key(&dupid) {
         dupid += 1;
     }
+    let status = if checkpoint { DS_PREPARE } else { DS_LOG };
     Dup {
         dupid,
         remote: remote.to_string(),
-        status: if checkpoint { DS_PREPARE } else { DS_LOG },
+        status,
+        prev_status: status,
         fail_mode: DuplicationFailMode::FAIL_SLOW,
         create_ts_ms: now_us() / 1000,
         remote_app_name,
@@ -153,6 +155,8 @@ fn new_dup(
             .collect(),
         status_since: Instant::now(),
         busy: false,
+        create_due: false,
+        follower_ready: false,
         altering_until: Some(Instant::now() + c.config.meta_persist_delay),
     }
 }
@@ -256,12 +260,12 @@ pub fn modify(c: &Cluster, q: &ModifyDuplicationRequest) -> ModifyDuplicationRes
     if to == DS_REMOVED {
         app.dups.remove(&q.dupid);
     } else {
-        if to != dup.status {
-            dup.status = to;
-            dup.status_since = Instant::now();
+        if to == dup.status {
+            dup.altering_until = Some(Instant::now() + c.config.meta_persist_delay);
+        } else {
+            dup.alter(to, c.config.meta_persist_delay);
         }
         dup.fail_mode = mode;
-        dup.altering_until = Some(Instant::now() + c.config.meta_persist_delay);
     }
     drop(state);
     c.wakes.duplications_changed();

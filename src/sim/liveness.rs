@@ -186,7 +186,7 @@ fn pick_primary(p: &Partition, usable: &[bool], counts: &[usize]) -> Option<usiz
 fn reset_duplicators(state: &mut State, table: &str, pidx: usize) {
     if let Some(app) = state.app_by_name_mut(table) {
         for dup in app.dups.values_mut() {
-            dup.parts[pidx].duplicator = false;
+            dup.parts[pidx].drop_duplicator();
         }
     }
 }

@@ -109,9 +109,9 @@ impl SimCluster {
             let node_drops = cluster.faults.node_drops[index].subscribe();
             tokio::spawn(server::serve(l, node, stop.clone(), node_drops));
             tokio::spawn(envsync::run(cluster.clone(), index, stop.clone()));
+            tokio::spawn(dupsync::run(cluster.clone(), index, stop.clone()));
         }
         tokio::spawn(groupcheck::run(cluster.clone(), stop.clone()));
-        tokio::spawn(dupsync::run(cluster.clone(), stop.clone()));
         tokio::spawn(liveness::run(cluster.clone(), stop.clone()));
         tokio::spawn(shipping::run(cluster.clone(), stop));
         Ok(Self { cluster, shutdown })

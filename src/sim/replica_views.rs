@@ -143,7 +143,8 @@ fn data_version(node: &ReplicaNode, app_id: Option<&str>) -> (u16, String) {
 }
 
 /// `/replica/duplication?appid=N`: per duplication, the primaries on this node that run a
-/// duplicator; 404 when there are none.
+/// duplicator, `duplicating` once its shipping pipeline started (DS_LOG learned at its
+/// server's duplication sync); 404 when there are none.
 fn duplication(node: &ReplicaNode, appid: Option<&str>) -> (u16, String) {
     let id = match appid {
         None | Some("") => return (400, "appid should not be empty".into()),
@@ -166,7 +167,7 @@ fn duplication(node: &ReplicaNode, appid: Option<&str>) -> (u16, String) {
         let mut parts = serde_json::Map::new();
         for p in primaries(node, app).filter(|&p| dup.parts[p].duplicator) {
             let mut st = json!({
-                "duplicating": dup.status != DuplicationStatus::DS_PAUSE,
+                "duplicating": dup.parts[p].replica_status == DuplicationStatus::DS_LOG,
                 "fail_mode": dup.fail_mode.name(),
                 "not_confirmed_mutations_num": not_confirmed(app, dup, p),
                 "not_duplicated_mutations_num": not_duplicated(app, dup, p),

@@ -27,7 +27,7 @@ use crate::pegasus::messages::apps::CreateAppOptions;
 use crate::pegasus::messages::data::{
     Duplicate, DuplicateEntry, DuplicateRequest, Put, UpdateRequest,
 };
-use crate::pegasus::messages::duplication::DuplicationStatus::{self, DS_APP, DS_LOG, DS_PREPARE};
+use crate::pegasus::messages::duplication::DuplicationStatus::{self, DS_APP, DS_PREPARE};
 use crate::pegasus::meta::{MetaClient, MetaOptions};
 use crate::pegasus::replica::ReplicaClient;
 use crate::pegasus::thrift::to_bytes;
@@ -134,32 +134,35 @@ impl Engine {
                     remote_app: dup.remote_app_name.clone(),
                 };
                 match dup.status {
-                    DS_PREPARE
-                        if !dup.busy && dup.status_since.elapsed() >= c.config.checkpoint_delay =>
-                    {
+                    DS_PREPARE if dup.create_due && !dup.busy => {
                         dup.busy = true;
+                        dup.create_due = false;
                         let replicas = dup.remote_replica_count.clamp(1, max_replicas.max(1));
                         let opts = follower_options(c, &envs, partitions.len(), replicas, &name);
-                        steps.push(Step::CreateFollower(r, opts));
+                        steps.push(Step::CreateFollower(r.clone(), opts));
                     }
-                    DS_APP if !dup.busy && !c.faults.stuck_in_app.load(Ordering::Relaxed) => {
+                    DS_APP
+                        if !dup.busy
+                            && !dup.follower_ready
+                            && !c.faults.stuck_in_app.load(Ordering::Relaxed) =>
+                    {
                         dup.busy = true;
                         steps.push(Step::CopyCheckpoint(
-                            r,
+                            r.clone(),
                             partitions.iter().map(|p| p.data.clone()).collect(),
                         ));
                     }
-                    DS_LOG => {
-                        let ctx = ShipCtx {
-                            budget,
-                            own_id: c.cluster_id,
-                            rule,
-                            alive: &alive,
-                        };
-                        steps.extend(ship_steps(dup, partitions, &r, &ctx));
-                    }
                     _ => {}
                 }
+                // Each primary ships once its own duplicator learned DS_LOG, whatever the
+                // meta says meanwhile (a pause or a removal reaches it at its next sync).
+                let ctx = ShipCtx {
+                    budget,
+                    own_id: c.cluster_id,
+                    rule,
+                    alive: &alive,
+                };
+                steps.extend(ship_steps(dup, partitions, &r, &ctx));
                 idle &= is_idle(dup, partitions, rule, &alive);
             }
         }
@@ -170,11 +173,11 @@ impl Engine {
         match step {
             Step::CreateFollower(r, opts) => {
                 let ok = self.create_follower(&r, opts).await;
-                self.finish_status_step(&r, DS_PREPARE, ok.then_some(DS_APP));
+                self.finish_status_step(&r, DS_PREPARE, ok);
             }
             Step::CopyCheckpoint(r, data) => {
                 let ok = self.copy_checkpoint(&r, data).await;
-                self.finish_status_step(&r, DS_APP, ok.then_some(DS_LOG));
+                self.finish_status_step(&r, DS_APP, ok);
             }
             Step::Ship(r, pidx, entries, last_decree, hash) => {
                 let n = entries.len() as u64;
@@ -307,22 +310,22 @@ impl Engine {
         })
     }
 
-    fn finish_status_step(
-        &self,
-        r: &DupRef,
-        from: DuplicationStatus,
-        to: Option<DuplicationStatus>,
-    ) {
+    /// A status step in `from` ended (`ok`: it did its work): the follower's create answered
+    /// moves to DS_APP; a copied checkpoint makes the follower healthy, and the meta moves to
+    /// DS_LOG at the next duplication sync that finds it so (`dupsync`).
+    fn finish_status_step(&self, r: &DupRef, from: DuplicationStatus, ok: bool) {
         let persist = self.cluster.config.meta_persist_delay;
         let mut state = self.cluster.lock();
         let Some(dup) = dup_mut(&mut state, r) else {
             return;
         };
         dup.busy = false;
-        if let Some(to) = to.filter(|_| dup.status == from) {
-            dup.status = to;
-            dup.status_since = Instant::now();
-            dup.altering_until = Some(dup.status_since + persist);
+        if ok && dup.status == from {
+            match from {
+                // The follower is healthy: the next duplication sync in DS_APP moves on.
+                DS_APP => dup.follower_ready = true,
+                _ => dup.alter(DS_APP, persist),
+            }
         }
     }
 
@@ -441,7 +444,7 @@ fn has_loadable(
     rule: LoadRule,
     alive: &[bool],
 ) -> bool {
-    part.duplicator
+    part.ships()
         && !part.shipping
         && alive.get(p.primary).copied().unwrap_or(false)
         && part.last_decree < rule.loadable(p.last_committed)
@@ -455,13 +458,12 @@ fn is_idle(
     rule: LoadRule,
     alive: &[bool],
 ) -> bool {
-    if dup.busy || matches!(dup.status, DS_PREPARE | DS_APP) {
+    let step_to_start = dup.create_due || (dup.status == DS_APP && !dup.follower_ready);
+    if dup.busy || step_to_start {
         return false;
     }
     dup.parts.iter().zip(partitions).all(|(part, p)| {
-        !part.shipping
-            && part.ship_rate == 0.0
-            && (dup.status != DS_LOG || !has_loadable(part, p, rule, alive))
+        !part.shipping && part.ship_rate == 0.0 && !has_loadable(part, p, rule, alive)
     })
 }
 
@@ -525,6 +527,7 @@ fn ship_steps(
 mod tests {
     use super::*;
     use crate::pegasus::messages::duplication::DuplicationFailMode;
+    use crate::pegasus::messages::duplication::DuplicationStatus::DS_LOG;
     use crate::sim::config::{SimConfig, Version};
     use crate::sim::state::DupPartition;
     use crate::sim::storage;
@@ -539,6 +542,8 @@ mod tests {
             .iter()
             .map(|_| DupPartition {
                 duplicator: true,
+                replica_status: DS_LOG,
+                replica_confirmed: 0,
                 ..DupPartition::new(0)
             })
             .collect();
@@ -546,6 +551,7 @@ mod tests {
             dupid: 1,
             remote: "b".into(),
             status: DS_LOG,
+            prev_status: DS_LOG,
             fail_mode: DuplicationFailMode::FAIL_SLOW,
             create_ts_ms: 0,
             remote_app_name: app.name.clone(),
@@ -553,6 +559,8 @@ mod tests {
             parts,
             status_since: Instant::now(),
             busy: false,
+            create_due: false,
+            follower_ready: true,
             altering_until: None,
         };
         app.dups.insert(1, dup);

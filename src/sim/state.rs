@@ -241,8 +241,20 @@ impl Partition {
 /// One partition's duplication progress, on its primary and on the meta.
 #[derive(Debug, Clone)]
 pub struct DupPartition {
-    /// The primary has a duplicator for this duplication (created at a duplication sync).
+    /// The primary has a duplicator for this duplication (created at its server's
+    /// duplication sync).
     pub duplicator: bool,
+    /// Primary: the status its duplicator last learned from its server's duplication sync;
+    /// it ships only once that is DS_LOG (`start_dup_log`), and `/replica/duplication` says
+    /// `duplicating` only then.
+    pub replica_status: DuplicationStatus,
+    /// Primary: when the emergency checkpoint that covers its start point is flushed
+    /// (`prepare_dup`, asked in DS_PREPARE); `None` until asked.
+    pub checkpoint_ready_at: Option<Instant>,
+    /// Primary: `checkpoint_has_prepared`, computed only while a sync reply is handled.
+    pub checkpoint_prepared: bool,
+    /// Meta: `checkpoint_prepared` as this partition's primary last reported it.
+    pub meta_prepared: bool,
     /// Where a brand-new duplicator starts while the meta has no confirmed decree yet.
     pub start_decree: i64,
     /// Primary: highest decree shipped and acknowledged by the remote (`last_decree`).
@@ -272,6 +284,10 @@ impl DupPartition {
     pub fn new(start_decree: i64) -> Self {
         Self {
             duplicator: false,
+            replica_status: DuplicationStatus::DS_INIT,
+            checkpoint_ready_at: None,
+            checkpoint_prepared: false,
+            meta_prepared: false,
             start_decree,
             last_decree: start_decree,
             replica_confirmed: -1,
@@ -283,6 +299,23 @@ impl DupPartition {
             shipped: 0,
             ship_rate: 0.0,
         }
+    }
+
+    /// Its primary's duplicator is gone (the primary moved): the next primary builds its own.
+    pub fn drop_duplicator(&mut self) {
+        self.duplicator = false;
+        self.replica_status = DuplicationStatus::DS_INIT;
+        self.checkpoint_ready_at = None;
+        self.checkpoint_prepared = false;
+    }
+
+    /// Whether its primary's duplicator runs its shipping pipeline: it learned DS_LOG and
+    /// the meta's confirmed decree (`load_from_private_log` waits for it).
+    #[must_use]
+    pub fn ships(&self) -> bool {
+        self.duplicator
+            && self.replica_status == DuplicationStatus::DS_LOG
+            && self.replica_confirmed >= 0
     }
 
     /// Whether the meta lists this partition in `partition_states`.
@@ -304,7 +337,11 @@ impl DupPartition {
 pub struct Dup {
     pub dupid: i32,
     pub remote: String,
+    /// The status as the meta last set it; while [`Dup::is_altering`] it is not yet
+    /// persisted, and duplication sync still answers `prev_status`.
     pub status: DuplicationStatus,
+    /// The status before the last change.
+    pub prev_status: DuplicationStatus,
     pub fail_mode: DuplicationFailMode,
     pub create_ts_ms: i64,
     pub remote_app_name: String,
@@ -315,6 +352,12 @@ pub struct Dup {
     pub status_since: Instant,
     /// A status step (create follower, copy checkpoint) is in flight.
     pub busy: bool,
+    /// A duplication sync found every checkpoint prepared in DS_PREPARE: the meta sends the
+    /// follower's create (the engine does, and clears this).
+    pub create_due: bool,
+    /// The follower table is healthy, its checkpoint copied: the next duplication sync in
+    /// DS_APP moves to DS_LOG.
+    pub follower_ready: bool,
     /// A status change is being persisted until then; a modify meanwhile gets `ERR_BUSY`.
     pub altering_until: Option<Instant>,
 }
@@ -324,6 +367,25 @@ impl Dup {
     #[must_use]
     pub fn is_altering(&self) -> bool {
         self.altering_until.is_some_and(|t| Instant::now() < t)
+    }
+
+    /// The persisted status: what a duplication sync hands the primaries
+    /// (`duplication_info::to_duplication_entry` carries `_status`, never `_next_status`).
+    #[must_use]
+    pub fn committed_status(&self) -> DuplicationStatus {
+        if self.is_altering() {
+            self.prev_status
+        } else {
+            self.status
+        }
+    }
+
+    /// Moves to `to`, persisted `persist` from now.
+    pub fn alter(&mut self, to: DuplicationStatus, persist: Duration) {
+        self.prev_status = self.committed_status();
+        self.status = to;
+        self.status_since = Instant::now();
+        self.altering_until = Some(self.status_since + persist);
     }
 }
 

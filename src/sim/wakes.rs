@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 pub struct Wakes {
     group_check: Notify,
     shipping: Notify,
-    dup_sync: Notify,
+    dup_sync: Vec<Notify>,
     liveness: Notify,
     config_sync: Vec<Notify>,
 }
@@ -25,7 +25,7 @@ impl Wakes {
         Self {
             group_check: Notify::new(),
             shipping: Notify::new(),
-            dup_sync: Notify::new(),
+            dup_sync: (0..replicas).map(|_| Notify::new()).collect(),
             liveness: Notify::new(),
             config_sync: (0..replicas).map(|_| Notify::new()).collect(),
         }
@@ -47,7 +47,9 @@ impl Wakes {
     /// A duplication was added, changed status or was removed.
     pub fn duplications_changed(&self) {
         self.shipping.notify_one();
-        self.dup_sync.notify_one();
+        for n in &self.dup_sync {
+            n.notify_one();
+        }
     }
 
     /// A primary created a duplicator: it may ship.
@@ -90,8 +92,8 @@ impl Wakes {
 
     /// What wakes duplication sync.
     #[must_use]
-    pub fn dup_sync(&self) -> &Notify {
-        &self.dup_sync
+    pub fn dup_sync(&self, node: usize) -> Option<&Notify> {
+        self.dup_sync.get(node)
     }
 
     /// What wakes the failure detector.

@@ -7,7 +7,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use migrator::pegasus::base::err;
+use migrator::pegasus::replica::ReplicaClient;
 use migrator::pegasus::table::{TableClient, TableOptions};
+use migrator::probe::{progress, Primaries};
 use migrator::routing::{node_path, Route};
 use migrator::sim::world::addrs;
 use migrator::sim::Version;
@@ -579,4 +581,37 @@ async fn status_tells_an_open_block_record_from_a_deny_env_in_force() {
         "{}",
         text(&blocked)
     );
+}
+
+/// Each primary starts shipping at its own server's first duplication sync after the meta's
+/// DS_LOG; a block before that would drain up to a sync period longer than the budget says.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_block_begins_only_once_every_primary_ships() {
+    let opts = StageOpts {
+        defaults: vec![
+            "threshold: 100".into(),
+            "max_write_block: 21s".into(),
+            "verify: off".into(),
+        ],
+        // Three servers a second apart: DS_LOG reaches the last primary up to 3 s late.
+        tweak: |c| c.dup_sync_interval = Duration::from_secs(3),
+        ..StageOpts::new(Version::V2_5, "21s")
+    };
+    let s = Stage::new("ships-first", opts).await;
+    let (mut apply, gate) = s.apply_paused_at("set_deny:before");
+    let child = apply.spawn().unwrap();
+    Stage::paused(&gate).await;
+    let meta = meta_client(s.src());
+    let dupid = meta.query_duplication("t0").await.unwrap().entry_list[0].dupid;
+    let prim = Primaries::read(&meta, "t0").await.unwrap();
+    let replica = ReplicaClient::new(Duration::from_secs(2));
+    let parts = progress::read(&replica, &prim, Some(dupid), Duration::from_secs(2)).await;
+    let idle = progress::not_shipping(&parts);
+    std::fs::write(&gate, "go").unwrap();
+    let out = crate::stage::output(child).await;
+    assert!(
+        idle.is_empty(),
+        "partitions {idle:?} did not ship yet at the block"
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }

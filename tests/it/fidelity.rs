@@ -26,7 +26,7 @@ use migrator::routing::{node_path, Route};
 use migrator::sim::metaproxy::{Build, MetaProxy};
 use migrator::sim::{Directory, SimCluster, SimConfig, Version};
 
-use crate::support::{eventually, meta_client, unique_root, TestZk};
+use crate::support::{eventually, meta_client, shipping_everywhere, unique_root, TestZk};
 
 fn replica() -> ReplicaClient {
     ReplicaClient::new(Duration::from_secs(2))
@@ -74,13 +74,7 @@ async fn duplicate(src: &SimCluster, t: &str) -> i32 {
         ..Default::default()
     };
     let dupid = meta.add_duplication(&req).await.unwrap().dupid;
-    eventually("DS_LOG with a duplicator on every primary", || async {
-        let prim = Primaries::read(&meta, t).await.unwrap();
-        let parts = progress::read(&replica(), &prim, Some(dupid), Duration::from_secs(1)).await;
-        let status = meta.query_duplication(t).await.unwrap().entry_list[0].status;
-        status == DuplicationStatus::DS_LOG && parts.iter().all(|p| p.value().is_some())
-    })
-    .await;
+    shipping_everywhere(&meta, t, dupid).await;
     dupid
 }
 
@@ -377,6 +371,8 @@ async fn a_meta_leader_change_forgets_the_last_committed_decrees() {
     let slow_sync = |c: &mut SimConfig| {
         c.dup_sync_interval = Duration::from_millis(500);
         c.meta_persist_delay = Duration::from_millis(200);
+        // No empty writes meanwhile: once the writes shipped, nothing ships or reports.
+        c.group_check_interval = Duration::from_secs(60);
     };
     let src = start_with(&directory, "src", 1, Version::V2_6, slow_sync).await;
     let _dst = start_with(&directory, "dst", 2, Version::V2_6, slow_sync).await;
@@ -392,9 +388,13 @@ async fn a_meta_leader_change_forgets_the_last_committed_decrees() {
             .clone()
             .unwrap()
     };
-    eventually("every partition reported", || async {
+    // Shipped and persisted: the primaries have nothing left to report.
+    eventually("every partition reported and confirmed", || async {
         let s = states().await;
-        s.len() == 4 && s.values().all(|p| p.last_committed_decree > 0)
+        s.len() == 4
+            && s.values().all(|p| {
+                p.last_committed_decree > 0 && p.confirmed_decree == p.last_committed_decree
+            })
     })
     .await;
     fault(&src, &["leader", "1"]).await;
@@ -735,4 +735,84 @@ async fn a_legacy_metaproxy_answers_nothing_for_a_2_6_cluster() {
             assert!(answer.unwrap_err().to_string().contains("no reply"));
         }
     }
+}
+
+/// When each primary of `t` first said `duplicating`, polled every 20 ms; by partition.
+async fn shipping_since(meta: &MetaClient, t: &str, dupid: i32) -> Vec<tokio::time::Instant> {
+    let prim = Primaries::read(meta, t).await.unwrap();
+    let mut since: Vec<Option<tokio::time::Instant>> = vec![None; prim.parts.len()];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while since.iter().any(Option::is_none) {
+        assert!(tokio::time::Instant::now() < deadline, "{since:?}");
+        let parts = progress::read(&replica(), &prim, Some(dupid), Duration::from_secs(1)).await;
+        for (slot, p) in since.iter_mut().zip(&parts) {
+            let on = p
+                .value()
+                .and_then(|p| p.counters)
+                .is_some_and(|c| c.duplicating);
+            if on && slot.is_none() {
+                *slot = Some(tokio::time::Instant::now());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    since.into_iter().flatten().collect()
+}
+
+#[tokio::test]
+async fn adding_a_duplication_takes_five_duplication_syncs_and_each_primary_ships_at_its_servers_next_one(
+) {
+    // Every 600 ms, the three servers a third of a period apart.
+    let period = Duration::from_millis(600);
+    let directory = Directory::default();
+    let slow = |c: &mut SimConfig| c.dup_sync_interval = period;
+    let src = start_with(&directory, "src", 1, Version::V2_5, slow).await;
+    let _dst = start_with(&directory, "dst", 2, Version::V2_5, slow).await;
+    let _t = table(&src, "t", 6).await;
+    let meta = meta_client(&src);
+    let req = AddDuplicationRequest {
+        app_name: "t".into(),
+        remote_cluster_name: "dst".into(),
+        is_duplicating_checkpoint: Some(true),
+        ..Default::default()
+    };
+    let added = tokio::time::Instant::now();
+    let dupid = meta.add_duplication(&req).await.unwrap().dupid;
+    let mut seen = vec![];
+    while seen.last() != Some(&DuplicationStatus::DS_LOG) {
+        assert!(added.elapsed() < Duration::from_secs(20), "{seen:?}");
+        let status = meta.query_duplication("t").await.unwrap().entry_list[0].status;
+        if seen.last() != Some(&status) {
+            seen.push(status);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let to_log = added.elapsed();
+    assert_eq!(
+        seen,
+        [
+            DuplicationStatus::DS_PREPARE,
+            DuplicationStatus::DS_APP,
+            DuplicationStatus::DS_LOG
+        ]
+    );
+    // Each server builds, reports the start, reports it prepared: its first three syncs,
+    // the last server's first a period after the start; then any server's next sync sends
+    // the create and a later one moves to DS_LOG: 3⅔ periods here, 5 with one server.
+    assert!(to_log >= period * 3, "DS_LOG after {to_log:?}");
+    assert!(to_log < period * 9, "DS_LOG after {to_log:?}");
+    let at_log = tokio::time::Instant::now();
+    let since = shipping_since(&meta, "t", dupid).await;
+    let first = since.iter().min().unwrap();
+    let last = since.iter().max().unwrap();
+    assert!(
+        *last - *first >= period / 6,
+        "primaries on different servers start apart: {:?}",
+        since.iter().map(|t| *t - at_log).collect::<Vec<_>>()
+    );
+    assert!(
+        *last - at_log <= period + Duration::from_millis(300),
+        "each starts within a sync of DS_LOG: {:?}",
+        *last - at_log
+    );
 }

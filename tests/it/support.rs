@@ -53,6 +53,31 @@ where
     }
 }
 
+/// Waits until duplication `dupid` of `table` is in DS_LOG and every primary's duplicator
+/// ships (each learns DS_LOG at its own server's next duplication sync).
+pub async fn shipping_everywhere(meta: &MetaClient, table: &str, dupid: i32) {
+    shipping_is(meta, table, dupid, true).await;
+}
+
+/// Waits until every primary's duplicator of `dupid` ships (`true`) or is known not to.
+pub async fn shipping_is(meta: &MetaClient, table: &str, dupid: i32, shipping: bool) {
+    use migrator::probe::progress;
+    let replica = migrator::pegasus::replica::ReplicaClient::new(Duration::from_secs(2));
+    let what = format!("every primary's duplicator shipping: {shipping}");
+    eventually(&what, || async {
+        let Ok(prim) = migrator::probe::Primaries::read(meta, table).await else {
+            return false;
+        };
+        let parts = progress::read(&replica, &prim, Some(dupid), Duration::from_secs(1)).await;
+        parts.iter().all(|p| {
+            p.value()
+                .and_then(|p| p.counters)
+                .is_some_and(|c| c.duplicating == shipping)
+        })
+    })
+    .await;
+}
+
 /// A ZooKeeper for one test: the shared one from `MIGRATOR_TEST_ZK` (scripts/test.sh sets it),
 /// else a private real server that lives as long as this value.
 pub struct TestZk {
