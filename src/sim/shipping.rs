@@ -18,8 +18,8 @@ use tokio::time::Instant;
 use tokio::sync::watch;
 
 use super::state::{
-    Cluster, Dup, Record, EMPTY_WRITE, FOLLOWER_STATUS_ENV, MASTER_APP_NAME_ENV,
-    MASTER_CLUSTER_ENV, MASTER_METAS_ENV,
+    Cluster, Dup, Record, DUPLICATE_LOG_BATCH_BYTES, DUPLICATE_WRITE, EMPTY_WRITE,
+    FOLLOWER_STATUS_ENV, MASTER_APP_NAME_ENV, MASTER_CLUSTER_ENV, MASTER_METAS_ENV,
 };
 use crate::pegasus::base::{Blob, Gpid, TaskCode};
 use crate::pegasus::key;
@@ -467,6 +467,35 @@ fn is_idle(
     })
 }
 
+/// The mutations of a loaded batch a duplicator sends (`pegasus_mutation_duplicator::
+/// duplicate`): empty writes are never loaded, DUPLICATE mutations (shipped here by another
+/// cluster) are skipped, and what was gathered goes out once it reaches
+/// `duplicate_log_batch_bytes` or at the batch's last mutation — but a batch whose last
+/// mutation is a DUPLICATE never reaches that check, so what was gathered since the last send
+/// is dropped while the duplicator counts the whole batch shipped (apache/incubator-pegasus
+/// #2284, v2.5.0 and master; master also skips BULK_LOAD, which the simulator never logs).
+fn sent_of<'a>(batch: &[&'a super::state::Mutation]) -> Vec<&'a super::state::Mutation> {
+    let loaded: Vec<&super::state::Mutation> = batch
+        .iter()
+        .copied()
+        .filter(|m| m.code != EMPTY_WRITE)
+        .collect();
+    let mut sent = Vec::new();
+    let (mut gathered, mut bytes) = (Vec::new(), 0);
+    for (i, m) in loaded.iter().enumerate() {
+        if m.code == DUPLICATE_WRITE {
+            continue;
+        }
+        gathered.push(*m);
+        bytes += m.raw.len();
+        if i + 1 == loaded.len() || bytes >= DUPLICATE_LOG_BATCH_BYTES {
+            sent.append(&mut gathered);
+            bytes = 0;
+        }
+    }
+    sent
+}
+
 /// Shipping steps for partitions of `dup` whose primary runs a duplicator with loadable
 /// mutations and nothing in flight. Empty writes are never shipped, but a batch of them
 /// still advances `last_decree`.
@@ -496,15 +525,11 @@ fn ship_steps(
             continue;
         };
         let last_decree = last.decree;
-        // A batch is routed by a write's hash; empty writes have none.
-        let hash = batch
+        let sent = sent_of(&batch);
+        // A batch is routed by its last sent write's hash.
+        let hash = sent.last().map(|m| m.hash);
+        let entries: Vec<_> = sent
             .iter()
-            .rev()
-            .find(|m| m.code != EMPTY_WRITE)
-            .map(|m| m.hash);
-        let entries: Vec<_> = batch
-            .iter()
-            .filter(|m| m.code != EMPTY_WRITE)
             .map(|m| DuplicateEntry {
                 timestamp: Some(m.timestamp_us),
                 task_code: Some(TaskCode(m.code.to_string())),
@@ -570,6 +595,44 @@ mod tests {
 
     fn last_decree(c: &Cluster, app_id: i32) -> i64 {
         c.lock().apps[&app_id].dups[&1].parts[0].last_decree
+    }
+
+    fn mutation(decree: i64, code: &'static str, bytes: usize) -> super::super::state::Mutation {
+        super::super::state::Mutation {
+            decree,
+            timestamp_us: 0,
+            code,
+            raw: vec![0; bytes],
+            hash: 0,
+        }
+    }
+
+    #[test]
+    fn a_batch_that_ends_with_a_duplicate_drops_what_it_gathered_since_its_last_send() {
+        let put = "RPC_RRDB_RRDB_PUT";
+        let sent = |muts: &[super::super::state::Mutation]| {
+            let batch: Vec<_> = muts.iter().collect();
+            sent_of(&batch).iter().map(|m| m.decree).collect::<Vec<_>>()
+        };
+        let small = [
+            mutation(1, put, 10),
+            mutation(2, put, 10),
+            mutation(3, EMPTY_WRITE, 0),
+        ];
+        assert_eq!(sent(&small), [1, 2], "the last loaded one sends the batch");
+        let lost = [
+            mutation(1, put, 10),
+            mutation(2, DUPLICATE_WRITE, 10),
+            mutation(3, put, 10),
+            mutation(4, DUPLICATE_WRITE, 10),
+        ];
+        assert_eq!(sent(&lost), Vec::<i64>::new(), "#2284: nothing goes out");
+        let big = [
+            mutation(1, put, DUPLICATE_LOG_BATCH_BYTES),
+            mutation(2, put, 10),
+            mutation(3, DUPLICATE_WRITE, 10),
+        ];
+        assert_eq!(sent(&big), [1], "sent at 4096 bytes; the rest is dropped");
     }
 
     #[test]

@@ -126,6 +126,13 @@ impl Deny {
 /// The task code of a primary's empty write (group check); never shipped.
 pub const EMPTY_WRITE: &str = "RPC_REPLICATION_WRITE_EMPTY";
 
+/// The task code of mutations a duplication master shipped here; logged, never forwarded.
+pub const DUPLICATE_WRITE: &str = "RPC_RRDB_RRDB_DUPLICATE";
+
+/// `[replication] duplicate_log_batch_bytes`: a duplicator sends what it gathered once it
+/// reaches this many bytes, or at its batch's last mutation.
+pub const DUPLICATE_LOG_BATCH_BYTES: usize = 4096;
+
 /// One logged write, kept while a duplication may still need to ship it.
 #[derive(Debug, Clone)]
 pub struct Mutation {

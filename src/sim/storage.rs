@@ -203,8 +203,25 @@ pub fn apply_duplicate(
     known_id: impl Fn(i8) -> bool,
 ) -> Result<i64, EntryError> {
     let default_ttl = default_ttl(app);
+    let logging = app.is_duplicating();
     let p = &mut app.partitions[pidx];
     p.last_committed += 1;
+    p.last_prepare = tokio::time::Instant::now();
+    if logging {
+        // Logged as one DUPLICATE mutation, which this table's own duplications skip.
+        let raw: Vec<u8> = entries
+            .iter()
+            .filter_map(|e| e.raw_message.as_ref())
+            .flat_map(|b| b.0.iter().copied())
+            .collect();
+        p.log.push_back(Mutation {
+            decree: p.last_committed,
+            timestamp_us: super::state::now_us(),
+            code: super::state::DUPLICATE_WRITE,
+            raw,
+            hash: 0,
+        });
+    }
     for e in entries {
         let id = e.cluster_id.unwrap_or(0);
         if id == own_id {

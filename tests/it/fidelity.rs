@@ -816,3 +816,63 @@ async fn adding_a_duplication_takes_five_duplication_syncs_and_each_primary_ship
         *last - at_log
     );
 }
+
+/// Adds a duplication of `t` on `from` to cluster `to` and waits until every primary ships.
+async fn duplicate_to(from: &SimCluster, t: &str, to: &str) -> i32 {
+    let meta = meta_client(from);
+    let req = AddDuplicationRequest {
+        app_name: t.into(),
+        remote_cluster_name: to.into(),
+        is_duplicating_checkpoint: Some(true),
+        ..Default::default()
+    };
+    let dupid = meta.add_duplication(&req).await.unwrap().dupid;
+    shipping_everywhere(&meta, t, dupid).await;
+    dupid
+}
+
+#[tokio::test]
+async fn a_source_that_is_itself_a_follower_drops_a_write_its_duplicator_loads_before_a_duplicate()
+{
+    // up → src → dst, each table `t` the follower of the one before.
+    let directory = Directory::default();
+    let start = |name, id| start_with(&directory, name, id, Version::V2_6, |_| {});
+    let (up, src, dst) = (
+        start("up", 3).await,
+        start("src", 1).await,
+        start("dst", 2).await,
+    );
+    let _ = table(&up, "t", 2).await;
+    duplicate_to(&up, "t", "src").await;
+    let dupid = duplicate_to(&src, "t", "dst").await;
+    let meta = meta_client(&src);
+    meta.modify_duplication("t", dupid, DuplicationStatus::DS_PAUSE)
+        .await
+        .unwrap();
+    crate::support::shipping_is(&meta, "t", dupid, false).await;
+    let on = |sim: &SimCluster| TableClient::new("t", meta_client(sim), TableOptions::default());
+    // A client's write on src, then one shipped in from up to the same partition behind it.
+    on(&src).put(b"h", b"client", b"v").await.unwrap();
+    on(&up).put(b"h", b"upstream", b"v").await.unwrap();
+    eventually("up's write reached src", || async {
+        on(&src).get(b"h", b"upstream").await.unwrap().is_some()
+    })
+    .await;
+    meta.modify_duplication("t", dupid, DuplicationStatus::DS_LOG)
+        .await
+        .unwrap();
+    shipping_everywhere(&meta, "t", dupid).await;
+    eventually("src counts everything shipped", || async {
+        counters(&meta, "t", dupid)
+            .await
+            .iter()
+            .all(|p| p.counters.unwrap().not_duplicated == 0)
+    })
+    .await;
+    assert_eq!(
+        on(&dst).get(b"h", b"client").await.unwrap(),
+        None,
+        "the client's write is lost (#2284)"
+    );
+    assert!(on(&src).get(b"h", b"client").await.unwrap().is_some());
+}
