@@ -6,7 +6,8 @@
 //! The tool never relies on the lowered value until it can be in force: on 2.5 a new period
 //! starts when the current one ends (one old interval), and on master `/updateConfig` does not
 //! re-arm the timer at all, so there the speed-up is not applied and the bound stays the value
-//! read (`src/sim/fidelity.md`, config-sync rows).
+//! read (`src/sim/fidelity.md`, config-sync rows). That is decided per replica server, by its
+//! build (`probe::build`): a 2.5 meta may front master replica servers mid-upgrade.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ use super::journal::{Journal, Subject};
 use crate::pegasus::messages::nodes::NodeStatus;
 use crate::pegasus::meta::MetaClient;
 use crate::pegasus::replica::ReplicaClient;
+use crate::probe::build::{self, SyncTimer};
 use crate::probe::flags::{self, CONFIG_SYNC, GROUP_CHECK};
 
 /// What a server's config sync is assumed to be when `/config` cannot be read: the default.
@@ -33,7 +35,8 @@ pub struct Source {
     pub master: bool,
     /// `config_sync_interval_ms` per live replica server, as read at the start of the run.
     pub original: BTreeMap<SocketAddr, u64>,
-    /// The speed-up's value, when the plan asks for one and the servers honour it.
+    /// The speed-up's value, when the plan asks for one and every live server's build honours
+    /// it.
     pub lowered_to: Option<Duration>,
     /// The longest `group_check_interval_ms` of the live servers: an idle primary writes an
     /// empty mutation at most once per period.
@@ -67,8 +70,11 @@ impl Source {
         let mut original = BTreeMap::new();
         let mut group_check = None;
         let mut unreadable = false;
+        // A server whose build does not re-arm its timer would keep the old period.
+        let mut fixed_timer = false;
         for n in nodes.iter().filter(|n| n.status == NodeStatus::NS_ALIVE) {
             if let Some(addr) = n.node.to_socket() {
+                fixed_timer |= build::sync_timer(replica, addr).await == SyncTimer::Ignores;
                 match flags::read(replica, addr, CONFIG_SYNC).await {
                     Ok(ms) => drop(original.insert(addr, ms)),
                     Err(_) => unreadable = true,
@@ -81,7 +87,7 @@ impl Source {
             name: name.to_string(),
             master,
             original,
-            lowered_to: speed_up.filter(|_| !master),
+            lowered_to: speed_up.filter(|_| !master && !fixed_timer),
             unreadable,
             group_check: Duration::from_millis(group_check.unwrap_or(10_000)),
             state: Mutex::default(),

@@ -235,6 +235,7 @@ fn plan_yaml(args: &Args, world: &World) -> String {
         config_sync_ms: [("sandbox".to_string(), args.config_sync_ms)].into(),
         group_check_ms: Some(args.group_check_ms),
         dead_nodes: vec![],
+        fixed_sync_timer: vec![],
     };
     let mode = crate::spec::BlockMode::default();
     // The sandbox's plan keeps the verify gate on (the default), with its exact check.

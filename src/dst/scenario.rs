@@ -108,6 +108,7 @@ impl Shape {
                 self.sim_config(self.source).group_check_interval,
             )),
             dead_nodes: vec![],
+            fixed_sync_timer: vec![],
         };
         let mode = if self.block_mode == "timeout" {
             BlockMode::Timeout

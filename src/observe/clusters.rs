@@ -1,7 +1,7 @@
 //! Owns the per-cluster facts of a snapshot: whether the servers are master (2.6), and each
 //! live replica server's `config_sync_interval_ms`, `group_check_interval_ms`,
 //! `empty_write_disabled`, `group_check_disabled`, `enable_acl` and `enable_ranger_acl`
-//! (`/config`).
+//! (`/config`), and whether its build re-arms the config-sync timer (`server-info`).
 
 use std::collections::BTreeMap;
 
@@ -10,6 +10,7 @@ use tokio::task::JoinSet;
 use super::Shared;
 use crate::pegasus::replica::ReplicaClient;
 use crate::plan::observed::{AccessControl, ClusterObs, NoEmptyWrite};
+use crate::probe::build::{self, SyncTimer};
 use crate::probe::flags::{
     self, CONFIG_SYNC, EMPTY_WRITE_DISABLED, ENABLE_ACL, ENABLE_RANGER_ACL, GROUP_CHECK,
     GROUP_CHECK_DISABLED,
@@ -23,6 +24,7 @@ struct ServerFlags {
     group_check_disabled: Option<bool>,
     enable_acl: Option<bool>,
     enable_ranger_acl: Option<bool>,
+    timer: SyncTimer,
 }
 
 async fn server_flags(replica: &ReplicaClient, node: std::net::SocketAddr) -> ServerFlags {
@@ -39,6 +41,7 @@ async fn server_flags(replica: &ReplicaClient, node: std::net::SocketAddr) -> Se
         enable_ranger_acl: flags::read_bool(replica, node, ENABLE_RANGER_ACL)
             .await
             .ok(),
+        timer: build::sync_timer(replica, node).await,
     }
 }
 
@@ -79,6 +82,9 @@ impl Shared {
                     obs.config_sync_ms.insert(node.to_string(), ms);
                 }
                 obs.group_check_ms = obs.group_check_ms.max(f.check);
+                if f.timer == SyncTimer::Ignores {
+                    obs.fixed_sync_timer.push(node.to_string());
+                }
                 if f.empty_write_disabled == Some(true) {
                     off.empty_write_disabled.push(node.to_string());
                 }
@@ -91,6 +97,7 @@ impl Shared {
                     acl.legacy.push(node.to_string());
                 }
             }
+            obs.fixed_sync_timer.sort();
             off.empty_write_disabled.sort();
             off.group_check_disabled.sort();
             acl.legacy.sort();

@@ -53,7 +53,7 @@ impl Budget {
             .max()
             .copied()
             .unwrap_or(DEFAULT_CONFIG_SYNC_MS);
-        let sync = match speed_up.filter(|_| !source.master) {
+        let sync = match speed_up.filter(|_| source.speed_up_takes_effect()) {
             Some(d) => ms(d).min(read),
             None => read,
         };
@@ -170,6 +170,7 @@ mod tests {
                 .collect(),
             group_check_ms: group_check,
             dead_nodes: vec![],
+            fixed_sync_timer: vec![],
         }
     }
 
@@ -203,6 +204,16 @@ mod tests {
                 speed_up: Some(Duration::from_secs(1)),
                 sync: 1_000,
                 needed: 1_850 + 22_000 + 8_000 + 34_850,
+            },
+            Case {
+                name: "2.5 metas with a master replica server mid-upgrade: no speed-up",
+                source: ClusterObs {
+                    fixed_sync_timer: vec!["r3:1".into()],
+                    ..cluster(false, &[30_000, 20_000], Some(10_000))
+                },
+                speed_up: Some(Duration::from_secs(1)),
+                sync: 30_000,
+                needed: 30_850 + 22_000 + 8_000 + 34_850,
             },
             Case {
                 name: "unreadable servers count as the default",

@@ -90,7 +90,7 @@ pub fn budget_blocker(spec: &Spec, m: &Migration, observed: &Observed) -> Option
         "set max_write_block to at least {}",
         secs(b.needed_ms().div_ceil(1000) * 1000)
     );
-    if speed_up(spec, m).is_none() && !source.master && b.config_sync_ms > 1000 {
+    if speed_up(spec, m).is_none() && source.speed_up_takes_effect() && b.config_sync_ms > 1000 {
         fix.push_str(&format!(
             ", or set config_sync_during_cutover: 1s on cluster {}",
             m.from
@@ -340,6 +340,8 @@ pub fn cluster_changes(
             let after = u64::try_from(to.as_millis()).unwrap_or(u64::MAX).to_string();
             let (note, applied) = if obs.master {
                 ("not applied: on 2.6 (master) servers /updateConfig changes the flag but not the config-sync timer (it reaches the metrics service's no-op hook); the block still takes up to one full config sync".to_string(), false)
+            } else if !obs.fixed_sync_timer.is_empty() {
+                (format!("not applied: replica server(s) {} run a build whose /updateConfig does not re-arm the config-sync timer (master, or not known to: `server-info`), as in a cluster mid-upgrade; the block still takes up to one full config sync", obs.fixed_sync_timer.join(", ")), false)
             } else {
                 ("set with /updateConfig before the first cut-over (in force one old interval later); the values read are restored when the cluster's last cut-over ends, or by the next apply or abort if migrator stops first".to_string(), true)
             };

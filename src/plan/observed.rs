@@ -58,6 +58,20 @@ pub struct ClusterObs {
     pub group_check_ms: Option<u64>,
     /// Replica servers the meta lists as dead.
     pub dead_nodes: Vec<String>,
+    /// Live replica servers whose build does not re-arm the config-sync timer on
+    /// `/updateConfig` (master builds, or a build not known to: `server-info`) — a 2.5 meta
+    /// may front them mid-upgrade.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fixed_sync_timer: Vec<String>,
+}
+
+impl ClusterObs {
+    /// Whether lowering `config_sync_interval_ms` shortens every live server's period: a 2.5
+    /// cluster all of whose replica servers re-arm their timer.
+    #[must_use]
+    pub fn speed_up_takes_effect(&self) -> bool {
+        !self.master && self.fixed_sync_timer.is_empty()
+    }
 }
 
 /// Whether a meta-proxy can relay a master meta's answers, and the evidence.

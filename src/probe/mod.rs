@@ -8,6 +8,7 @@
 //! decisions. A partition whose primary cannot be asked is `Unknown` for that poll, never a
 //! failed poll: one dead node must not stop a migration.
 
+pub mod build;
 pub mod flags;
 pub mod keys;
 pub mod primaries;

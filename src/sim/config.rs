@@ -47,7 +47,12 @@ impl FromStr for Version {
 /// shrink them (see `fidelity.md`).
 #[derive(Debug, Clone)]
 pub struct SimConfig {
+    /// The metas' and, unless listed in `master_replicas`, the replica servers' build.
     pub version: Version,
+    /// Replica servers (by index) that run a master build behind 2.5 metas: a cluster mid-
+    /// upgrade. They differ only where migrator depends on it: `server-info`, and the
+    /// config-sync timer that `/updateConfig` does not re-arm.
+    pub master_replicas: Vec<usize>,
     /// Number of meta servers (one is leader).
     pub metas: usize,
     /// Number of replica servers.
@@ -99,6 +104,7 @@ impl SimConfig {
     pub fn fast(version: Version) -> Self {
         Self {
             version,
+            master_replicas: Vec::new(),
             metas: 3,
             replicas: 3,
             replica_count: 3,
@@ -118,6 +124,16 @@ impl SimConfig {
             ship_batch: 200,
             rpc_timeout: Duration::from_secs(2),
             rdb_stat_interval: Duration::from_millis(200),
+        }
+    }
+
+    /// The build replica server `index` runs.
+    #[must_use]
+    pub fn replica_version(&self, index: usize) -> Version {
+        if self.master_replicas.contains(&index) {
+            Version::V2_6
+        } else {
+            self.version
         }
     }
 

@@ -149,7 +149,7 @@ impl Timer {
         }
         if now >= self.next {
             sync(cluster, index);
-            let period = if cluster.config.version.is_2_6() {
+            let period = if cluster.config.replica_version(index).is_2_6() {
                 self.started
             } else {
                 Duration::from_millis(u64::from(flag_ms))

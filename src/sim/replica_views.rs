@@ -37,7 +37,25 @@ pub fn command(node: &ReplicaNode, cmd: &str, args: &[String]) -> String {
         "perf-counters-by-prefix" => perf_counters(node, |name| {
             args.iter().any(|a| name.starts_with(a.as_str()))
         }),
+        "server-info" => server_info(node),
         other => format!("unknown command '{other}'"),
+    }
+}
+
+/// `server-info`: a line of text on 2.5 builds, JSON on master builds (per replica server:
+/// a cluster mid-upgrade runs both).
+fn server_info(node: &ReplicaNode) -> String {
+    let started = "2026-12-07 00:00:00";
+    if node.cluster.config.replica_version(node.index).is_2_6() {
+        json!({
+            "build_type": "Release",
+            "git_SHA": "db756dcdf24e",
+            "start_time": started,
+            "version": "2.6.0-SNAPSHOT",
+        })
+        .to_string()
+    } else {
+        format!("Pegasus Server 2.5.0 (0ca31b70) Release, Started at {started}")
     }
 }
 

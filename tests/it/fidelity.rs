@@ -876,3 +876,63 @@ async fn a_source_that_is_itself_a_follower_drops_a_write_its_duplicator_loads_b
     );
     assert!(on(&src).get(b"h", b"client").await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn a_master_replica_server_behind_2_5_metas_keeps_its_config_sync_period_after_update_config()
+{
+    use migrator::probe::build::{sync_timer, SyncTimer};
+    use migrator::sim::state::DenyEvent;
+    // Mid-upgrade: 2.5 metas, replica server 1 already on master; every period 1500 ms.
+    let mixed = |c: &mut SimConfig| {
+        c.config_sync_interval = Duration::from_millis(1500);
+        c.master_replicas = vec![1];
+    };
+    let sim = start_with(&Directory::default(), "a", 1, Version::V2_5, mixed).await;
+    table(&sim, "t", 3).await;
+    let timers: Vec<SyncTimer> = timers_of(&sim).await;
+    assert_eq!(
+        timers,
+        [SyncTimer::Rearms, SyncTimer::Ignores, SyncTimer::Rearms]
+    );
+    for n in sim.replicas() {
+        flags::update(&replica(), n, CONFIG_SYNC, 100)
+            .await
+            .unwrap();
+    }
+    // Let every server finish the period it was in, then change the env every 60 ms.
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    let meta = meta_client(&sim);
+    let from = sim.cluster().lock().deny_log.len();
+    for i in 0..25 {
+        let value = if i % 2 == 0 {
+            "reconfig*write"
+        } else {
+            "timeout*write"
+        };
+        meta.set_app_envs("t", &[("replica.deny_client_request", value)])
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    let applied = |node: usize| {
+        sim.cluster().lock().deny_log[from..]
+            .iter()
+            .filter(|e| matches!(e, DenyEvent::Applied { node: n, .. } if *n == node))
+            .count()
+    };
+    assert!(
+        applied(0) >= 6 && applied(2) >= 6,
+        "{} {}",
+        applied(0),
+        applied(2)
+    );
+    assert!(applied(1) <= 2, "still every 1500 ms: {}", applied(1));
+
+    async fn timers_of(sim: &SimCluster) -> Vec<SyncTimer> {
+        let mut out = vec![];
+        for n in sim.replicas() {
+            out.push(sync_timer(&replica(), n).await);
+        }
+        out
+    }
+}

@@ -120,6 +120,7 @@ fn representative() -> PlanDocument {
                 ]),
                 group_check_ms: Some(5_000),
                 dead_nodes: vec![],
+                fixed_sync_timer: vec![],
             },
         )]),
         proxy_relays_master: BTreeMap::new(),

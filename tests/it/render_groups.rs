@@ -110,6 +110,7 @@ fn sandbox_observed(tables: BTreeMap<String, TableObs>) -> Observed {
                     config_sync_ms: config_sync(&SOURCE_REPLICAS),
                     group_check_ms: Some(10_000),
                     dead_nodes: vec![],
+                    fixed_sync_timer: vec![],
                 },
             ),
             (
@@ -119,6 +120,7 @@ fn sandbox_observed(tables: BTreeMap<String, TableObs>) -> Observed {
                     config_sync_ms: config_sync(&["127.0.0.1:34811"]),
                     group_check_ms: None,
                     dead_nodes: vec![],
+                    fixed_sync_timer: vec![],
                 },
             ),
         ]),

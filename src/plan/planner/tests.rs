@@ -65,6 +65,7 @@ fn source_facts() -> ClusterObs {
         config_sync_ms: [("r1:1".to_string(), 1000)].into(),
         group_check_ms: Some(1000),
         dead_nodes: vec![],
+        fixed_sync_timer: vec![],
     }
 }
 
@@ -828,6 +829,15 @@ fn the_speed_up_is_a_cluster_change_only_where_it_works() {
         (c.before.as_str(), c.after.as_str(), c.applied),
         ("1000", "1000", true)
     );
+    observed.clusters.get_mut("a").unwrap().fixed_sync_timer = vec!["r2:1".into()];
+    let p = plan(&s, &observed);
+    let c = &p.cluster_changes[0];
+    assert!(
+        !c.applied && c.note.contains("r2:1"),
+        "a master replica server behind a 2.5 meta ignores it: {}",
+        c.note
+    );
+    observed.clusters.get_mut("a").unwrap().fixed_sync_timer = vec![];
     observed.clusters.get_mut("a").unwrap().master = true;
     let p = plan(&s, &observed);
     assert!(
