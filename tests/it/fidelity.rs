@@ -66,16 +66,17 @@ async fn fault(sim: &SimCluster, args: &[&str]) -> String {
 
 /// Duplicates `t` from `src` to `dst` and waits for DS_LOG and a duplicator on every primary.
 async fn duplicate(src: &SimCluster, t: &str) -> i32 {
-    let meta = meta_client(src);
-    let req = AddDuplicationRequest {
+    duplicate_to(src, t, "dst").await
+}
+
+/// A request to duplicate `t` to cluster `to`, checkpoint first.
+fn add_request(t: &str, to: &str) -> AddDuplicationRequest {
+    AddDuplicationRequest {
         app_name: t.into(),
-        remote_cluster_name: "dst".into(),
+        remote_cluster_name: to.into(),
         is_duplicating_checkpoint: Some(true),
         ..Default::default()
-    };
-    let dupid = meta.add_duplication(&req).await.unwrap().dupid;
-    shipping_everywhere(&meta, t, dupid).await;
-    dupid
+    }
 }
 
 async fn counters(meta: &MetaClient, t: &str, dupid: i32) -> Vec<progress::PartitionProgress> {
@@ -770,14 +771,12 @@ async fn adding_a_duplication_takes_five_duplication_syncs_and_each_primary_ship
     let _dst = start_with(&directory, "dst", 2, Version::V2_5, slow).await;
     let _t = table(&src, "t", 6).await;
     let meta = meta_client(&src);
-    let req = AddDuplicationRequest {
-        app_name: "t".into(),
-        remote_cluster_name: "dst".into(),
-        is_duplicating_checkpoint: Some(true),
-        ..Default::default()
-    };
     let added = tokio::time::Instant::now();
-    let dupid = meta.add_duplication(&req).await.unwrap().dupid;
+    let dupid = meta
+        .add_duplication(&add_request("t", "dst"))
+        .await
+        .unwrap()
+        .dupid;
     let mut seen = vec![];
     while seen.last() != Some(&DuplicationStatus::DS_LOG) {
         assert!(added.elapsed() < Duration::from_secs(20), "{seen:?}");
@@ -820,13 +819,11 @@ async fn adding_a_duplication_takes_five_duplication_syncs_and_each_primary_ship
 /// Adds a duplication of `t` on `from` to cluster `to` and waits until every primary ships.
 async fn duplicate_to(from: &SimCluster, t: &str, to: &str) -> i32 {
     let meta = meta_client(from);
-    let req = AddDuplicationRequest {
-        app_name: t.into(),
-        remote_cluster_name: to.into(),
-        is_duplicating_checkpoint: Some(true),
-        ..Default::default()
-    };
-    let dupid = meta.add_duplication(&req).await.unwrap().dupid;
+    let dupid = meta
+        .add_duplication(&add_request(t, to))
+        .await
+        .unwrap()
+        .dupid;
     shipping_everywhere(&meta, t, dupid).await;
     dupid
 }
