@@ -51,7 +51,13 @@ pub fn sync(cluster: &Cluster) {
     let persist_period = cluster.config.dup_persist_period;
     let now = Instant::now();
     let mut state = cluster.lock();
-    let alive: Vec<bool> = state.nodes.iter().map(|n| n.alive).collect();
+    // A server cut off from the meta skips its duplication sync (`duplication_sync_timer::run`
+    // returns while the stub is `NS_Disconnected`).
+    let alive: Vec<bool> = state
+        .nodes
+        .iter()
+        .map(|n| n.alive && !n.trouble.cut_off(now))
+        .collect();
     let mut started = false;
     for app in state.apps.values_mut() {
         let partitions = &app.partitions;
