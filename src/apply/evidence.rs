@@ -7,9 +7,15 @@
 //!   `timeout*write` leaves it unanswered, which counts only once the source's longest
 //!   config-sync period has passed since the meta accepted the env, and then only after
 //!   [`MIN_SILENT_PROBES`] unanswered probes spanning [`silence_span`]: a stalled primary is
-//!   silent too. A probe write that is served — at once, or late, after it was judged
-//!   unanswered — proves the block is not in force there, whenever it comes: the partition's
-//!   evidence starts over (silence is weak evidence; `reconfig` is the default mode);
+//!   silent too, and the span outlasts a server whose sync failed once (a timed-out call, an
+//!   answer ignored for an older ballot), so a primary that only lacks the deny for that is
+//!   not taken for one that has it. A probe write that is served — at once, or late, after it
+//!   was judged unanswered — proves the block is not in force there, whenever it comes: the
+//!   partition's evidence starts over (silence is weak evidence; `reconfig` is the default
+//!   mode). A server cut off from the meta refuses the probe with `ERR_INVALID_STATE` (its
+//!   replicas are inactive): under `timeout*` that breaks the silence; under `reconfig*` it
+//!   counts, rightly, since such a replica serves again only after a config sync applied the
+//!   envs the meta holds, the deny among them;
 //! - writes restored: the probe write is served;
 //! - clients told to move (`reconfig*all`): the probe read is refused with
 //!   `ERR_INVALID_STATE` (neither `*write` value refuses reads).
@@ -457,6 +463,87 @@ mod tests {
         assert!(
             !silent.complete(),
             "the run of silence starts over after a served probe"
+        );
+    }
+
+    /// When server `node`'s replica of `app`'s partition 0 first applied a deny, in ms of the
+    /// simulated clock from `epoch_ms`.
+    fn deny_applied(sim: &crate::sim::SimCluster, node: usize, epoch_ms: u64) -> Option<u64> {
+        sim.cluster().lock().deny_log.iter().find_map(|e| match e {
+            crate::sim::state::DenyEvent::Applied {
+                at_ms,
+                node: n,
+                deny: Some(_),
+                ..
+            } if *n == node => Some(at_ms - epoch_ms),
+            _ => None,
+        })
+    }
+
+    /// The worst case of one failed config sync under `timeout*write`: the deny is set just
+    /// after the primary's server ticked, its next sync call times out (5 s, just after the
+    /// tick that follows, which it skips), and its primary stalls every write past the
+    /// probes' watch, so its probes go unanswered before the deny is in force as after.
+    /// Silence must not count before that server has applied the deny.
+    #[tokio::test(start_paused = true)]
+    async fn timeout_evidence_waits_out_a_server_whose_sync_call_timed_out() {
+        use crate::pegasus::envs::DENY_ENV;
+        use crate::pegasus::meta::{MetaClient, MetaOptions};
+        use crate::sim::{Directory, SimCluster, SimConfig, Version};
+
+        const EPOCH_MS: u64 = 1_796_083_200_000;
+        let _net = crate::net::simulate(None);
+        let _clock = crate::clock::simulate(EPOCH_MS);
+        let t0 = Instant::now();
+        let sync = Duration::from_millis(4900);
+        let config = SimConfig {
+            config_sync_interval: sync,
+            ..SimConfig::fast(Version::V2_5)
+        };
+        let sim = SimCluster::start("a", 1, config, &Directory::default())
+            .await
+            .expect("a simulated cluster");
+        sim.create_table("t", 1, 1).expect("table t");
+        let primary = sim.cluster().lock().app_by_name("t").expect("t").partitions[0].primary;
+        sim.cluster().faults.stall_ms[primary].store(60_000, std::sync::atomic::Ordering::Relaxed);
+        // Server 0 ticks a full period after its start, then every period.
+        assert_eq!(primary, 0, "partition 0's primary is on server 0");
+        tokio::time::sleep_until(t0 + sync + Duration::from_millis(1)).await;
+        crate::sim::synctrouble::slow_next(sim.cluster(), primary, 6_000);
+        let meta = MetaClient::new(sim.metas(), MetaOptions::default());
+        meta.set_app_envs("t", &[(DENY_ENV, "timeout*write")])
+            .await
+            .expect("deny set");
+        let settled_at = Instant::now() + sync + crate::plan::budget::SYNC_MARGIN;
+        let (probes, patient) = (
+            ReplicaClient::new(Duration::from_millis(300)),
+            ReplicaClient::new(Duration::from_secs(10)),
+        );
+        let poller = Poller {
+            meta: &meta,
+            table: "t",
+            probes: &probes,
+            patient: &patient,
+            probe_deadline: Duration::from_millis(300),
+            poll: Duration::from_millis(50),
+            sync,
+        };
+        let mut tally = Tally::default();
+        let awaited = Awaited::WritesBlocked {
+            mode: BlockMode::Timeout,
+            settled: false,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        assert!(
+            poller
+                .until_every_partition(awaited, settled_at, deadline, &mut tally)
+                .await
+        );
+        let judged = u64::try_from((Instant::now() - t0).as_millis()).unwrap_or(u64::MAX);
+        let applied = deny_applied(&sim, primary, EPOCH_MS);
+        assert!(
+            applied.is_some_and(|at| judged >= at),
+            "judged in force at {judged} ms; applied on the primary's server: {applied:?}"
         );
     }
 

@@ -116,11 +116,31 @@ pub const MIN_SILENT_PROBES: u32 = 3;
 /// answering the first of them late.
 pub const SILENCE_FLOOR: Duration = Duration::from_secs(5);
 
+/// Deadline of a replica server's config-sync call: rDSN's default RPC timeout
+/// (`rpc_timeout_milliseconds`), which the call does not override.
+pub const SYNC_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long after a tick whose config sync failed a server of period `sync` syncs again. A
+/// connected server does not ask again after a call that timed out, and its ticks are skipped
+/// while the call is pending, so the next try is the first tick after [`SYNC_CALL_TIMEOUT`]:
+/// one period when the period is longer, up to a period more than the timeout when it is
+/// shorter. A reply a replica ignores for its older ballot also waits for the next tick.
+#[must_use]
+pub fn after_a_failed_sync(sync: Duration) -> Duration {
+    let period = sync.max(Duration::from_millis(1));
+    let skipped = SYNC_CALL_TIMEOUT.as_nanos() / period.as_nanos();
+    period.saturating_mul(u32::try_from(skipped + 1).unwrap_or(u32::MAX))
+}
+
 /// How long a partition's unanswered probes must span under a `timeout*` block whose source
-/// syncs config every `sync`: a config-sync period, at least [`SILENCE_FLOOR`].
+/// syncs config every `sync`, from when silence starts to count (a period after the env was
+/// set): until a server whose sync failed once since has synced again
+/// ([`after_a_failed_sync`]), at least [`SILENCE_FLOOR`]. Silence is also what a stalled
+/// primary gives; a primary that lacks the deny only because its sync came late must not be
+/// taken for one that has it.
 #[must_use]
 pub fn silence_span(sync: Duration) -> Duration {
-    sync.max(SILENCE_FLOOR)
+    after_a_failed_sync(sync).max(SILENCE_FLOOR)
 }
 
 /// Until a block set now is seen in force on every primary: one config sync and its margin,
@@ -227,14 +247,44 @@ mod tests {
     }
 
     #[test]
-    fn a_timeout_block_waits_for_its_silence_to_span_a_sync_period_or_the_floor() {
-        let fast = cluster(true, &[1_000], None);
-        let slow = cluster(true, &[30_000], None);
-        let gap = |c: &ClusterObs| {
-            Budget::of(c, None, BlockMode::Timeout).takes_effect_ms
-                - Budget::of(c, None, BlockMode::Reconfig).takes_effect_ms
+    fn a_timeout_block_waits_for_its_silence_to_outlast_one_failed_sync() {
+        let gap = |period_ms: u64| {
+            let c = cluster(true, &[period_ms], None);
+            Budget::of(&c, None, BlockMode::Timeout).takes_effect_ms
+                - Budget::of(&c, None, BlockMode::Reconfig).takes_effect_ms
         };
-        assert_eq!(gap(&fast), 5_000, "a 1 s sync still needs the 5 s floor");
-        assert_eq!(gap(&slow), 30_000, "a 30 s sync needs a whole period");
+        assert_eq!(gap(30_000), 30_000, "a 30 s sync: the next period");
+        assert_eq!(gap(6_000), 6_000);
+        assert_eq!(
+            gap(1_000),
+            6_000,
+            "a 1 s sync: the first tick after the 5 s timeout"
+        );
+        assert_eq!(
+            gap(4_900),
+            9_800,
+            "the tick just before the timeout is skipped"
+        );
+        assert_eq!(
+            gap(5_000),
+            10_000,
+            "a tick at the timeout may find the call pending"
+        );
+        assert_eq!(gap(100), 5_100);
+    }
+
+    #[test]
+    fn a_failed_sync_is_followed_by_the_first_tick_after_the_call_timed_out() {
+        for period_ms in [1u64, 100, 700, 1_000, 2_400, 4_999, 5_000, 5_001, 30_000] {
+            let period = Duration::from_millis(period_ms);
+            let next = after_a_failed_sync(period);
+            assert!(next > SYNC_CALL_TIMEOUT || next == period, "{period_ms} ms");
+            assert!(next >= period, "{period_ms} ms");
+            assert_eq!(next.as_millis() % u128::from(period_ms), 0, "a tick");
+            assert!(
+                next - period <= SYNC_CALL_TIMEOUT,
+                "{period_ms} ms: the first tick past the timeout"
+            );
+        }
     }
 }
