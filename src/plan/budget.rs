@@ -132,6 +132,14 @@ pub fn after_a_failed_sync(sync: Duration) -> Duration {
     period.saturating_mul(u32::try_from(skipped + 1).unwrap_or(u32::MAX))
 }
 
+/// How long after a change on the meta every server of period `sync` connected to it has
+/// applied it: what the waits that only report what they saw allow (a `reconfig*all` or a
+/// lift seen on every primary, before a duplication is removed).
+#[must_use]
+pub fn synced_everywhere_within(sync: Duration) -> Duration {
+    sync * 2
+}
+
 /// How long a partition's unanswered probes must span under a `timeout*` block whose source
 /// syncs config every `sync`, from when silence starts to count (a period after the env was
 /// set): until a server whose sync failed once since has synced again
