@@ -337,6 +337,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 #[cfg(test)]
+mod late_sync;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::probe::PrimaryOf;
@@ -463,87 +466,6 @@ mod tests {
         assert!(
             !silent.complete(),
             "the run of silence starts over after a served probe"
-        );
-    }
-
-    /// When server `node`'s replica of `app`'s partition 0 first applied a deny, in ms of the
-    /// simulated clock from `epoch_ms`.
-    fn deny_applied(sim: &crate::sim::SimCluster, node: usize, epoch_ms: u64) -> Option<u64> {
-        sim.cluster().lock().deny_log.iter().find_map(|e| match e {
-            crate::sim::state::DenyEvent::Applied {
-                at_ms,
-                node: n,
-                deny: Some(_),
-                ..
-            } if *n == node => Some(at_ms - epoch_ms),
-            _ => None,
-        })
-    }
-
-    /// The worst case of one failed config sync under `timeout*write`: the deny is set just
-    /// after the primary's server ticked, its next sync call times out (5 s, just after the
-    /// tick that follows, which it skips), and its primary stalls every write past the
-    /// probes' watch, so its probes go unanswered before the deny is in force as after.
-    /// Silence must not count before that server has applied the deny.
-    #[tokio::test(start_paused = true)]
-    async fn timeout_evidence_waits_out_a_server_whose_sync_call_timed_out() {
-        use crate::pegasus::envs::DENY_ENV;
-        use crate::pegasus::meta::{MetaClient, MetaOptions};
-        use crate::sim::{Directory, SimCluster, SimConfig, Version};
-
-        const EPOCH_MS: u64 = 1_796_083_200_000;
-        let _net = crate::net::simulate(None);
-        let _clock = crate::clock::simulate(EPOCH_MS);
-        let t0 = Instant::now();
-        let sync = Duration::from_millis(4900);
-        let config = SimConfig {
-            config_sync_interval: sync,
-            ..SimConfig::fast(Version::V2_5)
-        };
-        let sim = SimCluster::start("a", 1, config, &Directory::default())
-            .await
-            .expect("a simulated cluster");
-        sim.create_table("t", 1, 1).expect("table t");
-        let primary = sim.cluster().lock().app_by_name("t").expect("t").partitions[0].primary;
-        sim.cluster().faults.stall_ms[primary].store(60_000, std::sync::atomic::Ordering::Relaxed);
-        // Server 0 ticks a full period after its start, then every period.
-        assert_eq!(primary, 0, "partition 0's primary is on server 0");
-        tokio::time::sleep_until(t0 + sync + Duration::from_millis(1)).await;
-        crate::sim::synctrouble::slow_next(sim.cluster(), primary, 6_000);
-        let meta = MetaClient::new(sim.metas(), MetaOptions::default());
-        meta.set_app_envs("t", &[(DENY_ENV, "timeout*write")])
-            .await
-            .expect("deny set");
-        let settled_at = Instant::now() + sync + crate::plan::budget::SYNC_MARGIN;
-        let (probes, patient) = (
-            ReplicaClient::new(Duration::from_millis(300)),
-            ReplicaClient::new(Duration::from_secs(10)),
-        );
-        let poller = Poller {
-            meta: &meta,
-            table: "t",
-            probes: &probes,
-            patient: &patient,
-            probe_deadline: Duration::from_millis(300),
-            poll: Duration::from_millis(50),
-            sync,
-        };
-        let mut tally = Tally::default();
-        let awaited = Awaited::WritesBlocked {
-            mode: BlockMode::Timeout,
-            settled: false,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        assert!(
-            poller
-                .until_every_partition(awaited, settled_at, deadline, &mut tally)
-                .await
-        );
-        let judged = u64::try_from((Instant::now() - t0).as_millis()).unwrap_or(u64::MAX);
-        let applied = deny_applied(&sim, primary, EPOCH_MS);
-        assert!(
-            applied.is_some_and(|at| judged >= at),
-            "judged in force at {judged} ms; applied on the primary's server: {applied:?}"
         );
     }
 

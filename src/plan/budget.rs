@@ -133,11 +133,13 @@ pub fn after_a_failed_sync(sync: Duration) -> Duration {
 }
 
 /// How long after a change on the meta every server of period `sync` connected to it has
-/// applied it: what the waits that only report what they saw allow (a `reconfig*all` or a
-/// lift seen on every primary, before a duplication is removed).
+/// applied it, even one whose sync failed once: its next tick, then [`after_a_failed_sync`].
+/// What the waits that only report what they saw allow (a `reconfig*all` or a lift seen on
+/// every primary, before a duplication is removed); two periods would not cover a failed
+/// sync when the period is under the 5 s call timeout, as with the speed-up.
 #[must_use]
 pub fn synced_everywhere_within(sync: Duration) -> Duration {
-    sync * 2
+    sync + after_a_failed_sync(sync)
 }
 
 /// How long a partition's unanswered probes must span under a `timeout*` block whose source
