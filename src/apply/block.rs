@@ -229,8 +229,8 @@ impl Run<'_> {
             format!("writes restored: every primary takes writes again ({after} ms after the block began)")
         } else {
             format!(
-                "writes restored on the meta; replicas apply it at their next config sync (within {:.0}s); not yet seen on partitions {}",
-                unsped.as_secs_f64(),
+                "writes restored on the meta; {}; not yet seen on partitions {}",
+                super::evidence::not_yet_applied(unsped),
                 tally.describe_missing()
             )
         };

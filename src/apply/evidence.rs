@@ -332,6 +332,18 @@ impl Poller<'_> {
     }
 }
 
+/// What a message says of an env change the meta holds that probes have not yet seen on every
+/// primary, for a source whose servers sync every `sync`. It promises no time: a server whose
+/// sync fails applies it at a later tick, one the meta answers `ERR_BUSY` once that ends, one
+/// cut off from the meta when it is back.
+#[must_use]
+pub fn not_yet_applied(sync: Duration) -> String {
+    format!(
+        "replicas apply it at their next config sync, every {} (later on a server whose sync fails, that the meta answers busy, or that is cut off from the meta)",
+        crate::render::words::secs(crate::plan::budget::ms(sync))
+    )
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -375,6 +387,14 @@ mod tests {
             judge(blocked(BlockMode::Timeout, true), &Refused),
             Verdict::Unknown(_)
         ));
+    }
+
+    #[test]
+    fn an_env_not_yet_seen_everywhere_is_promised_for_no_time() {
+        let said = not_yet_applied(Duration::from_millis(1500));
+        assert!(said.contains("every 1.5s"), "{said}");
+        assert!(!said.contains("within"), "{said}");
+        assert!(said.contains("sync fails"), "{said}");
     }
 
     fn prim(ballots: &[i64]) -> Primaries {

@@ -474,9 +474,9 @@ impl Run<'_> {
             )
         } else {
             format!(
-                "clients switched to {}; {DENY_ENV}={DENY_ALL_RECONFIG} is set on the meta, replicas apply it at their next config sync (within {:.0}s); not yet seen on partitions {}{measured} so far",
+                "clients switched to {}; {DENY_ENV}={DENY_ALL_RECONFIG} is set on the meta, {}; not yet seen on partitions {}{measured} so far",
                 self.m.to,
-                sync.as_secs_f64(),
+                super::evidence::not_yet_applied(sync),
                 tally.describe_missing()
             )
         };

@@ -308,8 +308,8 @@ async fn restored(meta: &MetaClient, m: &Migration) -> String {
         "writes restored: every primary takes writes again".into()
     } else {
         format!(
-            "the deny env is deleted on the meta; replicas apply it at their next config sync (within {:.0}s); not yet seen on partitions {}",
-            sync.as_secs_f64(),
+            "the deny env is deleted on the meta; {}; not yet seen on partitions {}",
+            crate::apply::evidence::not_yet_applied(sync),
             tally.describe_missing()
         )
     }

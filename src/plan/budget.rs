@@ -3,6 +3,17 @@
 //! effect (one config sync), the drain (on 2.5, the next empty write), the switch and learning
 //! its outcome, and the restore (one more config sync) — from the facts `observe` read. Pure;
 //! `apply` keeps the same reserves.
+//!
+//! Each config sync counts one period: a server's sync on time. Upstream's comes later when
+//! the sync call fails (the next try is [`after_a_failed_sync`]), when the meta answers
+//! `ERR_BUSY` (asked again every 500 ms until the change concerning the server is persisted,
+//! so sooner than the next tick when that is short), when a replica ignores an answer at an
+//! older ballot (the next tick), or while the server is cut off from the meta (at once when it
+//! is back; its replicas refuse clients meanwhile). A block that takes effect late only leaves
+//! the drain less (the block waits for evidence until the drain's deadline, then gives up); a
+//! restore that comes late ends the block that much past `max_write_block`: no reserve is kept
+//! for a failure that seldom comes, and README says so. Where a late sync could be taken for a
+//! block in force — `timeout*` silence — one failed sync is allowed for ([`silence_span`]).
 
 use std::time::Duration;
 
@@ -11,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::observed::ClusterObs;
 use crate::spec::BlockMode;
 
-/// Slack on top of a config-sync period: the sync RPC itself, clocks, a busy meta.
+/// Slack on top of a config-sync period: the sync RPC itself, clocks, a meta busy briefly.
 pub const SYNC_MARGIN: Duration = Duration::from_millis(250);
 /// The probe requests' default deadline (`apply --probe-timeout`).
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
@@ -153,8 +164,8 @@ pub fn silence_span(sync: Duration) -> Duration {
     after_a_failed_sync(sync).max(SILENCE_FLOOR)
 }
 
-/// Until a block set now is seen in force on every primary: one config sync and its margin,
-/// a probe round, and under `timeout*` the span its silence must cover.
+/// Until a block set now is seen in force on every primary: one config sync (on time) and its
+/// margin, a probe round, and under `timeout*` the span its silence must cover.
 #[must_use]
 pub fn takes_effect(sync: Duration, mode: BlockMode) -> Duration {
     let evidence = match mode {
@@ -171,7 +182,7 @@ pub const LIFT_CALL: Duration = Duration::from_secs(2);
 pub const LIFT_CALLS: Duration = LIFT_CALL.saturating_mul(2);
 
 /// Time a restore needs from its start until every replica takes writes again: the lift's
-/// meta calls, one config sync, a probe round and the margin.
+/// meta calls, one config sync (on time: see the module's doc), a probe round and the margin.
 #[must_use]
 pub fn restore_reserve(sync_bound: Duration, probe_timeout: Duration) -> Duration {
     LIFT_CALLS + sync_bound + probe_timeout * 2 + SYNC_MARGIN
