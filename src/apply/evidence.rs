@@ -349,7 +349,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 #[cfg(test)]
-mod late_sync;
+mod timing;
 
 #[cfg(test)]
 mod tests {

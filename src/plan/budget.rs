@@ -26,6 +26,11 @@ use crate::spec::BlockMode;
 pub const SYNC_MARGIN: Duration = Duration::from_millis(250);
 /// The probe requests' default deadline (`apply --probe-timeout`).
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
+/// Apply's pause between two polls of the primaries.
+pub const POLL_PAUSE: Duration = Duration::from_millis(50);
+/// One poll of the primaries whose probes go unanswered: their watch (twice their deadline),
+/// then the pause.
+pub const SILENT_ROUND: Duration = PROBE_TIMEOUT.saturating_mul(2).saturating_add(POLL_PAUSE);
 /// What a replica server's config sync is taken to be when `/config` could not be read.
 pub const DEFAULT_CONFIG_SYNC_MS: u64 = 30_000;
 /// Shipping the last writes once loadable, on any version.
@@ -165,12 +170,15 @@ pub fn silence_span(sync: Duration) -> Duration {
 }
 
 /// Until a block set now is seen in force on every primary: one config sync (on time) and its
-/// margin, a probe round, and under `timeout*` the span its silence must cover.
+/// margin, a probe round, and under `timeout*` the span its silence must cover. Silence is
+/// judged at the start of each poll and a poll of unanswered probes lasts a [`SILENT_ROUND`],
+/// so the first silent poll comes up to a round after silence starts to count and the one
+/// that completes the span up to a round after the span: two rounds more.
 #[must_use]
 pub fn takes_effect(sync: Duration, mode: BlockMode) -> Duration {
     let evidence = match mode {
         BlockMode::Reconfig => PROBE_TIMEOUT * 2,
-        BlockMode::Timeout => PROBE_TIMEOUT * 2 + silence_span(sync),
+        BlockMode::Timeout => PROBE_TIMEOUT * 2 + silence_span(sync) + SILENT_ROUND * 2,
     };
     sync + SYNC_MARGIN + evidence
 }
@@ -274,6 +282,8 @@ mod tests {
             Budget::of(&c, None, BlockMode::Timeout).takes_effect_ms
                 - Budget::of(&c, None, BlockMode::Reconfig).takes_effect_ms
         };
+        // Besides the span, two polls of unanswered probes (650 ms each).
+        let gap = |period_ms| gap(period_ms) - 1_300;
         assert_eq!(gap(30_000), 30_000, "a 30 s sync: the next period");
         assert_eq!(gap(6_000), 6_000);
         assert_eq!(

@@ -1,7 +1,7 @@
-//! Tests migrator's waits on an env change against a simulated source whose primary's server
-//! misses one config sync: the deny (or `reconfig*all`) is set just after that server ticked
-//! and its next sync call times out (5 s), so it applies the change only at the first tick
-//! after the timeout (`src/sim/fidelity.md`), on a paused clock.
+//! Tests how long migrator's waits on an env change take against a simulated source, on a
+//! paused clock: with every server on time, and with the primary's server missing one config
+//! sync — the change set just after it ticked and its next sync call timing out (5 s), so it
+//! applies the change only at the first tick after the timeout (`src/sim/fidelity.md`).
 
 use std::time::Duration;
 
@@ -16,9 +16,9 @@ use crate::spec::BlockMode;
 
 const EPOCH_MS: u64 = 1_796_083_200_000;
 
-/// A source of one partition whose primary's server just ticked and will miss its next sync;
-/// the change is set on its meta.
-struct LostSync {
+/// A source of one partition whose primary's server just ticked (and may miss its next
+/// sync); the change is set on its meta.
+struct World {
     sim: SimCluster,
     meta: MetaClient,
     primary: usize,
@@ -27,10 +27,11 @@ struct LostSync {
     _clock: crate::clock::SimGuard,
 }
 
-impl LostSync {
+impl World {
     /// Syncing every `sync`, the primary stalling writes for `stall_ms`; `value` is set as
-    /// the deny env just after the primary's server's first tick.
-    async fn start(sync: Duration, stall_ms: u64, value: &str) -> Self {
+    /// the deny env just after the primary's server's first tick, and that server's next sync
+    /// call is lost if `lose`.
+    async fn start(sync: Duration, stall_ms: u64, value: &str, lose: bool) -> Self {
         let net = crate::net::simulate(None);
         let clock = crate::clock::simulate(EPOCH_MS);
         let t0 = Instant::now();
@@ -48,7 +49,9 @@ impl LostSync {
         sim.cluster().faults.stall_ms[primary]
             .store(stall_ms, std::sync::atomic::Ordering::Relaxed);
         tokio::time::sleep_until(t0 + sync + Duration::from_millis(1)).await;
-        crate::sim::synctrouble::slow_next(sim.cluster(), primary, 6_000);
+        if lose {
+            crate::sim::synctrouble::slow_next(sim.cluster(), primary, 6_000);
+        }
         let meta = MetaClient::new(sim.metas(), MetaOptions::default());
         meta.set_app_envs("t", &[(DENY_ENV, value)])
             .await
@@ -121,7 +124,7 @@ impl LostSync {
 #[tokio::test(start_paused = true)]
 async fn timeout_evidence_waits_out_a_server_whose_sync_call_timed_out() {
     let sync = Duration::from_millis(4900);
-    let w = LostSync::start(sync, 60_000, "timeout*write").await;
+    let w = World::start(sync, 60_000, "timeout*write", true).await;
     let settled_at = Instant::now() + sync + crate::plan::budget::SYNC_MARGIN;
     let awaited = Awaited::WritesBlocked {
         mode: BlockMode::Timeout,
@@ -142,7 +145,7 @@ async fn timeout_evidence_waits_out_a_server_whose_sync_call_timed_out() {
 #[tokio::test(start_paused = true)]
 async fn the_wait_for_every_primary_outlasts_a_server_whose_sync_call_timed_out() {
     let sync = Duration::from_secs(1);
-    let w = LostSync::start(sync, 0, "reconfig*all").await;
+    let w = World::start(sync, 0, "reconfig*all", true).await;
     let deadline = Instant::now() + crate::plan::budget::synced_everywhere_within(sync);
     let now = Instant::now();
     let told = w
@@ -153,5 +156,28 @@ async fn the_wait_for_every_primary_outlasts_a_server_whose_sync_call_timed_out(
         "not told by {} ms; applied on the primary's server at {:?} ms",
         w.now_ms(),
         w.applied()
+    );
+}
+
+/// With every server on time, `timeout*write` is seen in force within what the budget gives
+/// it: silence is judged at the start of each poll, and a poll whose probes go unanswered lasts
+/// their whole watch.
+#[tokio::test(start_paused = true)]
+async fn timeout_evidence_comes_within_the_time_the_budget_gives_it() {
+    let sync = Duration::from_millis(1182);
+    let w = World::start(sync, 0, "timeout*write", false).await;
+    let set = Instant::now();
+    let settled_at = set + sync + crate::plan::budget::SYNC_MARGIN;
+    let awaited = Awaited::WritesBlocked {
+        mode: BlockMode::Timeout,
+        settled: false,
+    };
+    let budget = crate::plan::budget::takes_effect(sync, BlockMode::Timeout);
+    let deadline = set + Duration::from_secs(60);
+    assert!(w.poll(sync, awaited, settled_at, deadline).await);
+    let took = Instant::now() - set;
+    assert!(
+        took <= budget,
+        "seen in force {took:?} after the set; the budget gives {budget:?}"
     );
 }
