@@ -22,7 +22,8 @@ use serde::{Deserialize, Serialize};
 use super::observed::ClusterObs;
 use crate::spec::BlockMode;
 
-/// Slack on top of a config-sync period: the sync RPC itself, clocks, a meta busy briefly.
+/// Slack on top of a config-sync period: the sync RPC itself, clocks. (A sync the meta answers
+/// `ERR_BUSY` comes 500 ms later or more: one of the late syncs of the module's doc.)
 pub const SYNC_MARGIN: Duration = Duration::from_millis(250);
 /// The probe requests' default deadline (`apply --probe-timeout`).
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(300);

@@ -1,5 +1,5 @@
-//! The config-sync stub on a paused clock: every sync of one server and when each of its
-//! replicas applied the deny env, for each cause of a late sync (`synctrouble.rs`).
+//! Tests the config-sync stub on a paused clock: every sync of one server and when each of its
+//! replicas applied the deny env, on time and for each cause of a late sync (`synctrouble.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
