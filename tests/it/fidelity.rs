@@ -669,11 +669,13 @@ async fn a_timed_out_config_sync_leaves_the_change_to_the_first_tick_after_the_t
 #[tokio::test]
 async fn a_busy_meta_is_asked_again_500_ms_later_not_at_the_next_tick() {
     let (sim, meta, app_id) =
-        synced_table(3, |c| c.config_sync_interval = Duration::from_millis(1000)).await;
+        synced_table(3, |c| c.config_sync_interval = Duration::from_millis(2000)).await;
     let s0 = next_sync(&sim).await;
-    // Busy until about s0 + 1200: the tick at s0 + 1000 meets it, the retry at s0 + 1500
-    // applies the deny, before the tick at s0 + 2000.
-    fault(&sim, &["sync_busy", "1", "1200"]).await;
+    // Busy until s0 + 2250, however late this test gets here: the tick at s0 + 2000 meets it,
+    // the retry at s0 + 2500 applies the deny, long before the tick at s0 + 4000.
+    let busy = (s0 + 2250).saturating_sub(migrator::clock::now_ms());
+    assert!(busy > 500, "the test came {} ms late", 2250 - busy);
+    fault(&sim, &["sync_busy", "1", &busy.to_string()]).await;
     set_deny(&meta, "reconfig*write").await;
     eventually("server 1 applies it", || async {
         deny_applied(&sim, app_id, 0).is_some()
@@ -681,8 +683,8 @@ async fn a_busy_meta_is_asked_again_500_ms_later_not_at_the_next_tick() {
     .await;
     let after = deny_applied(&sim, app_id, 0).unwrap() - s0;
     assert!(
-        (1450..1950).contains(&after),
-        "applied {after} ms after the tick before, for a 1000 ms period"
+        (2450..3500).contains(&after),
+        "applied {after} ms after the tick before, for a 2000 ms period"
     );
 }
 
