@@ -138,7 +138,9 @@ impl Run<'_> {
         super::failpoint::hit("set_deny", "after");
         set.map_err(|e| Stop::Abort(format!("set {DENY_ENV}: {e}")))?;
         // Silence counts only once a full config sync has passed since the meta took the env
-        // from this run.
+        // from this run; a server whose sync failed meanwhile is waited out by the span the
+        // silence must then last (`silence_span`). One later still (a second failure, a meta
+        // busy for long) leaves only the late-answer watch against a stalled primary.
         let settled_at = Instant::now() + sync + SYNC_MARGIN;
         if let Some(b) = self.block.as_mut() {
             b.settled_at = settled_at;
@@ -229,8 +231,8 @@ impl Run<'_> {
             format!("writes restored: every primary takes writes again ({after} ms after the block began)")
         } else {
             format!(
-                "writes restored on the meta; replicas apply it at their next config sync (within {:.0}s); not yet seen on partitions {}",
-                unsped.as_secs_f64(),
+                "writes restored on the meta; {}; not yet seen on partitions {}",
+                super::evidence::not_yet_applied(unsped),
                 tally.describe_missing()
             )
         };

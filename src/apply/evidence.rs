@@ -7,9 +7,15 @@
 //!   `timeout*write` leaves it unanswered, which counts only once the source's longest
 //!   config-sync period has passed since the meta accepted the env, and then only after
 //!   [`MIN_SILENT_PROBES`] unanswered probes spanning [`silence_span`]: a stalled primary is
-//!   silent too. A probe write that is served — at once, or late, after it was judged
-//!   unanswered — proves the block is not in force there, whenever it comes: the partition's
-//!   evidence starts over (silence is weak evidence; `reconfig` is the default mode);
+//!   silent too, and the span outlasts a server whose sync failed once (a timed-out call, an
+//!   answer ignored for an older ballot), so a primary that only lacks the deny for that is
+//!   not taken for one that has it. A probe write that is served — at once, or late, after it
+//!   was judged unanswered — proves the block is not in force there, whenever it comes: the
+//!   partition's evidence starts over (silence is weak evidence; `reconfig` is the default
+//!   mode). A server cut off from the meta refuses the probe with `ERR_INVALID_STATE` (its
+//!   replicas are inactive): under `timeout*` that breaks the silence; under `reconfig*` it
+//!   counts, rightly, since such a replica serves again only after a config sync applied the
+//!   envs the meta holds, the deny among them;
 //! - writes restored: the probe write is served;
 //! - clients told to move (`reconfig*all`): the probe read is refused with
 //!   `ERR_INVALID_STATE` (neither `*write` value refuses reads).
@@ -326,9 +332,24 @@ impl Poller<'_> {
     }
 }
 
+/// What a message says of an env change the meta holds that probes have not yet seen on every
+/// primary, for a source whose servers sync every `sync`. It promises no time: a server whose
+/// sync fails applies it at a later tick, one the meta answers `ERR_BUSY` once that ends, one
+/// cut off from the meta when it is back.
+#[must_use]
+pub fn not_yet_applied(sync: Duration) -> String {
+    format!(
+        "replicas apply it at their next config sync, every {} (later on a server whose sync fails, that the meta answers busy, or that is cut off from the meta)",
+        crate::render::words::secs(crate::plan::budget::ms(sync))
+    )
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod timing;
 
 #[cfg(test)]
 mod tests {
@@ -366,6 +387,14 @@ mod tests {
             judge(blocked(BlockMode::Timeout, true), &Refused),
             Verdict::Unknown(_)
         ));
+    }
+
+    #[test]
+    fn an_env_not_yet_seen_everywhere_is_promised_for_no_time() {
+        let said = not_yet_applied(Duration::from_millis(1500));
+        assert!(said.contains("every 1.5s"), "{said}");
+        assert!(!said.contains("within"), "{said}");
+        assert!(said.contains("sync fails"), "{said}");
     }
 
     fn prim(ballots: &[i64]) -> Primaries {

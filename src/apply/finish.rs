@@ -10,6 +10,7 @@ use super::gate::{wait_until, TimedOut};
 use super::table::{Run, StepResult, Stop};
 use crate::pegasus::base::err;
 use crate::pegasus::messages::duplication::DuplicationStatus;
+use crate::plan::budget::synced_everywhere_within;
 use crate::plan::StepKind;
 
 /// How long after the drain a write a stalled source primary admitted before the block may
@@ -56,8 +57,10 @@ impl Run<'_> {
     /// had committed after that — on 2.5 the next empty write makes the last one shippable.
     pub(super) async fn before_removal(&self, dupid: i32) -> StepResult {
         let sync = self.source.sync_bound();
-        let until =
-            Instant::now() + sync * 2 + self.ctx.opts.probe_timeout * 4 + Duration::from_secs(1);
+        let until = Instant::now()
+            + synced_everywhere_within(sync)
+            + self.ctx.opts.probe_timeout * 4
+            + Duration::from_secs(1);
         let (told, tally) = self.until_clients_told(until).await;
         if !told {
             return Err(Stop::Operator(format!(

@@ -10,6 +10,10 @@
 //! source — and records that. It keeps trying while the block is due and open, watches a
 //! `SwitchSent` record (apply may take it back to `Blocking`), and after a lift deletes the
 //! deny env again if a late write of it lands. A ZooKeeper session that expires is replaced.
+//!
+//! `give_up_ms` is the deadline less the restore reserve, which counts the servers' next
+//! config sync after the lift as on time (`plan::budget`): a server whose sync fails, or that
+//! is cut off from the meta, takes writes again that much past the deadline.
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -72,7 +72,7 @@ impl Default for Options {
             catch_up_timeout: Duration::from_secs(3600),
             probe_timeout: crate::plan::budget::PROBE_TIMEOUT,
             proxy_timeout: Duration::from_secs(10),
-            poll: Duration::from_millis(50),
+            poll: crate::plan::budget::POLL_PAUSE,
             interactive: false,
         }
     }

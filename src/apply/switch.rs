@@ -22,7 +22,9 @@ use super::table::{Run, StepResult, Stop};
 use crate::cutover::protocol::{self, SwitchReading};
 use crate::cutover::record::BlockState;
 use crate::pegasus::envs::{DENY_ALL_RECONFIG, DENY_ENV};
-use crate::plan::budget::{ms, SWITCH_CALL, SWITCH_RESERVE, SWITCH_RESOLVE};
+use crate::plan::budget::{
+    ms, synced_everywhere_within, SWITCH_CALL, SWITCH_RESERVE, SWITCH_RESOLVE,
+};
 use crate::plan::{RoutingChange, StepKind};
 use crate::probe::proxies::{self, ProxyAnswer};
 use crate::routing::zk::Zk;
@@ -430,8 +432,10 @@ impl Run<'_> {
             )));
         }
         let sync = self.source.sync_bound();
-        let wait_until_at =
-            Instant::now() + sync * 2 + self.ctx.opts.probe_timeout * 2 + SYNC_MARGIN;
+        let wait_until_at = Instant::now()
+            + synced_everywhere_within(sync)
+            + self.ctx.opts.probe_timeout * 2
+            + SYNC_MARGIN;
         let (told, tally) = self.until_clients_told(wait_until_at).await;
         let started = self.block.map(|b| b.started);
         let end = if told { tally.last_seen() } else { None };
@@ -470,9 +474,9 @@ impl Run<'_> {
             )
         } else {
             format!(
-                "clients switched to {}; {DENY_ENV}={DENY_ALL_RECONFIG} is set on the meta, replicas apply it at their next config sync (within {:.0}s); not yet seen on partitions {}{measured} so far",
+                "clients switched to {}; {DENY_ENV}={DENY_ALL_RECONFIG} is set on the meta, {}; not yet seen on partitions {}{measured} so far",
                 self.m.to,
-                sync.as_secs_f64(),
+                super::evidence::not_yet_applied(sync),
                 tally.describe_missing()
             )
         };

@@ -280,8 +280,8 @@ fn not_ours(m: &Migration, value: &str) -> String {
     )
 }
 
-/// Waits (bounded by two config-sync periods of the source) until every primary takes the
-/// probe write again, and says what was seen.
+/// Waits (bounded by `synced_everywhere_within` the source's config-sync period) until every
+/// primary takes the probe write again, and says what was seen.
 async fn restored(meta: &MetaClient, m: &Migration) -> String {
     let replica = ReplicaClient::new(Duration::from_secs(10));
     let source = Source::load(&m.from, meta, &replica, None).await;
@@ -298,7 +298,8 @@ async fn restored(meta: &MetaClient, m: &Migration) -> String {
         sync,
     };
     let now = Instant::now();
-    let deadline = now + sync * 2 + probe_timeout * 2 + SYNC_MARGIN;
+    let deadline =
+        now + crate::plan::budget::synced_everywhere_within(sync) + probe_timeout * 2 + SYNC_MARGIN;
     let mut tally = Tally::default();
     if poller
         .until_every_partition(Awaited::WritesRestored, now, deadline, &mut tally)
@@ -307,8 +308,8 @@ async fn restored(meta: &MetaClient, m: &Migration) -> String {
         "writes restored: every primary takes writes again".into()
     } else {
         format!(
-            "the deny env is deleted on the meta; replicas apply it at their next config sync (within {:.0}s); not yet seen on partitions {}",
-            sync.as_secs_f64(),
+            "the deny env is deleted on the meta; {}; not yet seen on partitions {}",
+            crate::apply::evidence::not_yet_applied(sync),
             tally.describe_missing()
         )
     }

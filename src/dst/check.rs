@@ -41,8 +41,8 @@ pub struct Facts {
     pub app_ids: BTreeMap<i32, String>,
     /// The source's config-sync period.
     pub config_sync: Duration,
-    /// Config-sync lateness the run injected, in total.
-    pub late_sync: Duration,
+    /// What the late config syncs the run injected can add, in total (`LateSync::lateness`).
+    pub sync_lateness: Duration,
     /// (true wall-clock ms, cost in ms) of every faulted ZooKeeper call a migrator process
     /// made: a lift records itself in ZooKeeper before it deletes the deny env.
     pub zk_lateness: Vec<(u64, u64)>,
@@ -139,20 +139,21 @@ fn switched_at(facts: &Facts, table: &str, from_ms: u64) -> Option<u64> {
         .map(|c| c.at_ms)
 }
 
-/// When, after a block set at `from_ms` took effect on some server, no server of the source
+/// When, after a block set at `from_ms` took effect on some replica, no replica of the source
 /// denied writes to `app` any more (`from_ms` if it never took effect; the moment the meta
 /// dropped it if that came first).
 fn writes_taken_at(facts: &Facts, app: i32, from_ms: u64) -> Option<u64> {
-    let mut denying: BTreeMap<usize, bool> = BTreeMap::new();
+    let mut denying: BTreeMap<(usize, usize), bool> = BTreeMap::new();
     let mut in_force = false;
     for e in &facts.deny_log {
-        let (at_ms, node, app_id, deny) = match e {
+        let (at_ms, replica, app_id, deny) = match e {
             DenyEvent::Applied {
                 at_ms,
                 node,
                 app_id,
+                pidx,
                 deny,
-            } => (at_ms, node, app_id, deny),
+            } => (at_ms, (*node, *pidx), app_id, deny),
             DenyEvent::Meta {
                 at_ms,
                 app_id,
@@ -173,7 +174,7 @@ fn writes_taken_at(facts: &Facts, app: i32, from_ms: u64) -> Option<u64> {
             // Already in force when it was set (a block resumed or set again).
             in_force = true;
         }
-        denying.insert(*node, deny.is_some_and(|d| d.write));
+        denying.insert(replica, deny.is_some_and(|d| d.write));
         if *at_ms < from_ms {
             continue;
         }
@@ -275,7 +276,7 @@ fn blocks_bounded(facts: &Facts, v: &mut Vec<String>) {
             .filter(|(at, _)| (lift_from..end).contains(at))
             .map(|(_, cost)| cost)
             .sum();
-        let lateness = facts.late_sync + Duration::from_millis(zk_late);
+        let lateness = facts.sync_lateness + Duration::from_millis(zk_late);
         let Some(held) = held_until(facts, *at_ms, ended, budget) else {
             // Its host crashed and no apply run got through since: an operator's to end
             // (README).

@@ -34,9 +34,86 @@ pub struct Chaos {
     pub trouble: f64,
     /// The source, once built: its meta addresses and state.
     pub source: Option<(Vec<SocketAddr>, Arc<Cluster>)>,
-    /// Config-sync lateness injected so far.
-    pub late_sync: Duration,
+    /// What the late config syncs injected so far can add, in total.
+    pub sync_lateness: Duration,
     pub trace: Trace,
+}
+
+/// One cause of a late config sync on a source server, as upstream has them
+/// (`src/sim/synctrouble.rs`), with its `sim.fault`.
+#[derive(Debug, Clone)]
+pub enum LateSync {
+    /// The server's next sync RPC is answered this many ms late; from the RPC timeout on it
+    /// is lost.
+    Slow(u64),
+    /// The meta answers the server's syncs `ERR_BUSY` for this many ms.
+    Busy(u64),
+    /// The meta's replies carry one partition at an older ballot for this many ms.
+    Stale(String, usize, u64),
+    /// The server is cut off from the meta for this many ms.
+    Disconnect(u64),
+}
+
+impl LateSync {
+    /// Draws a cause; a stale ballot concerns `table`'s partition 0 or 1.
+    fn draw(rng: &mut Rng, table: &str) -> Self {
+        match rng.range(0, 3) {
+            0 => Self::Slow(rng.range(200, 8000)),
+            1 => Self::Busy(rng.range(200, 6000)),
+            2 => Self::Stale(
+                table.to_string(),
+                usize::from(rng.chance(0.5)),
+                rng.range(200, 6000),
+            ),
+            _ => Self::Disconnect(rng.range(200, 6000)),
+        }
+    }
+
+    /// The fault's name and arguments for server `node`.
+    fn fault(&self, node: usize) -> (&'static str, Vec<String>) {
+        let node = node.to_string();
+        match self {
+            Self::Slow(ms) => ("sync_slow", vec![node, ms.to_string()]),
+            Self::Busy(ms) => ("sync_busy", vec![node, ms.to_string()]),
+            Self::Stale(table, pidx, ms) => (
+                "stale_ballot",
+                vec![node, table.clone(), pidx.to_string(), ms.to_string()],
+            ),
+            Self::Disconnect(ms) => ("disconnect", vec![node, ms.to_string()]),
+        }
+    }
+
+    /// How much later than one config-sync period after a change the server may apply it
+    /// because of this cause, on a cluster configured as `config`. Ticks skip while a call is
+    /// pending; a call answered late carries what the meta held when asked, one that fails
+    /// (at the RPC timeout) leaves the change to the next tick: at most the call's time and a
+    /// period. `ERR_BUSY` is asked again every 500 ms: the window and one wait. A reply
+    /// ignored for its older ballot leaves it to the first sync after the window. A server
+    /// cut off syncs when it is back, and the meta re-adding it (and moving its primaries)
+    /// answers the servers concerned busy for a persist.
+    #[must_use]
+    pub fn lateness(&self, config: &crate::sim::SimConfig) -> Duration {
+        let sync = config.config_sync_interval;
+        let busy_once = config.meta_persist_delay + crate::sim::envsync::BUSY_RETRY;
+        match self {
+            Self::Slow(ms) => Duration::from_millis(*ms).min(config.config_sync_rpc_timeout) + sync,
+            Self::Busy(ms) => Duration::from_millis(*ms) + crate::sim::envsync::BUSY_RETRY,
+            Self::Stale(_, _, ms) => Duration::from_millis(*ms) + sync,
+            Self::Disconnect(ms) => Duration::from_millis(*ms) + busy_once * 2,
+        }
+    }
+}
+
+/// Runs `sim.fault NAME ARGS…` on `cluster`; what it said.
+fn run_fault(cluster: &Cluster, name: &str, args: Vec<String>) -> String {
+    let mut arguments = vec![name.to_string()];
+    arguments.extend(args);
+    let cmd = Command {
+        cmd: "sim.fault".into(),
+        arguments,
+    };
+    let said = crate::sim::faults::run_command(cluster, &cmd).unwrap_or_default();
+    format!("{} → {said}", cmd.arguments.join(" "))
 }
 
 /// What each RPC a simulated server receives meets while faults are on: dropped before or
@@ -74,14 +151,25 @@ fn trouble(c: &mut Chaos, server: SocketAddr) {
         return;
     }
     let node = usize::try_from(c.rng.range(0, source.replicas.len() as u64 - 1)).unwrap_or(0);
-    let late = c.rng.range(500, 8000);
+    let tables: Vec<String> = source
+        .lock()
+        .apps
+        .values()
+        .filter(|a| a.status == crate::pegasus::messages::apps::AppStatus::AS_AVAILABLE)
+        .map(|a| a.name.clone())
+        .collect();
+    let Some(table) = (!tables.is_empty()).then(|| c.rng.pick(&tables).clone()) else {
+        return;
+    };
+    let cause = LateSync::draw(&mut c.rng, &table);
     let stall = *c.rng.pick(&[0, 700, 1500, 4000]);
-    crate::sim::envsync::delay_next(&source, node, late);
+    let (name, args) = cause.fault(node);
+    let said = run_fault(&source, name, args);
     source.faults.stall_ms[node].store(stall, Relaxed);
-    c.late_sync += Duration::from_millis(late);
+    c.sync_lateness += cause.lateness(&source.config);
     c.trace.at(
         c.trace.elapsed_ms(),
-        format!("trouble: source server {node} syncs {late} ms late and stalls admitted writes {stall} ms"),
+        format!("trouble: source {said}; server {node} stalls admitted writes {stall} ms"),
     );
 }
 
@@ -222,9 +310,10 @@ pub fn heal(world: &World) {
     for sim in [&world.source, &world.target] {
         let faults = &sim.cluster().faults;
         faults.slow_write_ms.store(0, Relaxed);
-        for slot in faults.late_sync_ms.iter().chain(&faults.stall_ms) {
+        for slot in &faults.stall_ms {
             slot.store(0, Relaxed);
         }
+        crate::sim::synctrouble::heal(sim.cluster());
     }
 }
 
@@ -243,8 +332,8 @@ pub struct Env<'a> {
 /// Outside events of the safety phase, at drawn times.
 pub struct Actions {
     at: Vec<(Instant, Action)>,
-    /// Config-sync lateness injected so far.
-    pub late_sync: Duration,
+    /// What the late config syncs injected so far can add, in total.
+    pub sync_lateness: Duration,
     /// Operators' commands still running.
     pub operators: Vec<JoinHandle<u8>>,
 }
@@ -252,6 +341,8 @@ pub struct Actions {
 #[derive(Debug, Clone)]
 enum Action {
     Fault(&'static str, Vec<String>),
+    /// A source server's config sync comes late.
+    LateSync(usize, LateSync),
     SlowWrites(u64),
     /// An operator points a table's routing back at the source (undoing a switch by hand).
     RouteBack(String),
@@ -279,9 +370,10 @@ impl Actions {
                     2 => Action::SlowWrites(rng.range(100, 2500)),
                     3 => Action::Fault("stall", vec![node, rng.range(100, 3000).to_string()]),
                     4 => Action::Fault("stall", vec![node, "0".into()]),
-                    5 | 6 => {
-                        Action::Fault("late_sync", vec![node, rng.range(200, 6000).to_string()])
-                    }
+                    5 | 6 => Action::LateSync(
+                        usize::try_from(rng.range(0, replicas - 1)).unwrap_or(0),
+                        LateSync::draw(rng, &table),
+                    ),
                     7 => Action::RouteBack(table),
                     8 => Action::Abort(table),
                     9 => Action::Fault("drop_connections", Vec::new()),
@@ -293,7 +385,7 @@ impl Actions {
         }
         Actions {
             at,
-            late_sync: Duration::ZERO,
+            sync_lateness: Duration::ZERO,
             operators: Vec::new(),
         }
     }
@@ -307,8 +399,13 @@ impl Actions {
         let now = Instant::now();
         while self.at.first().is_some_and(|(t, _)| *t <= now) {
             let (_, action) = self.at.remove(0);
+            let source = world.source.cluster();
             let (name, args) = match action {
                 Action::Fault(name, args) => (name, args),
+                Action::LateSync(node, cause) => {
+                    self.sync_lateness += cause.lateness(&source.config);
+                    cause.fault(node)
+                }
                 Action::SlowWrites(ms) => ("slow_write_ms", vec![ms.to_string()]),
                 Action::RouteBack(table) => {
                     route_back(env, &table);
@@ -323,21 +420,12 @@ impl Actions {
                     continue;
                 }
             };
-            if name == "late_sync" {
-                self.late_sync += Duration::from_millis(args[1].parse().unwrap_or(0));
+            if name == "failover" {
+                // The meta persisting the new primary answers its server's syncs busy.
+                self.sync_lateness +=
+                    source.config.meta_persist_delay + crate::sim::envsync::BUSY_RETRY;
             }
-            let mut arguments = vec![name.to_string()];
-            arguments.extend(args);
-            let cmd = Command {
-                cmd: "sim.fault".into(),
-                arguments,
-            };
-            let said = crate::sim::faults::run_command(world.source.cluster(), &cmd);
-            trace.say(format!(
-                "source: {} → {}",
-                cmd.arguments.join(" "),
-                said.unwrap_or_default()
-            ));
+            trace.say(format!("source: {}", run_fault(source, name, args)));
         }
     }
 }

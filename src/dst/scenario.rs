@@ -145,7 +145,7 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
         rpc_fault: if opts.faults { shape.rpc_fault } else { 0.0 },
         trouble: shape.trouble,
         source: None,
-        late_sync: Duration::ZERO,
+        sync_lateness: Duration::ZERO,
         trace: trace.clone(),
     }));
     let _net = crate::net::simulate(Some(net_policy(chaos.clone())));
@@ -304,7 +304,7 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
         deny_log,
         app_ids,
         config_sync: shape.config_sync,
-        late_sync: actions.late_sync + chaos.borrow().late_sync,
+        sync_lateness: actions.sync_lateness + chaos.borrow().sync_lateness,
         zk_lateness: zk_lateness.log(),
         at_switch: at_switch.lock().expect("at switch").clone(),
         crashes: procs.crashes(),
@@ -546,10 +546,11 @@ fn trace_meta_envs(trace: &Trace, log: &[crate::sim::state::DenyEvent]) {
                 at_ms,
                 node,
                 app_id,
+                pidx,
                 deny,
             } => (
                 at_ms,
-                format!("source server {node}: app {app_id} applies deny {deny:?}"),
+                format!("source server {node}: {app_id}.{pidx} applies deny {deny:?}"),
             ),
         };
         trace.at(at_ms.saturating_sub(EPOCH_MS), line);

@@ -3,6 +3,17 @@
 //! effect (one config sync), the drain (on 2.5, the next empty write), the switch and learning
 //! its outcome, and the restore (one more config sync) — from the facts `observe` read. Pure;
 //! `apply` keeps the same reserves.
+//!
+//! Each config sync counts one period: a server's sync on time. Upstream's comes later when
+//! the sync call fails (the next try is [`after_a_failed_sync`]), when the meta answers
+//! `ERR_BUSY` (asked again every 500 ms until the change concerning the server is persisted,
+//! so sooner than the next tick when that is short), when a replica ignores an answer at an
+//! older ballot (the next tick), or while the server is cut off from the meta (at once when it
+//! is back; its replicas refuse clients meanwhile). A block that takes effect late only leaves
+//! the drain less (the block waits for evidence until the drain's deadline, then gives up); a
+//! restore that comes late ends the block that much past `max_write_block`: no reserve is kept
+//! for a failure that seldom comes, and README says so. Where a late sync could be taken for a
+//! block in force — `timeout*` silence — one failed sync is allowed for ([`silence_span`]).
 
 use std::time::Duration;
 
@@ -11,10 +22,16 @@ use serde::{Deserialize, Serialize};
 use super::observed::ClusterObs;
 use crate::spec::BlockMode;
 
-/// Slack on top of a config-sync period: the sync RPC itself, clocks, a busy meta.
+/// Slack on top of a config-sync period: the sync RPC itself, clocks. (A sync the meta answers
+/// `ERR_BUSY` comes 500 ms later or more: one of the late syncs of the module's doc.)
 pub const SYNC_MARGIN: Duration = Duration::from_millis(250);
 /// The probe requests' default deadline (`apply --probe-timeout`).
 pub const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
+/// Apply's pause between two polls of the primaries.
+pub const POLL_PAUSE: Duration = Duration::from_millis(50);
+/// One poll of the primaries whose probes go unanswered: their watch (twice their deadline),
+/// then the pause.
+pub const SILENT_ROUND: Duration = PROBE_TIMEOUT.saturating_mul(2).saturating_add(POLL_PAUSE);
 /// What a replica server's config sync is taken to be when `/config` could not be read.
 pub const DEFAULT_CONFIG_SYNC_MS: u64 = 30_000;
 /// Shipping the last writes once loadable, on any version.
@@ -119,20 +136,53 @@ pub const MIN_SILENT_PROBES: u32 = 3;
 /// answering the first of them late.
 pub const SILENCE_FLOOR: Duration = Duration::from_secs(5);
 
-/// How long a partition's unanswered probes must span under a `timeout*` block whose source
-/// syncs config every `sync`: a config-sync period, at least [`SILENCE_FLOOR`].
+/// Deadline of a replica server's config-sync call: rDSN's default RPC timeout
+/// (`rpc_timeout_milliseconds`), which the call does not override.
+pub const SYNC_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long after a tick whose config sync failed a server of period `sync` syncs again. A
+/// connected server does not ask again after a call that timed out, and its ticks are skipped
+/// while the call is pending, so the next try is the first tick after [`SYNC_CALL_TIMEOUT`]:
+/// one period when the period is longer, up to a period more than the timeout when it is
+/// shorter. A reply a replica ignores for its older ballot also waits for the next tick.
 #[must_use]
-pub fn silence_span(sync: Duration) -> Duration {
-    sync.max(SILENCE_FLOOR)
+pub fn after_a_failed_sync(sync: Duration) -> Duration {
+    let period = sync.max(Duration::from_millis(1));
+    let skipped = SYNC_CALL_TIMEOUT.as_nanos() / period.as_nanos();
+    period.saturating_mul(u32::try_from(skipped + 1).unwrap_or(u32::MAX))
 }
 
-/// Until a block set now is seen in force on every primary: one config sync and its margin,
-/// a probe round, and under `timeout*` the span its silence must cover.
+/// How long after a change on the meta every server of period `sync` connected to it has
+/// applied it, even one whose sync failed once: its next tick, then [`after_a_failed_sync`].
+/// What the waits that only report what they saw allow (a `reconfig*all` or a lift seen on
+/// every primary, before a duplication is removed); two periods would not cover a failed
+/// sync when the period is under the 5 s call timeout, as with the speed-up.
+#[must_use]
+pub fn synced_everywhere_within(sync: Duration) -> Duration {
+    sync + after_a_failed_sync(sync)
+}
+
+/// How long a partition's unanswered probes must span under a `timeout*` block whose source
+/// syncs config every `sync`, from when silence starts to count (a period after the env was
+/// set): until a server whose sync failed once since has synced again
+/// ([`after_a_failed_sync`]), at least [`SILENCE_FLOOR`]. Silence is also what a stalled
+/// primary gives; a primary that lacks the deny only because its sync came late must not be
+/// taken for one that has it.
+#[must_use]
+pub fn silence_span(sync: Duration) -> Duration {
+    after_a_failed_sync(sync).max(SILENCE_FLOOR)
+}
+
+/// Until a block set now is seen in force on every primary: one config sync (on time) and its
+/// margin, a probe round, and under `timeout*` the span its silence must cover. Silence is
+/// judged at the start of each poll and a poll of unanswered probes lasts a [`SILENT_ROUND`],
+/// so the first silent poll comes up to a round after silence starts to count and the one
+/// that completes the span up to a round after the span: two rounds more.
 #[must_use]
 pub fn takes_effect(sync: Duration, mode: BlockMode) -> Duration {
     let evidence = match mode {
         BlockMode::Reconfig => PROBE_TIMEOUT * 2,
-        BlockMode::Timeout => PROBE_TIMEOUT * 2 + silence_span(sync),
+        BlockMode::Timeout => PROBE_TIMEOUT * 2 + silence_span(sync) + SILENT_ROUND * 2,
     };
     sync + SYNC_MARGIN + evidence
 }
@@ -144,7 +194,7 @@ pub const LIFT_CALL: Duration = Duration::from_secs(2);
 pub const LIFT_CALLS: Duration = LIFT_CALL.saturating_mul(2);
 
 /// Time a restore needs from its start until every replica takes writes again: the lift's
-/// meta calls, one config sync, a probe round and the margin.
+/// meta calls, one config sync (on time: see the module's doc), a probe round and the margin.
 #[must_use]
 pub fn restore_reserve(sync_bound: Duration, probe_timeout: Duration) -> Duration {
     LIFT_CALLS + sync_bound + probe_timeout * 2 + SYNC_MARGIN
@@ -241,14 +291,46 @@ mod tests {
     }
 
     #[test]
-    fn a_timeout_block_waits_for_its_silence_to_span_a_sync_period_or_the_floor() {
-        let fast = cluster(true, &[1_000], None);
-        let slow = cluster(true, &[30_000], None);
-        let gap = |c: &ClusterObs| {
-            Budget::of(c, None, BlockMode::Timeout).takes_effect_ms
-                - Budget::of(c, None, BlockMode::Reconfig).takes_effect_ms
+    fn a_timeout_block_waits_for_its_silence_to_outlast_one_failed_sync() {
+        let gap = |period_ms: u64| {
+            let c = cluster(true, &[period_ms], None);
+            Budget::of(&c, None, BlockMode::Timeout).takes_effect_ms
+                - Budget::of(&c, None, BlockMode::Reconfig).takes_effect_ms
         };
-        assert_eq!(gap(&fast), 5_000, "a 1 s sync still needs the 5 s floor");
-        assert_eq!(gap(&slow), 30_000, "a 30 s sync needs a whole period");
+        // Besides the span, two polls of unanswered probes (650 ms each).
+        let gap = |period_ms| gap(period_ms) - 1_300;
+        assert_eq!(gap(30_000), 30_000, "a 30 s sync: the next period");
+        assert_eq!(gap(6_000), 6_000);
+        assert_eq!(
+            gap(1_000),
+            6_000,
+            "a 1 s sync: the first tick after the 5 s timeout"
+        );
+        assert_eq!(
+            gap(4_900),
+            9_800,
+            "the tick just before the timeout is skipped"
+        );
+        assert_eq!(
+            gap(5_000),
+            10_000,
+            "a tick at the timeout may find the call pending"
+        );
+        assert_eq!(gap(100), 5_100);
+    }
+
+    #[test]
+    fn a_failed_sync_is_followed_by_the_first_tick_after_the_call_timed_out() {
+        for period_ms in [1u64, 100, 700, 1_000, 2_400, 4_999, 5_000, 5_001, 30_000] {
+            let period = Duration::from_millis(period_ms);
+            let next = after_a_failed_sync(period);
+            assert!(next > SYNC_CALL_TIMEOUT || next == period, "{period_ms} ms");
+            assert!(next >= period, "{period_ms} ms");
+            assert_eq!(next.as_millis() % u128::from(period_ms), 0, "a tick");
+            assert!(
+                next - period <= SYNC_CALL_TIMEOUT,
+                "{period_ms} ms: the first tick past the timeout"
+            );
+        }
     }
 }

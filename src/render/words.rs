@@ -26,6 +26,21 @@ pub fn secs(ms: u64) -> String {
     }
 }
 
+/// What a `timeout*` block waits for on each primary: silence over the span
+/// (`plan::budget::silence_span`) of the budget's config sync when there is one.
+fn silence_words(budget: Option<&crate::plan::budget::Budget>) -> String {
+    let span = budget.map_or_else(
+        || "a config sync (at least 5s)".to_string(),
+        |b| {
+            let sync = Duration::from_millis(b.config_sync_ms);
+            secs(crate::plan::budget::ms(crate::plan::budget::silence_span(
+                sync,
+            )))
+        },
+    );
+    format!("leaves probe writes unanswered, none of them late, over {span} (long enough for a server whose config sync failed once to sync again) once a full config sync has passed")
+}
+
 /// What a step does, in words (first line on the step's row, the rest indented below).
 /// `Whose::Group` words it for several tables at once: no table name, no per-table readings.
 #[must_use]
@@ -86,11 +101,11 @@ pub fn describe(t: &TableView, detail: &StepDetail, whose: Whose) -> Vec<String>
             let (clients, evidence) = match mode {
                 crate::spec::BlockMode::Timeout => (
                     "blocked writes get no reply",
-                    "leaves probe writes unanswered, none of them late, over a config sync (at least 5s) once a full config sync has passed",
+                    silence_words(budget.as_ref()),
                 ),
                 crate::spec::BlockMode::Reconfig => (
                     "blocked writes get ERR_INVALID_STATE",
-                    "refuses a probe write",
+                    "refuses a probe write".to_string(),
                 ),
             };
             let mut lines = vec![
@@ -99,7 +114,7 @@ pub fn describe(t: &TableView, detail: &StepDetail, whose: Whose) -> Vec<String>
                     t.from
                 ),
                 format!(
-                    "({clients}; writes are taken again within {} of the block, restore included)",
+                    "({clients}; writes are taken again within {} of the block, restore included, while the source's config syncs come on time)",
                     secs(*max_write_block_ms)
                 ),
             ];

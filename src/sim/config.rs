@@ -93,6 +93,9 @@ pub struct SimConfig {
     pub ship_batch: usize,
     /// Deadline of RPCs the simulator itself sends (create follower, duplicate).
     pub rpc_timeout: Duration,
+    /// Deadline of a replica server's config-sync RPC: rDSN's default RPC timeout, 5 s
+    /// (`rpc_timeout_milliseconds`, `task_spec.h`; `config.ini` `[task..default]`).
+    pub config_sync_rpc_timeout: Duration,
     /// `update_rdb_stat_interval`: how often a replica refreshes its RocksDB statistics, the
     /// estimated key count among them (real: 60 s).
     pub rdb_stat_interval: Duration,
@@ -123,6 +126,7 @@ impl SimConfig {
             ship_rate: 50_000,
             ship_batch: 200,
             rpc_timeout: Duration::from_secs(2),
+            config_sync_rpc_timeout: Duration::from_secs(5),
             rdb_stat_interval: Duration::from_millis(200),
         }
     }

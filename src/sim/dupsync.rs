@@ -83,7 +83,13 @@ pub fn sync(cluster: &Cluster, node: usize) {
     };
     let mut woke = Woke::default();
     let mut state = cluster.lock();
-    if !state.nodes.get(node).is_some_and(|n| n.alive) {
+    // A server cut off from the meta skips its duplication sync (`duplication_sync_timer::run`
+    // returns while the stub is `NS_Disconnected`).
+    if !state
+        .nodes
+        .get(node)
+        .is_some_and(|n| n.alive && !n.trouble.cut_off(ctx.now))
+    {
         return;
     }
     for app in state.apps.values_mut() {

@@ -1,16 +1,16 @@
-//! Owns config sync: each replica server applies the meta's app envs (and so
-//! `replica.deny_client_request`) only when its config-sync timer fires, on its own phase,
-//! for the partitions it hosts, primaries and secondaries alike (`replica_stub.cpp`
-//! `query_configuration_by_node`, `replica::on_config_sync`, v2.5.0 and master).
+//! Owns each replica server's config-sync stub: when it asks the meta for its partitions and
+//! applies the answer (`replica_stub.cpp` `query_configuration_by_node`, `on_node_query_reply`,
+//! `on_meta_server_connected`, `on_meta_server_disconnected`, v2.5.0 and master).
 //!
-//! The timer re-arms with `config_sync_interval_ms` as the flag stands when a period ends on
-//! v2.5.0 (`/updateConfig` calls `timer_task::update_interval`); on master `/updateConfig`
-//! reaches the metrics service's no-op hook instead, so the period never changes. A server
-//! syncs at once when it (re)starts, then every period.
-//!
-//! The loop sleeps from one sync to the next; a restart or a delayed sync wakes it, and it
-//! acts at the instant the loop it replaced, which looked at the server every twentieth of a
-//! period (2–50 ms), would have.
+//! Its timer ticks every `config_sync_interval_ms` from the server's start; on v2.5.0 it
+//! re-arms with the flag as it stands when a period ends (`/updateConfig` calls
+//! `timer_task::update_interval`), on master with the start-up value (`/updateConfig` reaches
+//! the metrics service's no-op hook). A tick asks the meta unless the server is cut off from
+//! it or its previous call is pending — an RPC not yet answered (up to its timeout) or the
+//! 500 ms wait after an `ERR_BUSY` — and skipped ticks are not made up. A failed call leaves
+//! the next try to the next tick, except while connecting, when it asks again at once; on
+//! (re)connecting to the meta it asks at once. What the meta answers and what the replicas do
+//! with it is `syncreply.rs`; what delays it, `synctrouble.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,329 +18,247 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::state::{Cluster, Deny, DenyEvent, DENY_ENV};
-use super::ticks::{self, Stop};
+use super::state::Cluster;
+use super::syncreply::{self, Answer};
+use super::ticks;
 
-/// Runs node `index`'s config sync until `shutdown` turns true.
+/// How long a server waits to ask again after the meta answered `ERR_BUSY` (a constant in
+/// `on_node_query_reply`).
+pub const BUSY_RETRY: Duration = Duration::from_millis(500);
+
+/// Runs node `index`'s config sync until `shutdown` turns true. It sleeps until the next
+/// thing due (a tick, an answer, a retry, the meta back); a restart or a fault wakes it.
 pub async fn run(cluster: Arc<Cluster>, index: usize, mut shutdown: watch::Receiver<bool>) {
     let Some(woken) = cluster.wakes.config_sync(index) else {
         return;
     };
-    let started = cluster.config.config_sync_interval;
-    let nodes = u32::try_from(cluster.replicas.len()).unwrap_or(1).max(1);
-    let mut timer = Timer {
-        // Servers start at different moments; spread their phases over one interval.
-        phase: started / nodes * u32::try_from(index).unwrap_or(0),
-        started,
-        poll: (started / 20).clamp(Duration::from_millis(2), Duration::from_millis(50)),
-        epoch: None,
-        next: Instant::now(),
-        polled: Instant::now(),
-    };
-    // The first look is at once.
+    let mut stub = Stub::new(&cluster, index);
     let mut wake = Some(Instant::now());
     loop {
-        let stop = wake.map(|at| timer.stop(at, Instant::now()));
         tokio::select! {
             biased;
             _ = shutdown.changed() => break,
-            () = woken.notified() => {
-                let poll = timer.poll_after_change(Instant::now());
-                wake = Some(wake.map_or(poll, |w| w.min(poll)));
-            }
-            () = ticks::until(stop.map(Stop::instant)) => {
-                if !stop.is_some_and(Stop::acts) {
-                    continue;
-                }
-                match timer.look(&cluster, index) {
-                    Look::Gone => break,
-                    Look::Down => wake = None,
-                    Look::Up => wake = Some(timer.sync_poll()),
-                }
-            }
+            () = woken.notified() => {}
+            () = ticks::until(wake) => {}
+        }
+        match stub.step(&cluster) {
+            Some(next) => wake = next,
+            None => break,
         }
     }
 }
 
-/// What a look at the server found.
-enum Look {
-    /// No such server.
-    Gone,
-    /// Stopped: nothing happens until it restarts.
-    Down,
-    /// Running: its next sync is at `Timer::next`.
-    Up,
+/// The server's view of its link to the meta (`replica_stub::_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Disconnected,
+    /// Connected again; the first answer makes it `Connected`.
+    Connecting,
+    Connected,
 }
 
-/// One server's config-sync timer, as a loop that polled the server every `poll` (a
-/// twentieth of the period, 2–50 ms) ran it. A look between syncs does something only when
-/// the server restarted or its sync was put off, and both wake the loop, so it looks only at
-/// the poll instants at which there is something to do.
-struct Timer {
+/// The call a server has outstanding (`_config_query_task`): ticks skip while there is one.
+#[derive(Debug)]
+enum Pending {
+    /// An RPC in flight: its answer arrives at `at`, or, `None`, it fails then.
+    Call { at: Instant, answer: Option<Answer> },
+    /// The wait after `ERR_BUSY`: it asks again at `at`.
+    Busy { at: Instant },
+}
+
+impl Pending {
+    fn at(&self) -> Instant {
+        match self {
+            Self::Call { at, .. } | Self::Busy { at } => *at,
+        }
+    }
+}
+
+/// One server's config-sync stub.
+struct Stub {
+    index: usize,
+    /// The first tick after the first start: servers start at different moments, so their
+    /// phases spread over one period.
     phase: Duration,
+    /// `config_sync_interval_ms` at start-up.
     started: Duration,
-    poll: Duration,
-    /// The server's epoch at the last look; `None` before the first.
+    /// The server's epoch as last seen; `None` before the first look.
     epoch: Option<u64>,
-    /// When the next sync is due.
-    next: Instant,
-    /// When the last look was: the polls went on from there.
-    polled: Instant,
+    /// When the timer ticks next.
+    tick: Instant,
+    link: Link,
+    pending: Option<Pending>,
 }
 
-impl Timer {
-    /// The first poll after the last look and at or after `at`.
-    fn poll_at_or_after(&self, at: Instant) -> Instant {
-        ticks::poll_wake(self.polled, self.next, self.poll, at)
-    }
+/// What the stub reads of its server.
+struct Facts {
+    alive: bool,
+    epoch: u64,
+    flag_ms: u32,
+    cut_off: bool,
+    reconnects_at: Option<Instant>,
+}
 
-    /// The poll that finds a restart or a delay made at `now`: the next one (a poll at `now`
-    /// ran first, see `ticks::after`), or at once for a stopped server whose sync was due,
-    /// which the polling loop looked at without sleeping.
-    fn poll_after_change(&self, now: Instant) -> Instant {
-        if now >= self.next {
-            now
-        } else {
-            self.poll_at_or_after(ticks::after(now))
+impl Facts {
+    fn read(cluster: &Cluster, index: usize, now: Instant) -> Option<Self> {
+        let state = cluster.lock();
+        let node = state.nodes.get(index)?;
+        Some(Self {
+            alive: node.alive,
+            epoch: node.epoch,
+            flag_ms: node.config_sync_interval_ms,
+            cut_off: node.trouble.cut_off(now),
+            reconnects_at: node.trouble.reconnects_at(now),
+        })
+    }
+}
+
+impl Stub {
+    fn new(cluster: &Cluster, index: usize) -> Self {
+        let started = cluster.config.config_sync_interval;
+        let nodes = u32::try_from(cluster.replicas.len()).unwrap_or(1).max(1);
+        let spread = started / nodes * u32::try_from(index).unwrap_or(0);
+        Self {
+            index,
+            phase: if spread.is_zero() { started } else { spread },
+            started,
+            epoch: None,
+            tick: Instant::now(),
+            link: Link::Disconnected,
+            pending: None,
         }
     }
 
-    /// Where to sleep to on the way to the poll at `at`.
-    fn stop(&self, at: Instant, now: Instant) -> Stop {
-        ticks::poll_stop(self.polled, self.next, self.poll, at, now)
-    }
-
-    /// The poll that syncs, unless a restart or a delay comes first.
-    fn sync_poll(&self) -> Instant {
-        self.poll_at_or_after(self.next)
-    }
-
-    /// One look at the server, as each poll took it.
-    fn look(&mut self, cluster: &Cluster, index: usize) -> Look {
+    /// Does what is due now; returns when to look again (`None`: only when woken), or `None`
+    /// itself when the server does not exist.
+    fn step(&mut self, cluster: &Cluster) -> Option<Option<Instant>> {
         let now = Instant::now();
-        self.polled = now;
-        let Some((alive, now_epoch, flag_ms)) = node_facts(cluster, index) else {
-            return Look::Gone;
+        let node = Facts::read(cluster, self.index, now)?;
+        if !node.alive {
+            // Stopped: nothing runs until it restarts with a new epoch.
+            return Some(None);
+        }
+        if self.epoch != Some(node.epoch) {
+            self.start(node.epoch, now);
+        }
+        self.follow_link(cluster, node.cut_off, now);
+        self.answer_due(cluster, now);
+        self.tick_due(cluster, node.flag_ms, now);
+        let reconnect = node
+            .reconnects_at
+            .filter(|_| self.link == Link::Disconnected);
+        let wake = [
+            Some(self.tick),
+            self.pending.as_ref().map(Pending::at),
+            reconnect,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        Some(wake)
+    }
+
+    /// The server (re)started: nothing outstanding, not yet connected, the timer's first
+    /// tick a period away (the spread phase at its first start; a restart that came before
+    /// this loop's first look is still a restart).
+    fn start(&mut self, epoch: u64, now: Instant) {
+        self.epoch = Some(epoch);
+        self.pending = None;
+        self.link = Link::Disconnected;
+        self.tick = now + if epoch == 0 { self.phase } else { self.started };
+    }
+
+    /// Follows the failure detector: losing the meta makes every replica inactive; getting
+    /// it back asks at once, unless a call is still outstanding (its answer then counts).
+    fn follow_link(&mut self, cluster: &Cluster, cut_off: bool, now: Instant) {
+        match (cut_off, self.link) {
+            (true, Link::Disconnected) | (false, Link::Connecting | Link::Connected) => {}
+            (true, _) => {
+                self.link = Link::Disconnected;
+                syncreply::inactivate(&mut cluster.lock(), self.index);
+            }
+            (false, Link::Disconnected) => {
+                self.link = Link::Connecting;
+                if self.pending.is_none() {
+                    self.ask(cluster, now);
+                }
+            }
+        }
+    }
+
+    fn answer_due(&mut self, cluster: &Cluster, now: Instant) {
+        if self.pending.as_ref().is_none_or(|p| p.at() > now) {
+            return;
+        }
+        match self.pending.take() {
+            Some(Pending::Call { answer, .. }) => self.answered(cluster, answer, now),
+            Some(Pending::Busy { .. }) => self.ask(cluster, now),
+            None => {}
+        }
+    }
+
+    fn tick_due(&mut self, cluster: &Cluster, flag_ms: u32, now: Instant) {
+        if now < self.tick {
+            return;
+        }
+        let period = if cluster.config.replica_version(self.index).is_2_6() {
+            self.started
+        } else {
+            Duration::from_millis(u64::from(flag_ms))
         };
-        if !alive {
-            return Look::Down;
-        }
-        if self.epoch != Some(now_epoch) {
-            // (Re)started: sync on connecting to the meta; the first period starts now. Only
-            // the server's first start (epoch 0) takes the spread phase: a restart that came
-            // before this loop's first look is still a restart, with a full period.
-            let first = now_epoch == 0;
-            self.epoch = Some(now_epoch);
-            sync(cluster, index);
-            self.next = now
-                + if first {
-                    self.phase.max(self.poll)
-                } else {
-                    self.started
-                };
-            return Look::Up;
-        }
-        let late = cluster.faults.late_sync_ms[index].swap(0, std::sync::atomic::Ordering::Relaxed);
-        if late > 0 {
-            // The sync RPC found the meta busy, or its previous one still pending: the next
-            // one comes at least `late` from now. Causes that overlap do not add up.
-            self.next = self.next.max(now + Duration::from_millis(late));
-            return Look::Up;
-        }
-        if now >= self.next {
-            sync(cluster, index);
-            let period = if cluster.config.replica_version(index).is_2_6() {
-                self.started
-            } else {
-                Duration::from_millis(u64::from(flag_ms))
-            };
-            self.next += period;
-        }
-        Look::Up
-    }
-}
-
-/// Puts off server `node`'s next config sync: it comes at least `ms` after the server's next
-/// poll (`sim.fault late_sync`).
-pub fn delay_next(cluster: &Cluster, node: usize, ms: u64) {
-    if let Some(slot) = cluster.faults.late_sync_ms.get(node) {
-        slot.store(ms, std::sync::atomic::Ordering::Relaxed);
-        cluster.wakes.sync_delayed(node);
-    }
-}
-
-fn node_facts(cluster: &Cluster, index: usize) -> Option<(bool, u64, u32)> {
-    let state = cluster.lock();
-    let node = state.nodes.get(index)?;
-    Some((node.alive, node.epoch, node.config_sync_interval_ms))
-}
-
-/// Applies the current envs, and whether each table is a duplication master, for every table
-/// hosted on node `index`.
-pub fn sync(cluster: &Cluster, index: usize) {
-    let mut state = cluster.lock();
-    let applied: Vec<_> = state
-        .apps
-        .values()
-        .filter(|a| a.partitions.iter().any(|p| p.hosted_on(index)))
-        .map(|a| {
-            let deny = a.envs.get(DENY_ENV).and_then(|v| Deny::parse(v));
-            (a.id, deny, a.is_duplicating())
-        })
-        .collect();
-    let node = &mut state.nodes[index];
-    node.last_sync_ms = crate::clock::now_ms();
-    let before = std::mem::take(&mut node.deny);
-    node.dup_masters.clear();
-    for (id, deny, duplicating) in &applied {
-        if let Some(d) = deny {
-            node.deny.insert(*id, *d);
-        }
-        if *duplicating {
-            node.dup_masters.insert(*id);
+        self.tick += period.max(Duration::from_millis(1));
+        if self.pending.is_none() {
+            self.ask(cluster, now);
         }
     }
-    let changed: Vec<DenyEvent> = applied
-        .iter()
-        .filter(|(id, deny, _)| before.get(id) != deny.as_ref())
-        .map(|(id, deny, _)| DenyEvent::Applied {
-            at_ms: crate::clock::now_ms(),
-            node: index,
-            app_id: *id,
-            deny: *deny,
-        })
-        .collect();
-    state.deny_log.extend(changed);
+
+    /// Asks the meta (`query_configuration_by_node`): not while disconnected. The meta
+    /// answers at once; a slow call's answer arrives later, or never.
+    fn ask(&mut self, cluster: &Cluster, now: Instant) {
+        if self.link == Link::Disconnected {
+            return;
+        }
+        let (slow, answer) = {
+            let mut state = cluster.lock();
+            let slow = state.nodes[self.index].trouble.slow_next.take();
+            (slow, syncreply::answer(&state, self.index, now))
+        };
+        let Some(slow) = slow else {
+            self.answered(cluster, Some(answer), now);
+            return;
+        };
+        let timeout = cluster.config.config_sync_rpc_timeout;
+        self.pending = Some(Pending::Call {
+            at: now + slow.min(timeout),
+            answer: (slow < timeout).then_some(answer),
+        });
+    }
+
+    /// An answer arrived (`on_node_query_reply`); `None`: the call failed.
+    fn answered(&mut self, cluster: &Cluster, answer: Option<Answer>, now: Instant) {
+        let Some(answer) = answer else {
+            if self.link == Link::Connecting {
+                self.ask(cluster, now);
+            }
+            return;
+        };
+        if self.link == Link::Connecting {
+            self.link = Link::Connected;
+        }
+        if self.link != Link::Connected {
+            // It lost the meta meanwhile: the answer is dropped.
+            return;
+        }
+        match answer {
+            Answer::Busy => {
+                self.pending = Some(Pending::Busy {
+                    at: now + BUSY_RETRY,
+                })
+            }
+            Answer::Parts(parts) => syncreply::apply(cluster, self.index, &parts),
+        }
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sim::config::{SimConfig, Version};
-    use crate::sim::liveness;
-    use crate::sim::test_support::{cluster, Counted, History};
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    /// The loop as it was before it slept between syncs: a look every poll. The test holds
-    /// the new loop to it.
-    async fn polling(cluster: Arc<Cluster>, index: usize, mut shutdown: watch::Receiver<bool>) {
-        let started = cluster.config.config_sync_interval;
-        let phase = started / 3 * u32::try_from(index).unwrap_or(0);
-        let poll = (started / 20).clamp(Duration::from_millis(2), Duration::from_millis(50));
-        let mut epoch = None;
-        let mut next = Instant::now();
-        loop {
-            let wait = next.saturating_duration_since(Instant::now()).min(poll);
-            tokio::select! {
-                biased;
-                _ = shutdown.changed() => break,
-                () = tokio::time::sleep(wait) => {}
-            }
-            let Some((alive, now_epoch, flag_ms)) = node_facts(&cluster, index) else {
-                break;
-            };
-            if !alive {
-                continue;
-            }
-            if epoch != Some(now_epoch) {
-                let first = epoch.is_none();
-                epoch = Some(now_epoch);
-                sync(&cluster, index);
-                next = Instant::now() + if first { phase.max(poll) } else { started };
-                continue;
-            }
-            let late = cluster.faults.late_sync_ms[index].swap(0, Ordering::Relaxed);
-            if late > 0 {
-                next = next.max(Instant::now() + Duration::from_millis(late));
-                continue;
-            }
-            if Instant::now() >= next {
-                sync(&cluster, index);
-                next += Duration::from_millis(u64::from(flag_ms));
-            }
-        }
-    }
-
-    /// What happens to a cluster's servers during the test.
-    #[derive(Debug, Clone, Copy)]
-    enum Event {
-        Late(usize, u64),
-        Down(usize, bool),
-        Period(usize, u32),
-    }
-
-    /// Plays `events` (at milliseconds from the start) on every cluster for `ms`
-    /// milliseconds; returns, per cluster and server, the wall times of its syncs.
-    async fn play(clusters: &[Arc<Cluster>], events: &[(u64, Event)], ms: u64) -> Vec<Syncs> {
-        let t0 = Instant::now();
-        let mut out: Vec<Syncs> = vec![vec![History::default(); 3]; clusters.len()];
-        for at in 0..=ms {
-            tokio::time::sleep_until(t0 + Duration::from_millis(at)).await;
-            for (c, seen) in clusters.iter().zip(&mut out) {
-                for (_, event) in events.iter().filter(|(when, _)| *when == at) {
-                    match *event {
-                        Event::Late(node, ms) => delay_next(c, node, ms),
-                        Event::Down(node, down) => liveness::set_down(c, node, down),
-                        Event::Period(node, ms) => {
-                            c.lock().nodes[node].config_sync_interval_ms = ms
-                        }
-                    }
-                }
-                for (node, history) in c.lock().nodes.iter().zip(seen.iter_mut()) {
-                    history.see(node.last_sync_ms);
-                }
-            }
-        }
-        out
-    }
-
-    type Syncs = Vec<History<u64>>;
-
-    #[tokio::test(start_paused = true)]
-    async fn syncs_come_when_the_polling_loop_made_them_and_it_sleeps_between() {
-        let _clock = crate::clock::simulate(1_796_083_200_000);
-        // Config sync every 100 ms, polled every 5 ms; servers at phases 0, 33 and 67 ms.
-        let (old, new) = (
-            cluster(SimConfig::fast(Version::V2_5)),
-            cluster(SimConfig::fast(Version::V2_5)),
-        );
-        let (_stop, stopped) = watch::channel(false);
-        let (old_polls, new_polls) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        for node in 0..3 {
-            let polls = Counted::new(
-                polling(old.clone(), node, stopped.clone()),
-                old_polls.clone(),
-            );
-            tokio::spawn(polls);
-            tokio::spawn(Counted::new(
-                run(new.clone(), node, stopped.clone()),
-                new_polls.clone(),
-            ));
-        }
-        let events = [
-            (407, Event::Late(1, 230)),
-            // Down and back between two of its syncs (the polling loop spun once a stopped
-            // server's sync was due, and under a paused clock that would never end).
-            (1_203, Event::Down(2, true)),
-            (1_233, Event::Down(2, false)),
-            (2_011, Event::Period(0, 50)),
-            (2_507, Event::Late(0, 120)),
-            (2_509, Event::Late(0, 30)),
-        ];
-        let seen = play(&[old, new], &events, 3_000).await;
-        assert_eq!(seen[0], seen[1]);
-        assert!(
-            seen[0].iter().all(|syncs| syncs.0.len() > 20),
-            "{:?}",
-            seen[0]
-        );
-        let (old_polls, new_polls) = (
-            old_polls.load(Ordering::Relaxed),
-            new_polls.load(Ordering::Relaxed),
-        );
-        assert!(
-            new_polls * 4 < old_polls,
-            "the loop woke {new_polls} times, the polling one {old_polls}"
-        );
-    }
-}
+mod tests;

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 
 use super::liveness;
 use super::state::{Cluster, Counted};
+use super::synctrouble;
 use crate::pegasus::messages::command::Command;
 
 /// Runs a simulator command; `None` if `cmd` is not one.
@@ -39,6 +40,24 @@ fn node_ms(c: &Cluster, args: &[&str], name: &str) -> Result<(usize, u64), Strin
         return Err("replica index out of range".into());
     }
     Ok((idx, ms))
+}
+
+/// `sim.fault stale_ballot REPLICA_INDEX TABLE PARTITION_INDEX MS`.
+fn stale_ballot(c: &Cluster, args: &[&str]) -> Result<(), String> {
+    let usage =
+        || "usage: sim.fault stale_ballot REPLICA_INDEX TABLE PARTITION_INDEX MS".to_string();
+    let (Some(idx), Some(table), Some(pidx), Some(ms)) = (
+        args.get(1).and_then(|v| v.parse::<usize>().ok()),
+        args.get(2),
+        args.get(3).and_then(|v| v.parse::<usize>().ok()),
+        args.get(4).and_then(|v| v.parse::<u64>().ok()),
+    ) else {
+        return Err(usage());
+    };
+    if idx >= c.replicas.len() {
+        return Err("replica index out of range".into());
+    }
+    synctrouble::stale(c, idx, table, pidx, ms)
 }
 
 /// Most records one `sim.fault corrupt` touches.
@@ -92,10 +111,19 @@ fn fault(c: &Cluster, args: &[&str]) -> Result<String, String> {
             let (idx, ms) = node_ms(c, args, "stall")?;
             c.faults.stall_ms[idx].store(ms, Ordering::Relaxed);
         }
-        Some("late_sync") => {
-            let (idx, ms) = node_ms(c, args, "late_sync")?;
-            super::envsync::delay_next(c, idx, ms);
+        Some("sync_slow") => {
+            let (idx, ms) = node_ms(c, args, "sync_slow")?;
+            synctrouble::slow_next(c, idx, ms);
         }
+        Some("sync_busy") => {
+            let (idx, ms) = node_ms(c, args, "sync_busy")?;
+            synctrouble::busy(c, idx, ms);
+        }
+        Some("disconnect") => {
+            let (idx, ms) = node_ms(c, args, "disconnect")?;
+            synctrouble::cut_off(c, idx, ms);
+        }
+        Some("stale_ballot") => stale_ballot(c, args)?,
         Some("metaproxy_watch_lost") => {
             if on_off(args.get(1))? {
                 c.directory.expire_metaproxy_sessions();

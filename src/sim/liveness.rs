@@ -1,11 +1,15 @@
 //! Owns liveness: replica servers that go down and come back, the meta's failure detector
-//! that declares them dead after `failure_detect` and moves their primaries, a primary moved
-//! by hand, and what a meta leader change forgets.
+//! that declares them dead after `failure_detect` without a beacon (stopped, or cut off from
+//! the meta) and moves their primaries, a primary moved by hand, and what a meta leader change
+//! forgets.
 //!
 //! Upstream: `meta_service.cpp` (failure detector, `set_node_state`, `start_service`),
 //! `server_state.cpp` (`downgrade_primary_to_inactive`), `partition_guardian.cpp`
 //! (`on_missing_primary`: the alive secondary with the fewest primaries), v2.5.0 and master.
 //! A new primary applies envs only at its own server's config sync (`replica_config.cpp`).
+//! Each configuration change is written to ZooKeeper before it takes effect; meanwhile the
+//! meta answers the config sync of the server it concerns `ERR_BUSY` (`server_state.cpp`
+//! `on_config_sync`): the new primary's, or the returning secondary's.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +17,8 @@ use tokio::time::Instant;
 
 use tokio::sync::watch;
 
-use super::state::{millis, Cluster, Partition, State};
+use super::state::{millis, Cluster, Node, Partition, State};
+use super::synctrouble::persisting;
 use super::ticks::{self, Grid, Stop};
 
 /// Runs the failure detector until `shutdown` turns true. It checks at the ticks of its timer
@@ -51,16 +56,23 @@ pub async fn run(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// When `detect` next has something to do: a stopped server listed alive is declared dead
-/// `grace` after it was last heard from; a server back but listed dead is taken back at once.
+/// Whether the meta hears server `n`'s beacons at `now`: it runs and reaches the meta.
+fn heard(n: &Node, now: Instant) -> bool {
+    n.alive && !n.trouble.cut_off(now)
+}
+
+/// When `detect` next has something to do: a silent server listed alive is declared dead
+/// `grace` after it was last heard from; a server heard again but listed dead is taken back
+/// at once (a cut-off one when it gets the meta back).
 fn next_change(state: &State, grace: Duration) -> Option<Instant> {
     let now = Instant::now();
     state
         .nodes
         .iter()
-        .filter_map(|n| match (n.alive, n.listed_alive) {
+        .filter_map(|n| match (heard(n, now), n.listed_alive) {
             (false, true) => Some(n.last_beacon + grace),
             (true, false) => Some(now),
+            (false, false) if n.alive => n.trouble.reconnects_at(now),
             _ => None,
         })
         .min()
@@ -72,15 +84,17 @@ pub fn detect(cluster: &Cluster) {
     let now = Instant::now();
     let grace = cluster.config.failure_detect;
     let mut state = cluster.lock();
+    let persist = cluster.config.meta_persist_delay;
     for idx in 0..state.nodes.len() {
         let node = &state.nodes[idx];
-        if node.listed_alive && !node.alive && now.duration_since(node.last_beacon) >= grace {
+        let beacons = heard(node, now);
+        if node.listed_alive && !beacons && now.duration_since(node.last_beacon) >= grace {
             state.nodes[idx].listed_alive = false;
-            remove_node(&mut state, idx);
+            remove_node(&mut state, idx, persist);
             cluster.wakes.primaries_changed();
-        } else if node.alive && !node.listed_alive {
+        } else if beacons && !node.listed_alive {
             state.nodes[idx].listed_alive = true;
-            readd_node(&mut state, idx);
+            readd_node(&mut state, idx, persist);
         }
     }
 }
@@ -102,7 +116,7 @@ pub fn set_down(cluster: &Cluster, idx: usize, down: bool) {
         node.last_beacon = Instant::now();
         node.config_sync_interval_ms = millis(cluster.config.config_sync_interval);
         node.empty_write_disabled = cluster.config.empty_write_disabled;
-        node.deny.clear();
+        super::syncreply::forget(&mut state, idx);
         drop(state);
         cluster.wakes.server_changed(idx);
     }
@@ -127,6 +141,7 @@ pub fn failover(cluster: &Cluster, table: &str, pidx: usize) -> Result<usize, St
     let to = pick_primary(p, &usable, &counts).ok_or("no live secondary to move to")?;
     p.promote(to, true);
     reset_duplicators(&mut state, table, pidx);
+    persisting(&mut state, to, cluster.config.meta_persist_delay);
     cluster.wakes.primaries_changed();
     Ok(to)
 }
@@ -191,7 +206,7 @@ fn reset_duplicators(state: &mut State, table: &str, pidx: usize) {
     }
 }
 
-fn remove_node(state: &mut State, dead: usize) {
+fn remove_node(state: &mut State, dead: usize, persist: Duration) {
     let usable = usable_nodes(state);
     let mut counts = primary_counts(state);
     let mut moved = Vec::new();
@@ -201,7 +216,7 @@ fn remove_node(state: &mut State, dead: usize) {
                 if let Some(to) = pick_primary(p, &usable, &counts) {
                     counts[to] += 1;
                     p.promote(to, false);
-                    moved.push((app.name.clone(), pidx));
+                    moved.push((app.name.clone(), pidx, to));
                 }
             } else if p.secondaries.contains(&dead) {
                 p.secondaries.retain(|&n| n != dead);
@@ -209,21 +224,27 @@ fn remove_node(state: &mut State, dead: usize) {
             }
         }
     }
-    for (table, pidx) in moved {
+    for (table, pidx, to) in moved {
         reset_duplicators(state, &table, pidx);
+        persisting(state, to, persist);
     }
 }
 
 /// A server that is back rejoins the partitions that lack replicas, as a secondary.
-fn readd_node(state: &mut State, idx: usize) {
+fn readd_node(state: &mut State, idx: usize, persist: Duration) {
+    let mut joined = false;
     for app in state.apps.values_mut() {
         let want = usize::try_from(app.max_replica_count).unwrap_or(1);
         for p in &mut app.partitions {
             if !p.hosted_on(idx) && 1 + p.secondaries.len() < want {
                 p.secondaries.push(idx);
                 p.ballot += 1;
+                joined = true;
             }
         }
+    }
+    if joined {
+        persisting(state, idx, persist);
     }
 }
 

@@ -32,6 +32,8 @@ pub mod server;
 pub mod shipping;
 pub mod state;
 pub mod storage;
+pub mod syncreply;
+pub mod synctrouble;
 pub mod tables;
 #[cfg(test)]
 pub(crate) mod test_support;

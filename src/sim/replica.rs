@@ -74,8 +74,9 @@ impl ReplicaNode {
     }
 
     /// The checks of `on_client_write`/`on_client_read`, in the server's order: hosted here,
-    /// deny env (as applied at the last config sync), read throttling, duplication master
-    /// (as of the last config sync) for non-idempotent writes, primary.
+    /// deny env (as this replica applied it at a config sync), read throttling, duplication
+    /// master (likewise) for non-idempotent writes, primary (and not made inactive by a lost
+    /// meta).
     fn check(
         &self,
         state: &State,
@@ -97,9 +98,10 @@ impl ReplicaNode {
         if app.is_some_and(|a| self.denies_anonymous(a)) {
             return Err(Self::error(req, err::ACL_DENY));
         }
+        let pid = (app_id, usize::try_from(pidx).unwrap_or(0));
         if let Some(deny) = state.nodes[self.index]
             .deny
-            .get(&app_id)
+            .get(&pid)
             .filter(|_| !self.admitted)
         {
             if (write && deny.write) || (!write && deny.read) {
@@ -121,10 +123,10 @@ impl ReplicaNode {
         // A duplication master refuses non-idempotent writes before the primary check, so a
         // secondary answers this too (`replica::on_client_write`).
         let node = &state.nodes[self.index];
-        if access == Access::NonIdempotentWrite && node.dup_masters.contains(&app_id) {
+        if access == Access::NonIdempotentWrite && node.dup_masters.contains(&pid) {
             return Err(Self::error(req, err::OPERATION_DISABLED));
         }
-        if part.primary != self.index {
+        if part.primary != self.index || node.inactive.contains(&pid) {
             return Err(Self::error(req, err::INVALID_STATE));
         }
         Ok(Target {
@@ -175,7 +177,7 @@ impl ReplicaNode {
             Err(reply) => return reply,
         };
         let before = self
-            .lands_under_block(&state, t.app_id)
+            .lands_under_block(&state, &t)
             .then(|| state.apps[&t.app_id].partitions[t.pidx].data.clone());
         let app = state.apps.get_mut(&t.app_id).expect("checked");
         let reply = f(app, &t)?;
@@ -197,11 +199,11 @@ impl ReplicaNode {
 
     /// Whether this is a write the node admitted before the table's write deny reached it,
     /// committing now that the deny is in force (see `Partition::landed_under_block`).
-    fn lands_under_block(&self, state: &State, app_id: i32) -> bool {
+    fn lands_under_block(&self, state: &State, t: &Target) -> bool {
         self.admitted
             && state.nodes[self.index]
                 .deny
-                .get(&app_id)
+                .get(&(t.app_id, t.pidx))
                 .is_some_and(|d| d.write)
     }
 

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tokio::sync::watch;
 
 use super::config::SimConfig;
+use super::synctrouble::{Pid, SyncTrouble};
 use super::wakes::Wakes;
 use crate::pegasus::messages::apps::AppStatus;
 use crate::pegasus::messages::duplication::{DuplicationFailMode, DuplicationStatus};
@@ -444,11 +445,17 @@ pub struct Node {
     pub config_sync_interval_ms: u32,
     /// `empty_write_disabled` as `/config` shows it (changed by `/updateConfig`).
     pub empty_write_disabled: bool,
-    /// `replica.deny_client_request` as applied at the last config sync, per app id.
-    pub deny: BTreeMap<i32, Deny>,
-    /// Tables whose replicas here are duplication masters, as of the last config sync
+    /// `replica.deny_client_request` as each replica here applied it at a config sync, per
+    /// partition (a replica that ignored an older-ballot reply keeps what it had).
+    pub deny: BTreeMap<Pid, Deny>,
+    /// Replicas here that are duplication masters, as of the config sync each applied
     /// (`_is_duplication_master = info.duplicating`, `replica::on_config_sync`).
-    pub dup_masters: BTreeSet<i32>,
+    pub dup_masters: BTreeSet<Pid>,
+    /// Replicas here that serve no client (`PS_INACTIVE`) until a config sync applies their
+    /// partition: the server lost the meta, or restarted.
+    pub inactive: BTreeSet<Pid>,
+    /// What delays this server's config sync (faults, the meta persisting a change).
+    pub trouble: SyncTrouble,
     /// Open scanners of the replicas on this server.
     pub scanners: super::scan::Scanners,
     /// When its last config sync ran (wall ms; 0: never).
@@ -468,6 +475,8 @@ impl Node {
             empty_write_disabled: config.empty_write_disabled,
             deny: BTreeMap::new(),
             dup_masters: BTreeSet::new(),
+            inactive: BTreeSet::new(),
+            trouble: SyncTrouble::default(),
             scanners: super::scan::Scanners::new(crate::clock::now_ms()),
             last_sync_ms: 0,
         }
@@ -501,11 +510,13 @@ pub enum DenyEvent {
         app_id: i32,
         value: Option<String>,
     },
-    /// Replica server `node` applied a new value at a config sync.
+    /// Replica server `node`'s replica of partition `pidx` applied a new value at a config
+    /// sync (or forgot it: a restart, a replica no longer listed).
     Applied {
         at_ms: u64,
         node: usize,
         app_id: i32,
+        pidx: usize,
         deny: Option<Deny>,
     },
 }
@@ -543,8 +554,6 @@ pub struct Faults {
     pub drop_connections: watch::Sender<u64>,
     /// Faults that strike a table's next N events, with how many are left.
     pub counted: std::sync::Mutex<BTreeMap<(Counted, String), usize>>,
-    /// Per replica server: its next config sync comes this many ms late (then 0 again).
-    pub late_sync_ms: Vec<AtomicU64>,
     /// Per replica server: client writes that pass its checks are logged and committed this
     /// many ms later (a stalled primary).
     pub stall_ms: Vec<AtomicU64>,
@@ -591,7 +600,6 @@ impl Faults {
             stuck_in_app: AtomicBool::new(false),
             drop_connections: watch::channel(0).0,
             counted: std::sync::Mutex::default(),
-            late_sync_ms: (0..replicas).map(|_| AtomicU64::new(0)).collect(),
             stall_ms: (0..replicas).map(|_| AtomicU64::new(0)).collect(),
         }
     }

@@ -63,7 +63,7 @@ impl Wakes {
         self.liveness.notify_one();
         self.group_check.notify_one();
         self.shipping.notify_one();
-        self.sync_delayed(node);
+        self.config_sync_changed(node);
     }
 
     /// The meta leader changed: its failure detector starts over.
@@ -71,11 +71,18 @@ impl Wakes {
         self.liveness.notify_one();
     }
 
-    /// Server `node`'s next config sync was put off.
-    pub fn sync_delayed(&self, node: usize) {
+    /// What stands between server `node` and its config sync changed (`synctrouble.rs`).
+    pub fn config_sync_changed(&self, node: usize) {
         if let Some(n) = self.config_sync(node) {
             n.notify_one();
         }
+    }
+
+    /// Server `node` lost the meta or got it back: its config sync follows, and the meta's
+    /// failure detector watches its beacons.
+    pub fn meta_link_changed(&self, node: usize) {
+        self.liveness.notify_one();
+        self.config_sync_changed(node);
     }
 
     /// What wakes the group-check loop.

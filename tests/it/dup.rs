@@ -279,10 +279,12 @@ async fn pause_holds_mutations_back_and_resume_ships_them() {
         status_of(&meta, "t").await,
         Some(DuplicationStatus::DS_PAUSE)
     );
-    assert_eq!(
-        lag(&meta, "t").await,
-        Some(base + 40),
-        "nothing shipped while paused"
+    // Group check adds an empty write to an idle partition every 300 ms meanwhile.
+    let unshipped = |writes: i64| base + writes..=base + writes + 12;
+    let lag_now = lag(&meta, "t").await.expect("a lag");
+    assert!(
+        unshipped(40).contains(&lag_now),
+        "nothing shipped while paused: {lag_now}"
     );
     let states = || async {
         meta.query_duplication("t").await.unwrap().entry_list[0]
@@ -304,10 +306,10 @@ async fn pause_holds_mutations_back_and_resume_ships_them() {
         before,
         "master's partition states freeze while nothing ships"
     );
-    assert_eq!(
-        lag(&meta, "t").await,
-        Some(base + 50),
-        "the primaries still count"
+    let lag_now = lag(&meta, "t").await.expect("a lag");
+    assert!(
+        unshipped(50).contains(&lag_now),
+        "the primaries still count: {lag_now}"
     );
     let bad = meta
         .modify_duplication("t", dupid, DuplicationStatus::DS_APP)

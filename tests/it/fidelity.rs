@@ -26,7 +26,9 @@ use migrator::routing::{node_path, Route};
 use migrator::sim::metaproxy::{Build, MetaProxy};
 use migrator::sim::{Directory, SimCluster, SimConfig, Version};
 
-use crate::support::{eventually, meta_client, shipping_everywhere, unique_root, TestZk};
+use crate::support::{
+    eventually, eventually_within, meta_client, shipping_everywhere, unique_root, TestZk,
+};
 
 fn replica() -> ReplicaClient {
     ReplicaClient::new(Duration::from_secs(2))
@@ -559,7 +561,12 @@ async fn a_restarted_server_syncs_on_connecting_then_a_full_period_later() {
     meta.set_app_envs("t", &[("replica.deny_client_request", "reconfig*write")])
         .await
         .unwrap();
-    let applied = || sim.cluster().lock().nodes[1].deny.contains_key(&app_id);
+    let applied = || {
+        sim.cluster().lock().nodes[1]
+            .deny
+            .keys()
+            .any(|(a, _)| *a == app_id)
+    };
     eventually("the first tick applies it", || async { applied() }).await;
     // When the server applied it, from the simulator's own log: a busy machine may make this
     // test late, not the server's tick early.
@@ -574,6 +581,7 @@ async fn a_restarted_server_syncs_on_connecting_then_a_full_period_later() {
                 node: 1,
                 app_id: a,
                 deny: Some(_),
+                ..
             } if *a == app_id => Some(*at_ms),
             _ => None,
         })
@@ -582,6 +590,177 @@ async fn a_restarted_server_syncs_on_connecting_then_a_full_period_later() {
     assert!(
         (3900..6000).contains(&after),
         "first tick {after} ms after the sync on connecting, for a 4000 ms period"
+    );
+}
+
+/// When server 1 last synced (wall ms; 0: never), from the simulator.
+fn last_sync(sim: &SimCluster) -> u64 {
+    sim.cluster().lock().nodes[1].last_sync_ms
+}
+
+/// Waits for server 1's next sync and returns when it was: a tick of its timer.
+async fn next_sync(sim: &SimCluster) -> u64 {
+    let before = last_sync(sim);
+    eventually("server 1 syncs", || async { last_sync(sim) > before }).await;
+    last_sync(sim)
+}
+
+/// When server 1's replica of partition `pidx` of `app_id` applied a deny, from the
+/// simulator's log (a busy machine may make the test late, not the server early).
+fn deny_applied(sim: &SimCluster, app_id: i32, pidx: usize) -> Option<u64> {
+    sim.cluster().lock().deny_log.iter().find_map(|e| match e {
+        migrator::sim::state::DenyEvent::Applied {
+            at_ms,
+            node: 1,
+            app_id: a,
+            pidx: p,
+            deny: Some(_),
+        } if *a == app_id && *p == pidx => Some(*at_ms),
+        _ => None,
+    })
+}
+
+/// A table `t` of `partitions` partitions on a 2.5 cluster tweaked by `tweak`; its app id.
+async fn synced_table(
+    partitions: i32,
+    tweak: impl FnOnce(&mut SimConfig),
+) -> (SimCluster, MetaClient, i32) {
+    let sim = start_with(&Directory::default(), "a", 1, Version::V2_5, tweak).await;
+    table(&sim, "t", partitions).await;
+    let meta = meta_client(&sim);
+    let app_id = meta.available_app("t").await.unwrap().unwrap().app_id;
+    (sim, meta, app_id)
+}
+
+async fn set_deny(meta: &MetaClient, value: &str) {
+    meta.set_app_envs("t", &[("replica.deny_client_request", value)])
+        .await
+        .unwrap();
+}
+
+/// A config-sync RPC that times out is not retried while the server is connected: the change
+/// it carried waits for the first tick after the timeout, the ticks in between skipped
+/// (`query_configuration_by_node` returns while `_config_query_task` is set,
+/// `on_node_query_reply` re-asks only while connecting). The timeout is 5 s upstream; 1 s
+/// here.
+#[tokio::test]
+async fn a_timed_out_config_sync_leaves_the_change_to_the_first_tick_after_the_timeout() {
+    let (sim, meta, app_id) = synced_table(3, |c| {
+        c.config_sync_interval = Duration::from_millis(400);
+        c.config_sync_rpc_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let s0 = next_sync(&sim).await;
+    // The call at s0 + 400 carries the deny and is lost at s0 + 1400; the ticks at s0 + 800
+    // and s0 + 1200 are skipped; the one at s0 + 1600 applies it.
+    fault(&sim, &["sync_slow", "1", "6000"]).await;
+    set_deny(&meta, "reconfig*write").await;
+    eventually("server 1 applies it", || async {
+        deny_applied(&sim, app_id, 0).is_some()
+    })
+    .await;
+    let after = deny_applied(&sim, app_id, 0).unwrap() - s0;
+    assert!(
+        (1550..3000).contains(&after),
+        "applied {after} ms after the tick before the lost call, for a 400 ms period"
+    );
+}
+
+/// While the meta persists a change concerning a server it answers its config sync
+/// `ERR_BUSY`, and the server asks again every 500 ms rather than at its next tick
+/// (`server_state::on_config_sync`, `replica_stub::on_node_query_reply`).
+#[tokio::test]
+async fn a_busy_meta_is_asked_again_500_ms_later_not_at_the_next_tick() {
+    let (sim, meta, app_id) =
+        synced_table(3, |c| c.config_sync_interval = Duration::from_millis(2000)).await;
+    let s0 = next_sync(&sim).await;
+    // Busy until s0 + 2250, however late this test gets here: the tick at s0 + 2000 meets it,
+    // the retry at s0 + 2500 applies the deny, long before the tick at s0 + 4000.
+    let busy = (s0 + 2250).saturating_sub(migrator::clock::now_ms());
+    assert!(busy > 500, "the test came {} ms late", 2250 - busy);
+    fault(&sim, &["sync_busy", "1", &busy.to_string()]).await;
+    set_deny(&meta, "reconfig*write").await;
+    eventually("server 1 applies it", || async {
+        deny_applied(&sim, app_id, 0).is_some()
+    })
+    .await;
+    let after = deny_applied(&sim, app_id, 0).unwrap() - s0;
+    assert!(
+        (2450..3500).contains(&after),
+        "applied {after} ms after the tick before, for a 2000 ms period"
+    );
+}
+
+/// A replica ignores a config-sync reply whose ballot for its partition is older than its
+/// own: envs included (`replica::on_config_sync` returns first thing). The server's other
+/// replicas apply theirs.
+#[tokio::test]
+async fn a_reply_at_an_older_ballot_leaves_that_replica_as_it_was() {
+    let (sim, meta, _) =
+        synced_table(6, |c| c.config_sync_interval = Duration::from_millis(400)).await;
+    let prim = Primaries::read(&meta, "t").await.unwrap();
+    let node = sim.replicas()[1];
+    let mine: Vec<i32> = prim
+        .parts
+        .iter()
+        .filter(|p| p.addr == Some(node))
+        .map(|p| p.pidx)
+        .collect();
+    assert!(mine.len() >= 2, "server 1 is primary of {mine:?}");
+    let stale = mine[0].to_string();
+    fault(&sim, &["stale_ballot", "1", "t", &stale, "1500"]).await;
+    set_deny(&meta, "reconfig*write").await;
+    let probes = ReplicaClient::new(Duration::from_millis(300));
+    let answers =
+        || async { requests::send(&probes, &prim, Probe::Write, Duration::from_millis(600)).await };
+    let of = |answers: &[Answer], pidx: i32| answers[usize::try_from(pidx).unwrap()].clone();
+    eventually("server 1's other replica refuses the write", || async {
+        of(&answers().await, mine[1]) == Answer::Refused
+    })
+    .await;
+    assert_eq!(of(&answers().await, mine[0]), Answer::Served);
+    eventually("after the window it applies the deny too", || async {
+        of(&answers().await, mine[0]) == Answer::Refused
+    })
+    .await;
+}
+
+/// A server whose failure detector lost the meta turns its replicas inactive (clients get
+/// `ERR_INVALID_STATE`), skips its ticks, and syncs at once when it has the meta back, not at
+/// its next tick (`replica::on_meta_server_disconnected`, `on_meta_server_connected`).
+#[tokio::test]
+async fn a_server_cut_off_from_the_meta_refuses_clients_and_syncs_at_once_when_back() {
+    let (sim, meta, app_id) = synced_table(3, |c| {
+        c.config_sync_interval = Duration::from_millis(4000);
+        // Not declared dead meanwhile.
+        c.failure_detect = Duration::from_secs(5);
+    })
+    .await;
+    let prim = Primaries::read(&meta, "t").await.unwrap();
+    let pidx = prim
+        .parts
+        .iter()
+        .find(|p| p.addr == Some(sim.replicas()[1]))
+        .map(|p| p.pidx)
+        .expect("server 1 is a primary");
+    let s0 = next_sync(&sim).await;
+    fault(&sim, &["disconnect", "1", "1500"]).await;
+    let probes = ReplicaClient::new(Duration::from_millis(300));
+    eventually("its primary refuses the write", || async {
+        let answers =
+            requests::send(&probes, &prim, Probe::Write, Duration::from_millis(600)).await;
+        answers[usize::try_from(pidx).unwrap()] == Answer::Refused
+    })
+    .await;
+    set_deny(&meta, "timeout*write").await;
+    eventually_within("server 1 applies it", Duration::from_secs(8), || async {
+        deny_applied(&sim, app_id, usize::try_from(pidx).unwrap()).is_some()
+    })
+    .await;
+    let after = deny_applied(&sim, app_id, usize::try_from(pidx).unwrap()).unwrap() - s0;
+    assert!(
+        (1450..3500).contains(&after),
+        "applied {after} ms after its last tick: on reconnecting, not at the next tick (4000)"
     );
 }
 
@@ -911,11 +1090,17 @@ async fn a_master_replica_server_behind_2_5_metas_keeps_its_config_sync_period_a
             .unwrap();
         tokio::time::sleep(Duration::from_millis(60)).await;
     }
+    // Syncs that applied a new value on `node` (one event per replica it hosts).
     let applied = |node: usize| {
-        sim.cluster().lock().deny_log[from..]
+        let mut at: Vec<u64> = sim.cluster().lock().deny_log[from..]
             .iter()
-            .filter(|e| matches!(e, DenyEvent::Applied { node: n, .. } if *n == node))
-            .count()
+            .filter_map(|e| match e {
+                DenyEvent::Applied { node: n, at_ms, .. } if *n == node => Some(*at_ms),
+                _ => None,
+            })
+            .collect();
+        at.dedup();
+        at.len()
     };
     assert!(
         applied(0) >= 6 && applied(2) >= 6,
