@@ -362,6 +362,7 @@ fn start_second_apply(env: &Env<'_>) -> JoinHandle<u8> {
     let host = Host {
         name: "operator apply".into(),
         skew_ms: 1_500,
+        pid: super::procs::OPERATOR_PIDS,
     };
     super::procs::start_apply(
         env.plan,
@@ -385,6 +386,7 @@ fn start_abort(env: &Env<'_>, table: &str) -> JoinHandle<u8> {
     let host = Host {
         name: format!("abort {table}").into(),
         skew_ms: 0,
+        pid: super::procs::OPERATOR_PIDS + 1,
     };
     super::procs::start_command(host, env.trace, async move {
         crate::cli::abort::run(&args).await

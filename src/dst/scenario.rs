@@ -513,6 +513,8 @@ async fn liveness_phase(
         let host = hosts.next(&mut rng);
         let mut run = start_apply(plan, dir, host, trace, procs);
         let end = tokio::select! {
+            // Unbiased, select! polls in an order tokio draws per process.
+            biased;
             done = &mut run => done.map_or(RunEnd::Killed, RunEnd::Exit),
             () = tokio::time::sleep(RUN_LIMIT) => { run.abort(); RunEnd::Hung }
         };
