@@ -21,6 +21,7 @@ use crate::net::RequestFault;
 use crate::pegasus::messages::apps::UpdateAppEnv;
 use crate::pegasus::messages::command::Command;
 use crate::pegasus::messages::Rpc;
+use crate::probe::flags::CONFIG_SYNC;
 use crate::sim::world::World;
 use crate::sim::zk_model::{Ensemble, ZkFault};
 use crate::sim::Cluster;
@@ -260,6 +261,9 @@ enum Action {
     /// Another operator runs `migrator apply` of the same plan from a machine of their own
     /// (their own journal): only ZooKeeper tells them what the first run did.
     Apply,
+    /// Configuration management (or an operator) sets `config_sync_interval_ms` back to the
+    /// period in the servers' config, undoing a speed-up under whatever block is live.
+    RestoreSync(u64),
 }
 
 impl Actions {
@@ -298,6 +302,14 @@ impl Actions {
         }
     }
 
+    /// Adds a restore of the source's config-sync period to `period` at `ms` from now.
+    pub fn restore_sync_at(&mut self, ms: u64, period: Duration) {
+        let when = Instant::now() + Duration::from_millis(ms);
+        let period = u64::try_from(period.as_millis()).unwrap_or(u64::MAX);
+        let at = self.at.partition_point(|(t, _)| *t <= when);
+        self.at.insert(at, (when, Action::RestoreSync(period)));
+    }
+
     pub fn next_at(&self) -> Option<Instant> {
         self.at.first().map(|(t, _)| *t)
     }
@@ -320,6 +332,10 @@ impl Actions {
                 }
                 Action::Apply => {
                     self.operators.push(start_second_apply(env));
+                    continue;
+                }
+                Action::RestoreSync(period) => {
+                    self.operators.push(restore_sync(env, period));
                     continue;
                 }
             };
@@ -371,6 +387,29 @@ fn start_second_apply(env: &Env<'_>) -> JoinHandle<u8> {
         env.trace,
         env.procs,
     )
+}
+
+/// Configuration management sets every source server's config-sync period back to `period`
+/// (`/updateConfig`, as the speed-up itself is set).
+fn restore_sync(env: &Env<'_>, period: u64) -> JoinHandle<u8> {
+    let host = Host {
+        name: "config management".into(),
+        skew_ms: 0,
+        pid: super::procs::OPERATOR_PIDS + 2,
+    };
+    let servers = env.world.source.replicas();
+    let trace = env.trace.clone();
+    tokio::spawn(crate::clock::on_host(host, async move {
+        let replica = crate::pegasus::replica::ReplicaClient::new(Duration::from_secs(5));
+        for node in servers {
+            let said = crate::probe::flags::update(&replica, node, CONFIG_SYNC, period).await;
+            trace.say(format!(
+                "{CONFIG_SYNC}={period} on {node}: {}",
+                said.map_or_else(|e| e.to_string(), |()| "set".into())
+            ));
+        }
+        0
+    }))
 }
 
 /// An operator runs `migrator abort --table TABLE` on a host of its own.

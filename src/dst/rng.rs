@@ -38,6 +38,13 @@ impl Rng {
         &items[i]
     }
 
+    /// The generator of `seed` for draws added after the world's first ones: a stream of its
+    /// own, so that adding draws to it leaves every world drawn before as it was.
+    #[must_use]
+    pub fn later(seed: u64) -> Self {
+        Self::new(seed.rotate_left(32) ^ 0xD1B5_4A32_D192_ED03)
+    }
+
     /// A generator for another purpose, independent of how much this one is used later.
     pub fn fork(&mut self) -> Rng {
         Rng::new(self.next_u64())
