@@ -110,19 +110,25 @@ impl Run<'_> {
             )));
         }
         self.begin_cutover().await;
-        self.await_speed_up().await;
         let value = self.m.block_mode.deny_value();
-        let sync = self.source.sync_bound();
         let reserve = restore_reserve(self.source.unsped_bound(), self.ctx.opts.probe_timeout);
         // An earlier run's open block gets its guardian and keeps its deadline before anything
-        // here can fail; a fresh one is opened only once the re-checks passed.
-        if self.has_open_block().await {
+        // here can wait or fail — its own guardian may have died with its host, and waiting
+        // for the speed-up could take one old period past its give_up (seed 1737) — at the
+        // period in force now; a fresh one is opened only once the speed-up is in force and
+        // the re-checks passed.
+        let sync = if self.has_open_block().await {
+            let sync = self.source.sync_bound();
             self.open_block(value, sync, reserve).await?;
             self.recheck_before_block().await?;
+            sync
         } else {
+            self.await_speed_up().await;
+            let sync = self.source.sync_bound();
             self.recheck_before_block().await?;
             self.open_block(value, sync, reserve).await?;
-        }
+            sync
+        };
         let block = self.block.expect("opened above");
         if Instant::now() >= block.drain_by() {
             return Err(Stop::Abort(format!(
