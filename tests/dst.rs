@@ -59,6 +59,11 @@ const REGRESSIONS: &[(u64, &str)] = &[
         1737,
         "(c), with 2.5 sources at the default 30 s config sync: a run resuming a block whose host had crashed (guardian included) waited one old period for its speed-up before taking the block over, past its give_up",
     ),
+    (
+        4170,
+        "(c), at the default 30 s config sync: a re-run set a fresh block before the guardian's lift of the last one had reached every server, so one server denied writes from the first block's start to the second one's end",
+    ),
+    (6118, "the same after apply's own lift"),
 ];
 
 /// Seeds that fail on the code as it stands, for a cause not fixed yet: each must still fail

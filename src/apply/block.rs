@@ -62,6 +62,27 @@ impl Run<'_> {
         }
     }
 
+    /// Waits, up to a restore's `reserve`, until every primary takes the probe write: an
+    /// earlier block's lift reaches each server only at its next config sync, and a fresh
+    /// block set before that joins the two, so that server denies writes from the earlier
+    /// block's start to this one's end, longer than `max_write_block` (seed 4170).
+    async fn await_writes_taken(&self, reserve: Duration) -> StepResult {
+        let now = Instant::now();
+        let mut tally = Tally::default();
+        let taken = self
+            .poller()
+            .until_every_partition(Awaited::WritesRestored, now, now + reserve, &mut tally)
+            .await;
+        if taken {
+            return Ok(());
+        }
+        Err(Stop::Abort(format!(
+            "{} still refuses the probe write on partitions {} (an earlier block's lift has not reached them): nothing was blocked",
+            self.m.from,
+            tally.describe_missing()
+        )))
+    }
+
     /// Opens (or takes over) the block record, starts its guardian and sets `self.block`.
     async fn open_block(&mut self, value: &str, sync: Duration, reserve: Duration) -> StepResult {
         let opened = self.open_record(value, reserve).await?;
@@ -124,6 +145,7 @@ impl Run<'_> {
             sync
         } else {
             self.await_speed_up().await;
+            self.await_writes_taken(reserve).await?;
             let sync = self.source.sync_bound();
             self.recheck_before_block().await?;
             self.open_block(value, sync, reserve).await?;
