@@ -21,6 +21,7 @@ use crate::net::RequestFault;
 use crate::pegasus::messages::apps::UpdateAppEnv;
 use crate::pegasus::messages::command::Command;
 use crate::pegasus::messages::Rpc;
+use crate::plan::budget::{ms, SWITCH_RESERVE};
 use crate::probe::flags::CONFIG_SYNC;
 use crate::sim::world::World;
 use crate::sim::zk_model::{Ensemble, ZkFault};
@@ -123,21 +124,46 @@ impl Kills {
     }
 }
 
+/// A stretch of time in which ZooKeeper applies writes only at its end, as a leader does
+/// whose transaction log waits on a long fsync (ZooKeeper warns "fsync-ing the write ahead
+/// log ... took N ms"); reads are answered meanwhile.
+#[derive(Debug, Clone, Copy)]
+pub struct ZkStall {
+    pub from: Instant,
+    pub until: Instant,
+}
+
+impl ZkStall {
+    /// The delay a call `op` sent now meets.
+    fn delay_ms(&self, op: &str) -> u64 {
+        let now = Instant::now();
+        let write = matches!(op, "create" | "delete" | "set" | "mkdir" | "multi");
+        if !write || now < self.from || now >= self.until {
+            return 0;
+        }
+        u64::try_from((self.until - now).as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
 /// Faults of the ZooKeeper calls of migrator's sessions (the world's own — meta-proxy's — are
 /// spared): lost before or after the server applied them, late, answered late, the session
-/// expired; and kills of the calling process armed in `kills`.
+/// expired, writes held by a `stall`; and kills of the calling process armed in `kills`.
 pub fn zk_policy(
     rng: Rng,
     p: f64,
+    stall: Option<ZkStall>,
     procs: Procs,
     kills: Arc<Mutex<Kills>>,
     lateness: ZkLateness,
 ) -> crate::sim::zk_model::ZkPolicy {
     let rng = Mutex::new(rng);
-    Box::new(move |session, _op, _path| {
+    Box::new(move |session, op, path| {
         let holder = procs.holder(session);
-        let fault = draw_zk_fault(&rng, p, &holder, &kills);
-        lateness.note(&holder, &fault);
+        let mut fault = draw_zk_fault(&rng, p, &holder, &kills);
+        if holder != "world" && !fault.kill_holder {
+            fault.delay_ms += stall.map_or(0, |s| s.delay_ms(op));
+        }
+        lateness.note(&holder, op, path, &fault);
         fault
     })
 }
@@ -148,8 +174,18 @@ pub fn zk_policy(
 pub struct ZkLateness(Arc<Mutex<Vec<(u64, u64)>>>);
 
 impl ZkLateness {
-    fn note(&self, holder: &str, fault: &ZkFault) {
+    fn note(&self, holder: &str, op: &str, path: &str, fault: &ZkFault) {
         if holder == "world" || *fault == ZkFault::default() || fault.kill_holder {
+            return;
+        }
+        if op == "multi" && path.starts_with(super::ROOT) {
+            // The switch: its worst case (a late transaction, an unknown outcome resolved) is
+            // budgeted before give_up (R6), so only a transaction applied later than that is
+            // lateness; it ends the block when it commits, whatever its caller's deadline.
+            let over = fault.delay_ms.saturating_sub(ms(SWITCH_RESERVE));
+            if over > 0 {
+                self.push(over);
+            }
             return;
         }
         // A call is given up on after its deadline: the guardian's 5 s, apply's 10 s.
@@ -163,6 +199,10 @@ impl ZkLateness {
         } else {
             (fault.delay_ms + fault.reply_delay_ms).min(deadline)
         };
+        self.push(cost);
+    }
+
+    fn push(&self, cost: u64) {
         let at = crate::clock::true_now_ms();
         self.0.lock().expect("zk lateness").push((at, cost));
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::check::{self, Facts};
-use super::faults::{heal, net_policy, zk_policy, Actions, Chaos, Env, Kills, ZkLateness};
+use super::faults::{heal, net_policy, zk_policy, Actions, Chaos, Env, Kills, ZkLateness, ZkStall};
 use super::procs::{launcher, start_apply, Guardians, HostPlan, Procs, RunEnd};
 use super::rng::Rng;
 use super::trace::Trace;
@@ -145,7 +145,7 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
     let trace = Trace::new();
     let _clock = clock::simulate(EPOCH_MS);
     let mut rng = Rng::new(seed);
-    let mut later = Rng::later(seed);
+    let mut later = Rng::later(seed, 1);
     let shape = Shape::draw(&mut rng, &mut later);
     trace.say(format!("seed {seed}: {shape:?}"));
 
@@ -196,9 +196,20 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
     let kills = Arc::new(std::sync::Mutex::new(Kills::default()));
     let zk_lateness = ZkLateness::default();
     if opts.faults {
+        // A ZooKeeper write stall now and then (`ZkStall`), on a later stream of its own.
+        let mut stalls = Rng::later(seed, 2);
+        let stall = stalls.chance(0.25).then(|| {
+            let (after, lasting) = (stalls.range(0, 150_000), stalls.range(2_000, 12_000));
+            let at = trace.elapsed_ms() + after;
+            trace.at(at, format!("ZooKeeper holds writes for {lasting} ms"));
+            let from = Instant::now() + Duration::from_millis(after);
+            let until = from + Duration::from_millis(lasting);
+            ZkStall { from, until }
+        });
         let policy = zk_policy(
             rng.fork(),
             shape.zk_fault,
+            stall,
             procs.clone(),
             kills.clone(),
             zk_lateness.clone(),
