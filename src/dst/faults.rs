@@ -21,7 +21,7 @@ use crate::net::RequestFault;
 use crate::pegasus::messages::apps::UpdateAppEnv;
 use crate::pegasus::messages::command::Command;
 use crate::pegasus::messages::Rpc;
-use crate::plan::budget::{ms, SWITCH_RESERVE};
+use crate::plan::budget::{ms, restore_reserve, PROBE_TIMEOUT, SWITCH_RESERVE};
 use crate::probe::flags::CONFIG_SYNC;
 use crate::sim::world::World;
 use crate::sim::zk_model::{Ensemble, ZkFault};
@@ -179,10 +179,11 @@ impl ZkLateness {
             return;
         }
         if op == "multi" && path.starts_with(super::ROOT) {
-            // The switch: its worst case (a late transaction, an unknown outcome resolved) is
-            // budgeted before give_up (R6), so only a transaction applied later than that is
-            // lateness; it ends the block when it commits, whatever its caller's deadline.
-            let over = fault.delay_ms.saturating_sub(ms(SWITCH_RESERVE));
+            // The switch ends the block when it commits, whatever its caller's deadline. Its
+            // worst case is budgeted before give_up (R6), and the restore's reserve follows:
+            // only a transaction applied later than both is lateness.
+            let absorbed = SWITCH_RESERVE + restore_reserve(Duration::ZERO, PROBE_TIMEOUT);
+            let over = fault.delay_ms.saturating_sub(ms(absorbed));
             if over > 0 {
                 self.push(over);
             }
