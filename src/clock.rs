@@ -13,12 +13,13 @@ thread_local! {
     static SIM: Cell<Option<(u64, Instant)>> = const { Cell::new(None) };
 }
 
-/// The simulated host a task runs on: its name (for traces) and how far its wall clock is
-/// ahead (negative: behind) of true time.
+/// The simulated host a task runs on: its name (for traces), how far its wall clock is ahead
+/// (negative: behind) of true time, and the id of the process the task is.
 #[derive(Debug, Clone)]
 pub struct Host {
     pub name: std::sync::Arc<str>,
     pub skew_ms: i64,
+    pub pid: u32,
 }
 
 tokio::task_local! {
@@ -29,6 +30,20 @@ tokio::task_local! {
 #[must_use]
 pub fn host() -> Option<Host> {
     HOST.try_with(Clone::clone).ok()
+}
+
+/// Whether this thread runs a simulation (its wall clock is virtual).
+#[must_use]
+pub fn simulated() -> bool {
+    SIM.with(Cell::get).is_some()
+}
+
+/// The calling process's id: a simulated process's own, so that a seed's trace and records
+/// read the same whichever OS process ran the simulation.
+#[must_use]
+pub fn pid() -> u32 {
+    HOST.try_with(|h| h.pid)
+        .unwrap_or_else(|_| std::process::id())
 }
 
 /// Milliseconds since the Unix epoch by this host's clock.

@@ -62,6 +62,27 @@ impl Run<'_> {
         }
     }
 
+    /// Waits, up to a restore's `reserve`, until every primary takes the probe write: an
+    /// earlier block's lift reaches each server only at its next config sync, and a fresh
+    /// block set before that joins the two, so that server denies writes from the earlier
+    /// block's start to this one's end, longer than `max_write_block` (seed 4170).
+    async fn await_writes_taken(&self, reserve: Duration) -> StepResult {
+        let now = Instant::now();
+        let mut tally = Tally::default();
+        let taken = self
+            .poller()
+            .until_every_partition(Awaited::WritesRestored, now, now + reserve, &mut tally)
+            .await;
+        if taken {
+            return Ok(());
+        }
+        Err(Stop::Abort(format!(
+            "{} still refuses the probe write on partitions {} (an earlier block's lift has not reached them): nothing was blocked",
+            self.m.from,
+            tally.describe_missing()
+        )))
+    }
+
     /// Opens (or takes over) the block record, starts its guardian and sets `self.block`.
     async fn open_block(&mut self, value: &str, sync: Duration, reserve: Duration) -> StepResult {
         let opened = self.open_record(value, reserve).await?;
@@ -110,19 +131,26 @@ impl Run<'_> {
             )));
         }
         self.begin_cutover().await;
-        self.await_speed_up().await;
         let value = self.m.block_mode.deny_value();
-        let sync = self.source.sync_bound();
         let reserve = restore_reserve(self.source.unsped_bound(), self.ctx.opts.probe_timeout);
         // An earlier run's open block gets its guardian and keeps its deadline before anything
-        // here can fail; a fresh one is opened only once the re-checks passed.
-        if self.has_open_block().await {
+        // here can wait or fail — its own guardian may have died with its host, and waiting
+        // for the speed-up could take one old period past its give_up (seed 1737) — at the
+        // period in force now; a fresh one is opened only once the speed-up is in force and
+        // the re-checks passed.
+        let sync = if self.has_open_block().await {
+            let sync = self.source.sync_bound();
             self.open_block(value, sync, reserve).await?;
             self.recheck_before_block().await?;
+            sync
         } else {
+            self.await_speed_up().await;
+            self.await_writes_taken(reserve).await?;
+            let sync = self.source.sync_bound();
             self.recheck_before_block().await?;
             self.open_block(value, sync, reserve).await?;
-        }
+            sync
+        };
         let block = self.block.expect("opened above");
         if Instant::now() >= block.drain_by() {
             return Err(Stop::Abort(format!(

@@ -54,7 +54,7 @@ impl Run<'_> {
             deadline_ms,
             give_up_ms: deadline_ms.saturating_sub(ms(reserve)),
             state: BlockState::Blocking,
-            owner: format!("{} pid {}", super::journal::operator(), std::process::id()),
+            owner: format!("{} pid {}", super::journal::operator(), crate::clock::pid()),
             note: String::new(),
             routing,
             fence: None,

@@ -200,7 +200,7 @@ pub fn forget_announcement(store: &RecordStore, started_ms: u64) {
 
 /// Announces this guardian in the first free slot; returns it.
 async fn announce(store: &RecordStore, started_ms: u64) -> Result<usize, String> {
-    let pid = std::process::id().to_string();
+    let pid = crate::clock::pid().to_string();
     for slot in 0..SLOTS {
         let marker = marker(store, started_ms, slot);
         let made = match store {

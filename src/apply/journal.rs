@@ -155,9 +155,13 @@ pub fn now_ms() -> u64 {
     crate::clock::now_ms()
 }
 
-/// `user@host` of whoever runs the tool.
+/// `user@host` of whoever runs the tool (in a simulation, a fixed name: a seed's trace must
+/// not depend on the machine that ran it).
 #[must_use]
 pub fn operator() -> String {
+    if crate::clock::simulated() {
+        return "operator@sim".into();
+    }
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());

@@ -117,14 +117,14 @@ pub async fn take_zk(
                     tokio::time::sleep(Duration::from_millis(200)).await
                 }
                 Err(ZkError::NodeExists { .. }) => {
-                    let held_by = zk.read(&path).await.ok().flatten().map_or_else(
-                        || "unknown".into(),
-                        |(d, _)| String::from_utf8_lossy(&d).into_owned(),
-                    );
-                    return Err(LockError::Held {
-                        table: table.clone(),
-                        holder: held_by,
-                    });
+                    // Gone since the create met it (its holder's session ended): the lock is
+                    // free, take it; a holder can only be named, never guessed.
+                    if let Some((data, _)) = zk.read(&path).await.map_err(io)? {
+                        return Err(LockError::Held {
+                            table: table.clone(),
+                            holder: String::from_utf8_lossy(&data).into_owned(),
+                        });
+                    }
                 }
                 Err(e) => return Err(LockError::Io(e.to_string())),
             }
@@ -214,6 +214,66 @@ mod tests {
     use super::*;
     use crate::routing::test_zk::{unique, TestZk};
     use crate::routing::zk::CasConflict;
+    use crate::sim::zk_model::{Ensemble, ZkFault};
+
+    async fn connect(ensemble: &std::sync::Arc<Ensemble>) -> Zk {
+        let _guard = crate::routing::session::install_simulated(ensemble.connector());
+        Zk::connect(&["zk.sim:2181".into()], Duration::from_secs(5))
+            .await
+            .unwrap()
+    }
+
+    /// A waiting run's last create meets the holder's node, and the holder's session expires
+    /// before the run reads who holds it: the lock is free, so the run takes it (it once
+    /// reported the lock held by "unknown").
+    #[tokio::test(start_paused = true)]
+    async fn a_holder_gone_between_the_last_create_and_the_read_of_it_leaves_the_lock_free() {
+        let ensemble = Ensemble::new(Duration::from_secs(10));
+        let holder = connect(&ensemble).await;
+        let waiter = connect(&ensemble).await;
+        let (holder_id, waiter_id) = (1, 2);
+        assert_eq!(ensemble.live_sessions(), [holder_id, waiter_id]);
+        let held = take_zk(&holder, "/m", &["t".into()], "holder", Duration::ZERO)
+            .await
+            .unwrap();
+        let held_epoch = held.fence("t").unwrap().epoch_version;
+        // Each create of the waiter is applied at once and answered 3 s later; the holder's
+        // session expires in between (at 2 s), past the waiter's 1 s deadline.
+        ensemble.set_policy(Some(Box::new(move |session, op, _| ZkFault {
+            reply_delay_ms: if session == waiter_id && op == "create" {
+                3_000
+            } else {
+                0
+            },
+            ..ZkFault::default()
+        })));
+        let expire = {
+            let ensemble = ensemble.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                ensemble.expire(holder_id);
+            })
+        };
+        let taken = take_zk(
+            &waiter,
+            "/m",
+            &["t".into()],
+            "waiter",
+            Duration::from_secs(1),
+        )
+        .await;
+        expire.await.unwrap();
+        let taken = taken.unwrap_or_else(|e| panic!("the lock was free: {e}"));
+        let fence = taken.fence("t").unwrap();
+        assert!(
+            fence.epoch_version > held_epoch,
+            "taking it moved the epoch"
+        );
+        assert_eq!(
+            waiter.read(&fence.lock).await.unwrap().map(|(d, _)| d),
+            Some(b"waiter".to_vec())
+        );
+    }
 
     /// Run A took the lock; its node vanished (as with an expired session) and run B took
     /// the lock again, at version 0 like A's: A's fence must fail, B's pass.

@@ -173,6 +173,8 @@ pub struct Ctx {
     pub prompt: tokio::sync::Mutex<()>,
     /// The operator's answers, line by line, once a prompt first needs them.
     pub stdin: tokio::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>,
+    /// Each cluster's read limit, shared by the tables this run verifies at once.
+    pub pacers: crate::verify::pace::Registry,
 }
 
 impl Ctx {
@@ -214,6 +216,7 @@ impl Ctx {
             state_dir: std::path::PathBuf::from(".migrator"),
             prompt: tokio::sync::Mutex::new(()),
             stdin: tokio::sync::Mutex::new(None),
+            pacers: crate::verify::pace::Registry::default(),
         }
     }
 

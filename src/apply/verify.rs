@@ -15,7 +15,6 @@ use crate::pegasus::table::{TableClient, TableOptions};
 use crate::plan::StepKind;
 use crate::spec::VerifyMode;
 use crate::verify::checkpoint::Store;
-use crate::verify::pace::Pacers;
 use crate::verify::{self, Checkpointing, Mode, Options, Progress, Verdict};
 
 /// Differing keys named in the stop message.
@@ -88,7 +87,11 @@ impl Run<'_> {
         let checkpointing = Checkpointing { store, resume };
         let run = async {
             // The tables apply verifies at once share each cluster's limit.
-            let pacers = || Pacers::of_clusters(&self.m.from, &self.m.to, opts.limits());
+            let pacers = || {
+                self.ctx
+                    .pacers
+                    .pacers(&self.m.from, &self.m.to, opts.limits())
+            };
             match verify::verify_resumable(
                 &src,
                 &dst,

@@ -131,7 +131,7 @@ async fn take_locks(
 ) -> Result<lock::Locks> {
     let timeout = crate::spec::parse_duration(&args.lock_timeout)
         .map_err(|e| Error::Usage(format!("--lock-timeout: {e}")))?;
-    let holder = serde_json::json!({"operator": journal::operator(), "pid": std::process::id(), "command": "abort"}).to_string();
+    let holder = serde_json::json!({"operator": journal::operator(), "pid": crate::clock::pid(), "command": "abort"}).to_string();
     let tables: Vec<String> = chosen.iter().map(|m| m.table.clone()).collect();
     let taken = match (zk, &spec.metaproxy) {
         (Some(zk), Some(mp)) => {

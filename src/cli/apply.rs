@@ -91,7 +91,7 @@ pub async fn run(args: &Args) -> Result<Exit> {
         git_commit: journal::git_commit(Path::new(&spec_file)),
         operator: journal::operator(),
     };
-    let holder = json!({"operator": run.operator, "pid": std::process::id(), "since_ms": journal::now_ms(), "plan_hash": run.plan_hash}).to_string();
+    let holder = json!({"operator": run.operator, "pid": crate::clock::pid(), "since_ms": journal::now_ms(), "plan_hash": run.plan_hash}).to_string();
     let zk = observe::zookeeper(&spec, Duration::from_secs(10)).await?;
     let tables: Vec<String> = plan
         .tables

@@ -61,7 +61,7 @@ pub async fn guard(args: &Args) -> Result<Exit> {
     };
     crate::tell!(
         "guardian {}: watching {}",
-        std::process::id(),
+        crate::clock::pid(),
         store.describe()
     );
     let servers = args
@@ -75,7 +75,7 @@ pub async fn guard(args: &Args) -> Result<Exit> {
         servers,
     };
     let ended = guardian::run(watch).await;
-    crate::tell!("guardian {}: {ended:?}", std::process::id());
+    crate::tell!("guardian {}: {ended:?}", crate::clock::pid());
     Ok(match ended {
         Ended::Resolved(_) | Ended::Lifted => Exit::Success,
         Ended::LeftForOperator(_) => Exit::NeedsOperator,

@@ -129,6 +129,7 @@ pub async fn run(args: &Args) -> Result<Exit> {
     // A table that cannot be verified does not hide the others: they are reported, then the
     // first error is (exit 1).
     let mut failed = None;
+    let pacers = verify::pace::Registry::default();
     for m in chosen {
         let checkpointing = verify::Checkpointing {
             store: verify::checkpoint::Store::new(
@@ -140,7 +141,7 @@ pub async fn run(args: &Args) -> Result<Exit> {
             ),
             resume: args.resume,
         };
-        let outcome = match verify_one(&spec, m, opts, &checkpointing, args).await {
+        let outcome = match verify_one(&spec, m, opts, &checkpointing, &pacers, args).await {
             Ok(o) => o,
             Err(e) => {
                 if args.json {
@@ -198,6 +199,7 @@ async fn verify_one(
     m: &Migration,
     opts: Options,
     checkpointing: &verify::Checkpointing,
+    pacers: &verify::pace::Registry,
     args: &Args,
 ) -> Result<verify::Outcome> {
     let failed = |source| Error::Verify {
@@ -234,7 +236,7 @@ async fn verify_one(
     let result = match keys {
         Some(keys) => verify::diffs::verify_keys(&src, &dst, opts, keys).await,
         None => {
-            let pacers = verify::pace::Pacers::of_clusters(&m.from, &m.to, opts.limits());
+            let pacers = pacers.pacers(&m.from, &m.to, opts.limits());
             verify::verify_resumable(
                 &src,
                 &dst,

@@ -415,7 +415,7 @@ fn put_file(path: &Path, bytes: &[u8], version: Option<i32>) -> std::io::Result<
     }
     let next = version.map_or(0, |v| v + 1);
     let record: serde_json::Value = serde_json::from_slice(bytes)?;
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let tmp = path.with_extension(format!("tmp.{}", crate::clock::pid()));
     let mut f = crate::files::create_private(&tmp)?;
     f.write_all(&serde_json::to_vec(&Versioned {
         version: next,

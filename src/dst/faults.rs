@@ -21,6 +21,8 @@ use crate::net::RequestFault;
 use crate::pegasus::messages::apps::UpdateAppEnv;
 use crate::pegasus::messages::command::Command;
 use crate::pegasus::messages::Rpc;
+use crate::plan::budget::{ms, restore_reserve, PROBE_TIMEOUT, SWITCH_RESERVE};
+use crate::probe::flags::CONFIG_SYNC;
 use crate::sim::world::World;
 use crate::sim::zk_model::{Ensemble, ZkFault};
 use crate::sim::Cluster;
@@ -210,21 +212,46 @@ impl Kills {
     }
 }
 
+/// A stretch of time in which ZooKeeper applies writes only at its end, as a leader does
+/// whose transaction log waits on a long fsync (ZooKeeper warns "fsync-ing the write ahead
+/// log ... took N ms"); reads are answered meanwhile.
+#[derive(Debug, Clone, Copy)]
+pub struct ZkStall {
+    pub from: Instant,
+    pub until: Instant,
+}
+
+impl ZkStall {
+    /// The delay a call `op` sent now meets.
+    fn delay_ms(&self, op: &str) -> u64 {
+        let now = Instant::now();
+        let write = matches!(op, "create" | "delete" | "set" | "mkdir" | "multi");
+        if !write || now < self.from || now >= self.until {
+            return 0;
+        }
+        u64::try_from((self.until - now).as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
 /// Faults of the ZooKeeper calls of migrator's sessions (the world's own — meta-proxy's — are
 /// spared): lost before or after the server applied them, late, answered late, the session
-/// expired; and kills of the calling process armed in `kills`.
+/// expired, writes held by a `stall`; and kills of the calling process armed in `kills`.
 pub fn zk_policy(
     rng: Rng,
     p: f64,
+    stall: Option<ZkStall>,
     procs: Procs,
     kills: Arc<Mutex<Kills>>,
     lateness: ZkLateness,
 ) -> crate::sim::zk_model::ZkPolicy {
     let rng = Mutex::new(rng);
-    Box::new(move |session, _op, _path| {
+    Box::new(move |session, op, path| {
         let holder = procs.holder(session);
-        let fault = draw_zk_fault(&rng, p, &holder, &kills);
-        lateness.note(&holder, &fault);
+        let mut fault = draw_zk_fault(&rng, p, &holder, &kills);
+        if holder != "world" && !fault.kill_holder {
+            fault.delay_ms += stall.map_or(0, |s| s.delay_ms(op));
+        }
+        lateness.note(&holder, op, path, &fault);
         fault
     })
 }
@@ -235,8 +262,19 @@ pub fn zk_policy(
 pub struct ZkLateness(Arc<Mutex<Vec<(u64, u64)>>>);
 
 impl ZkLateness {
-    fn note(&self, holder: &str, fault: &ZkFault) {
+    fn note(&self, holder: &str, op: &str, path: &str, fault: &ZkFault) {
         if holder == "world" || *fault == ZkFault::default() || fault.kill_holder {
+            return;
+        }
+        if op == "multi" && path.starts_with(super::ROOT) {
+            // The switch ends the block when it commits, whatever its caller's deadline. Its
+            // worst case is budgeted before give_up (R6), and the restore's reserve follows:
+            // only a transaction applied later than both is lateness.
+            let absorbed = SWITCH_RESERVE + restore_reserve(Duration::ZERO, PROBE_TIMEOUT);
+            let over = fault.delay_ms.saturating_sub(ms(absorbed));
+            if over > 0 {
+                self.push(over);
+            }
             return;
         }
         // A call is given up on after its deadline: the guardian's 5 s, apply's 10 s.
@@ -250,6 +288,10 @@ impl ZkLateness {
         } else {
             (fault.delay_ms + fault.reply_delay_ms).min(deadline)
         };
+        self.push(cost);
+    }
+
+    fn push(&self, cost: u64) {
         let at = crate::clock::true_now_ms();
         self.0.lock().expect("zk lateness").push((at, cost));
     }
@@ -351,6 +393,9 @@ enum Action {
     /// Another operator runs `migrator apply` of the same plan from a machine of their own
     /// (their own journal): only ZooKeeper tells them what the first run did.
     Apply,
+    /// Configuration management (or an operator) sets `config_sync_interval_ms` back to the
+    /// period in the servers' config, undoing a speed-up under whatever block is live.
+    RestoreSync(u64),
 }
 
 impl Actions {
@@ -390,6 +435,14 @@ impl Actions {
         }
     }
 
+    /// Adds a restore of the source's config-sync period to `period` at `ms` from now.
+    pub fn restore_sync_at(&mut self, ms: u64, period: Duration) {
+        let when = Instant::now() + Duration::from_millis(ms);
+        let period = u64::try_from(period.as_millis()).unwrap_or(u64::MAX);
+        let at = self.at.partition_point(|(t, _)| *t <= when);
+        self.at.insert(at, (when, Action::RestoreSync(period)));
+    }
+
     pub fn next_at(&self) -> Option<Instant> {
         self.at.first().map(|(t, _)| *t)
     }
@@ -417,6 +470,10 @@ impl Actions {
                 }
                 Action::Apply => {
                     self.operators.push(start_second_apply(env));
+                    continue;
+                }
+                Action::RestoreSync(period) => {
+                    self.operators.push(restore_sync(env, period));
                     continue;
                 }
             };
@@ -450,6 +507,7 @@ fn start_second_apply(env: &Env<'_>) -> JoinHandle<u8> {
     let host = Host {
         name: "operator apply".into(),
         skew_ms: 1_500,
+        pid: super::procs::OPERATOR_PIDS,
     };
     super::procs::start_apply(
         env.plan,
@@ -458,6 +516,29 @@ fn start_second_apply(env: &Env<'_>) -> JoinHandle<u8> {
         env.trace,
         env.procs,
     )
+}
+
+/// Configuration management sets every source server's config-sync period back to `period`
+/// (`/updateConfig`, as the speed-up itself is set).
+fn restore_sync(env: &Env<'_>, period: u64) -> JoinHandle<u8> {
+    let host = Host {
+        name: "config management".into(),
+        skew_ms: 0,
+        pid: super::procs::OPERATOR_PIDS + 2,
+    };
+    let servers = env.world.source.replicas();
+    let trace = env.trace.clone();
+    tokio::spawn(crate::clock::on_host(host, async move {
+        let replica = crate::pegasus::replica::ReplicaClient::new(Duration::from_secs(5));
+        for node in servers {
+            let said = crate::probe::flags::update(&replica, node, CONFIG_SYNC, period).await;
+            trace.say(format!(
+                "{CONFIG_SYNC}={period} on {node}: {}",
+                said.map_or_else(|e| e.to_string(), |()| "set".into())
+            ));
+        }
+        0
+    }))
 }
 
 /// An operator runs `migrator abort --table TABLE` on a host of its own.
@@ -473,6 +554,7 @@ fn start_abort(env: &Env<'_>, table: &str) -> JoinHandle<u8> {
     let host = Host {
         name: format!("abort {table}").into(),
         skew_ms: 0,
+        pid: super::procs::OPERATOR_PIDS + 1,
     };
     super::procs::start_command(host, env.trace, async move {
         crate::cli::abort::run(&args).await

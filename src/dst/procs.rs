@@ -147,6 +147,12 @@ pub enum RunEnd {
     Hung,
 }
 
+/// Process ids of the run's processes: guardians count from 1 (the launcher's), apply runs
+/// from here, other operators' commands from [`OPERATOR_PIDS`].
+const APPLY_PIDS: u32 = 1000;
+/// Process ids of other operators' apply and abort.
+pub const OPERATOR_PIDS: u32 = 2000;
+
 /// Which host each apply run is on, and its clock skew.
 pub struct HostPlan {
     skews: Vec<i64>,
@@ -168,6 +174,7 @@ impl HostPlan {
         Host {
             name: format!("apply#{} (host {i})", self.runs).into(),
             skew_ms: self.skews[i],
+            pid: APPLY_PIDS + u32::try_from(self.runs).unwrap_or(0),
         }
     }
 }
@@ -252,6 +259,7 @@ pub fn launcher(
         let host = Host {
             name: format!("guardian#{pid}").into(),
             skew_ms: skew,
+            pid,
         };
         let (trace, procs) = (trace.clone(), procs.clone());
         let handle = tokio::spawn(clock::inherit(async move {

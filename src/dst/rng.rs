@@ -38,6 +38,14 @@ impl Rng {
         &items[i]
     }
 
+    /// The generator of `seed` for draws added after the world's first ones: stream `n` (1,
+    /// 2, ...) of its own per addition, so that each leaves every world drawn before as it was.
+    #[must_use]
+    pub fn later(seed: u64, n: u64) -> Self {
+        let stream = n.saturating_sub(1).wrapping_mul(0x9E37_79B9);
+        Self::new(seed.rotate_left(32) ^ 0xD1B5_4A32_D192_ED03 ^ stream)
+    }
+
     /// A generator for another purpose, independent of how much this one is used later.
     pub fn fork(&mut self) -> Rng {
         Rng::new(self.next_u64())

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::check::{self, Facts};
-use super::faults::{heal, net_policy, zk_policy, Actions, Chaos, Env, Kills, ZkLateness};
+use super::faults::{heal, net_policy, zk_policy, Actions, Chaos, Env, Kills, ZkLateness, ZkStall};
 use super::procs::{launcher, start_apply, Guardians, HostPlan, Procs, RunEnd};
 use super::rng::Rng;
 use super::trace::Trace;
@@ -45,6 +45,9 @@ impl Default for Options {
     }
 }
 
+/// Upstream 2.5's default `config_sync_interval_ms`: the period the speed-up exists for.
+const UPSTREAM_CONFIG_SYNC: Duration = Duration::from_secs(30);
+
 /// The verify modes a world draws from: off half the time.
 const VERIFY_MODES: [&str; 4] = ["off", "off", "sample", "full"];
 
@@ -71,7 +74,8 @@ struct Shape {
 }
 
 impl Shape {
-    fn draw(rng: &mut Rng) -> Shape {
+    /// The world of `rng`; `later` draws what was added since (`Rng::later`).
+    fn draw(rng: &mut Rng, later: &mut Rng) -> Shape {
         let mut shape = Shape {
             source: *rng.pick(&[Version::V2_5, Version::V2_6]),
             tables: usize::try_from(rng.range(1, 2)).unwrap_or(1),
@@ -92,6 +96,12 @@ impl Shape {
         };
         if shape.source == Version::V2_5 && rng.chance(0.3) {
             shape.speed_up = Some(Duration::from_millis(100));
+        }
+        if shape.source == Version::V2_5 && later.chance(0.25) {
+            // A 2.5 cluster left at the default period, where the speed-up matters: mostly
+            // with it. A restore must then allow for the full period, whoever restores it.
+            shape.config_sync = UPSTREAM_CONFIG_SYNC;
+            shape.speed_up = later.chance(0.7).then_some(Duration::from_millis(100));
         }
         // The draw is headroom over the least budget `plan` accepts: a tight budget is the
         // interesting case, one `plan` would block tests nothing.
@@ -136,7 +146,8 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
     let trace = Trace::new();
     let _clock = clock::simulate(EPOCH_MS);
     let mut rng = Rng::new(seed);
-    let shape = Shape::draw(&mut rng);
+    let mut later = Rng::later(seed, 1);
+    let shape = Shape::draw(&mut rng, &mut later);
     trace.say(format!("seed {seed}: {shape:?}"));
 
     let chaos = Rc::new(RefCell::new(Chaos {
@@ -186,9 +197,20 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
     let kills = Arc::new(std::sync::Mutex::new(Kills::default()));
     let zk_lateness = ZkLateness::default();
     if opts.faults {
+        // A ZooKeeper write stall now and then (`ZkStall`), on a later stream of its own.
+        let mut stalls = Rng::later(seed, 2);
+        let stall = stalls.chance(0.25).then(|| {
+            let (after, lasting) = (stalls.range(0, 150_000), stalls.range(2_000, 12_000));
+            let at = trace.elapsed_ms() + after;
+            trace.at(at, format!("ZooKeeper holds writes for {lasting} ms"));
+            let from = Instant::now() + Duration::from_millis(after);
+            let until = from + Duration::from_millis(lasting);
+            ZkStall { from, until }
+        });
         let policy = zk_policy(
             rng.fork(),
             shape.zk_fault,
+            stall,
             procs.clone(),
             kills.clone(),
             zk_lateness.clone(),
@@ -226,6 +248,9 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
         guardians: &guardians,
     };
     let mut actions = Actions::draw(&mut rng, &world, opts.faults);
+    if opts.faults && shape.speed_up.is_some() && later.chance(0.4) {
+        actions.restore_sync_at(later.range(0, 100_000), shape.config_sync);
+    }
     if opts.faults && rng.chance(0.15) {
         kills.lock().expect("kills").guardian_at =
             Some(u32::try_from(rng.range(1, 300)).unwrap_or(1));
@@ -514,6 +539,8 @@ async fn liveness_phase(
         let host = hosts.next(&mut rng);
         let mut run = start_apply(plan, dir, host, trace, procs);
         let end = tokio::select! {
+            // Unbiased, select! polls in an order tokio draws per process.
+            biased;
             done = &mut run => done.map_or(RunEnd::Killed, RunEnd::Exit),
             () = tokio::time::sleep(RUN_LIMIT) => { run.abort(); RunEnd::Hung }
         };

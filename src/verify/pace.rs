@@ -1,11 +1,11 @@
 //! Owns keeping verify's reads of one cluster under its limits — records and bytes per
 //! second — and backing off when the cluster says it is busy or answers ever more slowly: one
 //! pacer per cluster, shared by
-//! every partition group, the re-reads, and (through `for_cluster`) every table a process
+//! every partition group, the re-reads, and (through a process's [`Registry`]) every table it
 //! verifies at once, so a production cluster is not hurt.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -179,35 +179,40 @@ impl Pacers {
             target: Arc::new(Pacer::new(limits)),
         }
     }
-
-    /// The pacers of clusters `from` and `to` that every verify of this process shares while
-    /// one holds them (`for_cluster`).
-    #[must_use]
-    pub fn of_clusters(from: &str, to: &str, limits: Limits) -> Self {
-        Self {
-            source: for_cluster(from, limits),
-            target: for_cluster(to, limits),
-        }
-    }
 }
 
-/// The pacer of cluster `name`, shared by every verify of this process that holds it; a new
-/// holder's limits tighten it (the stricter limit of two tables wins).
-#[must_use]
-pub fn for_cluster(name: &str, limits: Limits) -> Arc<Pacer> {
-    static CLUSTERS: OnceLock<Mutex<HashMap<String, Weak<Pacer>>>> = OnceLock::new();
-    let mut all = CLUSTERS
-        .get_or_init(Mutex::default)
-        .lock()
-        .expect("clusters lock");
-    all.retain(|_, p| p.strong_count() > 0);
-    if let Some(p) = all.get(name).and_then(Weak::upgrade) {
-        p.tighten(limits);
-        return p;
+/// The pacers of the clusters one process reads, by cluster name: its apply run or its verify
+/// command owns one. Not a process-wide static: a simulation runs many worlds at once in one
+/// OS process, each on its own virtual clock, and their clusters have the same names.
+#[derive(Debug, Default)]
+pub struct Registry {
+    clusters: Mutex<BTreeMap<String, Weak<Pacer>>>,
+}
+
+impl Registry {
+    /// The pacers of clusters `from` and `to` that every verify holding them shares.
+    #[must_use]
+    pub fn pacers(&self, from: &str, to: &str, limits: Limits) -> Pacers {
+        Pacers {
+            source: self.for_cluster(from, limits),
+            target: self.for_cluster(to, limits),
+        }
     }
-    let p = Arc::new(Pacer::new(limits));
-    all.insert(name.to_string(), Arc::downgrade(&p));
-    p
+
+    /// The pacer of cluster `name`, shared by every verify that holds it; a new holder's
+    /// limits tighten it (the stricter limit of two tables wins).
+    #[must_use]
+    pub fn for_cluster(&self, name: &str, limits: Limits) -> Arc<Pacer> {
+        let mut all = self.clusters.lock().expect("clusters lock");
+        all.retain(|_, p| p.strong_count() > 0);
+        if let Some(p) = all.get(name).and_then(Weak::upgrade) {
+            p.tighten(limits);
+            return p;
+        }
+        let p = Arc::new(Pacer::new(limits));
+        all.insert(name.to_string(), Arc::downgrade(&p));
+        p
+    }
 }
 
 #[cfg(test)]
@@ -333,20 +338,30 @@ mod tests {
 
     #[test]
     fn every_verify_of_a_cluster_shares_its_pacer_and_the_stricter_limit() {
-        let a = for_cluster("pace-test-a", records(5000));
-        let again = for_cluster("pace-test-a", records(2000));
-        let other = for_cluster("pace-test-b", records(5000));
+        let process = Registry::default();
+        let a = process.for_cluster("a", records(5000));
+        let again = process.for_cluster("a", records(2000));
+        let other = process.for_cluster("b", records(5000));
         assert!(Arc::ptr_eq(&a, &again));
         assert!(!Arc::ptr_eq(&a, &other));
         assert_eq!(a.limits().records, Some(2000), "the stricter wins");
-        let looser = for_cluster("pace-test-a", Limits::default());
+        let looser = process.for_cluster("a", Limits::default());
         assert_eq!(looser.limits().records, Some(2000));
         drop((a, again, looser));
-        let fresh = for_cluster("pace-test-a", records(9000));
+        let fresh = process.for_cluster("a", records(9000));
         assert_eq!(
             fresh.limits().records,
             Some(9000),
             "none held it: a new one"
         );
+    }
+
+    #[test]
+    fn another_processs_pacer_of_a_cluster_of_the_same_name_is_its_own() {
+        let (one, another) = (Registry::default(), Registry::default());
+        let a = one.for_cluster("src", records(5000));
+        let b = another.for_cluster("src", records(2000));
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert_eq!(a.limits().records, Some(5000));
     }
 }

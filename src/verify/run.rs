@@ -41,7 +41,7 @@ pub async fn verify(
 /// Like [`verify`], saving its progress to `checkpointing`'s store every so often (and when
 /// it fails), going on from the saved progress when asked to resume (the saved sample
 /// included), and forgetting it once it reaches a verdict; reading under `pacers` (the
-/// clusters' shared ones, `Pacers::of_clusters`) or, without, pacers of its own.
+/// clusters' shared ones, `pace::Registry::pacers`) or, without, pacers of its own.
 ///
 /// # Errors
 /// As [`verify`]; and a checkpoint to resume from that is missing, unreadable or was saved

@@ -77,13 +77,15 @@ pub struct SampleReport {
     pub lost_for_99_percent: Option<u64>,
 }
 
-/// A salt for one run, from the process's random hasher keys and the clock.
+/// A salt for one run, from the process's random hasher keys and the clock; in a simulation
+/// from its virtual clock alone, so that a seed replays the same sample.
 #[must_use]
 pub fn random_salt() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    RandomState::new().hash_one(nanos)
+    let micros = crate::clock::now_us();
+    if crate::clock::simulated() {
+        return mix(micros);
+    }
+    RandomState::new().hash_one(micros)
 }
 
 /// A 64-bit mix (splitmix64): every input bit moves every output bit, and 0 is not fixed.

@@ -1129,7 +1129,7 @@ async fn differences_go_to_a_file_and_only_those_keys_are_checked_again_after_a_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tables_verified_at_once_share_each_clusters_limit_and_a_busy_cluster_slows_them() {
-    use migrator::verify::pace::{Limits, Pacers};
+    use migrator::verify::pace::{Limits, Registry};
     let p = Arc::new(pair(4, 4).await);
     p.a.create_table("u", 4, 1).unwrap();
     p.b.create_table("u", 4, 1).unwrap();
@@ -1146,7 +1146,8 @@ async fn tables_verified_at_once_share_each_clusters_limit_and_a_busy_cluster_sl
         rate: limits.records,
         ..quick()
     };
-    let shared = || Pacers::of_clusters("share-va", "share-vb", limits);
+    let process = Registry::default();
+    let shared = || process.pacers("share-va", "share-vb", limits);
     let started = tokio::time::Instant::now();
     let one = |src: TableClient, dst: TableClient| {
         let pacers = shared();
@@ -1168,7 +1169,7 @@ async fn tables_verified_at_once_share_each_clusters_limit_and_a_busy_cluster_sl
     assert!(took >= Duration::from_millis(550), "{took:?}");
 
     // A replica that refuses reads as too busy slows every reader of its cluster.
-    let busy = Pacers::of_clusters("busy-va", "busy-vb", Limits::default());
+    let busy = process.pacers("busy-va", "busy-vb", Limits::default());
     p.a.cluster().faults.arm(Counted::ReadBusy, "t", 2);
     let o = verify::verify_resumable(
         &p.src,
