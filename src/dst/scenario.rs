@@ -250,6 +250,11 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
     if opts.faults && shape.speed_up.is_some() && later.chance(0.4) {
         actions.restore_sync_at(later.range(0, 100_000), shape.config_sync);
     }
+    let mut locks = Rng::later(seed, 4);
+    if opts.faults && locks.chance(0.15) {
+        let table = locks.pick(&world.tables).clone();
+        actions.delete_lock_at(locks.range(0, 100_000), &table);
+    }
     if opts.faults && rng.chance(0.15) {
         kills.lock().expect("kills").guardian_at =
             Some(u32::try_from(rng.range(1, 300)).unwrap_or(1));
