@@ -62,11 +62,54 @@ impl Run<'_> {
         }
     }
 
-    /// Waits, up to a restore's `reserve`, until every primary takes the probe write: an
-    /// earlier block's lift reaches each server only at its next config sync, and a fresh
-    /// block set before that joins the two, so that server denies writes from the earlier
-    /// block's start to this one's end, longer than `max_write_block` (seed 4170).
+    /// Waits until an earlier block's lift reached every server: until every primary takes the
+    /// probe write (up to a restore's `reserve`), and one config sync at the period read has
+    /// passed since the lift, for the servers that hold no primary (no probe reaches them, and
+    /// one promoted would still refuse writes). A lift reaches each server only at its next
+    /// config sync, and a fresh block set before that joins the two, so that server denies
+    /// writes from the earlier block's start to this one's end, longer than
+    /// `max_write_block` (seeds 4170, 14594).
     async fn await_writes_taken(&self, reserve: Duration) -> StepResult {
+        self.await_primaries_taking_writes(reserve).await?;
+        self.await_lift_synced().await;
+        Ok(())
+    }
+
+    /// Sleeps until one config sync at the period read (and its margin) has passed since this
+    /// table's last block record was written `Lifted`, by ZooKeeper's clock; the whole period
+    /// when that clock cannot be read.
+    async fn await_lift_synced(&self) {
+        let store = self.ctx.record_store(self.m);
+        let Some((record, written_ms)) = store.last_written().await else {
+            return;
+        };
+        if record.state != crate::cutover::record::BlockState::Lifted {
+            return;
+        }
+        let period = self.source.unsped_bound() + SYNC_MARGIN;
+        let left = match store.clock().await {
+            Ok(shared) => {
+                let synced = written_ms.saturating_add(ms(period));
+                Duration::from_millis(synced.saturating_sub(shared.now_ms()))
+            }
+            Err(_) => period,
+        };
+        if left.is_zero() {
+            return;
+        }
+        let msg = format!(
+            "waiting {:.1}s for the last block's lift to reach every server of {} (one config sync)",
+            left.as_secs_f64(),
+            self.m.from
+        );
+        self.ctx
+            .events
+            .wait(&self.m.table, StepKind::BlockWrites, msg);
+        tokio::time::sleep(left).await;
+    }
+
+    /// Waits, up to `reserve`, until every primary takes the probe write.
+    async fn await_primaries_taking_writes(&self, reserve: Duration) -> StepResult {
         let now = Instant::now();
         let mut tally = Tally::default();
         let taken = self

@@ -353,6 +353,15 @@ async fn rounds(
         }
         if announced.is_none() {
             *announced = announce(&watch.store, record.started_ms).await.ok();
+            if announced.is_some() {
+                // Act only on a record read after the announcement: a run replacing the block
+                // waits for announced guardians alone, so one that lost its session (and its
+                // slot) may hold a record another run has replaced since; its aftercare then
+                // deleted the newer block's deny env of the same value (seed 9415, found on
+                // a build with R7 undone).
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
         }
         let now = shared.now_ms();
         let give_up = *mono_give_up.get_or_insert_with(|| {

@@ -212,6 +212,17 @@ impl RecordStore {
             })
     }
 
+    /// The record and when it was last written, by ZooKeeper's clock (the shared one); `None`
+    /// for a file, or when it cannot be read.
+    pub async fn last_written(&self) -> Option<(BlockRecord, u64)> {
+        let Self::Zk { zk, path } = self else {
+            return None;
+        };
+        let (bytes, _, mtime) = zk.read_stamped(path).await.ok()??;
+        let record = serde_json::from_slice(&bytes).ok()?;
+        Some((record, u64::try_from(mtime).ok()?))
+    }
+
     /// Writes `record` if the stored one is still at `version` (`None`: only if there is
     /// none). Returns the new version, or `None` when someone else changed it first.
     ///

@@ -396,6 +396,9 @@ enum Action {
     /// Configuration management (or an operator) sets `config_sync_interval_ms` back to the
     /// period in the servers' config, undoing a speed-up under whatever block is live.
     RestoreSync(u64),
+    /// An operator deletes a table's apply lock node by hand, taking it for a stale one
+    /// (another run may then take the lock while its holder still runs: R9).
+    DeleteLock(String),
 }
 
 impl Actions {
@@ -437,10 +440,19 @@ impl Actions {
 
     /// Adds a restore of the source's config-sync period to `period` at `ms` from now.
     pub fn restore_sync_at(&mut self, ms: u64, period: Duration) {
-        let when = Instant::now() + Duration::from_millis(ms);
         let period = u64::try_from(period.as_millis()).unwrap_or(u64::MAX);
+        self.insert_at(ms, Action::RestoreSync(period));
+    }
+
+    /// Adds an operator's delete of `table`'s lock node at `ms` from now.
+    pub fn delete_lock_at(&mut self, ms: u64, table: &str) {
+        self.insert_at(ms, Action::DeleteLock(table.to_string()));
+    }
+
+    fn insert_at(&mut self, ms: u64, action: Action) {
+        let when = Instant::now() + Duration::from_millis(ms);
         let at = self.at.partition_point(|(t, _)| *t <= when);
-        self.at.insert(at, (when, Action::RestoreSync(period)));
+        self.at.insert(at, (when, action));
     }
 
     pub fn next_at(&self) -> Option<Instant> {
@@ -474,6 +486,12 @@ impl Actions {
                 }
                 Action::RestoreSync(period) => {
                     self.operators.push(restore_sync(env, period));
+                    continue;
+                }
+                Action::DeleteLock(table) => {
+                    let lock = crate::apply::lock::lock_path(super::MIGRATOR_ROOT, &table);
+                    env.ensemble.remove(&lock);
+                    trace.say(format!("operator: deleted {lock} by hand"));
                     continue;
                 }
             };

@@ -251,12 +251,26 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
     if opts.faults && shape.speed_up.is_some() && later.chance(0.4) {
         actions.restore_sync_at(later.range(0, 100_000), shape.config_sync);
     }
+    let mut locks = Rng::later(seed, 4);
+    if opts.faults && locks.chance(0.15) {
+        let table = locks.pick(&world.tables).clone();
+        actions.delete_lock_at(locks.range(0, 100_000), &table);
+    }
     if opts.faults && rng.chance(0.15) {
         kills.lock().expect("kills").guardian_at =
             Some(u32::try_from(rng.range(1, 300)).unwrap_or(1));
     }
     chaos.borrow_mut().on = opts.faults;
-    let safety_end = safety_phase(&env, &mut rng, &mut hosts, &mut actions, &opts).await;
+    let mut crashes = Rng::later(seed, 3);
+    let safety_end = safety_phase(
+        &env,
+        &mut rng,
+        &mut crashes,
+        &mut hosts,
+        &mut actions,
+        &opts,
+    )
+    .await;
     chaos.borrow_mut().on = false;
     ensemble.set_policy(None);
     *kills.lock().expect("kills") = Kills::default();
@@ -445,11 +459,20 @@ fn routed_to(ensemble: &Ensemble, table: &str) -> Option<String> {
         .map(|r| r.cluster_name)
 }
 
+/// The whole host of apply run `host` goes down: its guardians and their supervisor too.
+fn crash_host(env: &Env<'_>, host: &str) {
+    env.trace.say("its host crashed");
+    env.procs.host_crashed();
+    env.guardians.borrow_mut().crash(host, env.procs, env.trace);
+}
+
 /// The safety phase: apply runs while faults strike; it may be killed at any moment, and run
-/// again (on another host) or not. Returns how the last run ended.
+/// again (on another host) or not; `crashes` draws whether a kill at a ZooKeeper call takes
+/// the whole host (a later stream). Returns how the last run ended.
 async fn safety_phase(
     env: &Env<'_>,
     rng: &mut Rng,
+    crashes: &mut Rng,
     hosts: &mut HostPlan,
     actions: &mut Actions,
     opts: &Options,
@@ -476,16 +499,23 @@ async fn safety_phase(
             let next_action = actions.next_at().map_or(deadline, |a| a.min(deadline));
             tokio::select! {
                 biased;
-                done = &mut run => break done.map_or(RunEnd::Killed, RunEnd::Exit),
+                done = &mut run => break match done {
+                    Ok(code) => RunEnd::Exit(code),
+                    // Killed at a ZooKeeper call: as likely with its whole host as a kill at a
+                    // moment, and more likely than that with a block open (its record writes
+                    // and guardian are ZooKeeper calls).
+                    Err(_) if crashes.chance(0.3) => {
+                        crash_host(env, &host_name);
+                        RunEnd::Crashed
+                    }
+                    Err(_) => RunEnd::Killed,
+                },
                 () = tokio::time::sleep_until(next_action) => {
                     if Instant::now() >= deadline {
                         run.abort();
                         trace.say(if kill_at.is_some() { "apply killed" } else { "apply hung: killed" });
                         if kill_at.is_some() && rng.chance(0.3) {
-                            // The whole host went down: its guardians and their supervisor too.
-                            trace.say("its host crashed");
-                            env.procs.host_crashed();
-                            env.guardians.borrow_mut().crash(&host_name, env.procs, trace);
+                            crash_host(env, &host_name);
                             break RunEnd::Crashed;
                         }
                         break if kill_at.is_some() { RunEnd::Killed } else { RunEnd::Hung };

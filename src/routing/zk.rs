@@ -238,8 +238,20 @@ impl Zk {
     /// # Errors
     /// [`ZkError::Unknown`] on timeout or connection loss; [`ZkError::Failed`] otherwise.
     pub async fn read(&self, path: &str) -> Result<Option<(Vec<u8>, i32)>, ZkError> {
+        Ok(self
+            .read_stamped(path)
+            .await?
+            .map(|(data, version, _)| (data, version)))
+    }
+
+    /// Like [`Zk::read`], with the moment ZooKeeper last wrote the node (`mtime`, ms since the
+    /// epoch by its own clock: see [`crate::clock::Shared`]).
+    ///
+    /// # Errors
+    /// As [`Zk::read`].
+    pub async fn read_stamped(&self, path: &str) -> Result<Option<(Vec<u8>, i32, i64)>, ZkError> {
         match self.bounded("read", path, self.client.get_data(path)).await {
-            Ok((data, stat)) => Ok(Some((data, stat.version))),
+            Ok((data, stat)) => Ok(Some((data, stat.version, stat.mtime))),
             Err(ZkError::NoNode { .. }) => Ok(None),
             Err(e) => Err(e),
         }

@@ -480,6 +480,11 @@ impl Ensemble {
         }
     }
 
+    /// Deletes a node outside any session, whoever holds it (an operator's `delete` by hand).
+    pub fn remove(&self, path: &str) {
+        let _ = self.lock().delete(0, path, None);
+    }
+
     /// Every change applied so far.
     #[must_use]
     pub fn history(&self) -> Vec<Change> {
