@@ -111,6 +111,10 @@ fn fault(c: &Cluster, args: &[&str]) -> Result<String, String> {
             let (idx, ms) = node_ms(c, args, "stall")?;
             c.faults.stall_ms[idx].store(ms, Ordering::Relaxed);
         }
+        Some("lag") => {
+            let (idx, ms) = node_ms(c, args, "lag")?;
+            c.faults.commit_lag_ms[idx].store(ms, Ordering::Relaxed);
+        }
         Some("sync_slow") => {
             let (idx, ms) = node_ms(c, args, "sync_slow")?;
             synctrouble::slow_next(c, idx, ms);

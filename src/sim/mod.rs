@@ -107,6 +107,7 @@ impl SimCluster {
                 cluster: cluster.clone(),
                 index,
                 admitted: false,
+                logged_early: false,
             });
             let node_drops = cluster.faults.node_drops[index].subscribe();
             tokio::spawn(server::serve(l, node, stop.clone(), node_drops));

@@ -47,6 +47,9 @@ pub struct ReplicaNode {
     /// Handles writes that already passed the checks on arrival (a stalled primary logging
     /// them late): the deny env is not looked at again.
     pub admitted: bool,
+    /// Such a write was logged on arrival, so replies showed it all along (slow secondaries,
+    /// not a slow disk).
+    pub logged_early: bool,
 }
 
 /// What a request does, for the replica's checks.
@@ -197,10 +200,12 @@ impl ReplicaNode {
         }
     }
 
-    /// Whether this is a write the node admitted before the table's write deny reached it,
-    /// committing now that the deny is in force (see `Partition::landed_under_block`).
+    /// Whether this is a write the node admitted before the table's write deny reached it and
+    /// logs only now that the deny is in force, unseen by any reply meanwhile (see
+    /// `Partition::landed_under_block`).
     fn lands_under_block(&self, state: &State, t: &Target) -> bool {
         self.admitted
+            && !self.logged_early
             && state.nodes[self.index]
                 .deny
                 .get(&(t.app_id, t.pidx))
@@ -550,7 +555,11 @@ impl ReplicaNode {
                     ballot: p.ballot,
                     status,
                     last_committed_decree: p.last_committed,
-                    last_prepared_decree: p.last_committed,
+                    last_prepared_decree: if p.primary == self.index {
+                        p.last_prepared_on(self.index)
+                    } else {
+                        p.last_committed
+                    },
                     last_durable_decree: p.last_committed,
                     app_type: app.app_type.clone(),
                     disk_tag: "data0".into(),
@@ -588,18 +597,65 @@ impl ReplicaNode {
         if is_write && req.name != Duplicate::NAME && !stall.is_zero() {
             return self.stalled(req, stall);
         }
+        let lag = self.cluster.faults.commit_lag(self.index);
+        if is_write && req.name != Duplicate::NAME && !lag.is_zero() {
+            return self.lagged(req, lag);
+        }
         self.data_now(&req).map_or(Outcome::NoReply, Outcome::Reply)
+    }
+
+    /// What a client write is, for the replica's checks.
+    fn access_of(name: &str) -> Access {
+        match name {
+            Incr::NAME | CheckAndSet::NAME | CheckAndMutate::NAME => Access::NonIdempotentWrite,
+            _ => Access::Write,
+        }
+    }
+
+    /// Slow secondaries: a write passes the checks and is logged on arrival, so the primary's
+    /// `last_prepared_decree` counts it, then commits `lag` later, once its prepare is
+    /// acknowledged (`replica_2pc.cpp` `init_prepare`, `on_prepare_reply`).
+    fn lagged(&self, req: Request, lag: std::time::Duration) -> Outcome {
+        let pid = {
+            let mut state = self.cluster.lock();
+            let t = match self.check(&state, &req, Self::access_of(&req.name)) {
+                Ok(t) => t,
+                Err(reply) => return reply.map_or(Outcome::NoReply, Outcome::Reply),
+            };
+            let part = &mut state.apps.get_mut(&t.app_id).expect("checked").partitions[t.pidx];
+            *part.logged_uncommitted.entry(self.index).or_default() += 1;
+            (t.app_id, t.pidx)
+        };
+        let node = Self {
+            admitted: true,
+            logged_early: true,
+            ..self.clone()
+        };
+        Outcome::Later(Box::pin(async move {
+            tokio::time::sleep(lag).await;
+            let reply = node.data_now(&req);
+            node.uncount_logged(pid);
+            reply
+        }))
+    }
+
+    /// A logged write of partition `pid` committed (or its primary moved away).
+    fn uncount_logged(&self, (app_id, pidx): (i32, usize)) {
+        let mut state = self.cluster.lock();
+        let part = state
+            .apps
+            .get_mut(&app_id)
+            .and_then(|a| a.partitions.get_mut(pidx));
+        if let Some(n) = part.and_then(|p| p.logged_uncommitted.get_mut(&self.index)) {
+            *n = n.saturating_sub(1);
+        }
     }
 
     /// A stalled primary (a slow disk): a write passes the checks on arrival, then is logged
     /// and committed `stall` later; until logged it shows in no reply, as
     /// `last_prepared_decree` counts only logged mutations (`replica.cpp`, v2.5.0 and master).
     fn stalled(&self, req: Request, stall: std::time::Duration) -> Outcome {
-        let access = match req.name.as_str() {
-            Incr::NAME | CheckAndSet::NAME | CheckAndMutate::NAME => Access::NonIdempotentWrite,
-            _ => Access::Write,
-        };
-        if let Err(reply) = self.check(&self.cluster.lock(), &req, access) {
+        if let Err(reply) = self.check(&self.cluster.lock(), &req, Self::access_of(&req.name)) {
             return reply.map_or(Outcome::NoReply, Outcome::Reply);
         }
         let node = Self {

@@ -190,6 +190,9 @@ pub struct Partition {
     /// only), so no tool can wait for it before the switch; the simulation's check at the
     /// switch leaves these keys to the checks on acknowledged writes.
     pub landed_under_block: BTreeSet<Vec<u8>>,
+    /// Per replica server: client writes it logged as this partition's primary that wait for
+    /// their commit (slow secondaries): its `last_prepared_decree` counts them.
+    pub logged_uncommitted: BTreeMap<usize, u32>,
 }
 
 impl Partition {
@@ -209,7 +212,16 @@ impl Partition {
             group_checks: 0,
             key_estimate: (0, now),
             landed_under_block: BTreeSet::new(),
+            logged_uncommitted: BTreeMap::new(),
         }
+    }
+
+    /// The `last_prepared_decree` server `node` reports: what it committed, plus the writes it
+    /// logged as primary that wait for their commit.
+    #[must_use]
+    pub fn last_prepared_on(&self, node: usize) -> i64 {
+        let logged = self.logged_uncommitted.get(&node).copied().unwrap_or(0);
+        self.last_committed + i64::from(logged)
     }
 
     /// RocksDB's estimated key count as a replica reports it: refreshed at most every
@@ -557,6 +569,9 @@ pub struct Faults {
     /// Per replica server: client writes that pass its checks are logged and committed this
     /// many ms later (a stalled primary).
     pub stall_ms: Vec<AtomicU64>,
+    /// Per replica server: client writes that pass its checks are logged at once and committed
+    /// this many ms later (slow secondaries).
+    pub commit_lag_ms: Vec<AtomicU64>,
 }
 
 /// A fault that strikes the next N events of one table.
@@ -601,6 +616,7 @@ impl Faults {
             drop_connections: watch::channel(0).0,
             counted: std::sync::Mutex::default(),
             stall_ms: (0..replicas).map(|_| AtomicU64::new(0)).collect(),
+            commit_lag_ms: (0..replicas).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
@@ -637,6 +653,16 @@ impl Faults {
     pub fn stall(&self, node: usize) -> Duration {
         Duration::from_millis(
             self.stall_ms
+                .get(node)
+                .map_or(0, |s| s.load(Ordering::Relaxed)),
+        )
+    }
+
+    /// How long server `node` takes to commit a write it logged (slow secondaries).
+    #[must_use]
+    pub fn commit_lag(&self, node: usize) -> Duration {
+        Duration::from_millis(
+            self.commit_lag_ms
                 .get(node)
                 .map_or(0, |s| s.load(Ordering::Relaxed)),
         )

@@ -368,6 +368,37 @@ async fn replica_info_names_each_replicas_role_ballot_and_decree() {
     assert_eq!(moved.parts[0].ballot, prim.parts[0].ballot + 1);
 }
 
+/// Slow secondaries: a write the primary logged and sent out counts in its
+/// `last_prepared_decree` until its prepare is acknowledged and it commits
+/// (`replica::last_prepared_decree`, `replica_2pc.cpp` `init_prepare`, `on_prepare_reply`);
+/// its secondaries report only what they committed here.
+#[tokio::test]
+async fn a_logged_write_waiting_for_its_commit_counts_in_the_primarys_prepared_decree() {
+    // No empty writes meanwhile.
+    let quiet = |c: &mut SimConfig| c.group_check_interval = Duration::from_secs(60);
+    let sim = start_with(&Directory::default(), "a", 1, Version::V2_6, quiet).await;
+    let t = table(&sim, "t", 1).await;
+    t.put(b"k", b"s", b"v0").await.unwrap();
+    let prim = Primaries::read(&meta_client(&sim), "t").await.unwrap();
+    let node = prim.parts[0].addr.unwrap();
+    let index = sim.replicas().iter().position(|a| *a == node).unwrap();
+    let decrees = || async {
+        let info = replica().query_replica_info(node).await.unwrap();
+        let r = info.iter().find(|r| r.pid.partition_index == 0).unwrap();
+        (r.last_prepared_decree, r.last_committed_decree)
+    };
+    let (prepared, committed) = decrees().await;
+    assert_eq!(prepared, committed, "nothing in flight yet");
+    fault(&sim, &["lag", &index.to_string(), "1500"]).await;
+    let writer = tokio::spawn(async move { t.put(b"k", b"s", b"v1").await });
+    eventually("the primary logged the write", || async {
+        decrees().await == (committed + 1, committed)
+    })
+    .await;
+    writer.await.unwrap().unwrap();
+    assert_eq!(decrees().await, (committed + 1, committed + 1));
+}
+
 #[tokio::test]
 async fn a_meta_leader_change_forgets_the_last_committed_decrees() {
     let directory = Directory::default();
