@@ -120,7 +120,7 @@ impl Run<'_> {
             return Ok(());
         }
         Err(Stop::Abort(format!(
-            "{} still refuses the probe write on partitions {} (an earlier block's lift has not reached them): nothing was blocked",
+            "{} does not yet take the probe write on partitions {} (an earlier block's lift has not reached them, or its writes commit too slowly): nothing was blocked",
             self.m.from,
             tally.describe_missing()
         )))

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use super::entry::{self, Entry};
 use super::evidence::Awaited;
 use super::table::{Run, StepResult, Stop};
+use crate::plan::StepKind;
 use crate::probe::progress::{self, Known};
 use crate::probe::Primaries;
 
@@ -71,10 +72,16 @@ impl Run<'_> {
             self.tally = tally;
             let read_at = Instant::now();
             if let Ok((prim, parts)) = self.progress_now(dupid).await {
-                last_state = self.advance(&prim, &parts, read_at, &mut baselines);
+                let waiting = self.advance(&prim, &parts, read_at, &mut baselines);
                 let n = usize::try_from(prim.partition_count).unwrap_or(0);
                 if n > 0 && baselines.len() == n && baselines.values().all(|b| b.drained) {
                     break;
+                }
+                let state = describe(&waiting);
+                if state != last_state {
+                    let msg = format!("waiting for {state}");
+                    self.ctx.events.wait(&self.m.table, StepKind::Drain, msg);
+                    last_state = state;
                 }
             }
             if Instant::now() + self.ctx.opts.poll >= block.drain_by() {
@@ -95,15 +102,15 @@ impl Run<'_> {
         }))
     }
 
-    /// Updates each partition's baseline and drained flag from one poll; returns a summary of
-    /// the partitions still waiting.
+    /// Updates each partition's baseline and drained flag from one poll; returns the
+    /// partitions still waiting, each with why.
     fn advance(
         &mut self,
         prim: &Primaries,
         parts: &[Known<progress::PartitionProgress>],
         read_at: Instant,
         baselines: &mut BTreeMap<i32, Baseline>,
-    ) -> String {
+    ) -> Vec<String> {
         let mut waiting = Vec::new();
         for (p, known) in prim.parts.iter().zip(parts) {
             let evidence = self.tally.seen.get(&p.pidx).copied();
@@ -162,11 +169,16 @@ impl Run<'_> {
                 waiting.push(format!("{} (shipped {shipped} of {})", p.pidx, base.decree));
             }
         }
-        if waiting.is_empty() {
-            "every partition shipped".into()
-        } else {
-            format!("partitions {}", waiting.join(", "))
-        }
+        waiting
+    }
+}
+
+/// The partitions still waiting, for messages.
+fn describe(waiting: &[String]) -> String {
+    if waiting.is_empty() {
+        "every partition shipped".into()
+    } else {
+        format!("partitions {}", waiting.join(", "))
     }
 }
 

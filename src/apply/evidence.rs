@@ -150,9 +150,10 @@ impl Tally {
         lock(&self.late).push((pidx, ballot, late));
     }
 
-    /// Voids the evidence of every partition whose unanswered probe was served since, at
-    /// the ballot `prim` names: its primary takes writes.
-    pub fn harvest_late(&mut self, prim: &Primaries) {
+    /// Every partition whose unanswered probe was served since, at the ballot `prim` names,
+    /// takes writes: that voids its evidence of a block, and is the evidence of a lift
+    /// (`awaited`), seen `now`.
+    pub fn harvest_late(&mut self, prim: &Primaries, awaited: Awaited, now: Instant) {
         let mut served = Vec::new();
         lock(&self.late).retain_mut(|(pidx, ballot, rx)| match rx.try_recv() {
             Ok(Answer::Served) => {
@@ -168,7 +169,12 @@ impl Tally {
                 .iter()
                 .any(|p| p.pidx == pidx && p.ballot == ballot)
             {
-                self.disprove(pidx, "a probe write left unanswered was served late");
+                if awaited == Awaited::WritesRestored {
+                    self.seen.entry(pidx).or_insert((ballot, now));
+                    self.missing.remove(&pidx);
+                } else {
+                    self.disprove(pidx, "a probe write left unanswered was served late");
+                }
             }
         }
     }
@@ -309,7 +315,9 @@ impl Poller<'_> {
             other => other,
         };
         tally.silence_span = silence_span(self.sync);
-        let verdicts: Vec<Verdict> = if let Awaited::WritesBlocked { .. } = awaited {
+        // A write probe left unanswered is watched on: served late, it shows writes taken (a
+        // slow commit), which voids a block's evidence and proves a lift.
+        let verdicts: Vec<Verdict> = if awaited.probe() == Probe::Write {
             let watched =
                 requests::send_watched(self.patient, &prim, Probe::Write, self.probe_deadline * 2)
                     .await;
@@ -320,7 +328,7 @@ impl Poller<'_> {
                 }
                 verdicts.push(judge(awaited, &answer));
             }
-            tally.harvest_late(&prim);
+            tally.harvest_late(&prim, awaited, now);
             verdicts
         } else {
             let answers =
@@ -499,10 +507,11 @@ mod tests {
         tally.watch_late(0, 1, late_rx);
         tally.watch_late(1, 1, still_rx);
         tally.record(&p, &[Verdict::InForce, Verdict::InForce], t);
-        tally.harvest_late(&p);
+        let blocked = blocked(BlockMode::Timeout, true);
+        tally.harvest_late(&p, blocked, t);
         assert!(tally.complete(), "nothing answered yet");
         late_tx.send(Answer::Served).unwrap();
-        tally.harvest_late(&p);
+        tally.harvest_late(&p, blocked, t);
         assert!(!tally.complete());
         assert!(tally
             .describe_missing()
@@ -512,5 +521,21 @@ mod tests {
             "the other partition keeps its evidence"
         );
         drop(still_tx);
+    }
+
+    #[tokio::test]
+    async fn a_probe_served_after_it_was_judged_unanswered_shows_writes_taken_again() {
+        let t = Instant::now();
+        let p = prim(&[1, 1]);
+        let mut tally = Tally::default();
+        let (late_tx, late_rx) = tokio::sync::oneshot::channel();
+        tally.watch_late(0, 1, late_rx);
+        tally.record(&p, &[Verdict::NotYet, Verdict::InForce], t);
+        assert!(!tally.complete());
+        late_tx.send(Answer::Served).unwrap();
+        let later = t + Duration::from_secs(1);
+        tally.harvest_late(&p, Awaited::WritesRestored, later);
+        assert!(tally.complete(), "{}", tally.describe_missing());
+        assert_eq!(tally.seen[&0], (1, later));
     }
 }

@@ -9,34 +9,7 @@ use migrator::routing::{node_path, Route};
 use migrator::sim::world::addrs;
 use migrator::sim::Version;
 
-use crate::stage::{text, LoadResult, Stage, StageOpts};
-
-/// No write acknowledged by `src` after the first one acknowledged by `dst`.
-fn assert_writes_never_split(s: &Stage, r: &LoadResult) {
-    let on = |sim: &migrator::sim::SimCluster| -> Vec<String> {
-        sim.replicas().iter().map(ToString::to_string).collect()
-    };
-    let (src, dst) = (on(s.src()), on(s.dst()));
-    let first_on_target = r
-        .report
-        .acked
-        .iter()
-        .filter(|a| dst.contains(&a.server))
-        .map(|a| a.at)
-        .min()
-        .expect("the target acknowledged writes");
-    let late: Vec<_> = r
-        .report
-        .acked
-        .iter()
-        .filter(|a| src.contains(&a.server) && a.at > first_on_target)
-        .map(|a| (&a.hash_key, a.at - first_on_target))
-        .collect();
-    assert!(
-        late.is_empty(),
-        "the source acknowledged writes after the target did: {late:?}"
-    );
-}
+use crate::stage::{assert_writes_never_split, text, Stage, StageOpts};
 
 async fn converges_after(point: &str, remove_duplication: bool, provoke_restore: bool) {
     let mut opts = StageOpts::new(Version::V2_6, "21s");

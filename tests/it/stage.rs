@@ -171,12 +171,18 @@ impl Stage {
     }
 
     pub fn start_load_at(&mut self, rate: u32) {
+        self.start_load_with(rate, 2, Duration::from_millis(500));
+    }
+
+    /// Load of `writers` per table, whose clients wait up to `op_timeout` for each write's
+    /// answer.
+    pub fn start_load_with(&mut self, rate: u32, writers: usize, op_timeout: Duration) {
         let cfg = LoadConfig {
             tables: self.w.tables.clone(),
             resolver: self.w.proxy_addrs()[0],
             rate,
-            writers_per_table: 2,
-            op_timeout: Duration::from_millis(500),
+            writers_per_table: writers,
+            op_timeout,
             partition_every: Some(Duration::from_millis(50)),
         };
         self.load = Some(Load::start(&cfg));
@@ -334,4 +340,31 @@ pub async fn output(child: std::process::Child) -> Output {
     tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap()
+}
+
+/// No write acknowledged by `src` after the first one acknowledged by `dst`.
+pub fn assert_writes_never_split(s: &Stage, r: &LoadResult) {
+    let on = |sim: &migrator::sim::SimCluster| -> Vec<String> {
+        sim.replicas().iter().map(ToString::to_string).collect()
+    };
+    let (src, dst) = (on(s.src()), on(s.dst()));
+    let first_on_target = r
+        .report
+        .acked
+        .iter()
+        .filter(|a| dst.contains(&a.server))
+        .map(|a| a.at)
+        .min()
+        .expect("the target acknowledged writes");
+    let late: Vec<_> = r
+        .report
+        .acked
+        .iter()
+        .filter(|a| src.contains(&a.server) && a.at > first_on_target)
+        .map(|a| (&a.hash_key, a.at - first_on_target))
+        .collect();
+    assert!(
+        late.is_empty(),
+        "the source acknowledged writes after the target did: {late:?}"
+    );
 }
