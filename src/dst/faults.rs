@@ -6,7 +6,6 @@
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,6 +38,40 @@ pub struct Chaos {
     /// What the late config syncs injected so far can add, in total.
     pub sync_lateness: Duration,
     pub trace: Trace,
+    /// How each stall holds its writes (`StallKind`), on a later stream of its own.
+    pub stall_kinds: Rng,
+}
+
+/// How a stalled source server holds the writes it admitted: a slow disk logs them late, so
+/// no reply shows them (`sim.fault stall`); slow secondaries commit them late, and its
+/// prepared decree counts them meanwhile (`sim.fault lag`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StallKind {
+    SlowDisk,
+    SlowSecondaries,
+}
+
+impl StallKind {
+    /// Either, evenly.
+    pub fn draw(rng: &mut Rng) -> Self {
+        if rng.chance(0.5) {
+            Self::SlowDisk
+        } else {
+            Self::SlowSecondaries
+        }
+    }
+
+    /// The two faults that make `node` hold its writes `ms` this way (and ends the other way).
+    fn faults(self, node: usize, ms: u64) -> [(&'static str, Vec<String>); 2] {
+        let (disk, secondaries) = match self {
+            Self::SlowDisk => (ms, 0),
+            Self::SlowSecondaries => (0, ms),
+        };
+        [
+            ("stall", vec![node.to_string(), disk.to_string()]),
+            ("lag", vec![node.to_string(), secondaries.to_string()]),
+        ]
+    }
 }
 
 /// One cause of a late config sync on a source server, as upstream has them
@@ -167,11 +200,16 @@ fn trouble(c: &mut Chaos, server: SocketAddr) {
     let stall = *c.rng.pick(&[0, 700, 1500, 4000]);
     let (name, args) = cause.fault(node);
     let said = run_fault(&source, name, args);
-    source.faults.stall_ms[node].store(stall, Relaxed);
+    let kind = StallKind::draw(&mut c.stall_kinds);
+    for (name, args) in kind.faults(node, stall) {
+        run_fault(&source, name, args);
+    }
     c.sync_lateness += cause.lateness(&source.config);
     c.trace.at(
         c.trace.elapsed_ms(),
-        format!("trouble: source {said}; server {node} stalls admitted writes {stall} ms"),
+        format!(
+            "trouble: source {said}; server {node} holds admitted writes {stall} ms ({kind:?})"
+        ),
     );
 }
 
@@ -352,7 +390,7 @@ pub fn heal(world: &World) {
     for sim in [&world.source, &world.target] {
         let faults = &sim.cluster().faults;
         faults.slow_write_ms.store(0, Relaxed);
-        for slot in &faults.stall_ms {
+        for slot in faults.stall_ms.iter().chain(&faults.commit_lag_ms) {
             slot.store(0, Relaxed);
         }
         crate::sim::synctrouble::heal(sim.cluster());
@@ -378,11 +416,15 @@ pub struct Actions {
     pub sync_lateness: Duration,
     /// Operators' commands still running.
     pub operators: Vec<JoinHandle<u8>>,
+    /// How each stall holds its writes, on a later stream of its own.
+    stall_kinds: Rng,
 }
 
 #[derive(Debug, Clone)]
 enum Action {
     Fault(&'static str, Vec<String>),
+    /// A source server holds the writes it admits this many ms (0: no more).
+    Stall(usize, u64),
     /// A source server's config sync comes late.
     LateSync(usize, LateSync),
     SlowWrites(u64),
@@ -402,7 +444,7 @@ enum Action {
 }
 
 impl Actions {
-    pub fn draw(rng: &mut Rng, world: &World, faults: bool) -> Actions {
+    pub fn draw(rng: &mut Rng, world: &World, faults: bool, stall_kinds: Rng) -> Actions {
         let mut at = Vec::new();
         if faults {
             let now = Instant::now();
@@ -411,13 +453,13 @@ impl Actions {
             for _ in 0..n {
                 let when = now + Duration::from_millis(rng.range(0, 100_000));
                 let table = rng.pick(&world.tables).clone();
-                let node = rng.range(0, replicas - 1).to_string();
+                let node = usize::try_from(rng.range(0, replicas - 1)).unwrap_or(0);
                 let action = match rng.range(0, 11) {
                     0 => Action::Fault("failover", vec![table, rng.range(0, 1).to_string()]),
                     1 => Action::Fault("leader", vec![rng.range(0, 2).to_string()]),
                     2 => Action::SlowWrites(rng.range(100, 2500)),
-                    3 => Action::Fault("stall", vec![node, rng.range(100, 3000).to_string()]),
-                    4 => Action::Fault("stall", vec![node, "0".into()]),
+                    3 => Action::Stall(node, rng.range(100, 3000)),
+                    4 => Action::Stall(node, 0),
                     5 | 6 => Action::LateSync(
                         usize::try_from(rng.range(0, replicas - 1)).unwrap_or(0),
                         LateSync::draw(rng, &table),
@@ -435,6 +477,7 @@ impl Actions {
             at,
             sync_lateness: Duration::ZERO,
             operators: Vec::new(),
+            stall_kinds,
         }
     }
 
@@ -467,6 +510,13 @@ impl Actions {
             let source = world.source.cluster();
             let (name, args) = match action {
                 Action::Fault(name, args) => (name, args),
+                Action::Stall(node, ms) => {
+                    let kind = StallKind::draw(&mut self.stall_kinds);
+                    for (name, args) in kind.faults(node, ms) {
+                        trace.say(format!("source: {}", run_fault(source, name, args)));
+                    }
+                    continue;
+                }
                 Action::LateSync(node, cause) => {
                     self.sync_lateness += cause.lateness(&source.config);
                     cause.fault(node)

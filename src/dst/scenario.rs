@@ -158,6 +158,7 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
         source: None,
         sync_lateness: Duration::ZERO,
         trace: trace.clone(),
+        stall_kinds: Rng::later(seed, 5),
     }));
     let _net = crate::net::simulate(Some(net_policy(chaos.clone())));
     let procs = Procs::default();
@@ -247,7 +248,7 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
         kills: &kills,
         guardians: &guardians,
     };
-    let mut actions = Actions::draw(&mut rng, &world, opts.faults);
+    let mut actions = Actions::draw(&mut rng, &world, opts.faults, Rng::later(seed, 6));
     if opts.faults && shape.speed_up.is_some() && later.chance(0.4) {
         actions.restore_sync_at(later.range(0, 100_000), shape.config_sync);
     }
