@@ -89,7 +89,9 @@ impl Source {
             original,
             lowered_to: speed_up.filter(|_| !master && !fixed_timer),
             unreadable,
-            group_check: Duration::from_millis(group_check.unwrap_or(10_000)),
+            group_check: Duration::from_millis(
+                group_check.unwrap_or(crate::plan::budget::DEFAULT_GROUP_CHECK_MS),
+            ),
             state: Mutex::default(),
         }
     }

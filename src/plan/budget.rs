@@ -34,6 +34,10 @@ pub const POLL_PAUSE: Duration = Duration::from_millis(50);
 pub const SILENT_ROUND: Duration = PROBE_TIMEOUT.saturating_mul(2).saturating_add(POLL_PAUSE);
 /// What a replica server's config sync is taken to be when `/config` could not be read.
 pub const DEFAULT_CONFIG_SYNC_MS: u64 = 30_000;
+/// What a replica server's group check is taken to be when `/config` could not be read: the
+/// shipped `config.ini`'s value (v2.5.0 `src/server/config.ini`), ten times the 2.5 code
+/// default, so the drain is never budgeted short and never allows an empty write too many.
+pub const DEFAULT_GROUP_CHECK_MS: u64 = 100_000;
 /// Shipping the last writes once loadable, on any version.
 const SHIP_SLACK: Duration = Duration::from_secs(2);
 
@@ -75,7 +79,8 @@ impl Budget {
             None => read,
         };
         let sync_d = Duration::from_millis(sync);
-        let empty_write_ms = (!source.master).then(|| source.group_check_ms.unwrap_or(10_000));
+        let empty_write_ms =
+            (!source.master).then(|| source.group_check_ms.unwrap_or(DEFAULT_GROUP_CHECK_MS));
         // A primary runs group check once per period, so the empty write comes up to two
         // periods after its last write. This assumes every primary ships at the block, which
         // catch-up waits for (each starts at its server's first duplication sync after
@@ -266,11 +271,11 @@ mod tests {
                 needed: 30_850 + 22_000 + 8_000 + 34_850,
             },
             Case {
-                name: "unreadable servers count as the default",
+                name: "unreadable servers count as the shipped config.ini has them",
                 source: cluster(false, &[], None),
                 speed_up: None,
                 sync: 30_000,
-                needed: 30_850 + 22_000 + 8_000 + 34_850,
+                needed: 30_850 + 202_000 + 8_000 + 34_850,
             },
         ];
         for c in cases {
