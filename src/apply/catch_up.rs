@@ -8,6 +8,7 @@
 //! than the budget's estimate, which assumes every primary ships (measured on real 2.5.0: a
 //! block 0.25 s after DS_LOG drained in 9.8 s against 8 s planned).
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -32,14 +33,20 @@ impl Lag {
         self.not_shipping.is_empty() && self.total <= threshold
     }
 
-    fn describe(&self, threshold: i64) -> String {
+    /// The lag, and the partitions not shipping yet; `explain` adds why they may not.
+    fn describe(&self, threshold: i64, explain: bool) -> String {
         let lag = format!("lag {}, threshold {threshold}", self.total);
         if self.not_shipping.is_empty() {
             return lag;
         }
         let parts: Vec<String> = self.not_shipping.iter().map(i32::to_string).collect();
+        let why = if explain {
+            " (each primary starts at its server's first duplication sync after DS_LOG, up to 10 s on real servers)"
+        } else {
+            ""
+        };
         format!(
-            "{lag}; waiting for partitions {} to start shipping (each primary starts at its server's first duplication sync after DS_LOG, up to 10 s on real servers)",
+            "{lag}; waiting for partitions {} to start shipping{why}",
             parts.join(", ")
         )
     }
@@ -93,10 +100,13 @@ impl Run<'_> {
         let what = format!("lag of {} to fall to {threshold}", self.m.table);
         let this = &*self;
         let last = std::sync::Mutex::new(None::<(Instant, i64)>);
+        // The progress lines say once why a partition may not ship yet.
+        let explained = std::sync::atomic::AtomicBool::new(false);
         wait_until(&what, deadline, this.ctx.opts.idle_poll(), || async {
             let seen = this.lag_now().await?;
             let lag = seen.total;
-            let waiting_to_ship = (!seen.not_shipping.is_empty()).then(|| seen.describe(threshold));
+            let waiting_to_ship =
+                (!seen.not_shipping.is_empty()).then(|| seen.describe(threshold, true));
             let now = Instant::now();
             let mut prev = last.lock().expect("lag sample lock");
             let eta = prev.and_then(|(t, l)| {
@@ -108,7 +118,10 @@ impl Run<'_> {
                     StepKind::CatchUp,
                     lag,
                     eta,
-                    seen.describe(threshold),
+                    seen.describe(
+                        threshold,
+                        !seen.not_shipping.is_empty() && !explained.swap(true, Relaxed),
+                    ),
                 );
                 *prev = Some((now, lag));
             }
