@@ -14,12 +14,30 @@ thread_local! {
 }
 
 /// The simulated host a task runs on: its name (for traces), how far its wall clock is ahead
-/// (negative: behind) of true time, and the id of the process the task is.
+/// (negative: behind) of true time, when and by how much that clock is stepped (an NTP step),
+/// and the id of the process the task is.
 #[derive(Debug, Clone)]
 pub struct Host {
     pub name: std::sync::Arc<str>,
     pub skew_ms: i64,
+    pub jump: Option<Jump>,
     pub pid: u32,
+}
+
+/// A step of a host's wall clock: from `at` (virtual time) on, it reads `by_ms` further ahead.
+#[derive(Debug, Clone, Copy)]
+pub struct Jump {
+    pub at: Instant,
+    pub by_ms: i64,
+}
+
+impl Host {
+    /// How far this host's wall clock is ahead of true time at `now`.
+    #[must_use]
+    pub fn skew_at(&self, now: Instant) -> i64 {
+        let jumped = self.jump.filter(|j| now >= j.at).map_or(0, |j| j.by_ms);
+        self.skew_ms.saturating_add(jumped)
+    }
 }
 
 tokio::task_local! {
@@ -56,7 +74,7 @@ pub fn now_ms() -> u64 {
 /// on (for records of what happened when); outside a simulation the same as [`now_ms`].
 #[must_use]
 pub fn true_now_ms() -> u64 {
-    let skew = HOST.try_with(|h| h.skew_ms).unwrap_or(0);
+    let skew = HOST.try_with(|h| h.skew_at(Instant::now())).unwrap_or(0);
     now_ms().saturating_add_signed(-skew)
 }
 
@@ -100,7 +118,7 @@ pub fn now_us() -> u64 {
         Some((epoch_ms, start)) => {
             let elapsed = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
             let skew = HOST
-                .try_with(|h| h.skew_ms)
+                .try_with(|h| h.skew_at(Instant::now()))
                 .unwrap_or(0)
                 .saturating_mul(1000);
             (epoch_ms * 1000 + elapsed).saturating_add_signed(skew)

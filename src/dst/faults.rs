@@ -575,6 +575,7 @@ fn start_second_apply(env: &Env<'_>) -> JoinHandle<u8> {
     let host = Host {
         name: "operator apply".into(),
         skew_ms: 1_500,
+        jump: None,
         pid: super::procs::OPERATOR_PIDS,
     };
     super::procs::start_apply(
@@ -592,6 +593,7 @@ fn restore_sync(env: &Env<'_>, period: u64) -> JoinHandle<u8> {
     let host = Host {
         name: "config management".into(),
         skew_ms: 0,
+        jump: None,
         pid: super::procs::OPERATOR_PIDS + 2,
     };
     let servers = env.world.source.replicas();
@@ -622,6 +624,7 @@ fn start_abort(env: &Env<'_>, table: &str) -> JoinHandle<u8> {
     let host = Host {
         name: format!("abort {table}").into(),
         skew_ms: 0,
+        jump: None,
         pid: super::procs::OPERATOR_PIDS + 1,
     };
     super::procs::start_command(host, env.trace, async move {

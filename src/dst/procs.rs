@@ -153,9 +153,10 @@ const APPLY_PIDS: u32 = 1000;
 /// Process ids of other operators' apply and abort.
 pub const OPERATOR_PIDS: u32 = 2000;
 
-/// Which host each apply run is on, and its clock skew.
+/// Which host each apply run is on, its clock skew, and the step its clock may take.
 pub struct HostPlan {
     skews: Vec<i64>,
+    jumps: Vec<Option<clock::Jump>>,
     pub runs: usize,
 }
 
@@ -164,7 +165,31 @@ impl HostPlan {
         let skews = (0..3)
             .map(|_| i64::try_from(rng.range(0, 60_000)).unwrap_or(0) - 30_000)
             .collect();
-        HostPlan { skews, runs: 0 }
+        HostPlan {
+            skews,
+            jumps: vec![None; 3],
+            runs: 0,
+        }
+    }
+
+    /// Draws from `rng` (a later stream) which hosts' clocks are stepped, when and how far:
+    /// each in 3 of 10 runs, within the first 150 s, by up to a minute either way.
+    pub fn with_jumps(mut self, rng: &mut Rng, trace: &Trace) -> HostPlan {
+        let now = tokio::time::Instant::now();
+        for (i, jump) in self.jumps.iter_mut().enumerate() {
+            if !rng.chance(0.3) {
+                continue;
+            }
+            let after = rng.range(0, 150_000);
+            let by_ms = i64::try_from(rng.range(0, 120_000)).unwrap_or(0) - 60_000;
+            let at = trace.elapsed_ms() + after;
+            trace.at(at, format!("host {i}: its wall clock steps {by_ms:+} ms"));
+            *jump = Some(clock::Jump {
+                at: now + Duration::from_millis(after),
+                by_ms,
+            });
+        }
+        self
     }
 
     /// The host of the next apply run.
@@ -174,6 +199,7 @@ impl HostPlan {
         Host {
             name: format!("apply#{} (host {i})", self.runs).into(),
             skew_ms: self.skews[i],
+            jump: self.jumps[i],
             pid: APPLY_PIDS + u32::try_from(self.runs).unwrap_or(0),
         }
     }
@@ -252,13 +278,14 @@ pub fn launcher(
             .or_else(|| parsed.record_file.as_ref().map(|p| p.display().to_string()))
             .unwrap_or_default();
         let by = clock::host();
-        let skew = by.as_ref().map_or(0, |h| h.skew_ms);
+        let (skew, jump) = by.as_ref().map_or((0, None), |h| (h.skew_ms, h.jump));
         if let Some(by) = by {
             g.started_by.insert(pid, by.name.to_string());
         }
         let host = Host {
             name: format!("guardian#{pid}").into(),
             skew_ms: skew,
+            jump,
             pid,
         };
         let (trace, procs) = (trace.clone(), procs.clone());

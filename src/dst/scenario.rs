@@ -237,7 +237,7 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
     );
     tokio::time::sleep(Duration::from_millis(rng.range(500, 3000))).await;
 
-    let mut hosts = HostPlan::draw(&mut rng);
+    let mut hosts = HostPlan::draw(&mut rng).with_jumps(&mut Rng::later(seed, 7), &trace);
     let env = Env {
         world: &world,
         ensemble: &ensemble,
