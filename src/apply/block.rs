@@ -62,22 +62,23 @@ impl Run<'_> {
         }
     }
 
-    /// Waits until an earlier block's lift reached every server: until every primary takes the
-    /// probe write (up to a restore's `reserve`), and one config sync at the period read has
-    /// passed since the lift, for the servers that hold no primary (no probe reaches them, and
-    /// one promoted would still refuse writes). A lift reaches each server only at its next
+    /// Waits until an earlier block's lift reached every server: until every server synced
+    /// since the lift, even one whose sync failed once, for the servers that hold no primary
+    /// (no probe reaches them, and one promoted would still refuse writes); then until every
+    /// primary takes the probe write (up to a restore's `reserve`), probed last so that a
+    /// primary that moved meanwhile is asked too. A lift reaches each server only at its next
     /// config sync, and a fresh block set before that joins the two, so that server denies
     /// writes from the earlier block's start to this one's end, longer than
-    /// `max_write_block` (seeds 4170, 14594).
+    /// `max_write_block` (seeds 4170, 14594; 2390: a server's sync lost after the lift, and a
+    /// primary moved onto it during the wait).
     async fn await_writes_taken(&self, reserve: Duration) -> StepResult {
-        self.await_primaries_taking_writes(reserve).await?;
         self.await_lift_synced().await;
-        Ok(())
+        self.await_primaries_taking_writes(reserve).await
     }
 
-    /// Sleeps until one config sync at the period read (and its margin) has passed since this
-    /// table's last block record was written `Lifted`, by ZooKeeper's clock; the whole period
-    /// when that clock cannot be read.
+    /// Sleeps until every server synced since this table's last block record was written
+    /// `Lifted` (at the period read, allowing one failed sync, plus the margin), by
+    /// ZooKeeper's clock; the whole span when that clock cannot be read.
     async fn await_lift_synced(&self) {
         let store = self.ctx.record_store(self.m);
         let Some((record, written_ms)) = store.last_written().await else {
@@ -86,7 +87,8 @@ impl Run<'_> {
         if record.state != crate::cutover::record::BlockState::Lifted {
             return;
         }
-        let period = self.source.unsped_bound() + SYNC_MARGIN;
+        let period =
+            crate::plan::budget::synced_everywhere_within(self.source.unsped_bound()) + SYNC_MARGIN;
         let left = match store.clock().await {
             Ok(shared) => {
                 let synced = written_ms.saturating_add(ms(period));
@@ -98,7 +100,7 @@ impl Run<'_> {
             return;
         }
         let msg = format!(
-            "waiting {:.1}s for the last block's lift to reach every server of {} (one config sync)",
+            "waiting {:.1}s for the last block's lift to reach every server of {} (its next config sync, or the one after a failed one)",
             left.as_secs_f64(),
             self.m.from
         );
