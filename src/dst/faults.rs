@@ -394,6 +394,9 @@ pub fn heal(world: &World) {
             slot.store(0, Relaxed);
         }
         crate::sim::synctrouble::heal(sim.cluster());
+        for node in 0..sim.cluster().replicas.len() {
+            crate::sim::liveness::set_down(sim.cluster(), node, false);
+        }
     }
 }
 
@@ -425,6 +428,8 @@ enum Action {
     Fault(&'static str, Vec<String>),
     /// A source server holds the writes it admits this many ms (0: no more).
     Stall(usize, u64),
+    /// A source server's process dies (`true`) or is started again.
+    ReplicaDown(usize, bool),
     /// A source server's config sync comes late.
     LateSync(usize, LateSync),
     SlowWrites(u64),
@@ -487,6 +492,12 @@ impl Actions {
         self.insert_at(ms, Action::RestoreSync(period));
     }
 
+    /// Adds a source server's crash at `ms` from now and its restart `lasting` ms later.
+    pub fn replica_down_at(&mut self, ms: u64, node: usize, lasting: u64) {
+        self.insert_at(ms, Action::ReplicaDown(node, true));
+        self.insert_at(ms + lasting, Action::ReplicaDown(node, false));
+    }
+
     /// Adds an operator's delete of `table`'s lock node at `ms` from now.
     pub fn delete_lock_at(&mut self, ms: u64, table: &str) {
         self.insert_at(ms, Action::DeleteLock(table.to_string()));
@@ -510,6 +521,11 @@ impl Actions {
             let source = world.source.cluster();
             let (name, args) = match action {
                 Action::Fault(name, args) => (name, args),
+                Action::ReplicaDown(node, down) => {
+                    let addr = source.replicas[node].to_string();
+                    let on = if down { "on" } else { "off" };
+                    ("replica_down", vec![addr, on.into()])
+                }
                 Action::Stall(node, ms) => {
                     let kind = StallKind::draw(&mut self.stall_kinds);
                     for (name, args) in kind.faults(node, ms) {

@@ -257,6 +257,11 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
         let table = locks.pick(&world.tables).clone();
         actions.delete_lock_at(locks.range(0, 100_000), &table);
     }
+    let mut downs = Rng::later(seed, 8);
+    if opts.faults && downs.chance(0.2) {
+        let node = usize::try_from(downs.range(0, 2)).unwrap_or(0);
+        actions.replica_down_at(downs.range(0, 100_000), node, downs.range(2_000, 40_000));
+    }
     if opts.faults && rng.chance(0.15) {
         kills.lock().expect("kills").guardian_at =
             Some(u32::try_from(rng.range(1, 300)).unwrap_or(1));

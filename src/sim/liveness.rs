@@ -107,6 +107,8 @@ pub fn set_down(cluster: &Cluster, idx: usize, down: bool) {
     if down {
         node.alive = false;
         node.last_beacon = Instant::now();
+        // The process is gone, and with it the envs its replicas applied.
+        super::syncreply::forget(&mut state, idx);
         drop(state);
         cluster.faults.node_drops[idx].send_modify(|g| *g += 1);
         cluster.wakes.server_changed(idx);
