@@ -81,33 +81,46 @@ pub fn true_now_ms() -> u64 {
 /// A wall clock every host reads alike: ZooKeeper's, which stamps each write it applies
 /// (`mtime`, the leader's clock). A process measures once how far its own clock is from it;
 /// deadlines another host may resume (the block record's) are kept in it, so a host whose
-/// clock is off neither stretches nor cuts them.
+/// clock is off neither stretches nor cuts them. Once measured it advances with monotonic
+/// time, so a step of this host's wall clock later does not move it either.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Shared {
-    /// How far the shared clock is ahead of this host's (negative: behind).
+    /// How far the shared clock was ahead of this host's when measured (negative: behind).
     pub offset_ms: i64,
+    /// The shared clock's reading when measured, and that moment; `None`: this host's clock.
+    anchor: Option<(u64, Instant)>,
 }
 
 impl Shared {
     /// This host's own clock: for a block record kept in a local file, which only this host
     /// reads.
-    pub const LOCAL: Shared = Shared { offset_ms: 0 };
+    pub const LOCAL: Shared = Shared {
+        offset_ms: 0,
+        anchor: None,
+    };
 
     /// From a write ZooKeeper stamped `mtime_ms`, sent at `sent_ms` and answered at
-    /// `answered_ms` by this host's clock: the stamp is taken at the middle of the two, off by
-    /// at most half the round trip.
+    /// `answered_ms` (just now) by this host's clock: the stamp is taken at the middle of the
+    /// two, off by at most half the round trip.
     #[must_use]
     pub fn from_write(mtime_ms: i64, sent_ms: u64, answered_ms: u64) -> Self {
         let middle = i64::try_from(sent_ms / 2 + answered_ms / 2).unwrap_or(i64::MAX);
+        let offset_ms = mtime_ms.saturating_sub(middle);
         Self {
-            offset_ms: mtime_ms.saturating_sub(middle),
+            offset_ms,
+            anchor: Some((answered_ms.saturating_add_signed(offset_ms), Instant::now())),
         }
     }
 
     /// Milliseconds since the Unix epoch by the shared clock.
     #[must_use]
     pub fn now_ms(&self) -> u64 {
-        now_ms().saturating_add_signed(self.offset_ms)
+        match self.anchor {
+            Some((at_ms, at)) => {
+                at_ms.saturating_add(u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX))
+            }
+            None => now_ms().saturating_add_signed(self.offset_ms),
+        }
     }
 }
 
@@ -174,5 +187,31 @@ mod tests {
         let behind = Shared::from_write(1_000, 30_000, 30_010);
         assert_eq!(behind.offset_ms, -29_005);
         assert_eq!(Shared::LOCAL.offset_ms, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_shared_clock_advances_with_monotonic_time_whatever_the_hosts_clock_does() {
+        let _sim = simulate(1_000_000);
+        let host = Host {
+            name: "h".into(),
+            skew_ms: 0,
+            jump: Some(Jump {
+                at: Instant::now() + std::time::Duration::from_secs(1),
+                by_ms: -60_000,
+            }),
+            pid: 1,
+        };
+        on_host(host, async {
+            let now = now_ms();
+            let shared = Shared::from_write(i64::try_from(now).unwrap() + 5_000, now, now);
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            assert_eq!(
+                now_ms(),
+                now + 2_000 - 60_000,
+                "the host's clock stepped back"
+            );
+            assert_eq!(shared.now_ms(), now + 5_000 + 2_000);
+        })
+        .await;
     }
 }
