@@ -35,8 +35,12 @@ const LINGER: Duration = Duration::from_secs(600);
 /// How long a guardian that never read its record waits for it (apply waits less for the
 /// announcement, so it blocked nothing).
 const NEVER_READ: Duration = Duration::from_secs(60);
-/// How long after a lift it keeps deleting a deny env that lands late.
+/// How long after a lift it keeps watching for a deny env that lands late.
 const AFTERCARE: Duration = Duration::from_secs(120);
+/// How long after the lift was recorded a set of the deny env sent before it may still land
+/// (delayed in the network): only that long is an env of the block's value taken for a late
+/// landing and deleted; later it is someone else's, set by hand, and left alone.
+pub const LATE_SET: Duration = Duration::from_secs(30);
 /// Shortens [`LINGER`] (milliseconds): a test knob, so tests can require every guardian they
 /// start to exit; production never sets it.
 pub const LINGER_ENV: &str = "MIGRATOR_GUARDIAN_LINGER_MS";
@@ -402,8 +406,9 @@ async fn rounds(
                     return Ended::Lifted;
                 }
                 // A set of the deny env that was in flight can land after the lift: once it
-                // landed the meta shows it, so only then is it deleted.
-                if round % 10 == 0 {
+                // landed the meta shows it, so only then is it deleted, and only while it can
+                // be that set.
+                if round % 10 == 0 && late_set_may_land(&watch.store, shared, since).await {
                     let _ = lift_if_landed(&record).await;
                 }
             }
@@ -549,6 +554,35 @@ pub async fn finish_lift(store: &RecordStore, record: &BlockRecord) -> Result<()
         Transition::Lost(r) if r.state == BlockState::Lifted => Ok(()),
         Transition::Lost(r) => Err(format!("the record became {:?} while lifting", r.state)),
     }
+}
+
+/// Whether a set of the deny env sent before the lift may still land: for [`LATE_SET`] after
+/// the `Lifted` record was written (ZooKeeper's clock), or after this guardian saw the lift
+/// (`lifted_ms`, by `clock`) when the record's write time cannot be read.
+async fn late_set_may_land(
+    store: &RecordStore,
+    clock: crate::clock::Shared,
+    lifted_ms: u64,
+) -> bool {
+    let recorded = match store.last_written().await {
+        Some((r, written_ms)) if r.state == BlockState::Lifted => written_ms,
+        Some(_) => return false,
+        None => lifted_ms,
+    };
+    clock.now_ms() < recorded + ms(LATE_SET)
+}
+
+/// Whether `store`'s record was written `Lifted` less than [`LATE_SET`] ago by ZooKeeper's
+/// clock, so that an env of its value may still be its own set landing late (`abort` asks);
+/// not when either cannot be read, or for a record kept in a file.
+pub async fn lifted_moments_ago(store: &RecordStore) -> bool {
+    let Some((r, written_ms)) = store.last_written().await else {
+        return false;
+    };
+    let Ok(clock) = store.clock().await else {
+        return false;
+    };
+    r.state == BlockState::Lifted && clock.now_ms() < written_ms + ms(LATE_SET)
 }
 
 /// Deletes `record`'s deny env if the source meta shows it (a set that landed after the lift).

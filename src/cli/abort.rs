@@ -264,8 +264,12 @@ async fn lift(spec: &Spec, store: &RecordStore, m: &Migration, value: &str) -> R
                 Err(not_ours(m, value))
             } else if r.state == BlockState::Lifting {
                 guardian::finish_lift(store, &r).await
-            } else {
+            } else if guardian::lifted_moments_ago(store).await {
+                // Its own set, sent before the lift, may have landed late.
                 guardian::lift(&r).await
+            } else {
+                // Long after the lift an env of that value is someone else's (set by hand).
+                Err(not_ours(m, value))
             }
         }
         Transition::Lost(r) => Err(format!("the block record says {:?}", r.state)),

@@ -5,13 +5,15 @@
 //!     `max_write_block` (its restore included) + the config-sync lateness the run injected +
 //!     a margin, whoever ends it;
 //! (d) every guardian exits within its bound;
-//! (e) nobody deletes the deny env of a block whose record does not say it is being lifted;
+//! (e) nobody deletes the deny env of a block whose record does not say it is being lifted,
+//!     nor changes one another operator set by hand;
 //! (f) apply converges — migrated, lifted (exit 3) or an operator needed (exit 4) — within
 //!     bounded virtual time, never a hang.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::hand_deny::HandDeny;
 use super::procs::RunEnd;
 use super::writers::{key_of, Write};
 use crate::cutover::record::{BlockRecord, BlockState};
@@ -59,6 +61,8 @@ pub struct Facts {
     pub crashes: Vec<u64>,
     /// When each apply run started (true ms).
     pub apply_starts: Vec<u64>,
+    /// Deny envs another operator set by hand.
+    pub hand_denies: Vec<HandDeny>,
 }
 
 /// The version each writer's key holds at the end on each cluster, per (table, writer,
@@ -109,9 +113,59 @@ pub fn all(facts: &Facts, values: &FinalValues) -> Vec<String> {
     blocks_bounded(facts, &mut v);
     guardians_exit(facts, &mut v);
     lifts_owned(facts, &mut v);
+    hand_denies_untouched(facts, &mut v);
     converges(facts, &mut v);
     v.extend(facts.at_switch.iter().cloned());
     v
+}
+
+/// Whether the meta's change of `app_id`'s deny env to `value` at `at_ms` was another
+/// operator's own, setting or deleting a value by hand.
+fn by_hand(facts: &Facts, app_id: i32, at_ms: u64, value: Option<&str>) -> bool {
+    facts.hand_denies.iter().any(|h| {
+        h.app_id == app_id
+            && match value {
+                Some(v) => h.set_ms == at_ms && h.value == v,
+                None => h.deleted_ms == Some(at_ms),
+            }
+    })
+}
+
+/// When another operator first set `app_id`'s deny env by hand at or after `from_ms`: they
+/// look first, so migrator's block had been lifted on the meta by then, and what servers deny
+/// from there on is theirs.
+fn set_by_hand_after(facts: &Facts, app_id: i32, from_ms: u64) -> Option<u64> {
+    facts
+        .hand_denies
+        .iter()
+        .filter(|h| h.app_id == app_id && h.set_ms >= from_ms)
+        .map(|h| h.set_ms)
+        .min()
+}
+
+/// (e) Nobody but the operator who set a deny env by hand changes or deletes it while it is
+/// theirs.
+fn hand_denies_untouched(facts: &Facts, v: &mut Vec<String>) {
+    for h in &facts.hand_denies {
+        let until = h.deleted_ms.unwrap_or(facts.end_ms);
+        for e in &facts.deny_log {
+            let DenyEvent::Meta {
+                at_ms,
+                app_id,
+                value,
+            } = e
+            else {
+                continue;
+            };
+            let theirs = by_hand(facts, *app_id, *at_ms, value.as_deref());
+            if *app_id == h.app_id && (h.set_ms..=until).contains(at_ms) && !theirs {
+                v.push(format!(
+                    "(e) the deny env {} an operator set by hand on {} at {} ms was changed to {value:?} at {at_ms} ms by someone else",
+                    h.value, h.table, h.set_ms
+                ));
+            }
+        }
+    }
 }
 
 /// The record of `table` as it stood at `at_ms` (true time), from the ZooKeeper history.
@@ -255,7 +309,7 @@ fn blocks_bounded(facts: &Facts, v: &mut Vec<String>) {
         let Some(table) = facts.app_ids.get(app_id) else {
             continue;
         };
-        if !value.ends_with("write") {
+        if !value.ends_with("write") || by_hand(facts, *app_id, *at_ms, Some(value)) {
             continue;
         }
         let Some(record) = record_at(facts, table, *at_ms) else {
@@ -265,6 +319,7 @@ fn blocks_bounded(facts: &Facts, v: &mut Vec<String>) {
         let ended = [
             switched_at(facts, table, *at_ms),
             writes_taken_at(facts, *app_id, *at_ms),
+            set_by_hand_after(facts, *app_id, *at_ms),
         ]
         .into_iter()
         .flatten()
@@ -318,6 +373,9 @@ fn lifts_owned(facts: &Facts, v: &mut Vec<String>) {
         let Some(table) = facts.app_ids.get(app_id) else {
             continue;
         };
+        if by_hand(facts, *app_id, *at_ms, None) {
+            continue;
+        }
         let Some(record) = record_at(facts, table, *at_ms) else {
             continue;
         };

@@ -421,6 +421,8 @@ pub struct Actions {
     pub operators: Vec<JoinHandle<u8>>,
     /// How each stall holds its writes, on a later stream of its own.
     stall_kinds: Rng,
+    /// Deny envs other operators set by hand.
+    pub hand_denies: super::hand_deny::HandDenies,
 }
 
 #[derive(Debug, Clone)]
@@ -430,6 +432,8 @@ enum Action {
     Stall(usize, u64),
     /// A source server's process dies (`true`) or is started again.
     ReplicaDown(usize, bool),
+    /// Another operator sets a table's deny env by hand to this value for this many ms.
+    HandDeny(String, &'static str, u64),
     /// A source server's config sync comes late.
     LateSync(usize, LateSync),
     SlowWrites(u64),
@@ -483,6 +487,7 @@ impl Actions {
             sync_lateness: Duration::ZERO,
             operators: Vec::new(),
             stall_kinds,
+            hand_denies: super::hand_deny::HandDenies::default(),
         }
     }
 
@@ -496,6 +501,12 @@ impl Actions {
     pub fn replica_down_at(&mut self, ms: u64, node: usize, lasting: u64) {
         self.insert_at(ms, Action::ReplicaDown(node, true));
         self.insert_at(ms + lasting, Action::ReplicaDown(node, false));
+    }
+
+    /// Adds another operator's deny env set by hand on `table` at `ms` from now, deleted
+    /// `lasting` ms later.
+    pub fn hand_deny_at(&mut self, ms: u64, table: &str, value: &'static str, lasting: u64) {
+        self.insert_at(ms, Action::HandDeny(table.to_string(), value, lasting));
     }
 
     /// Adds an operator's delete of `table`'s lock node at `ms` from now.
@@ -521,6 +532,25 @@ impl Actions {
             let source = world.source.cluster();
             let (name, args) = match action {
                 Action::Fault(name, args) => (name, args),
+                Action::HandDeny(table, value, lasting) => {
+                    let looks = super::hand_deny::Looks {
+                        ensemble: env.ensemble,
+                        lock: crate::apply::lock::lock_path(super::MIGRATOR_ROOT, &table),
+                        record: format!(
+                            "{}/blocks/{}/{table}",
+                            super::MIGRATOR_ROOT,
+                            world.config.source_name
+                        ),
+                    };
+                    let lasting = Duration::from_millis(lasting);
+                    let what = (table.as_str(), value, lasting);
+                    let denies = &self.hand_denies;
+                    if let Some(task) = super::hand_deny::start(source, &looks, what, denies, trace)
+                    {
+                        self.operators.push(task);
+                    }
+                    continue;
+                }
                 Action::ReplicaDown(node, down) => {
                     let addr = source.replicas[node].to_string();
                     let on = if down { "on" } else { "off" };

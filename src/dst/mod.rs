@@ -14,6 +14,7 @@
 mod at_switch;
 pub mod check;
 mod faults;
+mod hand_deny;
 mod procs;
 pub mod rng;
 mod scenario;

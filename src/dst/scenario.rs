@@ -257,6 +257,15 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
         let table = locks.pick(&world.tables).clone();
         actions.delete_lock_at(locks.range(0, 100_000), &table);
     }
+    let mut hands = Rng::later(seed, 9);
+    if opts.faults && hands.chance(0.15) {
+        let table = hands.pick(&world.tables).clone();
+        let value = *hands.pick(&["timeout*write", "reconfig*write", "reconfig*all"]);
+        // Half of them before the first apply takes the table's lock.
+        let within = if hands.chance(0.5) { 1_000 } else { 100_000 };
+        let (at, lasting) = (hands.range(0, within), hands.range(1_000, 60_000));
+        actions.hand_deny_at(at, &table, value, lasting);
+    }
     let mut downs = Rng::later(seed, 8);
     if opts.faults && downs.chance(0.2) {
         let node = usize::try_from(downs.range(0, 2)).unwrap_or(0);
@@ -354,6 +363,7 @@ pub(super) async fn run(seed: u64, opts: Options) -> Report {
         at_switch: at_switch.lock().expect("at switch").clone(),
         crashes: procs.crashes(),
         apply_starts: procs.apply_starts(),
+        hand_denies: actions.hand_denies.lock().expect("hand denies").clone(),
         record_root: format!("{MIGRATOR_ROOT}/blocks/{}", world.config.source_name),
         routing_root: ROOT.into(),
         end_ms: clock::now_ms(),
