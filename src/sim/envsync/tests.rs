@@ -115,9 +115,9 @@ async fn a_server_syncs_on_connecting_then_at_every_tick_and_again_at_once_after
         [
             (400, 0, true),
             (400, 1, true),
-            // The restart forgets it; the sync on connecting applies it again.
-            (850, 0, false),
-            (850, 1, false),
+            // The process's death forgets it; the sync on connecting applies it again.
+            (820, 0, false),
+            (820, 1, false),
             (850, 0, true),
             (850, 1, true),
         ]
