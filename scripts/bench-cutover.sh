@@ -26,7 +26,10 @@ run() { # name versions sync_ms speed_up mode
     --versions "$versions" --client-timeout-ms 1000 >"$dir/sandbox.log" 2>&1 &
   local sandbox=$!
   for _ in $(seq 600); do [[ -f $dir/migrations.yaml ]] && break; sleep 0.1; done
-  sed -i "s/block_mode: timeout/block_mode: $mode/" "$dir/migrations.yaml"
+  # The sandbox's plan has the default block mode and the least budget for it; timeout mode
+  # needs more, so both modes get a budget no scenario reaches.
+  sed -i "s/block_mode: [a-z]*/block_mode: $mode/; s/max_write_block: [0-9]*s/max_write_block: 150s/" \
+    "$dir/migrations.yaml"
   if [[ $speed != - ]]; then
     sed -i "s/^  sandbox-a: { meta: \(.*\) }$/  sandbox-a: { meta: \1, config_sync_during_cutover: $speed }/" \
       "$dir/migrations.yaml"
