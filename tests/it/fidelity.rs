@@ -389,7 +389,8 @@ async fn a_logged_write_waiting_for_its_commit_counts_in_the_primarys_prepared_d
     };
     let (prepared, committed) = decrees().await;
     assert_eq!(prepared, committed, "nothing in flight yet");
-    fault(&sim, &["lag", &index.to_string(), "1500"]).await;
+    // Long enough that a poll slowed by a busy machine still sees the write in flight.
+    fault(&sim, &["lag", &index.to_string(), "3000"]).await;
     let writer = tokio::spawn(async move { t.put(b"k", b"s", b"v1").await });
     eventually("the primary logged the write", || async {
         decrees().await == (committed + 1, committed)
@@ -669,6 +670,23 @@ async fn set_deny(meta: &MetaClient, value: &str) {
         .unwrap();
 }
 
+/// Sets the deny env to `value`, waits up to `limit` until server 1's replica of `pidx`
+/// applies it, and says how many ms after `s0` it did.
+async fn applied_after(
+    (sim, meta, app_id): (&SimCluster, &MetaClient, i32),
+    pidx: usize,
+    value: &str,
+    s0: u64,
+    limit: Duration,
+) -> u64 {
+    set_deny(meta, value).await;
+    eventually_within("server 1 applies it", limit, || async {
+        deny_applied(sim, app_id, pidx).is_some()
+    })
+    .await;
+    deny_applied(sim, app_id, pidx).unwrap() - s0
+}
+
 /// A config-sync RPC that times out is not retried while the server is connected: the change
 /// it carried waits for the first tick after the timeout, the ticks in between skipped
 /// (`query_configuration_by_node` returns while `_config_query_task` is set,
@@ -685,12 +703,8 @@ async fn a_timed_out_config_sync_leaves_the_change_to_the_first_tick_after_the_t
     // The call at s0 + 400 carries the deny and is lost at s0 + 1400; the ticks at s0 + 800
     // and s0 + 1200 are skipped; the one at s0 + 1600 applies it.
     fault(&sim, &["sync_slow", "1", "6000"]).await;
-    set_deny(&meta, "reconfig*write").await;
-    eventually("server 1 applies it", || async {
-        deny_applied(&sim, app_id, 0).is_some()
-    })
-    .await;
-    let after = deny_applied(&sim, app_id, 0).unwrap() - s0;
+    let on = (&sim, &meta, app_id);
+    let after = applied_after(on, 0, "reconfig*write", s0, Duration::from_secs(15)).await;
     assert!(
         // Retried at the next tick it would be ~800 ms; the test's own steps may lag on a
         // loaded machine, so the lower bound leaves room.
@@ -712,12 +726,8 @@ async fn a_busy_meta_is_asked_again_500_ms_later_not_at_the_next_tick() {
     let busy = (s0 + 2250).saturating_sub(migrator::clock::now_ms());
     assert!(busy > 500, "the test came {} ms late", 2250 - busy);
     fault(&sim, &["sync_busy", "1", &busy.to_string()]).await;
-    set_deny(&meta, "reconfig*write").await;
-    eventually("server 1 applies it", || async {
-        deny_applied(&sim, app_id, 0).is_some()
-    })
-    .await;
-    let after = deny_applied(&sim, app_id, 0).unwrap() - s0;
+    let on = (&sim, &meta, app_id);
+    let after = applied_after(on, 0, "reconfig*write", s0, Duration::from_secs(15)).await;
     assert!(
         (2450..3500).contains(&after),
         "applied {after} ms after the tick before, for a 2000 ms period"
@@ -785,12 +795,8 @@ async fn a_server_cut_off_from_the_meta_refuses_clients_and_syncs_at_once_when_b
         answers[usize::try_from(pidx).unwrap()] == Answer::Refused
     })
     .await;
-    set_deny(&meta, "timeout*write").await;
-    eventually_within("server 1 applies it", Duration::from_secs(8), || async {
-        deny_applied(&sim, app_id, usize::try_from(pidx).unwrap()).is_some()
-    })
-    .await;
-    let after = deny_applied(&sim, app_id, usize::try_from(pidx).unwrap()).unwrap() - s0;
+    let (on, pidx) = ((&sim, &meta, app_id), usize::try_from(pidx).unwrap());
+    let after = applied_after(on, pidx, "timeout*write", s0, Duration::from_secs(8)).await;
     assert!(
         (1450..3500).contains(&after),
         "applied {after} ms after its last tick: on reconnecting, not at the next tick (4000)"
