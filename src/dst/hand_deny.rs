@@ -54,14 +54,14 @@ pub fn start(
         ));
         return None;
     }
-    let app_id = change(source, table, Some(value))?;
+    let (app_id, set_ms) = change(source, table, Some(value))?;
     let index = {
         let mut all = denies.lock().expect("hand denies");
         all.push(HandDeny {
             app_id,
             table: table.to_string(),
             value: value.to_string(),
-            set_ms: crate::clock::true_now_ms(),
+            set_ms,
             deleted_ms: None,
         });
         all.len() - 1
@@ -74,9 +74,9 @@ pub fn start(
     Some(tokio::spawn(async move {
         tokio::time::sleep(lasting).await;
         let still = current(&source, &table).as_deref() == Some(value.as_str());
-        if still && change(&source, &table, None).is_some() {
-            denies.lock().expect("hand denies")[index].deleted_ms =
-                Some(crate::clock::true_now_ms());
+        let deleted = still.then(|| change(&source, &table, None)).flatten();
+        if let Some((_, at_ms)) = deleted {
+            denies.lock().expect("hand denies")[index].deleted_ms = Some(at_ms);
             trace.say(format!("operator: deleted the deny env of {table}"));
         } else {
             trace.say(format!(
@@ -120,8 +120,9 @@ fn current(source: &Cluster, table: &str) -> Option<String> {
     state.app_by_name(table)?.envs.get(DENY_ENV).cloned()
 }
 
-/// Sets (or with `None` deletes) the deny env on the meta, as an env update does; the app id.
-fn change(source: &Cluster, table: &str, value: Option<&str>) -> Option<i32> {
+/// Sets (or with `None` deletes) the deny env on the meta, as an env update does; the app id
+/// and the time the meta's log gives the change, which the checks match it by.
+fn change(source: &Cluster, table: &str, value: Option<&str>) -> Option<(i32, u64)> {
     let op = if value.is_some() {
         AppEnvOperation::APP_ENV_OP_SET
     } else {
@@ -135,6 +136,11 @@ fn change(source: &Cluster, table: &str, value: Option<&str>) -> Option<i32> {
         clear_prefix: None,
     };
     let mut state = source.lock();
+    let logged = state.deny_log.len();
     crate::sim::app_envs::update(&mut state, &req, source.config.version.is_2_6()).ok()?;
-    state.app_by_name(table).map(|a| a.id)
+    // The change the update logged, if it changed anything.
+    match state.deny_log.get(logged) {
+        Some(crate::sim::state::DenyEvent::Meta { at_ms, app_id, .. }) => Some((*app_id, *at_ms)),
+        _ => None,
+    }
 }
